@@ -1,0 +1,98 @@
+"""`POST /v1/applications` (DESIGN.md §4): authenticate, validate (R4), publish with a
+confirm, answer 202. Intake keeps no state: the application id is chosen here (derived
+from the Idempotency-Key when one is given) and the status service decides."""
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+
+from shared import metrics
+from shared.contracts import routing
+from shared.contracts.applications import InvalidApplication, application_json_schema, parse_application
+from shared.contracts.envelope import new_event
+from shared.http.auth import Authenticator
+from shared.http.errors import ApiError
+from shared.messaging.broker import Broker
+
+log = logging.getLogger(__name__)
+SOURCE = "urn:arcserve:intake"
+MAX_BODY_BYTES = 64 * 1024
+MAX_IDEMPOTENCY_KEY = 255
+# Idempotency keys map to application ids by a name-based UUID: the same tenant and key
+# always give the same application, and the status service ignores a repeated id.
+_IDEMPOTENCY_NAMESPACE = uuid.UUID("a3c1e9a4-5b8e-4d36-8d8f-3f0f3e2f7b10")
+
+
+def application_id_for(tenant: str, idempotency_key: str | None) -> uuid.UUID:
+    if idempotency_key is None:
+        return uuid.uuid4()
+    return uuid.uuid5(_IDEMPOTENCY_NAMESPACE, f"{tenant}\n{idempotency_key}")
+
+
+async def _read_json(request: Request) -> Any:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise ApiError(413, "payload_too_large", f"the body is over {MAX_BODY_BYTES} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY_BYTES:
+            raise ApiError(413, "payload_too_large", f"the body is over {MAX_BODY_BYTES} bytes")
+    try:
+        return json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ApiError(422, "invalid_application", f"the body is not valid JSON: {exc}") from None
+
+
+def router(broker: Broker, auth: Authenticator) -> APIRouter:
+    api = APIRouter(prefix="/v1")
+
+    @api.post(
+        "/applications",
+        status_code=202,
+        openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": application_json_schema()}}}},
+    )
+    async def submit(request: Request, tenant: str = Depends(auth)) -> JSONResponse:
+        idempotency_key = request.headers.get("idempotency-key")
+        if idempotency_key is not None and not 1 <= len(idempotency_key) <= MAX_IDEMPOTENCY_KEY:
+            raise ApiError(422, "invalid_request", f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} characters")
+        raw = await _read_json(request)
+        try:
+            application = parse_application(raw)
+        except InvalidApplication as exc:  # R4: nothing is published
+            raise ApiError(422, "invalid_application", str(exc), errors=exc.errors) from None
+        application_id = application_id_for(tenant, idempotency_key)
+        contract_id = getattr(application, "contract_id", None)
+        event = new_event(
+            id=str(application_id),  # the dedupe key: a retried publish is the same message
+            type=routing.submission_type(application.kind),
+            source=SOURCE,
+            tenant_id=tenant,
+            subject=str(contract_id) if contract_id else None,
+            data={**application.model_dump(mode="json", exclude_none=True), "application_id": str(application_id)},
+        )
+        try:
+            await broker.publish(
+                broker.topology.applications,
+                application.kind,
+                event.to_json(),
+                message_id=event.id,
+                mandatory=True,  # unroutable would mean lost: refuse instead
+            )
+        except Exception as exc:
+            log.warning("could not publish application %s: %r", application_id, exc)
+            raise ApiError(503, "unavailable", "the application could not be queued; nothing was accepted, retry later") from None
+        metrics.APPLICATIONS_SUBMITTED.labels(application.kind).inc()
+        location = f"/v1/applications/{application_id}"
+        return JSONResponse(
+            {"application_id": str(application_id), "status": "received"},
+            status_code=202,
+            headers={"Location": location},
+        )
+
+    return api

@@ -1,0 +1,13 @@
+from __future__ import annotations
+
+from shared.config import Settings
+from shared.http.auth import Authenticator
+from shared.runtime import Service
+from services.intake import api
+
+
+def build(settings: Settings, port: int | None = None) -> Service:
+    # Intake only publishes with confirms: no consumers, no outbox.
+    service = Service("intake", settings, settings.intake_port if port is None else port, relay=False)
+    service.app.include_router(api.router(service.broker, Authenticator(lambda: service.pool)))
+    return service

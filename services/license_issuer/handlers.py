@@ -1,0 +1,105 @@
+"""License issuer: keys for accepted new applications, additions and VM-count increases
+(R1, R5, R7); revocation for accepted cancellations (R8). It keeps the keys it obtained, so
+a redelivered message re-announces the same keys instead of issuing new ones."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Awaitable, Callable
+
+import asyncpg
+
+from shared.contracts import routing
+from shared.contracts.envelope import CloudEvent, new_event
+from shared.contracts.events import ApplicationAccepted, parse_data
+from shared.issuance import IssuanceBackend
+from shared.messaging import inbox
+from shared.messaging.outbox import Outgoing, enqueue
+from shared.runtime import Service
+
+CONSUMER = "license-issuer"
+SOURCE = "urn:arcserve:license-issuer"
+
+
+@dataclass(frozen=True)
+class Context:
+    service: Service
+    backend: IssuanceBackend
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        return self.service.pool
+
+
+async def _already_handled(pool: asyncpg.Pool, event: CloudEvent) -> bool:
+    """Cheap look before calling the vendor; the claim in the transaction is what counts."""
+    return bool(
+        await pool.fetchval(
+            "SELECT true FROM messaging.inbox WHERE message_id = $1 AND consumer = $2", event.id, CONSUMER
+        )
+    )
+
+
+def _event(ctx: Context, key: str, cause: CloudEvent, data: dict[str, Any]) -> Outgoing:
+    return Outgoing(
+        ctx.service.topology.events,
+        key,
+        new_event(type=routing.event_type(key), source=SOURCE, data=data, tenant_id=cause.tenantid, subject=cause.subject),
+    )
+
+
+async def issue(ctx: Context, event: CloudEvent) -> None:
+    accepted = parse_data(ApplicationAccepted, event)
+    if not accepted.licenses or await _already_handled(ctx.pool, event):
+        return
+    keys = await ctx.backend.issue_license_keys(
+        accepted.application_id, [lic.license_id for lic in accepted.licenses], new=accepted.kind == "new"
+    )
+    now = datetime.now(timezone.utc)
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        if not await inbox.claim(conn, CONSUMER, event.id):
+            return
+        await conn.executemany(
+            """INSERT INTO license_issuer.keys (license_id, contract_id, application_id, license_key, issued_at)
+               VALUES ($1, $2, $3, $4, $5) ON CONFLICT (license_id) DO NOTHING""",
+            [(i, accepted.contract_id, accepted.application_id, key, now) for i, key in keys.items()],
+        )
+        stored = dict(
+            await conn.fetch(
+                "SELECT license_id, license_key FROM license_issuer.keys WHERE license_id = ANY($1::uuid[])",
+                list(keys),
+            )
+        )
+        licenses = [
+            {**lic.model_dump(mode="json", exclude_none=True), "status": "active", "license_key": stored[lic.license_id]}
+            for lic in accepted.licenses
+        ]
+        data = {"application_id": str(accepted.application_id), "contract_id": str(accepted.contract_id), "licenses": licenses}
+        await enqueue(conn, CONSUMER, [_event(ctx, routing.LICENSE_ISSUED, event, data)])
+
+
+async def revoke(ctx: Context, event: CloudEvent) -> None:
+    accepted = parse_data(ApplicationAccepted, event)
+    ids = [lic.license_id for lic in accepted.licenses]
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        if not await inbox.claim(conn, CONSUMER, event.id):
+            return
+        revoked = await conn.fetch(
+            """UPDATE license_issuer.keys SET revoked_at = now()
+               WHERE license_id = ANY($1::uuid[]) AND revoked_at IS NULL RETURNING license_key""",
+            ids,
+        )
+        # Revocation is immediate at the vendor (R8); a failure rolls the claim back and retries.
+        await ctx.backend.revoke_license_keys(accepted.application_id, [r["license_key"] for r in revoked])
+        licenses = [{**lic.model_dump(mode="json", exclude_none=True), "status": "cancelled"} for lic in accepted.licenses]
+        data = {"application_id": str(accepted.application_id), "contract_id": str(accepted.contract_id), "licenses": licenses}
+        await enqueue(conn, CONSUMER, [_event(ctx, routing.LICENSE_REVOKED, event, data)])
+
+
+Route = Callable[[Context, CloudEvent], Awaitable[None]]
+ROUTES: dict[str, Route] = {
+    routing.event_type(routing.accepted("new")): issue,
+    routing.event_type(routing.accepted("addition")): issue,
+    routing.event_type(routing.accepted("vm_count_increase")): issue,
+    routing.event_type(routing.accepted("cancellation")): revoke,
+}

@@ -1,0 +1,75 @@
+"""Configuration from the environment (one place; every service reads it the same way)."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
+DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/arcserve"
+
+
+def _float(name: str, default: float) -> float:
+    raw = os.environ.get(name, "")
+    try:
+        return float(raw) if raw else default
+    except ValueError:
+        raise SystemExit(f"{name} must be a number of seconds, got {raw!r}") from None
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "")
+    try:
+        return int(raw) if raw else default
+    except ValueError:
+        raise SystemExit(f"{name} must be an integer, got {raw!r}") from None
+
+
+def parse_api_keys(text: str) -> dict[str, str]:
+    """`tenant:key,tenant:key` → {key: tenant}."""
+    keys: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        tenant, sep, key = item.partition(":")
+        if not sep or not tenant or not key:
+            raise SystemExit("ARCSERVE_API_KEYS must look like tenant:key,tenant:key")
+        keys[key] = tenant
+    return keys
+
+
+@dataclass(frozen=True)
+class Settings:
+    amqp_url: str = DEFAULT_AMQP_URL
+    database_url: str = DEFAULT_DATABASE_URL
+    topology_prefix: str = ""  # prepended to every exchange and queue name (tests isolate by it)
+    intake_port: int = 8080
+    status_port: int = 8081
+    license_issuer_port: int = 8082
+    order_id_port: int = 8083
+    host: str = "0.0.0.0"
+    api_keys: dict[str, str] = field(default_factory=dict)  # key → tenant, seeded at start-up
+    sim_new_delay_s: float = 0.0
+    sim_change_delay_s: float = 0.0
+    year_end_closure: str = "12-29/01-03"
+    prefetch: int = 32
+    db_pool_size: int = 10
+    drain_timeout_s: float = 25.0
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        env = os.environ.get
+        return cls(
+            amqp_url=env("AMQP_URL") or DEFAULT_AMQP_URL,
+            database_url=env("DATABASE_URL") or DEFAULT_DATABASE_URL,
+            topology_prefix=env("ARCSERVE_TOPOLOGY_PREFIX", ""),
+            intake_port=_int("INTAKE_PORT", 8080),
+            status_port=_int("STATUS_PORT", 8081),
+            license_issuer_port=_int("LICENSE_ISSUER_PORT", 8082),
+            order_id_port=_int("ORDER_ID_PORT", 8083),
+            host=env("ARCSERVE_HOST") or "0.0.0.0",
+            api_keys=parse_api_keys(env("ARCSERVE_API_KEYS", "")),
+            sim_new_delay_s=_float("ARCSERVE_SIM_NEW_DELAY_S", 0.0),
+            sim_change_delay_s=_float("ARCSERVE_SIM_CHANGE_DELAY_S", 0.0),
+            year_end_closure=env("ARCSERVE_YEAR_END_CLOSURE", "12-29/01-03"),
+            prefetch=_int("ARCSERVE_PREFETCH", 32),
+            db_pool_size=_int("ARCSERVE_DB_POOL_SIZE", 10),
+            drain_timeout_s=_float("ARCSERVE_DRAIN_TIMEOUT_S", 25.0),
+        )

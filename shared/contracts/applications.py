@@ -1,0 +1,196 @@
+"""Application bodies (DESIGN.md §4), validated the same way at intake (HTTP) and at the
+status service (AMQP submissions). R4: unknown fields, including any wished-for date, are
+refused; so is every value outside the limits below."""
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any, Literal, Union
+from uuid import UUID
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StrictInt,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from shared.catalog import products
+
+# Size limits (DESIGN.md §6): every list and string is bounded.
+MAX_LICENSE_LINES = 20
+MAX_QUANTITY = 100
+MAX_VM_COUNT = 10_000
+MAX_LICENSE_IDS = 500
+MAX_COMPANY_NAME = 200
+
+
+class Kind(StrEnum):
+    NEW = "new"
+    ADDITION = "addition"
+    VM_COUNT_INCREASE = "vm_count_increase"
+    CANCELLATION = "cancellation"
+    CONTACT_CHANGE = "contact_change"
+
+
+class Usage(StrEnum):
+    VIRTUAL_SERVER = "virtual_server"
+    BARE_METAL = "bare_metal"
+    HYPERVISOR = "hypervisor"
+
+
+class LicenseType(StrEnum):
+    PER_SERVER = "per_server"
+    DEDICATED_HYPERVISOR = "dedicated_hypervisor"
+
+
+VALID_USAGE_TYPES = frozenset(
+    {
+        (Usage.VIRTUAL_SERVER, LicenseType.PER_SERVER),
+        (Usage.BARE_METAL, LicenseType.PER_SERVER),
+        (Usage.HYPERVISOR, LicenseType.PER_SERVER),
+        (Usage.HYPERVISOR, LicenseType.DEDICATED_HYPERVISOR),
+    }
+)
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+class Contact(_Body):
+    email: EmailStr = Field(max_length=254)
+    company_name: str = Field(min_length=1, max_length=MAX_COMPANY_NAME)
+
+
+class LicenseLine(_Body):
+    usage: Usage
+    license_type: LicenseType
+    quantity: StrictInt = Field(ge=1, le=MAX_QUANTITY)
+    vm_count: StrictInt | None = Field(default=None, ge=1, le=MAX_VM_COUNT)
+
+    @model_validator(mode="after")
+    def _usage_type_and_vm_count(self) -> LicenseLine:
+        if (self.usage, self.license_type) not in VALID_USAGE_TYPES:
+            raise ValueError(
+                f"usage {self.usage.value!r} cannot take license_type {self.license_type.value!r}"
+            )
+        dedicated = self.license_type is LicenseType.DEDICATED_HYPERVISOR
+        if dedicated and self.vm_count is None:
+            raise ValueError("vm_count is required for a dedicated_hypervisor license")
+        if not dedicated and self.vm_count is not None:
+            raise ValueError("vm_count is only allowed for a dedicated_hypervisor license")
+        return self
+
+
+Lines = Annotated[list[LicenseLine], Field(min_length=1, max_length=MAX_LICENSE_LINES)]
+
+
+class NewApplication(_Body):
+    """R1: a product, a contact and one or more license lines."""
+
+    kind: Literal["new"]
+    product: str = Field(max_length=64)
+    contact: Contact
+    licenses: Lines
+
+    @field_validator("product")
+    @classmethod
+    def _known_product(cls, code: str) -> str:
+        if code not in products():
+            raise ValueError(f"unknown product code {code!r}; known: {', '.join(sorted(products()))}")
+        return code
+
+
+class AdditionApplication(_Body):
+    """R5: more keys on an active contract."""
+
+    kind: Literal["addition"]
+    contract_id: UUID
+    licenses: Lines
+
+
+class VmCountIncreaseApplication(_Body):
+    """R7: more VMs on an active dedicated hypervisor license."""
+
+    kind: Literal["vm_count_increase"]
+    contract_id: UUID
+    license_id: UUID
+    additional_vms: StrictInt = Field(ge=1, le=MAX_VM_COUNT)
+
+
+class CancellationApplication(_Body):
+    """R8: `scope: "all"`, or a list of license ids (exactly one of the two)."""
+
+    kind: Literal["cancellation"]
+    contract_id: UUID
+    scope: Literal["all"] | None = None
+    license_ids: Annotated[list[UUID], Field(min_length=1, max_length=MAX_LICENSE_IDS)] | None = None
+
+    @model_validator(mode="after")
+    def _scope_or_ids(self) -> CancellationApplication:
+        if (self.scope is None) == (self.license_ids is None):
+            raise ValueError('give either scope "all" or license_ids, not both and not neither')
+        if self.license_ids is not None and len(set(self.license_ids)) != len(self.license_ids):
+            raise ValueError("license_ids must not repeat an id")
+        return self
+
+
+class ContactChangeApplication(_Body):
+    kind: Literal["contact_change"]
+    contract_id: UUID
+    contact: Contact
+
+
+Application = Annotated[
+    Union[
+        NewApplication,
+        AdditionApplication,
+        VmCountIncreaseApplication,
+        CancellationApplication,
+        ContactChangeApplication,
+    ],
+    Field(discriminator="kind"),
+]
+_application_adapter: TypeAdapter[Application] = TypeAdapter(Application)
+
+
+class InvalidApplication(ValueError):
+    """A body that breaks the schema. `errors` name each offending field (R4)."""
+
+    def __init__(self, errors: list[dict[str, str]]):
+        self.errors = errors
+        super().__init__("; ".join(f"{e['field']}: {e['problem']}" for e in errors))
+
+
+def _describe(error: Any) -> dict[str, str]:
+    loc = list(error["loc"])
+    if loc and loc[0] in Kind.__members__.values():
+        loc = loc[1:]  # pydantic prefixes the discriminator's tag; the field path is what helps
+    if error["type"].startswith("union_tag"):
+        loc = ["kind"]
+    field = ".".join(str(part) for part in loc) or "(body)"
+    problem = error["msg"]
+    if error["type"] == "extra_forbidden":
+        problem = "unknown field (wished-for dates and other extra fields are not accepted, R4)"
+    elif problem.startswith("Value error, "):
+        problem = problem.removeprefix("Value error, ")
+    return {"field": field, "problem": problem}
+
+
+def parse_application(body: Any) -> Application:
+    """Validate an application body; raise InvalidApplication naming each bad field."""
+    if not isinstance(body, dict):
+        raise InvalidApplication([{"field": "(body)", "problem": "must be a JSON object"}])
+    try:
+        return _application_adapter.validate_python(body)
+    except ValidationError as exc:
+        raise InvalidApplication([_describe(e) for e in exc.errors()]) from None
+
+
+def application_json_schema() -> dict[str, Any]:
+    return _application_adapter.json_schema()

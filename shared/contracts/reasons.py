@@ -1,0 +1,14 @@
+"""Reason codes of rejected applications (DESIGN.md §2). Their values are public."""
+from enum import StrEnum
+
+
+class ReasonCode(StrEnum):
+    INVALID_APPLICATION = "invalid_application"  # R4: fails the schema
+    CONTRACT_EXISTS = "contract_exists"  # R2
+    CONTRACT_PREPARING = "contract_preparing"  # R3
+    CHANGE_IN_PROGRESS = "change_in_progress"  # R6
+    NOT_DEDICATED_HYPERVISOR = "not_dedicated_hypervisor"  # R7
+    HYPERVISOR_PARTIAL_CANCELLATION = "hypervisor_partial_cancellation"  # R8
+    LICENSE_NOT_ACTIVE = "license_not_active"  # R8
+    CONTRACT_CANCELLED = "contract_cancelled"  # R10
+    NOT_FOUND = "not_found"

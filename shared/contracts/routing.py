@@ -1,0 +1,35 @@
+"""Exchanges, routing keys and CloudEvents types (DESIGN.md §4)."""
+from shared.contracts.applications import Kind
+
+APPLICATIONS_EXCHANGE = "arcserve.applications"
+EVENTS_EXCHANGE = "arcserve.events"
+
+SUBMISSION_TYPE_PREFIX = "arcserve.application."
+
+LICENSE_ISSUED = "license.issued"
+LICENSE_REVOKED = "license.revoked"
+ORDER_ID_ISSUED = "order_id.issued"
+ORDER_ID_CANCELLED = "order_id.cancelled"
+CONTRACT_STATUS_CHANGED = "contract.status_changed"
+
+
+def submission_type(kind: Kind | str) -> str:
+    """CloudEvents type of a submission, e.g. `arcserve.application.new`."""
+    return f"{SUBMISSION_TYPE_PREFIX}{kind}"
+
+
+def event_type(routing_key: str) -> str:
+    """CloudEvents type of an event: `arcserve.` + its routing key."""
+    return f"arcserve.{routing_key}"
+
+
+def accepted(kind: Kind | str) -> str:
+    return f"application.accepted.{kind}"
+
+
+def rejected(kind: Kind | str) -> str:
+    return f"application.rejected.{kind}"
+
+
+def completed(kind: Kind | str) -> str:
+    return f"application.completed.{kind}"

@@ -1,0 +1,116 @@
+-- Tenancy: who may call the API (DESIGN.md §6).
+CREATE SCHEMA tenancy;
+
+CREATE TABLE tenancy.tenants (
+    tenant_id   text PRIMARY KEY,                    -- the tenant's name, as in CloudEvents `tenantid`
+    created_at  timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE tenancy.api_keys (
+    key_hash    bytea PRIMARY KEY,                   -- sha256 of the bearer key; the key itself is never stored
+    tenant_id   text NOT NULL REFERENCES tenancy.tenants,
+    created_at  timestamptz NOT NULL DEFAULT now()
+);
+
+-- Messaging: inbox and outbox shared by every service (DESIGN.md §5).
+CREATE SCHEMA messaging;
+
+CREATE TABLE messaging.inbox (
+    message_id    text NOT NULL,                     -- CloudEvents `id` of the handled message
+    consumer      text NOT NULL,                     -- the queue whose handler consumed it
+    processed_at  timestamptz NOT NULL DEFAULT now(),-- for pruning after the retention period
+    PRIMARY KEY (message_id, consumer)
+);
+CREATE INDEX inbox_processed_at ON messaging.inbox (processed_at);
+
+CREATE TABLE messaging.outbox (
+    id           bigserial PRIMARY KEY,              -- relay order
+    publisher    text NOT NULL,                      -- the service whose relay sends it
+    exchange     text NOT NULL,                      -- full exchange name, topology prefix included
+    routing_key  text NOT NULL,
+    message_id   text NOT NULL,                      -- CloudEvents `id`, also the AMQP message-id
+    body         text NOT NULL,                      -- the CloudEvent, exactly as it is sent
+    created_at   timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX outbox_pending ON messaging.outbox (publisher, id);
+
+-- Status service: the single owner of contract state.
+CREATE SCHEMA status;
+
+CREATE TABLE status.contracts (
+    contract_id               uuid PRIMARY KEY,
+    tenant_id                 text NOT NULL,
+    product_code              text NOT NULL,
+    status                    text NOT NULL CHECK (status IN ('preparing', 'active', 'cancelled')),
+    contact_email             text NOT NULL,
+    contact_company_name      text NOT NULL,
+    arcserve_order_id         text,               -- null until order_id.issued
+    order_id_status           text CHECK (order_id_status IN ('active', 'cancelled')),
+    order_id_cancel_confirmed_at timestamptz,     -- order_id.cancelled arrived (R9)
+    created_at                timestamptz NOT NULL,
+    updated_at                timestamptz NOT NULL
+);
+-- R2 backstop: at most one live contract per tenant and product, even under races.
+CREATE UNIQUE INDEX contracts_one_live_per_product
+    ON status.contracts (tenant_id, product_code) WHERE status <> 'cancelled';
+CREATE INDEX contracts_by_tenant ON status.contracts (tenant_id, created_at DESC, contract_id DESC);
+
+CREATE TABLE status.licenses (
+    license_id        uuid PRIMARY KEY,
+    contract_id       uuid NOT NULL REFERENCES status.contracts,
+    position          int NOT NULL,               -- order of issue within the contract
+    application_id    uuid NOT NULL,              -- the application that created it
+    parent_license_id uuid,                       -- VM keys of a VM-count increase (R7)
+    usage             text NOT NULL,
+    license_type      text NOT NULL,
+    vm_count          int,
+    billable          boolean NOT NULL,
+    status            text NOT NULL CHECK (status IN ('preparing', 'active', 'cancelled')),
+    license_key       text,                       -- null until license.issued
+    issued_at         timestamptz,
+    charge_start_at   timestamptz,
+    charge_end_at     timestamptz,
+    revoked_at        timestamptz                 -- license.revoked arrived
+);
+CREATE INDEX licenses_by_contract ON status.licenses (contract_id, position);
+
+CREATE TABLE status.applications (
+    application_id         uuid PRIMARY KEY,       -- chosen by the submitter; a resubmission is a no-op
+    tenant_id              text NOT NULL,
+    kind                   text NOT NULL,
+    contract_id            uuid,                   -- as named by the application, or created by it
+    status                 text NOT NULL CHECK (status IN ('processing', 'completed', 'rejected')),
+    reason_code            text,
+    reason_message         text,
+    body                   jsonb,                  -- the validated body; null if it failed its schema
+    license_ids            uuid[] NOT NULL DEFAULT '{}', -- keys it creates or cancels
+    cancels_contract       boolean NOT NULL DEFAULT false,
+    submitted_at           timestamptz NOT NULL,
+    expected_completion_at timestamptz,
+    completed_at           timestamptz            -- when it ended (completed or rejected)
+);
+CREATE INDEX applications_by_contract ON status.applications (contract_id, submitted_at);
+CREATE INDEX applications_open ON status.applications (contract_id) WHERE status = 'processing';
+
+-- License issuer: the keys it obtained, so a redelivery never issues a second key.
+CREATE SCHEMA license_issuer;
+
+CREATE TABLE license_issuer.keys (
+    license_id      uuid PRIMARY KEY,
+    contract_id     uuid NOT NULL,
+    application_id  uuid NOT NULL,
+    license_key     text NOT NULL UNIQUE,
+    issued_at       timestamptz NOT NULL,
+    revoked_at      timestamptz
+);
+
+-- Order-ID service: one Arcserve order ID per contract.
+CREATE SCHEMA order_id;
+
+CREATE TABLE order_id.orders (
+    contract_id     uuid PRIMARY KEY,
+    application_id  uuid NOT NULL,               -- the `new` that asked for it
+    value           text NOT NULL UNIQUE,
+    issued_at       timestamptz NOT NULL,
+    cancelled_at    timestamptz
+);

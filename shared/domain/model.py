@@ -1,0 +1,426 @@
+"""The contract aggregate and the rules R1–R12 (DESIGN.md §2). Pure: no I/O, no clock.
+
+Every change fires only from the state it expects, so a duplicate or late event is a
+harmless no-op. Changes are recorded as domain events in `Contract.events`; the status
+service turns them into outgoing messages in the same transaction (transactional outbox).
+"""
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Iterable
+from uuid import UUID
+
+from shared.contracts.applications import (
+    AdditionApplication,
+    Application as ApplicationBody,
+    CancellationApplication,
+    Contact,
+    ContactChangeApplication,
+    Kind,
+    LicenseLine,
+    LicenseType,
+    NewApplication,
+    Usage,
+    VmCountIncreaseApplication,
+)
+from shared.contracts.reasons import ReasonCode
+from shared.domain.calendar import BusinessCalendar
+
+# Deterministic ids: a message handled twice yields the same contract and license ids.
+_IDS = uuid.UUID("6f1d7e0c-2a59-4c1b-9a9e-0d5f1b7a4e21")
+
+
+class ContractStatus(StrEnum):
+    PREPARING = "preparing"
+    ACTIVE = "active"
+    CANCELLED = "cancelled"
+
+
+class LicenseStatus(StrEnum):
+    PREPARING = "preparing"
+    ACTIVE = "active"
+    CANCELLED = "cancelled"
+
+
+class ApplicationStatus(StrEnum):
+    RECEIVED = "received"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    REJECTED = "rejected"
+
+
+class OrderIdStatus(StrEnum):
+    ACTIVE = "active"
+    CANCELLED = "cancelled"
+
+
+STATUS_LABELS_JA = {
+    ContractStatus.PREPARING: "新規準備中",
+    ContractStatus.ACTIVE: "提供中",
+    ContractStatus.CANCELLED: "廃止済",
+}
+LIVE_STATUSES = frozenset({ContractStatus.PREPARING, ContractStatus.ACTIVE})
+
+# R12: expected completion per kind.
+NEW_BUSINESS_DAYS = 5
+CHANGE_DURATION = timedelta(minutes=30)
+
+
+class Rejected(Exception):
+    def __init__(self, code: ReasonCode, message: str):
+        self.code = code
+        self.message = message
+        super().__init__(f"{code}: {message}")
+
+
+@dataclass(frozen=True)
+class Reason:
+    code: ReasonCode
+    message: str
+
+
+@dataclass
+class License:
+    license_id: UUID
+    application_id: UUID  # the application that created it
+    usage: Usage
+    license_type: LicenseType
+    vm_count: int | None
+    billable: bool
+    status: LicenseStatus = LicenseStatus.PREPARING
+    license_key: str | None = None
+    parent_license_id: UUID | None = None  # set on the VM keys of a VM-count increase (R7)
+    issued_at: datetime | None = None
+    charge_start_at: datetime | None = None
+    charge_end_at: datetime | None = None
+    revoked_at: datetime | None = None  # the vendor confirmed the revocation
+
+    @property
+    def is_hypervisor(self) -> bool:
+        return self.usage is Usage.HYPERVISOR
+
+    @property
+    def is_dedicated_hypervisor(self) -> bool:
+        return self.is_hypervisor and self.license_type is LicenseType.DEDICATED_HYPERVISOR
+
+
+@dataclass
+class OrderId:
+    value: str
+    status: OrderIdStatus = OrderIdStatus.ACTIVE
+    cancel_confirmed_at: datetime | None = None  # the vendor confirmed the cancellation
+
+
+@dataclass
+class Application:
+    application_id: UUID
+    tenant_id: str
+    kind: Kind
+    contract_id: UUID | None
+    body: ApplicationBody | None  # None only for a body that failed its schema
+    submitted_at: datetime
+    expected_completion_at: datetime | None = None
+    status: ApplicationStatus = ApplicationStatus.RECEIVED
+    reason: Reason | None = None
+    completed_at: datetime | None = None  # when it ended, completed or rejected
+    license_ids: list[UUID] = field(default_factory=list)  # keys it creates or cancels
+    cancels_contract: bool = False  # a cancellation that left no key (R9)
+
+    @property
+    def is_open(self) -> bool:
+        return self.status is ApplicationStatus.PROCESSING
+
+    def reject(self, code: ReasonCode, message: str, now: datetime) -> None:
+        self.status = ApplicationStatus.REJECTED
+        self.reason = Reason(code, message)
+        self.completed_at = now
+
+
+# Domain events: what happened, for the outbox.
+@dataclass(frozen=True)
+class ApplicationAccepted:
+    application: Application
+    licenses: tuple[License, ...]  # the keys it creates or cancels
+
+
+@dataclass(frozen=True)
+class ApplicationRejected:
+    application: Application
+
+
+@dataclass(frozen=True)
+class ApplicationCompleted:
+    application: Application
+
+
+@dataclass(frozen=True)
+class ContractStatusChanged:
+    contract_id: UUID
+    tenant_id: str
+    from_status: ContractStatus
+    to_status: ContractStatus
+    application_id: UUID
+
+
+DomainEvent = ApplicationAccepted | ApplicationRejected | ApplicationCompleted | ContractStatusChanged
+
+
+def expected_completion(kind: Kind, submitted_at: datetime, calendar: BusinessCalendar) -> datetime:
+    """R12: new takes 5 business days; additions and VM-count increases 30 minutes;
+    cancellations and contact changes are immediate."""
+    if kind is Kind.NEW:
+        return calendar.add_business_days(submitted_at, NEW_BUSINESS_DAYS)
+    if kind in (Kind.ADDITION, Kind.VM_COUNT_INCREASE):
+        return submitted_at + CHANGE_DURATION
+    return submitted_at
+
+
+def contract_id_for(application_id: UUID) -> UUID:
+    return uuid.uuid5(_IDS, f"contract:{application_id}")
+
+
+def _licenses_from(lines: Iterable[LicenseLine], application_id: UUID) -> list[License]:
+    """One key per unit of quantity (R1, R5)."""
+    licenses = []
+    for line in lines:
+        for _ in range(line.quantity):
+            licenses.append(
+                License(
+                    license_id=uuid.uuid5(_IDS, f"license:{application_id}:{len(licenses)}"),
+                    application_id=application_id,
+                    usage=line.usage,
+                    license_type=line.license_type,
+                    vm_count=line.vm_count,
+                    billable=True,
+                )
+            )
+    return licenses
+
+
+@dataclass
+class Contract:
+    contract_id: UUID
+    tenant_id: str
+    product_code: str
+    contact: Contact
+    status: ContractStatus
+    created_at: datetime
+    order_id: OrderId | None = None
+    licenses: dict[UUID, License] = field(default_factory=dict)  # in issue order
+    # Applications still processing, plus any this unit of work touched.
+    applications: dict[UUID, Application] = field(default_factory=dict)
+    events: list[DomainEvent] = field(default_factory=list)
+
+    # ---- R1, R2: a new contract ------------------------------------------------------
+    @classmethod
+    def open(cls, application: Application, live: Contract | None, now: datetime) -> Contract:
+        """R1: create the contract as `preparing` with one key per unit. R2: not while the
+        tenant holds a live contract for the product (`live`, locked by the caller)."""
+        body = application.body
+        assert isinstance(body, NewApplication)
+        if live is not None and live.status in LIVE_STATUSES:
+            raise Rejected(
+                ReasonCode.CONTRACT_EXISTS,
+                f"the tenant already has a {live.status.value} contract {live.contract_id} "
+                f"for {body.product}",
+            )
+        contract = cls(
+            contract_id=contract_id_for(application.application_id),
+            tenant_id=application.tenant_id,
+            product_code=body.product,
+            contact=body.contact,
+            status=ContractStatus.PREPARING,
+            created_at=now,
+        )
+        application.contract_id = contract.contract_id
+        contract._accept(application, _licenses_from(body.licenses, application.application_id))
+        return contract
+
+    # ---- R3–R10: applications on an existing contract ---------------------------------
+    def apply(self, application: Application, now: datetime) -> None:
+        """Decide an application on this contract; raise Rejected naming the rule."""
+        if self.status is ContractStatus.CANCELLED:  # R10
+            raise Rejected(
+                ReasonCode.CONTRACT_CANCELLED,
+                "the contract is cancelled; apply for a new contract instead",
+            )
+        if self.status is ContractStatus.PREPARING:  # R3
+            raise Rejected(
+                ReasonCode.CONTRACT_PREPARING,
+                "the contract is still being prepared (新規準備中); no other application "
+                "is possible until it is active",
+            )
+        body = application.body
+        if isinstance(body, AdditionApplication):
+            self._add_licenses(application, body)
+        elif isinstance(body, VmCountIncreaseApplication):
+            self._increase_vm_count(application, body)
+        elif isinstance(body, CancellationApplication):
+            self._cancel(application, body, now)
+        elif isinstance(body, ContactChangeApplication):
+            self.contact = body.contact
+            self._accept(application, [])
+            self._complete(application, now)
+        else:  # a `new` naming an existing contract cannot be built by the schema
+            raise TypeError(f"cannot apply {application.kind} to a contract")
+
+    def _add_licenses(self, application: Application, body: AdditionApplication) -> None:
+        """R5: new keys are `preparing` until issued; the contract stays active."""
+        self._accept(application, _licenses_from(body.licenses, application.application_id))
+
+    def _increase_vm_count(self, application: Application, body: VmCountIncreaseApplication) -> None:
+        """R7: only an active dedicated hypervisor license; the new VM keys are not billable."""
+        target = self._license(body.license_id)
+        if not (target.is_dedicated_hypervisor and target.status is LicenseStatus.ACTIVE):
+            raise Rejected(
+                ReasonCode.NOT_DEDICATED_HYPERVISOR,
+                f"license {target.license_id} is not an active hypervisor license of type "
+                "dedicated_hypervisor",
+            )
+        vm_key = License(
+            license_id=uuid.uuid5(_IDS, f"license:{application.application_id}:0"),
+            application_id=application.application_id,
+            usage=target.usage,
+            license_type=target.license_type,
+            vm_count=body.additional_vms,
+            billable=False,
+            parent_license_id=target.license_id,
+        )
+        self._accept(application, [vm_key])
+
+    def _cancel(self, application: Application, body: CancellationApplication, now: datetime) -> None:
+        """R6, R8, R9: effective at once; hypervisor keys only all together."""
+        changing = [
+            a for a in self.applications.values()
+            if a.is_open and a.kind in (Kind.ADDITION, Kind.VM_COUNT_INCREASE)
+        ]
+        if changing:  # R6
+            raise Rejected(
+                ReasonCode.CHANGE_IN_PROGRESS,
+                f"{changing[0].kind.value} {changing[0].application_id} is still processing; "
+                "cancel after it completes",
+            )
+        uncancelled = [lic for lic in self.licenses.values() if lic.status is not LicenseStatus.CANCELLED]
+        if body.scope == "all":
+            named = uncancelled
+        else:
+            named = [self._license(license_id) for license_id in body.license_ids or ()]
+            inactive = [lic for lic in named if lic.status is not LicenseStatus.ACTIVE]
+            if inactive:
+                raise Rejected(
+                    ReasonCode.LICENSE_NOT_ACTIVE,
+                    f"license {inactive[0].license_id} is {inactive[0].status.value}, not active",
+                )
+            hypervisor = {lic.license_id for lic in uncancelled if lic.is_hypervisor}
+            named_hypervisor = {lic.license_id for lic in named if lic.is_hypervisor}
+            if named_hypervisor and named_hypervisor != hypervisor:
+                raise Rejected(
+                    ReasonCode.HYPERVISOR_PARTIAL_CANCELLATION,
+                    f"hypervisor keys can only be cancelled all together: name all "
+                    f"{len(hypervisor)} of them, or use scope \"all\"",
+                )
+        for lic in named:
+            lic.status = LicenseStatus.CANCELLED
+            lic.charge_end_at = now if lic.billable else None
+        application.cancels_contract = all(
+            lic.status is LicenseStatus.CANCELLED for lic in self.licenses.values()
+        )
+        self._accept(application, named)
+        if application.cancels_contract:  # R9
+            self._set_status(ContractStatus.CANCELLED, application)
+            if self.order_id is not None:
+                self.order_id.status = OrderIdStatus.CANCELLED
+        self._complete_if_done(application, now)
+
+    # ---- results from the issuers (R1 join, in either order) --------------------------
+    def license_issued(self, license_id: UUID, license_key: str, now: datetime) -> None:
+        lic = self.licenses.get(license_id)
+        if lic is None or lic.status is not LicenseStatus.PREPARING:
+            return  # duplicate or late: already issued, or cancelled meanwhile
+        lic.status = LicenseStatus.ACTIVE
+        lic.license_key = license_key
+        lic.issued_at = now
+        lic.charge_start_at = now if lic.billable else None
+        self._complete_finished(now)
+
+    def order_id_issued(self, value: str, now: datetime) -> None:
+        if self.order_id is not None or self.status is not ContractStatus.PREPARING:
+            return  # duplicate, or late after the contract moved on
+        self.order_id = OrderId(value=value)
+        self._complete_finished(now)
+
+    def license_revoked(self, license_id: UUID, now: datetime) -> None:
+        lic = self.licenses.get(license_id)
+        if lic is None or lic.status is not LicenseStatus.CANCELLED or lic.revoked_at is not None:
+            return
+        lic.revoked_at = now
+        self._complete_finished(now)
+
+    def order_id_cancelled(self, now: datetime) -> None:
+        order = self.order_id
+        if order is None or order.status is not OrderIdStatus.CANCELLED or order.cancel_confirmed_at:
+            return
+        order.cancel_confirmed_at = now
+        self._complete_finished(now)
+
+    # ---- helpers ---------------------------------------------------------------------
+    def _license(self, license_id: UUID) -> License:
+        lic = self.licenses.get(license_id)
+        if lic is None:
+            raise Rejected(ReasonCode.NOT_FOUND, f"license {license_id} is not on this contract")
+        return lic
+
+    def _accept(self, application: Application, licenses: list[License]) -> None:
+        application.status = ApplicationStatus.PROCESSING
+        application.license_ids = [lic.license_id for lic in licenses]
+        for lic in licenses:
+            self.licenses.setdefault(lic.license_id, lic)
+        self.applications[application.application_id] = application
+        self.events.append(ApplicationAccepted(application, tuple(licenses)))
+
+    def _complete(self, application: Application, now: datetime) -> None:
+        application.status = ApplicationStatus.COMPLETED
+        application.completed_at = now
+        self.events.append(ApplicationCompleted(application))
+
+    def _set_status(self, to: ContractStatus, application: Application) -> None:
+        if self.status is to:
+            return
+        self.events.append(
+            ContractStatusChanged(self.contract_id, self.tenant_id, self.status, to, application.application_id)
+        )
+        self.status = to
+
+    def _complete_finished(self, now: datetime) -> None:
+        for application in list(self.applications.values()):
+            if application.is_open:
+                self._complete_if_done(application, now)
+
+    def _complete_if_done(self, application: Application, now: datetime) -> None:
+        licenses = [self.licenses[i] for i in application.license_ids]
+        if application.kind is Kind.CANCELLATION:
+            if not all(lic.revoked_at for lic in licenses):
+                return
+            if application.cancels_contract and self.order_id and not self.order_id.cancel_confirmed_at:
+                return
+            self._complete(application, now)
+            return
+        if not all(lic.status is LicenseStatus.ACTIVE for lic in licenses):
+            return
+        if application.kind is Kind.NEW:
+            if self.order_id is None:
+                return  # R1: keys and order ID join in either order
+            self._set_status(ContractStatus.ACTIVE, application)
+        elif application.kind is Kind.VM_COUNT_INCREASE:
+            for vm_key in licenses:  # R7: the parent covers the added VMs once keys exist
+                parent = self.licenses[vm_key.parent_license_id]  # type: ignore[index]
+                parent.vm_count = (parent.vm_count or 0) + (vm_key.vm_count or 0)
+        self._complete(application, now)
+
+
+def reject(application: Application, error: Rejected, now: datetime) -> ApplicationRejected:
+    application.reject(error.code, error.message, now)
+    return ApplicationRejected(application)

@@ -1,0 +1,43 @@
+"""Bearer API keys per tenant (DESIGN.md §6). Keys are looked up by their hash; a short
+cache keeps the database off the hot path."""
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+import asyncpg
+from fastapi import Request
+
+from shared.db.migrate import hash_api_key
+from shared.http.errors import ApiError
+
+CACHE_TTL_S = 30.0
+MAX_KEY_LENGTH = 256
+
+
+class Authenticator:
+    def __init__(self, pool: Callable[[], asyncpg.Pool]):
+        self._pool = pool
+        self._cache: dict[bytes, tuple[str | None, float]] = {}
+
+    async def tenant_for(self, key: str) -> str | None:
+        digest = hash_api_key(key)
+        hit = self._cache.get(digest)
+        now = time.monotonic()
+        if hit is not None and hit[1] > now:
+            return hit[0]
+        tenant = await self._pool().fetchval("SELECT tenant_id FROM tenancy.api_keys WHERE key_hash = $1", digest)
+        if len(self._cache) > 10_000:
+            self._cache.clear()  # bounded: unknown keys must not grow it without limit
+        self._cache[digest] = (tenant, now + CACHE_TTL_S)
+        return tenant
+
+    async def __call__(self, request: Request) -> str:
+        """FastAPI dependency: the caller's tenant, or 401."""
+        scheme, _, key = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not key or len(key) > MAX_KEY_LENGTH:
+            raise ApiError(401, "unauthorized", "missing or malformed bearer API key")
+        tenant = await self.tenant_for(key.strip())
+        if tenant is None:
+            raise ApiError(401, "unauthorized", "unknown API key")
+        return tenant

@@ -1,0 +1,142 @@
+"""Transactional outbox (DESIGN.md §5): events are written in the transaction of the state
+change that causes them, and one relay loop per service publishes them with confirms.
+
+Several relays (one per replica) can run at once: each claims a batch with
+`FOR UPDATE SKIP LOCKED`, publishes it, and deletes it in the same transaction. A crash
+between confirm and commit republishes the batch; consumers' inboxes absorb that.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+import asyncpg
+
+from shared import metrics
+from shared.contracts.envelope import CloudEvent
+from shared.db.pool import is_transient
+from shared.messaging.broker import Broker
+
+log = logging.getLogger(__name__)
+CHANNEL = "arcserve_outbox"  # NOTIFY channel: wakes the relay at once instead of at the next poll
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    exchange: str
+    routing_key: str
+    event: CloudEvent
+
+
+async def enqueue(conn: asyncpg.Connection, publisher: str, messages: list[Outgoing]) -> None:
+    if not messages:
+        return
+    await conn.executemany(
+        """INSERT INTO messaging.outbox (publisher, exchange, routing_key, message_id, body)
+           VALUES ($1, $2, $3, $4, $5)""",
+        [(publisher, m.exchange, m.routing_key, m.event.id, m.event.to_json().decode()) for m in messages],
+    )
+    await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, publisher)
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        broker: Broker,
+        publisher: str,
+        *,
+        database_url: str,
+        batch_size: int = 200,
+        poll_interval_s: float = 1.0,
+    ):
+        self.pool = pool
+        self.database_url = database_url  # the LISTEN connection lives outside the pool
+        self.broker = broker
+        self.publisher = publisher
+        self.batch_size = batch_size
+        self.poll_interval_s = poll_interval_s
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._listener: asyncpg.Connection | None = None
+
+    async def run(self) -> None:
+        """Publish until stopped; on stop, publish what is pending once more, then return."""
+        delay = 0.1
+        while True:
+            try:
+                await self._ensure_listener()
+                while await self.publish_batch():
+                    pass
+                delay = 0.1
+            except Exception as exc:
+                if not is_transient(exc) and self.broker.is_ready:
+                    log.exception("outbox relay failed")
+                else:
+                    log.warning("outbox relay paused (%r); retrying in %.1fs", exc, delay)
+                await self._drop_listener()
+                await self._sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            if self._stopping.is_set():
+                return
+            await self._sleep(self.poll_interval_s)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+
+    async def publish_batch(self) -> int:
+        """Claim, publish and delete one batch; return how many were published."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(
+                """SELECT id, exchange, routing_key, message_id, body FROM messaging.outbox
+                   WHERE publisher = $1 ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED""",
+                self.publisher,
+                self.batch_size,
+            )
+            if not rows:
+                return 0
+            # Confirms are pipelined on the channel: publish the batch concurrently.
+            await asyncio.gather(
+                *(
+                    self.broker.publish(
+                        r["exchange"], r["routing_key"], r["body"].encode(), message_id=r["message_id"]
+                    )
+                    for r in rows
+                )
+            )
+            await conn.execute("DELETE FROM messaging.outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows])
+        metrics.OUTBOX_PUBLISHED.labels(self.publisher).inc(len(rows))
+        return len(rows)
+
+    async def _sleep(self, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(self._wake.wait(), timeout=seconds)
+        except asyncio.TimeoutError:
+            pass
+        self._wake.clear()
+
+    async def _ensure_listener(self) -> None:
+        if self._listener is not None and not self._listener.is_closed():
+            return
+        self._listener = None
+        conn = await asyncpg.connect(self.database_url)
+        await conn.add_listener(CHANNEL, self._on_notify)
+        self._listener = conn
+
+    async def _drop_listener(self) -> None:
+        if self._listener is not None:
+            conn, self._listener = self._listener, None
+            try:
+                await asyncio.wait_for(conn.close(), timeout=1)
+            except Exception:
+                conn.terminate()
+
+    def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
+        if payload == self.publisher:
+            self._wake.set()
+
+    async def close(self) -> None:
+        await self._drop_listener()

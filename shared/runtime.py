@@ -1,0 +1,182 @@
+"""What every service process has: a database pool, a broker connection, consumers, an
+outbox relay, an HTTP server with /healthz, /readyz and /metrics, and a graceful stop.
+
+`Service.start()`/`stop()` are the same code in production and in the tests; `run()` adds
+the process part: signals, logging, exit code.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+from typing import Callable, Iterator, Mapping
+
+import asyncpg
+import uvicorn
+from fastapi import FastAPI, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from shared.config import Settings
+from shared.db.migrate import migrate, seed_api_keys
+from shared.db.pool import create_pool
+from shared.http.errors import install_error_handlers
+from shared.messaging.broker import Broker
+from shared.messaging.consumer import Consumer, Handler
+from shared.messaging.outbox import OutboxRelay
+from shared.messaging.topology import QueueSpec, Topology
+
+log = logging.getLogger(__name__)
+
+
+class _EmbeddedServer(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        # The service owns the signals: it stops HTTP, then drains consumers, in order.
+        yield
+
+
+class Service:
+    def __init__(self, name: str, settings: Settings, port: int, *, relay: bool = True):
+        self.name = name
+        self.settings = settings
+        self.port = port
+        self.topology = Topology(settings.topology_prefix)
+        self.broker = Broker(settings.amqp_url, self.topology, connection_name=name)
+        self._pool: asyncpg.Pool | None = None
+        self.app = FastAPI(title=f"arcserve-licensing {name}", docs_url=None, redoc_url=None)
+        install_error_handlers(self.app)
+        self._add_health_routes()
+        self._consumers: list[Consumer] = []
+        self._with_relay = relay
+        self._relay: OutboxRelay | None = None
+        self._relay_task: asyncio.Task[None] | None = None
+        self._server: _EmbeddedServer | None = None
+        self._server_task: asyncio.Task[None] | None = None
+        self.stopping = asyncio.Event()
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        assert self._pool is not None, "service not started"
+        return self._pool
+
+    def consume(self, spec: QueueSpec, routes: Mapping[str, Handler]) -> None:
+        self._consumers.append(Consumer(self.broker, spec, routes, prefetch=self.settings.prefetch))
+
+    async def start(self) -> None:
+        await self._start_http()
+        self._pool = await create_pool(self.settings.database_url, self.settings.db_pool_size, self.stopping)
+        async with self.pool.acquire() as conn:
+            await migrate(conn)
+            await seed_api_keys(conn, self.settings.api_keys)
+        await self.broker.connect(self.stopping)
+        for consumer in self._consumers:
+            await consumer.start()
+        if self._with_relay:
+            self._relay = OutboxRelay(
+                self.pool, self.broker, self.name, database_url=self.settings.database_url
+            )
+            self._relay_task = asyncio.create_task(self._relay.run(), name=f"{self.name}-relay")
+        log.info("%s ready on port %d", self.name, self.bound_port)
+
+    async def stop(self) -> None:
+        """Drain: finish HTTP requests in hand, finish messages in hand, publish what the
+        outbox still holds, then close. Unacked messages return to their queues."""
+        self.stopping.set()
+        if self._server is not None:
+            self._server.should_exit = True
+            if self._server_task is not None:
+                await self._server_task
+        for consumer in self._consumers:
+            await consumer.stop(self.settings.drain_timeout_s)
+        if self._relay is not None and self._relay_task is not None:
+            self._relay.stop()
+            try:
+                await asyncio.wait_for(self._relay_task, timeout=self.settings.drain_timeout_s)
+            except asyncio.TimeoutError:
+                log.warning("%s: outbox not flushed before the drain timeout; it is kept for later", self.name)
+            await self._relay.close()
+        await self.broker.close()
+        if self._pool is not None:
+            await self._pool.close()
+        log.info("%s stopped", self.name)
+
+    @property
+    def bound_port(self) -> int:
+        assert self._server is not None and self._server.servers
+        return self._server.servers[0].sockets[0].getsockname()[1]
+
+    async def ready(self) -> bool:
+        if not self.broker.is_ready or self._pool is None:
+            return False
+        try:
+            async with asyncio.timeout(2):
+                await self._pool.fetchval("SELECT 1")
+        except Exception:
+            return False
+        return True
+
+    def _add_health_routes(self) -> None:
+        @self.app.get("/healthz", include_in_schema=False)
+        async def healthz() -> dict[str, str]:
+            return {"status": "ok", "service": self.name}
+
+        @self.app.get("/readyz", include_in_schema=False)
+        async def readyz(response: Response) -> dict[str, str]:
+            if await self.ready():
+                return {"status": "ready", "service": self.name}
+            response.status_code = 503
+            return {"status": "not_ready", "service": self.name}
+
+        @self.app.get("/metrics", include_in_schema=False)
+        async def metrics() -> Response:
+            return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    async def _start_http(self) -> None:
+        config = uvicorn.Config(
+            self.app,
+            host=self.settings.host,
+            port=self.port,
+            lifespan="off",
+            access_log=False,
+            log_config=None,
+            timeout_graceful_shutdown=self.settings.drain_timeout_s,
+        )
+        self._server = _EmbeddedServer(config)
+        self._server_task = asyncio.create_task(self._server.serve(), name=f"{self.name}-http")
+        while not self._server.started:
+            if self._server_task.done():
+                await self._server_task  # raises why it could not start (port taken, …)
+                raise RuntimeError(f"{self.name}: HTTP server exited at start-up (port {self.port} taken?)")
+            await asyncio.sleep(0.01)
+
+
+def run(build: Callable[[Settings], Service]) -> None:
+    """Run a service until SIGTERM or SIGINT, then drain and exit 0."""
+    logging.basicConfig(
+        level=os.environ.get("LOG_LEVEL", "INFO").upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("aiormq").setLevel(logging.WARNING)
+    logging.getLogger("aio_pika").setLevel(logging.WARNING)
+
+    async def main() -> None:
+        service = build(Settings.from_env())
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, service.stopping.set)
+        starting = asyncio.create_task(service.start())
+        stop_requested = asyncio.create_task(service.stopping.wait())
+        await asyncio.wait({starting, stop_requested}, return_when=asyncio.FIRST_COMPLETED)
+        if starting.done():
+            starting.result()  # a start-up error ends the process with its traceback
+            await stop_requested
+        else:
+            starting.cancel()
+            with contextlib.suppress(BaseException):
+                await starting
+        log.info("%s: stop requested, draining", service.name)
+        await service.stop()
+
+    asyncio.run(main())

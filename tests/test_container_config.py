@@ -1,0 +1,296 @@
+"""Static checks of the container setup (Dockerfile, docker-compose.yml).
+
+The compose file is validated and normalised by a real compose tool (`docker compose` v2
+or Debian's `docker-compose` 1.29), so anchors/merge keys, interpolation and schema
+errors are caught the way `up` would see them. No Docker daemon is needed.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+COMPOSE_FILE = ROOT / "docker-compose.yml"
+DOCKERFILE = ROOT / "Dockerfile"
+
+# compose service name -> (python module, port it listens on)
+APP_SERVICES = {
+    "intake": ("services.intake", 8080),
+    "status": ("services.status", 8081),
+    "license-issuer": ("services.license_issuer", 8082),
+    "order-id": ("services.order_id", 8083),
+}
+INFRA_SERVICES = ("rabbitmq", "postgres")
+PUBLISHED = {"intake": 8080, "status": 8081}
+
+INSTALL_HINT = (
+    "no compose tool found: install one with `apt-get install -y docker-compose` "
+    "(Debian, 1.29) or the Docker Compose v2 plugin (`docker compose`)"
+)
+
+
+def _run(cmd: list[str]) -> subprocess.CompletedProcess[str]:
+    # Drop variables the compose file interpolates (and COMPOSE_* overrides) so the
+    # checks see the file's own defaults, whatever the caller's shell has set.
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("ARCSERVE_", "COMPOSE_")) and k != "LOG_LEVEL"
+    }
+    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+
+
+def _compose_tool() -> tuple[list[str], bool]:
+    """Return (base command, speaks_json) for the available compose tool."""
+    if shutil.which("docker") and _run(["docker", "compose", "version"]).returncode == 0:
+        return ["docker", "compose"], True
+    exe = shutil.which("docker-compose")
+    if exe is None:
+        pytest.fail(INSTALL_HINT)
+    version = _run([exe, "version", "--short"]).stdout.strip()
+    # A standalone v2 binary may also be called docker-compose.
+    return [exe], not version.startswith("1.")
+
+
+def _yaml_to_json_via(exe: str, text: str) -> str:
+    # compose v1 has no `config --format json`, and PyYAML is not in our venv. v1 is a
+    # Python program that imports PyYAML itself, so its own interpreter (the script's
+    # shebang) is guaranteed to have it.
+    with open(exe, encoding="utf-8", errors="replace") as fh:
+        shebang = fh.readline()
+    interpreter = shlex.split(shebang[2:])
+    assert shebang.startswith("#!") and interpreter, f"cannot find the interpreter of {exe}"
+    proc = subprocess.run(
+        [*interpreter, "-c", "import json, sys, yaml; json.dump(yaml.safe_load(sys.stdin), sys.stdout)"],
+        input=text, capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == 0, f"converting compose v1 output to JSON failed:\n{proc.stderr}"
+    return proc.stdout
+
+
+@functools.lru_cache(maxsize=None)
+def compose_config() -> dict:
+    base, speaks_json = _compose_tool()
+    args = [*base, "-f", str(COMPOSE_FILE), "config"]
+    if speaks_json:
+        args += ["--format", "json"]
+    proc = _run(args)
+    if proc.returncode != 0:
+        pytest.fail(f"`{' '.join(args)}` rejected docker-compose.yml:\n{proc.stderr}")
+    out = proc.stdout if speaks_json else _yaml_to_json_via(base[0], proc.stdout)
+    return json.loads(out)
+
+
+def services() -> dict:
+    return compose_config()["services"]
+
+
+def _command(svc: dict) -> list[str]:
+    cmd = svc.get("command")
+    return shlex.split(cmd) if isinstance(cmd, str) else list(cmd or [])
+
+
+def _seconds(duration: str | int) -> float:
+    """Compose duration ("30s", "1m30s") in seconds; ints are nanoseconds."""
+    if isinstance(duration, int):
+        return duration / 1e9
+    units = {"h": 3600, "m": 60, "s": 1, "ms": 1e-3, "us": 1e-6}
+    parts = re.findall(r"(\d+(?:\.\d+)?)(h|ms|us|m|s)", duration)
+    assert parts and "".join(n + u for n, u in parts) == duration, f"bad duration {duration!r}"
+    return sum(float(n) * units[u] for n, u in parts)
+
+
+def _service_modules() -> dict[str, str]:
+    """compose service -> module named by its `python -m X` command."""
+    found = {}
+    for name, svc in services().items():
+        cmd = _command(svc)
+        if cmd[:2] == ["python", "-m"] and len(cmd) >= 3:
+            found[name] = cmd[2]
+    return found
+
+
+def test_compose_file_is_valid_and_has_all_services():
+    assert set(services()) == set(APP_SERVICES) | set(INFRA_SERVICES)
+
+
+def test_no_top_level_version_key():
+    # docker compose v2 warns that `version` is obsolete; 1.29 accepts the file without it.
+    text = COMPOSE_FILE.read_text()
+    assert not re.search(r"^version\s*:", text, re.MULTILINE)
+
+
+def test_infra_images():
+    assert services()["rabbitmq"]["image"].startswith("rabbitmq:3.13-management")
+    assert services()["postgres"]["image"].startswith("postgres:16")
+    env = services()["postgres"]["environment"]
+    assert env["POSTGRES_USER"] == env["POSTGRES_PASSWORD"] == env["POSTGRES_DB"] == "arcserve"
+    # v1 normalises volumes to "src:dst:mode" strings, v2 to {source, target} mappings.
+    mounts = [
+        tuple(v.split(":")[:2]) if isinstance(v, str) else (v.get("source"), v.get("target"))
+        for v in services()["postgres"].get("volumes", [])
+    ]
+    named = set(compose_config().get("volumes") or {})
+    assert any(src in named and dst == "/var/lib/postgresql/data" for src, dst in mounts), (mounts, named)
+
+
+@pytest.mark.parametrize("name", [*APP_SERVICES, *INFRA_SERVICES])
+def test_every_service_has_a_healthcheck(name):
+    hc = services()[name].get("healthcheck")
+    assert hc and not hc.get("disable"), f"{name} has no healthcheck"
+    assert hc["test"][0] in ("CMD", "CMD-SHELL"), hc
+
+
+@pytest.mark.parametrize("name", APP_SERVICES)
+def test_app_service_waits_for_healthy_broker_and_db(name):
+    deps = services()[name].get("depends_on")
+    assert isinstance(deps, dict), f"{name}: depends_on must use the long form with conditions"
+    for infra in INFRA_SERVICES:
+        assert deps.get(infra, {}).get("condition") == "service_healthy", (name, deps)
+
+
+@pytest.mark.parametrize("name", APP_SERVICES)
+def test_app_service_healthcheck_probes_its_own_readyz(name):
+    _, port = APP_SERVICES[name]
+    probe = " ".join(services()[name]["healthcheck"]["test"])
+    assert f"http://127.0.0.1:{port}/readyz" in probe, probe
+
+
+@pytest.mark.parametrize("name", APP_SERVICES)
+def test_app_service_runs_its_module_from_the_shared_image(name):
+    svc = services()[name]
+    module, _ = APP_SERVICES[name]
+    assert _command(svc) == ["python", "-m", module]
+    assert Path(svc["build"]["context"]).resolve() == ROOT
+    assert svc["build"].get("dockerfile", "Dockerfile") == "Dockerfile"
+    assert svc["restart"] == "unless-stopped"
+    assert _seconds(svc["stop_grace_period"]) == 30
+    images = {services()[n].get("image") for n in APP_SERVICES}
+    assert len(images) == 1 and None not in images, f"app services must share one image tag: {images}"
+
+
+@pytest.mark.parametrize("name", APP_SERVICES)
+def test_app_service_environment(name):
+    env = services()[name]["environment"]
+    assert re.fullmatch(r"amqp://[^@/]+@rabbitmq:5672/?", env["AMQP_URL"]), env["AMQP_URL"]
+    assert re.fullmatch(r"postgresql://[^@/]+@postgres:5432/arcserve", env["DATABASE_URL"]), env["DATABASE_URL"]
+    assert env["ARCSERVE_API_KEYS"] == "acme:acme-demo-key,globex:globex-demo-key"
+    for var in ("ARCSERVE_SIM_NEW_DELAY_S", "ARCSERVE_SIM_CHANGE_DELAY_S", "ARCSERVE_TOPOLOGY_PREFIX", "LOG_LEVEL"):
+        assert var in env, f"{name}: {var} missing"
+    port_var = name.upper().replace("-", "_") + "_PORT"
+    assert env.get(port_var) == str(APP_SERVICES[name][1]), f"{name}: {port_var}={env.get(port_var)!r}"
+
+
+def test_broker_credentials_match_amqp_url():
+    rmq = services()["rabbitmq"].get("environment") or {}
+    user = rmq.get("RABBITMQ_DEFAULT_USER", "guest")
+    password = rmq.get("RABBITMQ_DEFAULT_PASS", "guest")
+    for name in APP_SERVICES:
+        assert services()[name]["environment"]["AMQP_URL"].startswith(f"amqp://{user}:{password}@"), name
+
+
+def _published(svc: dict) -> set[tuple[int, int]]:
+    pairs = set()
+    for p in svc.get("ports", []):
+        if isinstance(p, dict):  # long form, as both tools normalise to
+            if p.get("published") not in (None, ""):
+                pairs.add((int(p["published"]), int(p["target"])))
+        else:
+            host, _, target = str(p).rpartition(":")
+            if host:
+                pairs.add((int(host.rpartition(":")[2]), int(target.split("/")[0])))
+    return pairs
+
+
+def test_published_ports():
+    for name, svc in services().items():
+        ports = _published(svc)
+        if name in PUBLISHED:
+            assert (PUBLISHED[name], PUBLISHED[name]) in ports, (name, ports)
+        elif name in APP_SERVICES:
+            assert not ports, f"{name} should not publish to the host: {ports}"
+    assert {(5672, 5672), (15672, 15672)} <= _published(services()["rabbitmq"])
+
+
+def test_every_compose_module_exists_in_repo():
+    modules = _service_modules()
+    assert set(modules) == set(APP_SERVICES), modules
+    missing = [
+        f"{m} (expected {Path(*m.split('.'), '__main__.py')})"
+        for m in modules.values()
+        if not (ROOT.joinpath(*m.split("."), "__main__.py")).is_file()
+    ]
+    assert not missing, f"compose runs modules with no __main__.py: {missing}"
+
+
+def _dockerfile_instructions() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) pairs, with comments dropped and continuations joined."""
+    joined, pending = [], ""
+    for line in DOCKERFILE.read_text().splitlines():
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        if stripped.endswith("\\"):
+            pending += stripped[:-1] + " "
+            continue
+        joined.append(pending + stripped)
+        pending = ""
+    if pending:
+        joined.append(pending)
+    out = []
+    for line in joined:
+        instr, _, args = line.partition(" ")
+        out.append((instr.upper(), args.strip()))
+    return out
+
+
+def test_dockerfile_base_is_pinned_python311_slim():
+    froms = [a for i, a in _dockerfile_instructions() if i == "FROM"]
+    assert froms, "Dockerfile has no FROM"
+    assert re.fullmatch(r"python:3\.11\.\d+-slim(-\w+)?", froms[-1].split()[0]), froms[-1]
+
+
+def test_dockerfile_runs_exec_form_as_non_root():
+    instrs = _dockerfile_instructions()
+    # Exec form (JSON array) so python is PID 1 and gets SIGTERM, not a /bin/sh wrapper.
+    for kind in ("CMD", "ENTRYPOINT"):
+        for args in (a for i, a in instrs if i == kind):
+            try:
+                parsed = json.loads(args)
+            except json.JSONDecodeError:
+                parsed = None
+            assert isinstance(parsed, list) and parsed, f"{kind} must use exec form: {args}"
+    assert any(i == "CMD" for i, _ in instrs) or any(i == "ENTRYPOINT" for i, _ in instrs)
+
+    users = [a for i, a in instrs if i == "USER"]
+    assert users, "Dockerfile never switches away from root"
+    user = users[-1].split(":")[0]
+    assert user not in ("root", "0"), f"final USER is {users[-1]}"
+
+
+def test_dockerfile_copies_code_after_dependencies():
+    instrs = _dockerfile_instructions()
+    copies = [a for i, a in instrs if i == "COPY"]
+    idx = {a.split()[0].rstrip("/"): n for n, a in enumerate(copies)}
+    assert {"requirements.txt", "shared", "services"} <= set(idx), copies
+    assert idx["requirements.txt"] < idx["shared"] and idx["requirements.txt"] < idx["services"]
+    env = " ".join(a for i, a in instrs if i == "ENV")
+    assert "PYTHONDONTWRITEBYTECODE=1" in env and "PYTHONUNBUFFERED=1" in env
+
+
+def test_dockerignore_keeps_dev_files_out_of_the_image():
+    entries = {
+        line.strip().rstrip("/")
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    assert {".git", ".venv", "tests", ".run"} <= entries, entries
