@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+from typing import AsyncIterator, Iterator
+
+import pytest
+
+from tests.support.infra import servers
+from tests.support.stack import Stack, Tenant
+
+
+@pytest.fixture(scope="session")
+def infrastructure() -> Iterator[tuple[str, str]]:
+    """(AMQP URL, admin database URL) for the session; see tests/support/infra.py."""
+    with servers() as urls:
+        yield urls
+
+
+@pytest.fixture(scope="session")
+async def stack(infrastructure: tuple[str, str]) -> AsyncIterator[Stack]:
+    """The four services, shared by the tests that do not need a stack of their own; each
+    test isolates itself by its own tenants."""
+    system = await Stack.create(*infrastructure)
+    await system.start()
+    yield system
+    await system.close()
+
+
+@pytest.fixture
+async def new_stack(infrastructure: tuple[str, str]) -> AsyncIterator:
+    """A factory of private stacks (own prefix and database), closed after the test."""
+    made: list[Stack] = []
+
+    async def make(**overrides: object) -> Stack:
+        system = await Stack.create(*infrastructure, **overrides)
+        made.append(system)
+        return system
+
+    yield make
+    for system in made:
+        await system.close()
+
+
+@pytest.fixture
+async def tenant(stack: Stack) -> Tenant:
+    return await stack.tenant()
+
+
+@pytest.fixture
+async def other_tenant(stack: Stack) -> Tenant:
+    return await stack.tenant()

@@ -1,0 +1,255 @@
+"""A whole system in the test's event loop: the four services with real connections to the
+real broker and database, isolated by a topology prefix and a database of their own."""
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import time
+import uuid
+from dataclasses import dataclass, field, replace
+from typing import Any, Awaitable, Callable
+
+import aio_pika
+import asyncpg
+import httpx
+
+from shared.config import Settings
+from shared.contracts.envelope import CONTENT_TYPE
+from shared.db.migrate import seed_api_keys
+from shared.messaging.topology import QUEUES, Topology
+from shared.runtime import Service
+from services.intake.bootstrap import build as build_intake
+from services.license_issuer.bootstrap import build as build_license_issuer
+from services.order_id.bootstrap import build as build_order_id
+from services.status.bootstrap import build as build_status
+from tests.support.infra import create_database, drop_database
+
+BUILDERS = {
+    "intake": build_intake,
+    "status": build_status,
+    "license_issuer": build_license_issuer,
+    "order_id": build_order_id,
+}
+DEADLINE_S = 20.0
+
+
+async def eventually(probe: Callable[[], Awaitable[Any]], what: str, timeout: float = DEADLINE_S) -> Any:
+    """Poll `probe` until it returns something truthy, or fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = await probe()
+        if last:
+            return last
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last saw {last!r}")
+
+
+@dataclass
+class Tenant:
+    name: str
+    key: str
+
+
+@dataclass
+class Stack:
+    settings: Settings
+    admin_url: str
+    services: dict[str, Service] = field(default_factory=dict)
+    http: httpx.AsyncClient = field(default_factory=lambda: httpx.AsyncClient(timeout=10))
+
+    @classmethod
+    async def create(cls, amqp_url: str, admin_url: str, **overrides: Any) -> Stack:
+        database_url = await create_database(admin_url)
+        settings = Settings(
+            amqp_url=amqp_url,
+            database_url=database_url,
+            topology_prefix=f"test-{uuid.uuid4().hex[:8]}.",
+            host="127.0.0.1",
+            drain_timeout_s=5.0,
+            db_pool_size=5,
+        )
+        return cls(replace(settings, **overrides), admin_url)
+
+    @property
+    def topology(self) -> Topology:
+        return Topology(self.settings.topology_prefix)
+
+    async def start(self, *names: str) -> None:
+        for name in names or tuple(BUILDERS):
+            service = BUILDERS[name](self.settings, port=0)
+            await service.start()
+            self.services[name] = service
+
+    async def stop(self, *names: str) -> None:
+        for name in names or tuple(self.services):
+            service = self.services.pop(name)
+            await service.stop()
+
+    async def close(self) -> None:
+        await self.stop()
+        await self.http.aclose()
+        await self.delete_topology()
+        await drop_database(self.admin_url, self.settings.database_url)
+
+    async def delete_topology(self) -> None:
+        connection = await aio_pika.connect(self.settings.amqp_url)
+        async with connection:
+            channel = await connection.channel()
+            for spec in QUEUES:
+                await channel.queue_delete(self.topology.queue(spec))
+                await channel.queue_delete(self.topology.dead_letter_queue(spec))
+            for exchange in (self.topology.applications, self.topology.events, self.topology.dead_letter):
+                await channel.exchange_delete(exchange)
+
+    # ---- tenants and HTTP ----------------------------------------------------------------
+    async def tenant(self) -> Tenant:
+        tenant = Tenant(f"tenant-{uuid.uuid4().hex[:8]}", secrets.token_urlsafe(24))
+        conn = await asyncpg.connect(self.settings.database_url)
+        try:
+            await seed_api_keys(conn, {tenant.key: tenant.name})
+        finally:
+            await conn.close()
+        return tenant
+
+    def url(self, service: str, path: str) -> str:
+        return f"http://127.0.0.1:{self.services[service].bound_port}{path}"
+
+    async def submit(self, tenant: Tenant, body: Any, *, idempotency_key: str | None = None) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {tenant.key}"}
+        if idempotency_key is not None:
+            headers["Idempotency-Key"] = idempotency_key
+        return await self.http.post(self.url("intake", "/v1/applications"), json=body, headers=headers)
+
+    async def get(self, tenant: Tenant, path: str) -> httpx.Response:
+        return await self.http.get(self.url("status", path), headers={"Authorization": f"Bearer {tenant.key}"})
+
+    async def wait_application(self, tenant: Tenant, application_id: str, *statuses: str) -> dict[str, Any]:
+        """Poll the application until it reaches one of `statuses` (default: it ended)."""
+        wanted = statuses or ("completed", "rejected")
+
+        async def probe() -> dict[str, Any] | None:
+            response = await self.get(tenant, f"/v1/applications/{application_id}")
+            if response.status_code == 200 and response.json()["status"] in wanted:
+                return response.json()
+            return None
+
+        return await eventually(probe, f"application {application_id} to be {'/'.join(wanted)}")
+
+    async def apply(self, tenant: Tenant, body: dict[str, Any], *statuses: str) -> dict[str, Any]:
+        response = await self.submit(tenant, body)
+        assert response.status_code == 202, response.text
+        return await self.wait_application(tenant, response.json()["application_id"], *statuses)
+
+    async def contract(self, tenant: Tenant, contract_id: str) -> dict[str, Any]:
+        response = await self.get(tenant, f"/v1/contracts/{contract_id}")
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    async def active_contract(self, tenant: Tenant, licenses: list[dict[str, Any]] | None = None,
+                              product: str = "arcserve-udp-10") -> dict[str, Any]:
+        application = await self.apply(tenant, new_application(licenses, product=product))
+        assert application["status"] == "completed", application
+        return await self.contract(tenant, application["contract_id"])
+
+    # ---- raw AMQP ------------------------------------------------------------------------
+    async def publish_raw(self, exchange: str, routing_key: str, body: bytes, *, message_id: str | None = None) -> None:
+        connection = await aio_pika.connect(self.settings.amqp_url)
+        async with connection:
+            channel = await connection.channel(publisher_confirms=True)
+            target = await channel.get_exchange(exchange, ensure=False)
+            await target.publish(
+                aio_pika.Message(body, content_type=CONTENT_TYPE, message_id=message_id,
+                                 delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+                routing_key,
+            )
+
+    async def publish_event(self, exchange: str, routing_key: str, event: dict[str, Any]) -> None:
+        await self.publish_raw(exchange, routing_key, json.dumps(event).encode(), message_id=event.get("id"))
+
+
+def new_application(licenses: list[dict[str, Any]] | None = None, product: str = "arcserve-udp-10") -> dict[str, Any]:
+    return {
+        "kind": "new",
+        "product": product,
+        "contact": {"email": "ops@example.co.jp", "company_name": "Example K.K."},
+        "licenses": licenses or [{"usage": "virtual_server", "license_type": "per_server", "quantity": 2}],
+    }
+
+
+def submission(tenant: str | None, body: dict[str, Any], *, application_id: str | None = None,
+               event_id: str | None = None, **envelope: Any) -> dict[str, Any]:
+    """A CloudEvent as another system would publish it to `arcserve.applications`."""
+    application_id = application_id or str(uuid.uuid4())
+    event: dict[str, Any] = {
+        "specversion": "1.0",
+        "id": event_id or str(uuid.uuid4()),
+        "source": "urn:test:other-system",
+        "type": f"arcserve.application.{body.get('kind')}",
+        "time": "2026-11-27T01:00:00Z",
+        "datacontenttype": "application/json",
+        "data": {**body, "application_id": application_id},
+    }
+    if tenant is not None:
+        event["tenantid"] = tenant
+    event.update(envelope)
+    return event
+
+
+class EventTap:
+    """Everything published on `arcserve.events` while the tap is open (its own queue)."""
+
+    def __init__(self, stack: Stack, binding: str = "#"):
+        self.stack = stack
+        self.binding = binding
+        self.events: list[tuple[str, dict[str, Any]]] = []
+
+    async def __aenter__(self) -> EventTap:
+        self._connection = await aio_pika.connect(self.stack.settings.amqp_url)
+        channel = await self._connection.channel()
+        queue = await channel.declare_queue(exclusive=True, auto_delete=True)
+        await queue.bind(self.stack.topology.events, self.binding)
+
+        async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+            async with message.process():
+                self.events.append((message.routing_key or "", json.loads(message.body)))
+
+        await queue.consume(on_message)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._connection.close()
+
+    def matching(self, routing_key: str, **data: Any) -> list[dict[str, Any]]:
+        return [
+            event for key, event in self.events
+            if key == routing_key and all(event.get("data", {}).get(k) == v for k, v in data.items())
+        ]
+
+    async def wait_for(self, routing_key: str, **data: Any) -> dict[str, Any]:
+        async def probe() -> dict[str, Any] | None:
+            found = self.matching(routing_key, **data)
+            return found[0] if found else None
+
+        return await eventually(probe, f"event {routing_key} {data}")
+
+
+async def dead_letters(stack: Stack, queue: str, count: int) -> list[aio_pika.abc.AbstractIncomingMessage]:
+    """Take `count` messages from the dead-letter queue of `queue` (a QueueSpec name)."""
+    spec = next(s for s in QUEUES if s.name == queue)
+    connection = await aio_pika.connect(stack.settings.amqp_url)
+    taken: list[aio_pika.abc.AbstractIncomingMessage] = []
+    async with connection:
+        channel = await connection.channel()
+        dlq = await channel.get_queue(stack.topology.dead_letter_queue(spec))
+
+        async def probe() -> bool:
+            message = await dlq.get(fail=False)
+            if message is not None:
+                await message.ack()
+                taken.append(message)
+            return len(taken) >= count
+
+        await eventually(probe, f"{count} dead letters in {queue}")
+    return taken
