@@ -152,6 +152,8 @@ def _demo(settings: Settings, key: str) -> None:
 
 def main() -> int:
     os.environ.setdefault("ARCSERVE_API_KEYS", DEMO_KEYS)
+    # The simulator's default is near zero; two seconds let the demo show 新規準備中.
+    os.environ.setdefault("ARCSERVE_SIM_NEW_DELAY_S", "2")
     settings = Settings.from_env()
     try:
         asyncio.run(_check_broker(settings.amqp_url))
