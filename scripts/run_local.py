@@ -23,7 +23,7 @@ import asyncpg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from shared.config import Settings, parse_api_keys  # noqa: E402
+from shared.config import Settings  # noqa: E402
 from shared.db.migrate import migrate, seed_api_keys  # noqa: E402
 
 DEMO_KEYS = "acme:acme-demo-key,globex:globex-demo-key"

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from datetime import datetime, timezone
-from typing import Protocol, Sequence
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Protocol
 from uuid import UUID
 
 # Crockford base32 without I, L, O, U: nothing to misread when a key is typed in.
@@ -38,7 +39,7 @@ def simulated_license_key() -> str:
 
 def simulated_order_id(now: datetime | None = None) -> str:
     """`ARC-` + issue date + ten random characters, e.g. `ARC-20261128-7K2QD-M9XHT`."""
-    day = (now or datetime.now(timezone.utc)).strftime("%Y%m%d")
+    day = (now or datetime.now(UTC)).strftime("%Y%m%d")
     return f"ARC-{day}-{_random(5)}-{_random(5)}"
 
 

@@ -11,7 +11,7 @@ import contextlib
 import logging
 import os
 import signal
-from typing import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 
 import asyncpg
 import uvicorn
@@ -94,7 +94,7 @@ class Service:
             self._relay.stop()
             try:
                 await asyncio.wait_for(self._relay_task, timeout=self.settings.drain_timeout_s)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 log.warning("%s: outbox not flushed before the drain timeout; it is kept for later", self.name)
             await self._relay.close()
         await self.broker.close()

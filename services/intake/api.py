@@ -13,7 +13,11 @@ from fastapi.responses import JSONResponse
 
 from shared import metrics
 from shared.contracts import routing
-from shared.contracts.applications import InvalidApplication, application_json_schema, parse_application
+from shared.contracts.applications import (
+    InvalidApplication,
+    application_json_schema,
+    parse_application,
+)
 from shared.contracts.envelope import new_event
 from shared.http.auth import Authenticator
 from shared.http.errors import ApiError

@@ -1,9 +1,9 @@
 from __future__ import annotations
 
+from services.intake import api
 from shared.config import Settings
 from shared.http.auth import Authenticator
 from shared.runtime import Service
-from services.intake import api
 
 
 def build(settings: Settings, port: int | None = None) -> Service:

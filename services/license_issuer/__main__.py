@@ -1,5 +1,5 @@
 """`python -m services.license_issuer`: issues and revokes license keys."""
-from shared.runtime import run
 from services.license_issuer.bootstrap import build
+from shared.runtime import run
 
 run(build)

@@ -3,61 +3,27 @@
 a redelivered message re-announces the same keys instead of issuing new ones."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Awaitable, Callable
-
-import asyncpg
+from datetime import UTC, datetime
 
 from shared.contracts import routing
-from shared.contracts.envelope import CloudEvent, new_event
+from shared.contracts.envelope import CloudEvent
 from shared.contracts.events import ApplicationAccepted, parse_data
-from shared.issuance import IssuanceBackend
 from shared.messaging import inbox
-from shared.messaging.outbox import Outgoing, enqueue
-from shared.runtime import Service
-
-CONSUMER = "license-issuer"
-SOURCE = "urn:arcserve:license-issuer"
+from shared.messaging.outbox import enqueue
+from shared.workers import Route, WorkerContext
 
 
-@dataclass(frozen=True)
-class Context:
-    service: Service
-    backend: IssuanceBackend
-
-    @property
-    def pool(self) -> asyncpg.Pool:
-        return self.service.pool
-
-
-async def _already_handled(pool: asyncpg.Pool, event: CloudEvent) -> bool:
-    """Cheap look before calling the vendor; the claim in the transaction is what counts."""
-    return bool(
-        await pool.fetchval(
-            "SELECT true FROM messaging.inbox WHERE message_id = $1 AND consumer = $2", event.id, CONSUMER
-        )
-    )
-
-
-def _event(ctx: Context, key: str, cause: CloudEvent, data: dict[str, Any]) -> Outgoing:
-    return Outgoing(
-        ctx.service.topology.events,
-        key,
-        new_event(type=routing.event_type(key), source=SOURCE, data=data, tenant_id=cause.tenantid, subject=cause.subject),
-    )
-
-
-async def issue(ctx: Context, event: CloudEvent) -> None:
+async def issue(ctx: WorkerContext, event: CloudEvent) -> None:
     accepted = parse_data(ApplicationAccepted, event)
-    if not accepted.licenses or await _already_handled(ctx.pool, event):
+    # A cheap look before calling the vendor; the claim in the transaction is what counts.
+    if not accepted.licenses or await inbox.seen(ctx.pool, ctx.consumer, event.id):
         return
     keys = await ctx.backend.issue_license_keys(
         accepted.application_id, [lic.license_id for lic in accepted.licenses], new=accepted.kind == "new"
     )
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     async with ctx.pool.acquire() as conn, conn.transaction():
-        if not await inbox.claim(conn, CONSUMER, event.id):
+        if not await inbox.claim(conn, ctx.consumer, event.id):
             return
         await conn.executemany(
             """INSERT INTO license_issuer.keys (license_id, contract_id, application_id, license_key, issued_at)
@@ -75,14 +41,14 @@ async def issue(ctx: Context, event: CloudEvent) -> None:
             for lic in accepted.licenses
         ]
         data = {"application_id": str(accepted.application_id), "contract_id": str(accepted.contract_id), "licenses": licenses}
-        await enqueue(conn, CONSUMER, [_event(ctx, routing.LICENSE_ISSUED, event, data)])
+        await enqueue(conn, ctx.consumer, [ctx.follow_up(routing.LICENSE_ISSUED, event, data)])
 
 
-async def revoke(ctx: Context, event: CloudEvent) -> None:
+async def revoke(ctx: WorkerContext, event: CloudEvent) -> None:
     accepted = parse_data(ApplicationAccepted, event)
     ids = [lic.license_id for lic in accepted.licenses]
     async with ctx.pool.acquire() as conn, conn.transaction():
-        if not await inbox.claim(conn, CONSUMER, event.id):
+        if not await inbox.claim(conn, ctx.consumer, event.id):
             return
         revoked = await conn.fetch(
             """UPDATE license_issuer.keys SET revoked_at = now()
@@ -93,10 +59,9 @@ async def revoke(ctx: Context, event: CloudEvent) -> None:
         await ctx.backend.revoke_license_keys(accepted.application_id, [r["license_key"] for r in revoked])
         licenses = [{**lic.model_dump(mode="json", exclude_none=True), "status": "cancelled"} for lic in accepted.licenses]
         data = {"application_id": str(accepted.application_id), "contract_id": str(accepted.contract_id), "licenses": licenses}
-        await enqueue(conn, CONSUMER, [_event(ctx, routing.LICENSE_REVOKED, event, data)])
+        await enqueue(conn, ctx.consumer, [ctx.follow_up(routing.LICENSE_REVOKED, event, data)])
 
 
-Route = Callable[[Context, CloudEvent], Awaitable[None]]
 ROUTES: dict[str, Route] = {
     routing.event_type(routing.accepted("new")): issue,
     routing.event_type(routing.accepted("addition")): issue,

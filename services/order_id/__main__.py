@@ -1,5 +1,5 @@
 """`python -m services.order_id`: issues and cancels Arcserve order IDs."""
-from shared.runtime import run
 from services.order_id.bootstrap import build
+from shared.runtime import run
 
 run(build)

@@ -2,47 +2,20 @@
 contract's last key (R9). One row per contract makes a redelivery harmless."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
-
-import asyncpg
-
 from shared.contracts import routing
-from shared.contracts.envelope import CloudEvent, new_event
+from shared.contracts.envelope import CloudEvent
 from shared.contracts.events import ApplicationAccepted, parse_data
-from shared.issuance import IssuanceBackend
 from shared.messaging import inbox
-from shared.messaging.outbox import Outgoing, enqueue
-from shared.runtime import Service
-
-CONSUMER = "order-id"
-SOURCE = "urn:arcserve:order-id"
+from shared.messaging.outbox import enqueue
+from shared.workers import Route, WorkerContext
 
 
-@dataclass(frozen=True)
-class Context:
-    service: Service
-    backend: IssuanceBackend
-
-    @property
-    def pool(self) -> asyncpg.Pool:
-        return self.service.pool
-
-
-def _event(ctx: Context, key: str, cause: CloudEvent, data: dict[str, Any]) -> Outgoing:
-    return Outgoing(
-        ctx.service.topology.events,
-        key,
-        new_event(type=routing.event_type(key), source=SOURCE, data=data, tenant_id=cause.tenantid, subject=cause.subject),
-    )
-
-
-async def issue(ctx: Context, event: CloudEvent) -> None:
+async def issue(ctx: WorkerContext, event: CloudEvent) -> None:
     accepted = parse_data(ApplicationAccepted, event)
     existing = await ctx.pool.fetchval("SELECT value FROM order_id.orders WHERE contract_id = $1", accepted.contract_id)
     value = existing or await ctx.backend.issue_order_id(accepted.contract_id)
     async with ctx.pool.acquire() as conn, conn.transaction():
-        if not await inbox.claim(conn, CONSUMER, event.id):
+        if not await inbox.claim(conn, ctx.consumer, event.id):
             return
         stored = await conn.fetchval(
             """INSERT INTO order_id.orders (contract_id, application_id, value, issued_at)
@@ -58,15 +31,15 @@ async def issue(ctx: Context, event: CloudEvent) -> None:
             "contract_id": str(accepted.contract_id),
             "arcserve_order_id": stored,
         }
-        await enqueue(conn, CONSUMER, [_event(ctx, routing.ORDER_ID_ISSUED, event, data)])
+        await enqueue(conn, ctx.consumer, [ctx.follow_up(routing.ORDER_ID_ISSUED, event, data)])
 
 
-async def cancel(ctx: Context, event: CloudEvent) -> None:
+async def cancel(ctx: WorkerContext, event: CloudEvent) -> None:
     accepted = parse_data(ApplicationAccepted, event)
     if not accepted.cancels_contract:
         return  # a partial cancellation keeps the order ID (R9)
     async with ctx.pool.acquire() as conn, conn.transaction():
-        if not await inbox.claim(conn, CONSUMER, event.id):
+        if not await inbox.claim(conn, ctx.consumer, event.id):
             return
         value = await conn.fetchval(
             """UPDATE order_id.orders SET cancelled_at = coalesce(cancelled_at, now())
@@ -82,10 +55,9 @@ async def cancel(ctx: Context, event: CloudEvent) -> None:
             "contract_id": str(accepted.contract_id),
             "arcserve_order_id": value,
         }
-        await enqueue(conn, CONSUMER, [_event(ctx, routing.ORDER_ID_CANCELLED, event, data)])
+        await enqueue(conn, ctx.consumer, [ctx.follow_up(routing.ORDER_ID_CANCELLED, event, data)])
 
 
-Route = Callable[[Context, CloudEvent], Awaitable[None]]
 ROUTES: dict[str, Route] = {
     routing.event_type(routing.accepted("new")): issue,
     routing.event_type(routing.accepted("cancellation")): cancel,

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 from functools import partial
 
+from services.status import api, handlers
 from shared.config import Settings
 from shared.domain.calendar import BusinessCalendar, YearEndClosure
 from shared.http.auth import Authenticator
 from shared.messaging.topology import STATUS_RESULTS, STATUS_SUBMISSIONS
 from shared.runtime import Service
-from services.status import api, handlers
 
 
 def build(settings: Settings, port: int | None = None) -> Service:

@@ -4,16 +4,24 @@ with the contract row locked; the events it causes go to the outbox in that tran
 """
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 import asyncpg
 
+from services.status.messages import to_outgoing
+from services.status.repository import ContractRepository
 from shared import metrics
 from shared.contracts import routing
-from shared.contracts.applications import InvalidApplication, Kind, NewApplication, parse_application
+from shared.contracts.applications import (
+    InvalidApplication,
+    Kind,
+    NewApplication,
+    parse_application,
+)
 from shared.contracts.envelope import CloudEvent, PoisonMessage
 from shared.contracts.events import LicenseEvent, OrderIdEvent, parse_data
 from shared.contracts.reasons import ReasonCode
@@ -31,8 +39,6 @@ from shared.messaging import inbox
 from shared.messaging.outbox import enqueue
 from shared.messaging.topology import Topology
 from shared.runtime import Service
-from services.status.messages import to_outgoing
-from services.status.repository import ContractRepository
 
 SUBMISSIONS = "status.submissions"
 RESULTS = "status.results"
@@ -54,7 +60,7 @@ class Context:
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 # ---- submissions -------------------------------------------------------------------------

@@ -5,7 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from shared.contracts import routing
-from shared.contracts.applications import CancellationApplication, VmCountIncreaseApplication
+from shared.contracts.applications import (
+    CancellationApplication,
+    VmCountIncreaseApplication,
+)
 from shared.contracts.envelope import new_event
 from shared.domain.model import (
     Application,

@@ -7,7 +7,13 @@ from uuid import UUID
 
 import asyncpg
 
-from shared.contracts.applications import Contact, Kind, LicenseType, Usage, parse_application
+from shared.contracts.applications import (
+    Contact,
+    Kind,
+    LicenseType,
+    Usage,
+    parse_application,
+)
 from shared.contracts.reasons import ReasonCode
 from shared.domain.model import (
     Application,

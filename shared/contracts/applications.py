@@ -4,7 +4,7 @@ refused; so is every value outside the limits below."""
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from pydantic import (
@@ -147,13 +147,7 @@ class ContactChangeApplication(_Body):
 
 
 Application = Annotated[
-    Union[
-        NewApplication,
-        AdditionApplication,
-        VmCountIncreaseApplication,
-        CancellationApplication,
-        ContactChangeApplication,
-    ],
+    NewApplication | AdditionApplication | VmCountIncreaseApplication | CancellationApplication | ContactChangeApplication,
     Field(discriminator="kind"),
 ]
 _application_adapter: TypeAdapter[Application] = TypeAdapter(Application)

@@ -35,7 +35,7 @@ async def create_pool(url: str, size: int, stopping: asyncio.Event | None = None
     while True:
         try:
             return await asyncpg.create_pool(url, min_size=1, max_size=size, command_timeout=30)
-        except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
             if stopping is not None and stopping.is_set() or isinstance(exc, asyncpg.InvalidCatalogNameError):
                 raise
             log.warning("database not reachable (%s); retrying in %.1fs", exc, delay)

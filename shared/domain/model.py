@@ -7,15 +7,14 @@ service turns them into outgoing messages in the same transaction (transactional
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Iterable
 from uuid import UUID
 
 from shared.contracts.applications import (
     AdditionApplication,
-    Application as ApplicationBody,
     CancellationApplication,
     Contact,
     ContactChangeApplication,
@@ -25,6 +24,9 @@ from shared.contracts.applications import (
     NewApplication,
     Usage,
     VmCountIncreaseApplication,
+)
+from shared.contracts.applications import (
+    Application as ApplicationBody,
 )
 from shared.contracts.reasons import ReasonCode
 from shared.domain.calendar import BusinessCalendar

@@ -3,7 +3,7 @@ cache keeps the database off the hot path."""
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import asyncpg
 from fastapi import Request

@@ -19,6 +19,14 @@ async def claim(conn: asyncpg.Connection, consumer: str, message_id: str) -> boo
     return bool(row)
 
 
+async def seen(conn: asyncpg.Connection | asyncpg.Pool, consumer: str, message_id: str) -> bool:
+    return bool(
+        await conn.fetchval(
+            "SELECT true FROM messaging.inbox WHERE message_id = $1 AND consumer = $2", message_id, consumer
+        )
+    )
+
+
 async def prune(conn: asyncpg.Connection, older_than_days: float) -> int:
     deleted = await conn.execute(
         "DELETE FROM messaging.inbox WHERE processed_at < now() - make_interval(secs => $1)",

@@ -14,15 +14,15 @@ import aio_pika
 import asyncpg
 import httpx
 
+from services.intake.bootstrap import build as build_intake
+from services.license_issuer.bootstrap import build as build_license_issuer
+from services.order_id.bootstrap import build as build_order_id
+from services.status.bootstrap import build as build_status
 from shared.config import Settings
 from shared.contracts.envelope import CONTENT_TYPE
 from shared.db.migrate import seed_api_keys
 from shared.messaging.topology import QUEUES, Topology
 from shared.runtime import Service
-from services.intake.bootstrap import build as build_intake
-from services.license_issuer.bootstrap import build as build_license_issuer
-from services.order_id.bootstrap import build as build_order_id
-from services.status.bootstrap import build as build_status
 from tests.support.infra import create_database, drop_database
 
 BUILDERS = {
