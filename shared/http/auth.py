@@ -9,6 +9,7 @@ import asyncpg
 from fastapi import Request
 
 from shared.db.migrate import hash_api_key
+from shared.db.pool import is_transient
 from shared.http.errors import ApiError
 
 CACHE_TTL_S = 30.0
@@ -26,7 +27,12 @@ class Authenticator:
         now = time.monotonic()
         if hit is not None and hit[1] > now:
             return hit[0]
-        tenant = await self._pool().fetchval("SELECT tenant_id FROM tenancy.api_keys WHERE key_hash = $1", digest)
+        try:
+            tenant = await self._pool().fetchval("SELECT tenant_id FROM tenancy.api_keys WHERE key_hash = $1", digest)
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            raise ApiError(503, "unavailable", "the database is not reachable; retry later") from None
         if len(self._cache) > 10_000:
             self._cache.clear()  # bounded: unknown keys must not grow it without limit
         self._cache[digest] = (tenant, now + CACHE_TTL_S)

@@ -2,12 +2,17 @@
 each bad field where there are several."""
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from shared.db.pool import is_transient
+
+log = logging.getLogger(__name__)
 
 
 class ApiError(Exception):
@@ -35,6 +40,13 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
         return error_response(exc.status_code, _CODES.get(exc.status_code, "error"), str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        if is_transient(exc):
+            return error_response(503, "unavailable", "a backing service is not reachable; retry later")
+        log.exception("unhandled error")
+        return error_response(500, "internal_error", "unexpected error; it has been logged")
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
