@@ -43,7 +43,8 @@ class Service:
         self.settings = settings
         self.port = port
         self.topology = Topology(settings.topology_prefix)
-        self.broker = Broker(settings.amqp_url, self.topology, connection_name=name)
+        # The prefix tells apart stacks sharing a broker (as seen in `rabbitmqctl list_connections`).
+        self.broker = Broker(settings.amqp_url, self.topology, connection_name=f"{settings.topology_prefix}{name}")
         self._pool: asyncpg.Pool | None = None
         self.app = FastAPI(title=f"arcserve-licensing {name}", docs_url=None, redoc_url=None)
         install_error_handlers(self.app)

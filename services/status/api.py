@@ -76,7 +76,8 @@ def contract_summary(r: asyncpg.Record) -> dict[str, Any]:
 def license_view(r: asyncpg.Record) -> dict[str, Any]:
     return {
         "license_id": str(r["license_id"]),
-        "license_key": r["license_key"],
+        # A key is shown once it is live (R1: both key and order ID are there).
+        "license_key": r["license_key"] if r["status"] != "preparing" else None,
         "usage": r["usage"],
         "license_type": r["license_type"],
         "vm_count": r["vm_count"],

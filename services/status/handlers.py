@@ -118,6 +118,8 @@ async def handle_submission(ctx: Context, event: CloudEvent) -> None:
             return
         existing = await repo.application_exists(application_id) if application_id else None
         if existing is not None:
+            if existing["tenant_id"] != tenant_id:  # never a no-op across tenants: say so
+                raise PoisonMessage(f"duplicate_application_id: {application_id} belongs to another tenant")
             return  # the same application id again: no second effect
         contract_id = getattr(body, "contract_id", None)
         if contract_id is None and isinstance(event.data, dict):

@@ -340,12 +340,12 @@ class Contract:
     # ---- results from the issuers (R1 join, in either order) --------------------------
     def license_issued(self, license_id: UUID, license_key: str, now: datetime) -> None:
         lic = self.licenses.get(license_id)
-        if lic is None or lic.status is not LicenseStatus.PREPARING:
+        if lic is None or lic.status is not LicenseStatus.PREPARING or lic.license_key is not None:
             return  # duplicate or late: already issued, or cancelled meanwhile
-        lic.status = LicenseStatus.ACTIVE
         lic.license_key = license_key
         lic.issued_at = now
-        lic.charge_start_at = now if lic.billable else None
+        if self.status is ContractStatus.ACTIVE:  # R5, R7: a key on a live contract is live at once
+            _activate(lic, now)
         self._complete_finished(now)
 
     def order_id_issued(self, value: str, now: datetime) -> None:
@@ -410,17 +410,24 @@ class Contract:
                 return
             self._complete(application, now)
             return
-        if not all(lic.status is LicenseStatus.ACTIVE for lic in licenses):
+        if not all(lic.license_key is not None for lic in licenses):
             return
         if application.kind is Kind.NEW:
             if self.order_id is None:
                 return  # R1: keys and order ID join in either order
+            for lic in licenses:  # R1: the contract and its keys become active together
+                _activate(lic, now)
             self._set_status(ContractStatus.ACTIVE, application)
         elif application.kind is Kind.VM_COUNT_INCREASE:
             for vm_key in licenses:  # R7: the parent covers the added VMs once keys exist
                 parent = self.licenses[vm_key.parent_license_id]  # type: ignore[index]
                 parent.vm_count = (parent.vm_count or 0) + (vm_key.vm_count or 0)
         self._complete(application, now)
+
+
+def _activate(lic: License, now: datetime) -> None:
+    lic.status = LicenseStatus.ACTIVE
+    lic.charge_start_at = now if lic.billable else None  # R7: VM keys have no billing effect
 
 
 def reject(application: Application, error: Rejected, now: datetime) -> ApplicationRejected:

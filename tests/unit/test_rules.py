@@ -247,13 +247,15 @@ def test_r1_contract_becomes_active_only_when_all_keys_and_the_order_id_arrived(
         steps[step](ISSUED_AT)
         assert contract.status is ContractStatus.PREPARING
         assert application.status is ApplicationStatus.PROCESSING
+        # R1: an issued key waits for the order ID; it and the contract go live together.
+        assert all(l.status is LicenseStatus.PREPARING and l.charge_start_at is None for l in lic)
     assert contract.events == []
     steps[last](DONE_AT)
 
     assert contract.status is ContractStatus.ACTIVE
     assert contract.order_id.value == "ARC-0001" and contract.order_id.status is OrderIdStatus.ACTIVE
     assert [(l.status, l.license_key) for l in lic] == [(LicenseStatus.ACTIVE, "KEY-0"), (LicenseStatus.ACTIVE, "KEY-1")]
-    assert all(l.charge_start_at == l.issued_at is not None for l in lic)
+    assert all(l.charge_start_at == DONE_AT for l in lic)  # billing starts when the contract is live
     assert application.status is ApplicationStatus.COMPLETED and application.completed_at == DONE_AT
     assert contract.events == [
         ContractStatusChanged(contract.contract_id, TENANT, ContractStatus.PREPARING, ContractStatus.ACTIVE,

@@ -1,0 +1,94 @@
+"""`scripts/run_local.py --demo-and-exit` as an operator runs it: four service processes,
+a demo from 新規準備中 to 提供中 to 廃止済, then SIGTERM to every service, which drain and
+exit 0. Its own ports, topology prefix and database, all removed afterwards."""
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import socket
+import sys
+import uuid
+from pathlib import Path
+
+import aio_pika
+import pytest
+
+from shared.messaging.topology import QUEUES, Topology
+from tests.support.infra import drop_database, with_database
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = ROOT / "scripts" / "run_local.py"
+DEADLINE_S = 90.0
+
+
+def _free_ports(n: int) -> list[int]:
+    sockets = []
+    try:
+        for _ in range(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(("127.0.0.1", 0))
+            sockets.append(s)
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+async def _delete_topology(amqp_url: str, topology: Topology) -> None:
+    connection = await aio_pika.connect(amqp_url)
+    async with connection:
+        channel = await connection.channel()
+        for spec in QUEUES:
+            await channel.queue_delete(topology.queue(spec))
+            await channel.queue_delete(topology.dead_letter_queue(spec))
+        for exchange in (topology.applications, topology.events, topology.dead_letter):
+            await channel.exchange_delete(exchange)
+
+
+@pytest.mark.slow
+async def test_run_local_demo_goes_from_preparing_to_cancelled_and_drains(infrastructure: tuple[str, str]) -> None:
+    amqp_url, admin_url = infrastructure
+    database_url = with_database(admin_url, f"arcserve_runlocal_{uuid.uuid4().hex[:12]}")
+    topology = Topology(f"test-runlocal-{uuid.uuid4().hex[:8]}.")
+    intake, status, license_issuer, order_id = _free_ports(4)
+    env = {
+        **os.environ,
+        "AMQP_URL": amqp_url,
+        "DATABASE_URL": database_url,  # does not exist yet: the script creates it
+        "ARCSERVE_TOPOLOGY_PREFIX": topology.prefix,
+        "INTAKE_PORT": str(intake),
+        "STATUS_PORT": str(status),
+        "LICENSE_ISSUER_PORT": str(license_issuer),
+        "ORDER_ID_PORT": str(order_id),
+        "ARCSERVE_HOST": "127.0.0.1",
+        "ARCSERVE_SIM_NEW_DELAY_S": "1",
+        "PYTHONUNBUFFERED": "1",
+    }
+    env.pop("ARCSERVE_API_KEYS", None)  # the script's demo keys
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, str(SCRIPT), "--demo-and-exit",
+        cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )
+    try:
+        try:
+            out, _ = await asyncio.wait_for(process.communicate(), timeout=DEADLINE_S)
+        except asyncio.TimeoutError:
+            process.terminate()  # the script SIGTERMs its services on the way out
+            out, _ = await asyncio.wait_for(process.communicate(), timeout=60)
+            raise AssertionError(f"run_local.py did not finish in {DEADLINE_S}s:\n{out.decode(errors='replace')}")
+        output = out.decode(errors="replace")
+        assert process.returncode == 0, output
+
+        # The contract as the demo watched it: each state once, in order (R1, R9).
+        states = re.findall(r"^contract [0-9a-f-]{36}: (\S+) \((\w+)\)", output, re.MULTILINE)
+        assert states == [("新規準備中", "preparing"), ("提供中", "active"), ("廃止済", "cancelled")], output
+        assert output.count("POST /v1/applications → 202") == 2, output
+        assert re.search(r"order ID ARC-\d{8}-\w{5}-\w{5} is cancelled", output), output  # R9
+        assert "exit codes [0, 0, 0, 0]" in output, output
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+        await _delete_topology(amqp_url, topology)
+        await drop_database(admin_url, database_url)
