@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test unit migrate venv compose-tool clean
+.PHONY: run test unit lint migrate venv compose-tool clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ test: venv compose-tool
 ## unit: the pure domain rules only (no broker, no database)
 unit: venv
 	$(BIN)/python -m pytest tests/unit -q
+
+## lint: ruff over the code and the tests
+lint: venv
+	$(BIN)/ruff check shared services scripts tests
 
 ## migrate: apply database migrations and seed ARCSERVE_API_KEYS
 migrate: venv

@@ -77,7 +77,7 @@ def _yaml_to_json_via(exe: str, text: str) -> str:
     return proc.stdout
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def compose_config() -> dict:
     base, speaks_json = _compose_tool()
     args = [*base, "-f", str(COMPOSE_FILE), "config"]

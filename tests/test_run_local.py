@@ -73,7 +73,7 @@ async def test_run_local_demo_goes_from_preparing_to_cancelled_and_drains(infras
     try:
         try:
             out, _ = await asyncio.wait_for(process.communicate(), timeout=DEADLINE_S)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             process.terminate()  # the script SIGTERMs its services on the way out
             out, _ = await asyncio.wait_for(process.communicate(), timeout=60)
             raise AssertionError(f"run_local.py did not finish in {DEADLINE_S}s:\n{out.decode(errors='replace')}")

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import Any, AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import aio_pika
 import httpx

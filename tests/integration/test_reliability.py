@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import uuid
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -292,56 +292,25 @@ async def test_services_reconnect_after_database_connections_drop(new_stack: Cal
     await ready_everywhere(stack)
 
 
-def _amqp_port(url: str) -> int:
-    return urlsplit(url).port or 5672
-
-
-def _own_broker_ports(amqp_port: int) -> set[int]:
-    """Local ports of this process's established connections to the broker."""
-    inodes = set()
-    for fd in os.listdir("/proc/self/fd"):
-        try:
-            target = os.readlink(f"/proc/self/fd/{fd}")
-        except OSError:
-            continue
-        if target.startswith("socket:["):
-            inodes.add(target[len("socket:["):-1])
-    ports = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            with open(table) as handle:
-                lines = handle.readlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            fields = line.split()
-            local, remote, state, inode = fields[1], fields[2], fields[3], fields[9]
-            if state == "01" and int(remote.rsplit(":", 1)[1], 16) == amqp_port and inode in inodes:
-                ports.add(int(local.rsplit(":", 1)[1], 16))
-    return ports
-
-
-async def _broker_connections(ports: set[int]) -> dict[str, str]:
-    """The broker's connection pid → the client's `connection_name`, for these local ports
-    (rabbitmqctl names a connection `<client ip>:<port> -> <broker ip>:<port>`)."""
-    out = await _rabbitmqctl("list_connections", "-q", "--no-table-headers", "pid", "name", "client_properties")
+async def _broker_connections(prefix: str) -> dict[str, str]:
+    """The broker's connection pid → `connection_name`, for the connections of one stack
+    (each service names its connection with the stack's topology prefix)."""
+    out = await _rabbitmqctl("list_connections", "-q", "--no-table-headers", "pid", "client_properties")
+    marker = '{"connection_name","'
     found = {}
     for line in out.splitlines():
-        pid, name, properties = (line.split("\t", 2) + ["", ""])[:3]
-        client = name.split(" -> ")[0].rsplit(":", 1)
-        if len(client) == 2 and client[1].isdigit() and int(client[1]) in ports:
-            marker = '{"connection_name","'
-            start = properties.find(marker)
-            found[pid] = properties[start + len(marker):].split('"', 1)[0] if start >= 0 else ""
+        pid, _, properties = line.partition("\t")
+        start = properties.find(marker)
+        name = properties[start + len(marker):].split('"', 1)[0] if start >= 0 else ""
+        if name.startswith(prefix):
+            found[pid] = name.removeprefix(prefix)
     return found
 
 
 async def test_services_reconnect_after_broker_connections_drop(new_stack: Callable[..., Any]) -> None:
     stack: Stack = await new_stack(sim_new_delay_s=1.0)
-    port = _amqp_port(stack.settings.amqp_url)
-    before = _own_broker_ports(port)
+    prefix = stack.settings.topology_prefix
     await stack.start()
-    ours = _own_broker_ports(port) - before
     tenant = await stack.tenant()
     first = await stack.apply(tenant, new_application())
     assert first["status"] == "completed"
@@ -352,7 +321,7 @@ async def test_services_reconnect_after_broker_connections_drop(new_stack: Calla
     in_flight = response.json()["application_id"]
     assert (await stack.wait_application(busy, in_flight, "processing"))["status"] == "processing"
 
-    connections = await eventually(lambda: _broker_connections(ours), "the stack's connections in rabbitmqctl")
+    connections = await eventually(lambda: _broker_connections(prefix), "the stack's connections in rabbitmqctl")
     service_names = sorted(service.name for service in stack.services.values())
     assert sorted(connections.values()) == service_names, connections
     for pid in connections:
@@ -360,7 +329,9 @@ async def test_services_reconnect_after_broker_connections_drop(new_stack: Calla
 
     # The services reconnect by themselves (new connections, from new local ports) …
     async def reconnected() -> dict[str, str] | None:
-        fresh = await _broker_connections(_own_broker_ports(port) - before - ours)
+        fresh = await _broker_connections(prefix)
+        if set(fresh) & set(connections):
+            return None  # an old connection is still listed
         return fresh if sorted(fresh.values()) == service_names else None
 
     await eventually(reconnected, "every service to reconnect to the broker", timeout=RECOVERY_S)

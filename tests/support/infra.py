@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import uuid
-from typing import Iterator
+from collections.abc import Iterator
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg

@@ -2,7 +2,7 @@
 weekends, national holidays, and a year-end closure (12/29–1/3 unless configured)."""
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pytest
 
@@ -75,16 +75,16 @@ def test_five_business_days(calendar, submitted, expected):
     ("submitted_utc", "expected_utc"),
     [
         # 15:30 UTC Friday = 00:30 JST Saturday: counting starts from the JST date.
-        pytest.param(datetime(2026, 6, 5, 15, 30, tzinfo=timezone.utc),
-                     datetime(2026, 6, 11, 15, 30, tzinfo=timezone.utc), id="utc-friday-is-jst-saturday"),
-        pytest.param(datetime(2026, 6, 5, 14, 0, tzinfo=timezone.utc),
-                     datetime(2026, 6, 12, 14, 0, tzinfo=timezone.utc), id="utc-friday-is-jst-friday"),
+        pytest.param(datetime(2026, 6, 5, 15, 30, tzinfo=UTC),
+                     datetime(2026, 6, 11, 15, 30, tzinfo=UTC), id="utc-friday-is-jst-saturday"),
+        pytest.param(datetime(2026, 6, 5, 14, 0, tzinfo=UTC),
+                     datetime(2026, 6, 12, 14, 0, tzinfo=UTC), id="utc-friday-is-jst-friday"),
     ],
 )
 def test_business_days_are_counted_on_the_japanese_date(submitted_utc, expected_utc):
     result = DEFAULT.add_business_days(submitted_utc, 5)
     assert result == expected_utc
-    assert result.tzinfo is timezone.utc
+    assert result.tzinfo is UTC
 
 
 @pytest.mark.parametrize(
