@@ -226,7 +226,7 @@ class Contract:
         if live is not None and live.status in LIVE_STATUSES:
             raise Rejected(
                 ReasonCode.CONTRACT_EXISTS,
-                f"the tenant already has a {live.status.value} contract {live.contract_id} "
+                f"the tenant already holds contract {live.contract_id} ({live.status.value}) "
                 f"for {body.product}",
             )
         contract = cls(
