@@ -6,6 +6,9 @@ from dataclasses import dataclass, field
 
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/arcserve"
+# Bounded exponential backoff of delayed retries: attempt n waits the n-th delay; after the
+# last one the message is dead-lettered.
+DEFAULT_RETRY_DELAYS_S: tuple[float, ...] = (1, 4, 16, 60)
 
 
 def _float(name: str, default: float) -> float:
@@ -13,7 +16,7 @@ def _float(name: str, default: float) -> float:
     try:
         return float(raw) if raw else default
     except ValueError:
-        raise SystemExit(f"{name} must be a number of seconds, got {raw!r}") from None
+        raise SystemExit(f"{name} must be a number, got {raw!r}") from None
 
 
 def _int(name: str, default: int) -> int:
@@ -22,6 +25,17 @@ def _int(name: str, default: int) -> int:
         return int(raw) if raw else default
     except ValueError:
         raise SystemExit(f"{name} must be an integer, got {raw!r}") from None
+
+
+def _delays(name: str, default: tuple[float, ...]) -> tuple[float, ...]:
+    raw = os.environ.get(name, "")
+    try:
+        delays = tuple(float(part) for part in raw.split(",")) if raw else default
+    except ValueError:
+        raise SystemExit(f"{name} must be seconds separated by commas, e.g. 1,4,16,60; got {raw!r}") from None
+    if not delays or any(d <= 0 for d in delays):
+        raise SystemExit(f"{name} needs at least one delay, each above 0; got {raw!r}")
+    return delays
 
 
 def parse_api_keys(text: str) -> dict[str, str]:
@@ -52,6 +66,8 @@ class Settings:
     prefetch: int = 32
     db_pool_size: int = 10
     drain_timeout_s: float = 25.0
+    retry_delays_s: tuple[float, ...] = DEFAULT_RETRY_DELAYS_S
+    inbox_retention_days: float = 7.0
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -72,4 +88,6 @@ class Settings:
             prefetch=_int("ARCSERVE_PREFETCH", 32),
             db_pool_size=_int("ARCSERVE_DB_POOL_SIZE", 10),
             drain_timeout_s=_float("ARCSERVE_DRAIN_TIMEOUT_S", 25.0),
+            inbox_retention_days=_float("ARCSERVE_INBOX_RETENTION_DAYS", 7.0),
+            retry_delays_s=_delays("ARCSERVE_RETRY_DELAYS_S", DEFAULT_RETRY_DELAYS_S),
         )

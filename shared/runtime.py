@@ -22,12 +22,14 @@ from shared.config import Settings
 from shared.db.migrate import migrate, seed_api_keys
 from shared.db.pool import create_pool
 from shared.http.errors import install_error_handlers
+from shared.messaging import inbox
 from shared.messaging.broker import Broker
 from shared.messaging.consumer import Consumer, Handler
 from shared.messaging.outbox import OutboxRelay
 from shared.messaging.topology import QueueSpec, Topology
 
 log = logging.getLogger(__name__)
+INBOX_PRUNE_INTERVAL_S = 3600.0
 
 
 class _EmbeddedServer(uvicorn.Server):
@@ -42,7 +44,7 @@ class Service:
         self.name = name
         self.settings = settings
         self.port = port
-        self.topology = Topology(settings.topology_prefix)
+        self.topology = Topology(settings.topology_prefix, settings.retry_delays_s)
         # The prefix tells apart stacks sharing a broker (as seen in `rabbitmqctl list_connections`).
         self.broker = Broker(settings.amqp_url, self.topology, connection_name=f"{settings.topology_prefix}{name}")
         self._pool: asyncpg.Pool | None = None
@@ -53,6 +55,7 @@ class Service:
         self._with_relay = relay
         self._relay: OutboxRelay | None = None
         self._relay_task: asyncio.Task[None] | None = None
+        self._housekeeping: asyncio.Task[None] | None = None
         self._server: _EmbeddedServer | None = None
         self._server_task: asyncio.Task[None] | None = None
         self.stopping = asyncio.Event()
@@ -79,6 +82,8 @@ class Service:
                 self.pool, self.broker, self.name, database_url=self.settings.database_url
             )
             self._relay_task = asyncio.create_task(self._relay.run(), name=f"{self.name}-relay")
+        if self._consumers:
+            self._housekeeping = asyncio.create_task(self._prune_inbox(), name=f"{self.name}-inbox-pruning")
         log.info("%s ready on port %d", self.name, self.bound_port)
 
     async def stop(self) -> None:
@@ -89,6 +94,8 @@ class Service:
             self._server.should_exit = True
             if self._server_task is not None:
                 await self._server_task
+        if self._housekeeping is not None:
+            self._housekeeping.cancel()
         for consumer in self._consumers:
             await consumer.stop(self.settings.drain_timeout_s)
         if self._relay is not None and self._relay_task is not None:
@@ -102,6 +109,20 @@ class Service:
         if self._pool is not None:
             await self._pool.close()
         log.info("%s stopped", self.name)
+
+    async def _prune_inbox(self) -> None:
+        """Forget handled message ids after the retention period; a redelivery can only come
+        long before that (retries end within minutes), a replay from the dead-letter queue
+        meets the handlers' own checks (application ids, row states)."""
+        while True:
+            try:
+                async with self.pool.acquire() as conn:
+                    deleted = await inbox.prune(conn, self.settings.inbox_retention_days)
+                if deleted:
+                    log.info("%s: pruned %d inbox entries", self.name, deleted)
+            except Exception as exc:
+                log.warning("%s: inbox pruning failed (%r); trying again later", self.name, exc)
+            await asyncio.sleep(INBOX_PRUNE_INTERVAL_S)
 
     @property
     def bound_port(self) -> int:

@@ -22,7 +22,7 @@ from shared.contracts.applications import (
     NewApplication,
     parse_application,
 )
-from shared.contracts.envelope import CloudEvent, PoisonMessage
+from shared.contracts.envelope import CloudEvent, PoisonMessage, RetryLater
 from shared.contracts.events import LicenseEvent, OrderIdEvent, parse_data
 from shared.contracts.reasons import ReasonCode
 from shared.domain.calendar import BusinessCalendar
@@ -200,8 +200,8 @@ async def _on_contract(ctx: Context, event: CloudEvent, contract_id: UUID, apply
             return
         repo = ContractRepository(conn)
         contract = await repo.get(contract_id, event.tenantid or "")
-        if contract is None:
-            raise PoisonMessage(f"unknown_contract: {contract_id} of tenant {event.tenantid!r}")
+        if contract is None:  # a result that overtook the acceptance it follows, or a stray one
+            raise RetryLater(f"unknown_contract: {contract_id} of tenant {event.tenantid!r}")
         now = _now()
         apply(contract, now)
         await repo.save(contract, now)

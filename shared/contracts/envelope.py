@@ -38,6 +38,15 @@ class PoisonMessage(Exception):
         super().__init__(reason)
 
 
+class RetryLater(Exception):
+    """A message that may succeed later (e.g. a result that overtook the event it follows);
+    it goes to a delayed retry queue, and is dead-lettered once the retries run out."""
+
+    def __init__(self, reason: str):
+        self.reason = reason
+        super().__init__(reason)
+
+
 def parse_event(body: bytes) -> CloudEvent:
     """Decode a message body; raise PoisonMessage saying what is wrong with it."""
     if len(body) > MAX_MESSAGE_BYTES:

@@ -9,9 +9,9 @@ import asyncpg
 log = logging.getLogger(__name__)
 
 
-def is_transient(exc: BaseException) -> bool:
-    """A fault that goes away by itself: the database restarting, a dropped connection,
-    a lost race between transactions. Anything else is a bug or a bad message."""
+def is_outage(exc: BaseException) -> bool:
+    """The database (or the network to it) is down or restarting: wait for it, however long;
+    counting it against the message would dead-letter everything during an outage."""
     return isinstance(
         exc,
         (
@@ -21,12 +21,21 @@ def is_transient(exc: BaseException) -> bool:
             asyncpg.InterfaceError,  # includes "connection was closed in the middle of operation"
             asyncpg.CannotConnectNowError,
             asyncpg.TooManyConnectionsError,
-            asyncpg.SerializationError,
-            asyncpg.DeadlockDetectedError,
             asyncpg.AdminShutdownError,
-            asyncpg.UniqueViolationError,  # a concurrent insert won; the retry sees its row
         ),
     )
+
+
+def is_conflict(exc: BaseException) -> bool:
+    """A lost race between transactions: running again sees the winner's rows."""
+    return isinstance(
+        exc,
+        (asyncpg.SerializationError, asyncpg.DeadlockDetectedError, asyncpg.UniqueViolationError),
+    )
+
+
+def is_transient(exc: BaseException) -> bool:
+    return is_outage(exc) or is_conflict(exc)
 
 
 async def create_pool(url: str, size: int, stopping: asyncio.Event | None = None) -> asyncpg.Pool:

@@ -184,6 +184,11 @@ def contract_id_for(application_id: UUID) -> UUID:
     return uuid.uuid5(_IDS, f"contract:{application_id}")
 
 
+def license_id_for(application_id: UUID, position: int) -> UUID:
+    """The id of the application's `position`-th key (0-based, in the order of its lines)."""
+    return uuid.uuid5(_IDS, f"license:{application_id}:{position}")
+
+
 def _licenses_from(lines: Iterable[LicenseLine], application_id: UUID) -> list[License]:
     """One key per unit of quantity (R1, R5)."""
     licenses = []
@@ -191,7 +196,7 @@ def _licenses_from(lines: Iterable[LicenseLine], application_id: UUID) -> list[L
         for _ in range(line.quantity):
             licenses.append(
                 License(
-                    license_id=uuid.uuid5(_IDS, f"license:{application_id}:{len(licenses)}"),
+                    license_id=license_id_for(application_id, len(licenses)),
                     application_id=application_id,
                     usage=line.usage,
                     license_type=line.license_type,
@@ -283,7 +288,7 @@ class Contract:
                 "dedicated_hypervisor",
             )
         vm_key = License(
-            license_id=uuid.uuid5(_IDS, f"license:{application.application_id}:0"),
+            license_id=license_id_for(application.application_id, 0),
             application_id=application.application_id,
             usage=target.usage,
             license_type=target.license_type,

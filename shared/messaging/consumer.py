@@ -1,26 +1,34 @@
 """The consume loop every service shares: decode, route, handle, ack only after the
-effect is durable (DESIGN.md §5).
+effect is durable (DESIGN.md §5). What happens to a message that does not succeed:
 
-- A message that is not JSON, not a CloudEvent, of an unknown type, or that its handler
-  declares poison (`PoisonMessage`) is published to the dead-letter exchange with its
-  reason and original routing, confirmed, then acked: it never loops.
-- A transient fault (database or broker down) is retried in place with bounded
-  exponential backoff; nothing is acked meanwhile.
-- Any other error nacks with requeue; the quorum queue's delivery limit dead-letters a
-  message that keeps failing, so it cannot block the queue for ever.
-- `stop()` cancels the consumer and waits for the messages in hand (drain on SIGTERM).
+| what went wrong                                   | what happens                                |
+|---------------------------------------------------|---------------------------------------------|
+| not JSON / not a CloudEvent / unknown type /      | dead-lettered at once with the reason       |
+| the handler raised PoisonMessage                  |                                             |
+| the database is down (an outage)                  | retried in place, with backoff, until it is |
+|                                                   | back; nothing is acked meanwhile            |
+| a lost race between transactions (a conflict)    | retried in place a few times                |
+| RetryLater, or any other error                    | delayed retry queues (1 s, 4 s, 16 s, 60 s  |
+|                                                   | by default: ARCSERVE_RETRY_DELAYS_S),       |
+|                                                   | then dead-lettered with the last reason     |
+
+Moving a message (to a retry or dead-letter queue) is a publish with a confirm, then the
+ack: a crash in between delivers it twice, and the inbox absorbs the second. The quorum
+queue's delivery limit is the backstop for a message that crashes its consumer's process.
+`stop()` cancels the consumer and waits for the messages in hand (drain on SIGTERM).
 """
 from __future__ import annotations
 
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 
 from shared import metrics
-from shared.contracts.envelope import CloudEvent, PoisonMessage, parse_event
-from shared.db.pool import is_transient
+from shared.contracts.envelope import CloudEvent, PoisonMessage, RetryLater, parse_event
+from shared.db.pool import is_conflict, is_outage
 from shared.messaging.broker import Broker
 from shared.messaging.topology import QueueSpec
 
@@ -28,23 +36,19 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[CloudEvent], Awaitable[None]]
 
-# Headers kept on every dead letter (read by the operator tooling).
+# Headers kept on every dead letter (read by the operator tooling, services/tools/dlq.py).
 REASON_HEADER = "x-arcserve-reason"
 ORIGINAL_EXCHANGE_HEADER = "x-arcserve-original-exchange"
 ORIGINAL_ROUTING_KEY_HEADER = "x-arcserve-original-routing-key"
 DELIVERY_COUNT_HEADER = "x-arcserve-delivery-count"
-MAX_BACKOFF_S = 5.0
+# How many delayed retries a message has had (set on the copies sent to retry queues).
+ATTEMPT_HEADER = "x-arcserve-attempt"
+MAX_OUTAGE_BACKOFF_S = 5.0
+CONFLICT_RETRIES = 5
 
 
 class Consumer:
-    def __init__(
-        self,
-        broker: Broker,
-        spec: QueueSpec,
-        routes: Mapping[str, Handler],
-        *,
-        prefetch: int,
-    ):
+    def __init__(self, broker: Broker, spec: QueueSpec, routes: Mapping[str, Handler], *, prefetch: int):
         self.broker = broker
         self.spec = spec
         self.queue_name = broker.topology.queue(spec)
@@ -90,65 +94,71 @@ class Consumer:
             handler = self.routes.get(event.type)
             if handler is None:
                 raise PoisonMessage(f"unknown_type: {event.type!r} is not handled by {self.spec.name}")
-            await self._handle_with_retry(handler, event)
+            await self._handle(handler, event)
         except PoisonMessage as poison:
-            await self._dead_letter(message, poison.reason)
-            return
-        except _GaveUp:
-            return  # stopping mid-retry: unacked, the broker redelivers it
-        except Exception:
-            log.exception("handler failed on %s (message %s); requeued", self.queue_name, message.message_id)
-            metrics.MESSAGES.labels(self.spec.name, "failed").inc()
-            await _settle(message.nack(requeue=True))
-            return
-        metrics.MESSAGES.labels(self.spec.name, "handled").inc()
-        await _settle(message.ack())
+            await self._move(message, reason=poison.reason, dead=True)
+        except RetryLater as later:
+            await self._move(message, reason=later.reason, dead=False)
+        except _Stopping:
+            return  # unacked: the broker gives it to the next consumer
+        except Exception as exc:
+            log.exception("handler failed on %s (message %s)", self.queue_name, message.message_id)
+            await self._move(message, reason=f"handler_error: {exc!r}", dead=False)
+        else:
+            metrics.MESSAGES.labels(self.spec.name, "handled").inc()
+            await _settle(message.ack())
 
-    async def _handle_with_retry(self, handler: Handler, event: CloudEvent) -> None:
-        delay = 0.1
+    async def _handle(self, handler: Handler, event: CloudEvent) -> None:
+        delay, conflicts = 0.1, 0
         while True:
             try:
                 await handler(event)
                 return
             except Exception as exc:
-                if not is_transient(exc):
+                if is_conflict(exc) and conflicts < CONFLICT_RETRIES:
+                    conflicts += 1
+                elif not is_outage(exc):
                     raise
                 if self._stopping.is_set():
-                    raise _GaveUp() from exc
+                    raise _Stopping() from exc
                 log.warning("transient fault on %s (%r); retrying in %.1fs", self.queue_name, exc, delay)
-                metrics.MESSAGES.labels(self.spec.name, "retried").inc()
+                metrics.MESSAGES.labels(self.spec.name, "retried_in_place").inc()
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, MAX_BACKOFF_S)
+                delay = min(delay * 2, MAX_OUTAGE_BACKOFF_S)
 
-    async def _dead_letter(self, message: AbstractIncomingMessage, reason: str) -> None:
-        log.warning("dead-lettering message %s from %s: %s", message.message_id, self.queue_name, reason)
-        headers = dict(message.headers or {})
-        headers.update(
-            {
-                REASON_HEADER: reason[:1000],
-                ORIGINAL_EXCHANGE_HEADER: message.exchange or "",
-                ORIGINAL_ROUTING_KEY_HEADER: message.routing_key or "",
-                DELIVERY_COUNT_HEADER: int(headers.get("x-delivery-count", 0) or 0) + 1,
-            }
-        )
+    async def _move(self, message: AbstractIncomingMessage, *, reason: str, dead: bool) -> None:
+        """Send the message to its next delayed retry, or to the dead-letter queue."""
+        headers: dict[str, Any] = dict(message.headers or {})
+        attempt = int(headers.get(ATTEMPT_HEADER, 0) or 0) + 1
+        topology = self.broker.topology
+        if not dead and attempt > len(topology.retry_delays_s):
+            dead, reason = True, f"retries_exhausted: {reason}"
+        if not headers.get(ORIGINAL_ROUTING_KEY_HEADER):  # first move: remember where it came from
+            headers[ORIGINAL_EXCHANGE_HEADER] = message.exchange or ""
+            headers[ORIGINAL_ROUTING_KEY_HEADER] = message.routing_key or ""
+        headers[REASON_HEADER] = reason[:1000]
+        headers[DELIVERY_COUNT_HEADER] = int(headers.get(DELIVERY_COUNT_HEADER, 0) or 0) + 1
+        if dead:
+            exchange, routing_key, outcome = topology.dead_letter, self.queue_name, "dead_lettered"
+            log.warning("dead-lettering message %s from %s: %s", message.message_id, self.queue_name, reason)
+        else:
+            headers[ATTEMPT_HEADER] = attempt
+            delay = topology.retry_delays_s[attempt - 1]
+            exchange, routing_key, outcome = "", topology.retry_queue(self.spec, delay), "retry_scheduled"
+            log.info("retrying message %s of %s in %gs: %s", message.message_id, self.queue_name, delay, reason)
         try:
             await self.broker.publish(
-                self.broker.topology.dead_letter,
-                self.queue_name,
-                message.body,
-                message_id=message.message_id or "",
-                headers=headers,
-                mandatory=True,
+                exchange, routing_key, message.body, message_id=message.message_id or "", headers=headers, mandatory=True
             )
         except Exception:
-            log.exception("could not dead-letter message %s; requeued", message.message_id)
+            log.exception("could not move message %s; it stays in %s", message.message_id, self.queue_name)
             await _settle(message.nack(requeue=True))
             return
-        metrics.MESSAGES.labels(self.spec.name, "dead_lettered").inc()
+        metrics.MESSAGES.labels(self.spec.name, outcome).inc()
         await _settle(message.ack())
 
 
-class _GaveUp(Exception):
+class _Stopping(Exception):
     pass
 
 

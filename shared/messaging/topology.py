@@ -13,6 +13,7 @@ from typing import Literal
 import aio_pika
 from aio_pika.abc import AbstractChannel
 
+from shared.config import DEFAULT_RETRY_DELAYS_S
 from shared.contracts import routing
 
 
@@ -33,6 +34,27 @@ class QuorumQueueArguments:
             "x-delivery-limit": self.delivery_limit,
             "x-dead-letter-exchange": self.dead_letter_exchange,
             "x-dead-letter-routing-key": self.dead_letter_routing_key,
+            "x-dead-letter-strategy": self.dead_letter_strategy,
+            "x-overflow": self.overflow,
+        }
+
+
+@dataclass(frozen=True)
+class RetryQueueArguments:
+    """A delay queue: messages wait `ttl_ms`, then dead-letter back to the consumer's queue
+    (through the default exchange, at least once)."""
+
+    ttl_ms: int
+    return_to: str  # the consumer's queue
+    dead_letter_strategy: Literal["at-least-once", "at-most-once"] = "at-least-once"
+    overflow: Literal["reject-publish", "drop-head"] = "reject-publish"
+
+    def as_arguments(self) -> dict[str, str | int]:
+        return {
+            "x-queue-type": "quorum",
+            "x-message-ttl": self.ttl_ms,
+            "x-dead-letter-exchange": "",
+            "x-dead-letter-routing-key": self.return_to,
             "x-dead-letter-strategy": self.dead_letter_strategy,
             "x-overflow": self.overflow,
         }
@@ -70,6 +92,7 @@ class Topology:
     """Names with the topology prefix applied (tests and parallel stacks isolate by it)."""
 
     prefix: str = ""
+    retry_delays_s: tuple[float, ...] = DEFAULT_RETRY_DELAYS_S  # one delay queue per step
 
     def name(self, bare: str) -> str:
         return f"{self.prefix}{bare}"
@@ -92,6 +115,17 @@ class Topology:
     def dead_letter_queue(self, spec: QueueSpec) -> str:
         return self.name(f"{spec.name}.dead-letter")
 
+    def retry_queue(self, spec: QueueSpec, delay_s: float) -> str:
+        return self.name(f"{spec.name}.retry.{delay_s:g}s")
+
+    def all_queues(self) -> list[str]:
+        """Every queue of the topology (for tooling and clean-up)."""
+        names = []
+        for spec in QUEUES:
+            names += [self.queue(spec), self.dead_letter_queue(spec)]
+            names += [self.retry_queue(spec, delay) for delay in self.retry_delays_s]
+        return names
+
     async def declare(self, channel: AbstractChannel) -> None:
         for exchange in (self.applications, self.events, self.dead_letter):
             await channel.declare_exchange(exchange, aio_pika.ExchangeType.TOPIC, durable=True)
@@ -111,3 +145,9 @@ class Topology:
             )
             for exchange, key in spec.bindings:
                 await queue.bind(self.name(exchange), routing_key=key)
+            for delay in self.retry_delays_s:
+                await channel.declare_queue(
+                    self.retry_queue(spec, delay),
+                    durable=True,
+                    arguments=RetryQueueArguments(ttl_ms=round(delay * 1000), return_to=self.queue(spec)).as_arguments(),
+                )

@@ -69,13 +69,14 @@ class Stack:
             topology_prefix=f"test-{uuid.uuid4().hex[:8]}.",
             host="127.0.0.1",
             drain_timeout_s=5.0,
+            retry_delays_s=(0.2, 0.5, 1.0),  # short, so retries and their exhaustion fit in a test
             db_pool_size=5,
         )
         return cls(replace(settings, **overrides), admin_url)
 
     @property
     def topology(self) -> Topology:
-        return Topology(self.settings.topology_prefix)
+        return Topology(self.settings.topology_prefix, self.settings.retry_delays_s)
 
     async def start(self, *names: str) -> None:
         for name in names or tuple(BUILDERS):
@@ -98,9 +99,8 @@ class Stack:
         connection = await aio_pika.connect(self.settings.amqp_url)
         async with connection:
             channel = await connection.channel()
-            for spec in QUEUES:
-                await channel.queue_delete(self.topology.queue(spec))
-                await channel.queue_delete(self.topology.dead_letter_queue(spec))
+            for queue in self.topology.all_queues():
+                await channel.queue_delete(queue)
             for exchange in (self.topology.applications, self.topology.events, self.topology.dead_letter):
                 await channel.exchange_delete(exchange)
 
@@ -153,6 +153,16 @@ class Stack:
         application = await self.apply(tenant, new_application(licenses, product=product))
         assert application["status"] == "completed", application
         return await self.contract(tenant, application["contract_id"])
+
+    async def handled(self, message_id: str, consumer: str) -> bool:
+        """Whether `consumer` (e.g. "status.results") has handled the message (its inbox)."""
+        conn = await asyncpg.connect(self.settings.database_url)
+        try:
+            return bool(await conn.fetchval(
+                "SELECT true FROM messaging.inbox WHERE message_id = $1 AND consumer = $2", message_id, consumer
+            ))
+        finally:
+            await conn.close()
 
     # ---- raw AMQP ------------------------------------------------------------------------
     async def publish_raw(self, exchange: str, routing_key: str, body: bytes, *, message_id: str | None = None) -> None:

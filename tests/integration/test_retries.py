@@ -1,0 +1,83 @@
+"""Out-of-order and late events, and the delayed retries that absorb them (DESIGN.md §5):
+a result that overtakes its acceptance is retried until it applies; one that never can is
+dead-lettered after the last retry; a late result changes nothing."""
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from shared.domain.model import contract_id_for, license_id_for
+from tests.support.stack import EventTap, Stack, dead_letters, eventually, new_application, submission
+
+FORGED_KEYS = ["AAAAA-BBBBB-CCCCC-DDDDD-00001", "AAAAA-BBBBB-CCCCC-DDDDD-00002"]
+
+
+def license_issued(tenant: str, application_id: str, contract_id: str, keys: list[str]) -> dict[str, Any]:
+    licenses = [
+        {"license_id": str(license_id_for(uuid.UUID(application_id), n)), "usage": "virtual_server",
+         "license_type": "per_server", "status": "active", "license_key": key}
+        for n, key in enumerate(keys)
+    ]
+    return {
+        "specversion": "1.0", "id": str(uuid.uuid4()), "source": "urn:test:early-issuer",
+        "type": "arcserve.license.issued", "tenantid": tenant, "subject": contract_id,
+        "data": {"application_id": application_id, "contract_id": contract_id, "licenses": licenses},
+    }
+
+
+async def test_license_issued_before_the_acceptance_applies_once_it_exists(new_stack: Callable[..., Any]) -> None:
+    stack: Stack = await new_stack(retry_delays_s=(0.5, 1, 2, 4, 8))
+    await stack.start("intake", "status", "order_id")  # the real issuer comes later
+    tenant = await stack.tenant()
+    application_id = str(uuid.uuid4())
+    contract_id = str(contract_id_for(uuid.UUID(application_id)))
+
+    # The result arrives first: its contract does not exist yet, so it waits in a retry queue.
+    await stack.publish_event(stack.topology.events, "license.issued",
+                              license_issued(tenant.name, application_id, contract_id, FORGED_KEYS))
+    await stack.publish_event(stack.topology.applications, "new",
+                              submission(tenant.name, new_application(), application_id=application_id))
+
+    application = await stack.wait_application(tenant, application_id)
+    assert application["status"] == "completed"
+    contract = await stack.contract(tenant, contract_id)
+    assert contract["status"] == "active"
+    assert [lic["license_key"] for lic in contract["licenses"]] == FORGED_KEYS
+
+    # The issuer's own result, later, is a no-op: no key is issued twice.
+    async with EventTap(stack, "license.issued") as tap:
+        await stack.start("license_issuer")
+        real = await tap.wait_for("license.issued", application_id=application_id)
+    await eventually(lambda: stack.handled(real["id"], "status.results"), "the status service to take the late result")
+    assert (await stack.contract(tenant, contract_id))["licenses"] == contract["licenses"]
+
+
+async def test_a_result_that_can_never_apply_is_dead_lettered_after_the_last_retry(stack: Stack, tenant) -> None:
+    application_id = str(uuid.uuid4())
+    stray = license_issued(tenant.name, application_id, str(contract_id_for(uuid.UUID(application_id))), FORGED_KEYS[:1])
+    await stack.publish_event(stack.topology.events, "license.issued", stray)
+
+    [letter] = await dead_letters(stack, "arcserve.status.results", 1)
+    assert letter.message_id == stray["id"]
+    assert letter.headers["x-arcserve-reason"].startswith("retries_exhausted: unknown_contract")
+    assert letter.headers["x-arcserve-original-routing-key"] == "license.issued"
+    assert letter.headers["x-arcserve-original-exchange"] == stack.topology.events
+    assert letter.headers["x-arcserve-attempt"] == len(stack.settings.retry_delays_s)
+
+
+async def test_order_id_issued_after_a_full_cancellation_changes_nothing(stack: Stack, tenant) -> None:
+    async with EventTap(stack, "order_id.issued") as tap:
+        contract = await stack.active_contract(tenant)
+        issued = await tap.wait_for("order_id.issued", contract_id=contract["contract_id"])
+    cancellation = await stack.apply(tenant, {"kind": "cancellation", "contract_id": contract["contract_id"], "scope": "all"})
+    assert cancellation["status"] == "completed"
+
+    late = {**issued, "id": str(uuid.uuid4()), "data": {**issued["data"], "arcserve_order_id": "ARC-20990101-LATE0-LATE0"}}
+    async with EventTap(stack) as after:
+        await stack.publish_event(stack.topology.events, "order_id.issued", late)
+        await eventually(lambda: stack.handled(late["id"], "status.results"), "the late event to be handled")
+    final = await stack.contract(tenant, contract["contract_id"])
+    assert final["status"] == "cancelled"
+    assert final["arcserve_order_id"] == {"value": contract["arcserve_order_id"]["value"], "status": "cancelled"}
+    assert [key for key, _ in after.events if key != "order_id.issued"] == []  # it caused nothing
