@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test unit lint migrate venv compose-tool clean
+.PHONY: run test unit faults lint migrate venv compose-tool clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ test: venv compose-tool
 ## unit: the pure domain rules only (no broker, no database)
 unit: venv
 	$(BIN)/python -m pytest tests/unit -q
+
+## faults: the fault-injection suite at full size (500 applications per fault; FAULTS_APPLICATIONS=N)
+faults: venv
+	$(BIN)/python -m tests.faults --applications $${FAULTS_APPLICATIONS:-500}
 
 ## lint: ruff over the code and the tests
 lint: venv

@@ -1,0 +1,399 @@
+"""The operator command for dead letters (DESIGN.md §4, §5): list them with their reasons,
+show one, replay selected ones to where they were first published, purge.
+
+    python -m services.tools.dlq list [--queue NAME] [--limit N] [--json]
+    python -m services.tools.dlq show MESSAGE_ID [--queue NAME]
+    python -m services.tools.dlq replay (MESSAGE_ID... | --all) [--queue NAME] [--to-queue]
+    python -m services.tools.dlq purge (MESSAGE_ID... | --all) [--queue NAME]
+
+Configured like the services (AMQP_URL, ARCSERVE_TOPOLOGY_PREFIX). `--queue` names a
+consumer's queue: `arcserve.status.submissions`, `status.submissions`, or its dead-letter
+queue. Exit status: 0 done; 1 a named message id was not found, a message could not be
+replayed, or the broker is unreachable; 2 usage error.
+
+Nothing is lost by looking: a dead-letter queue is read with basic.get without ack, up to
+the depth it had when we started (so a replayed message that comes straight back is not
+read twice), and every message not acted on is nacked back in the order it was read.
+A quorum queue puts returned messages at its tail, so the whole queue is always read:
+returning only its head would rotate it.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import aio_pika
+from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
+
+from shared.config import Settings
+from shared.messaging.consumer import (
+    DELIVERY_COUNT_HEADER,
+    ORIGINAL_EXCHANGE_HEADER,
+    ORIGINAL_ROUTING_KEY_HEADER,
+    REASON_HEADER,
+)
+from shared.messaging.topology import QUEUES, QueueSpec, Topology
+
+# How often the message was replayed by this command (kept across dead-letterings).
+REPLAYS_HEADER = "x-arcserve-replays"
+# Dropped on replay: our dead-letter bookkeeping and the broker's.
+DROPPED_ON_REPLAY = ("x-arcserve-", "x-death", "x-first-death-", "x-last-death-", "x-delivery-count", "x-acquired-count")
+PUBLISH_TIMEOUT_S = 10.0
+BODY_PREVIEW = 2048
+REASON_WIDTH = 80
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+
+
+def _plain(value: Any) -> Any:
+    """Header values as JSON-friendly values (the broker's strings may come as bytes)."""
+    if isinstance(value, bytes):
+        return value.decode(errors="replace")
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, int | float | bool | str) or value is None:
+        return value
+    return str(value)
+
+
+@dataclass
+class DeadLetter:
+    spec: QueueSpec
+    message: AbstractIncomingMessage
+    reason: str
+    original_exchange: str | None
+    original_routing_key: str | None
+    delivery_count: int | None
+    replays: int
+
+    @property
+    def message_id(self) -> str:
+        return self.message.message_id or "-"
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "queue": self.spec.name,
+            "message_id": self.message.message_id,
+            "reason": self.reason,
+            "original_exchange": self.original_exchange,
+            "original_routing_key": self.original_routing_key,
+            "delivery_count": self.delivery_count,
+            "replays": self.replays,
+            "size": len(self.message.body),
+        }
+
+
+def describe(spec: QueueSpec, source_queue: str, message: AbstractIncomingMessage) -> DeadLetter:
+    """Read a dead letter's headers: ours (`x-arcserve-*`, written by the consumer), else the
+    broker's (`x-death`, when the queue's delivery limit dead-lettered it)."""
+    headers = message.headers or {}
+    deaths = [d for d in headers.get("x-death") or [] if isinstance(d, dict)]
+    # x-death: the broker's dead-letterings, newest first. One other than a TTL expiry (which
+    # only happens in the delayed-retry queues, and leads back to the consumer) came after our
+    # consumer last touched the message: the delivery limit, and it is the reason.
+    reason = _text(headers.get(REASON_HEADER))
+    newest = _text(deaths[0].get("reason")) if deaths else None
+    if newest and (newest != "expired" or not reason):
+        reason = newest
+    reason = reason or _text(headers.get("x-first-death-reason")) or "unknown"
+
+    exchange = _text(headers.get(ORIGINAL_EXCHANGE_HEADER))
+    routing_key = _text(headers.get(ORIGINAL_ROUTING_KEY_HEADER))
+    if not routing_key and deaths:
+        death = next((d for d in deaths if _text(d.get("queue")) == source_queue), deaths[-1])
+        keys = death.get("routing-keys") or []
+        exchange, routing_key = _text(death.get("exchange")), (_text(keys[0]) if keys else None)
+
+    count = headers.get(DELIVERY_COUNT_HEADER)
+    return DeadLetter(
+        spec=spec,
+        message=message,
+        reason=reason,
+        original_exchange=exchange,
+        original_routing_key=routing_key or None,
+        delivery_count=int(count) if count is not None else None,
+        replays=int(headers.get(REPLAYS_HEADER) or 0),
+    )
+
+
+@asynccontextmanager
+async def browse(connection: AbstractConnection, topology: Topology, spec: QueueSpec) -> AsyncIterator[list[DeadLetter]]:
+    """The dead letters of one consumer, held unacked; whatever the caller did not ack goes
+    back on exit, in order."""
+    name = topology.dead_letter_queue(spec)
+    channel = await connection.channel()
+    taken: list[AbstractIncomingMessage] = []
+    try:
+        try:
+            queue = await channel.get_queue(name)  # passive: never creates it
+        except aio_pika.exceptions.ChannelNotFoundEntity:
+            print(f"note: {name} does not exist (is ARCSERVE_TOPOLOGY_PREFIX right?)", file=sys.stderr)
+        else:
+            for _ in range(queue.declaration_result.message_count or 0):
+                message = await queue.get(no_ack=False, fail=False)
+                if message is None:
+                    break
+                taken.append(message)
+        yield [describe(spec, topology.queue(spec), message) for message in taken]
+    finally:
+        if not channel.is_closed:
+            for message in taken:
+                if not message.processed:
+                    await message.nack(requeue=True)
+            await channel.close()
+
+
+# ---- commands ---------------------------------------------------------------------------
+
+
+def _table(rows: list[list[str]]) -> None:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+
+
+def _short(text: str, width: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+async def cmd_list(connection: AbstractConnection, topology: Topology, specs: list[QueueSpec], args: argparse.Namespace) -> int:
+    report = []
+    for spec in specs:
+        async with browse(connection, topology, spec) as letters:
+            report.append((spec, len(letters), [letter.summary() for letter in letters[: args.limit]]))
+    if args.json:
+        print(json.dumps({"queues": [
+            {"queue": spec.name, "dead_letter_queue": topology.dead_letter_queue(spec), "count": count, "messages": shown}
+            for spec, count, shown in report
+        ]}, indent=2, ensure_ascii=False))
+        return 0
+    rows = [["QUEUE", "MESSAGE ID", "DELIVERIES", "SIZE", "ORIGINAL EXCHANGE", "ROUTING KEY", "REASON"]]
+    for _, _, shown in report:
+        rows += [[
+            s["queue"], s["message_id"] or "-", str(s["delivery_count"] if s["delivery_count"] is not None else "-"),
+            str(s["size"]), s["original_exchange"] if s["original_exchange"] is not None else "-",
+            s["original_routing_key"] or "-", _short(s["reason"], REASON_WIDTH),
+        ] for s in shown]
+    if len(rows) > 1:
+        _table(rows)
+        print()
+    counts = [["DEAD-LETTER QUEUE", "MESSAGES", "SHOWN"]]
+    counts += [[topology.dead_letter_queue(spec), str(count), str(len(shown))] for spec, count, shown in report]
+    _table(counts)
+    return 0
+
+
+async def _selected(
+    connection: AbstractConnection,
+    topology: Topology,
+    specs: list[QueueSpec],
+    args: argparse.Namespace,
+    act: Callable[[list[DeadLetter]], Awaitable[bool]],
+) -> int:
+    """Browse every chosen queue, call `act(letters)` on the selected ones (while they are
+    held; True means something failed), and report the named ids found nowhere. Returns the
+    exit status."""
+    wanted = set(args.message_ids)
+    found: set[str] = set()
+    status = 0
+    for spec in specs:
+        async with browse(connection, topology, spec) as letters:
+            chosen = [letter for letter in letters if args.all or letter.message_id in wanted]
+            found.update(letter.message_id for letter in chosen)
+            if chosen and await act(chosen):
+                status = 1
+    for missing in sorted(wanted - found):
+        print(f"not found: no dead letter with message id {missing}", file=sys.stderr)
+        status = 1
+    return status
+
+
+async def cmd_show(connection: AbstractConnection, topology: Topology, specs: list[QueueSpec], args: argparse.Namespace) -> int:
+    async def show(letters: list[DeadLetter]) -> bool:
+        for letter in letters:
+            message = letter.message
+            print(f"queue:            {letter.spec.name} ({topology.dead_letter_queue(letter.spec)})")
+            print(f"message id:       {letter.message_id}")
+            print(f"reason:           {letter.reason}")
+            print(f"original:         exchange {letter.original_exchange!r}, routing key {letter.original_routing_key!r}")
+            print(f"delivery count:   {letter.delivery_count if letter.delivery_count is not None else '-'}")
+            print(f"replays:          {letter.replays}")
+            print(f"content type:     {message.content_type or '-'}")
+            print("headers:")
+            for key, value in sorted((message.headers or {}).items()):
+                print(f"  {key}: {json.dumps(_plain(value), ensure_ascii=False)}")
+            print(f"body ({len(message.body)} bytes):")
+            try:
+                print(json.dumps(json.loads(message.body), indent=2, ensure_ascii=False))
+            except ValueError:  # not JSON (UnicodeDecodeError is a ValueError too)
+                more = f" … ({len(message.body) - BODY_PREVIEW} more bytes)" if len(message.body) > BODY_PREVIEW else ""
+                print(repr(message.body[:BODY_PREVIEW]) + more)
+            print()
+        return False
+
+    args.all = False
+    return await _selected(connection, topology, specs, args, show)
+
+
+def replay_message(letter: DeadLetter, *, keep_origin: bool) -> aio_pika.Message:
+    source = letter.message
+    headers = {k: v for k, v in (source.headers or {}).items() if not k.startswith(DROPPED_ON_REPLAY)}
+    headers[REPLAYS_HEADER] = letter.replays + 1
+    if keep_origin and letter.original_routing_key:  # sent straight to the queue: keep where it was first published
+        headers[ORIGINAL_EXCHANGE_HEADER] = letter.original_exchange or ""
+        headers[ORIGINAL_ROUTING_KEY_HEADER] = letter.original_routing_key or ""
+    return aio_pika.Message(
+        source.body,
+        headers=headers,
+        message_id=source.message_id,
+        content_type=source.content_type,
+        content_encoding=source.content_encoding,
+        correlation_id=source.correlation_id,
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+    )
+
+
+async def cmd_replay(connection: AbstractConnection, topology: Topology, specs: list[QueueSpec], args: argparse.Namespace) -> int:
+    publisher: AbstractChannel | None = None
+    totals = {"replayed": 0, "not replayed": 0}
+
+    async def replay(letters: list[DeadLetter]) -> bool:
+        nonlocal publisher
+        failed = False
+        for letter in letters:
+            known_origin = letter.original_exchange is not None and bool(letter.original_routing_key)
+            if not known_origin and not args.to_queue:
+                print(f"skipped {letter.message_id} in {letter.spec.name}: no original exchange and routing key "
+                      "recorded; it stays in the dead-letter queue (replay it with --to-queue, or purge it)")
+                totals["not replayed"] += 1
+                failed = True
+                continue
+            if args.to_queue:
+                exchange_name, routing_key = "", topology.queue(letter.spec)
+            else:
+                exchange_name, routing_key = letter.original_exchange, letter.original_routing_key
+            if publisher is None or publisher.is_closed:
+                # Confirms: wait for the broker; returns: an unroutable message is an error.
+                publisher = await connection.channel(publisher_confirms=True, on_return_raises=True)
+            try:
+                exchange = (publisher.default_exchange if exchange_name == ""
+                            else await publisher.get_exchange(exchange_name, ensure=False))
+                await exchange.publish(replay_message(letter, keep_origin=args.to_queue), routing_key,
+                                       mandatory=True, timeout=PUBLISH_TIMEOUT_S)
+            except (TimeoutError, aio_pika.exceptions.AMQPError, aio_pika.exceptions.ChannelInvalidStateError) as exc:
+                print(f"failed {letter.message_id} in {letter.spec.name}: publish to exchange {exchange_name!r} "
+                      f"routing key {routing_key!r} was not confirmed ({exc!r}); it stays in the dead-letter queue")
+                totals["not replayed"] += 1
+                failed = True
+                continue
+            await letter.message.ack()  # only now: the broker has the copy
+            totals["replayed"] += 1
+            print(f"replayed {letter.message_id} from {letter.spec.name} to exchange {exchange_name!r} "
+                  f"routing key {routing_key!r} ({_short(letter.reason, 60)})")
+        return failed
+
+    status = await _selected(connection, topology, specs, args, replay)
+    print(f"{totals['replayed']} replayed, {totals['not replayed']} not replayed")
+    return status
+
+
+async def cmd_purge(connection: AbstractConnection, topology: Topology, specs: list[QueueSpec], args: argparse.Namespace) -> int:
+    purged = 0
+
+    async def purge(letters: list[DeadLetter]) -> bool:
+        nonlocal purged
+        for letter in letters:
+            await letter.message.ack()
+            purged += 1
+        return False
+
+    status = await _selected(connection, topology, specs, args, purge)
+    print(f"purged {purged} dead letter{'s' if purged != 1 else ''}")
+    return status
+
+
+COMMANDS = {"list": cmd_list, "show": cmd_show, "replay": cmd_replay, "purge": cmd_purge}
+
+
+# ---- command line -----------------------------------------------------------------------
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m services.tools.dlq", description="List, show, replay and purge dead letters."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    queue_help = "one consumer's queue, e.g. arcserve.status.submissions or status.submissions (default: all)"
+
+    listing = commands.add_parser("list", help="one line per dead letter, and per-queue counts")
+    listing.add_argument("--queue", help=queue_help)
+    listing.add_argument("--limit", type=int, default=None, metavar="N", help="show at most N per queue")
+    listing.add_argument("--json", action="store_true", help="machine-readable output")
+
+    show = commands.add_parser("show", help="the headers and body of one dead letter")
+    show.add_argument("message_ids", nargs=1, metavar="MESSAGE_ID")
+    show.add_argument("--queue", help=queue_help)
+
+    for name, text in (("replay", "republish to the original exchange and routing key, then remove"),
+                       ("purge", "delete dead letters")):
+        command = commands.add_parser(name, help=text)
+        command.add_argument("message_ids", nargs="*", metavar="MESSAGE_ID")
+        command.add_argument("--all", action="store_true", help="every dead letter (of --queue, or of all queues)")
+        command.add_argument("--queue", help=queue_help)
+        if name == "replay":
+            command.add_argument("--to-queue", action="store_true",
+                                 help="send to the consumer's own queue (default exchange) instead of the original "
+                                      "exchange, so other consumers bound to it do not get it again")
+    return parser
+
+
+def _queues(parser: argparse.ArgumentParser, name: str | None, prefix: str) -> list[QueueSpec]:
+    if name is None:
+        return list(QUEUES)
+    bare = name.removeprefix(prefix) if prefix else name
+    bare = bare.removesuffix(".dead-letter")
+    for spec in QUEUES:
+        if bare in (spec.name, spec.name.removeprefix("arcserve.")):
+            return [spec]
+    parser.error(f"unknown queue {name!r}; one of: {', '.join(spec.name for spec in QUEUES)}")
+
+
+async def _run(args: argparse.Namespace, settings: Settings, specs: list[QueueSpec]) -> int:
+    connection = await aio_pika.connect(
+        settings.amqp_url, client_properties={"connection_name": f"{settings.topology_prefix}dlq-tool"}
+    )
+    async with connection:
+        return await COMMANDS[args.command](connection, Topology(settings.topology_prefix), specs, args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command in ("replay", "purge") and bool(args.message_ids) == args.all:
+        parser.error(f"{args.command}: give message ids or --all (not both)")
+    if getattr(args, "limit", None) is not None and args.limit < 0:
+        parser.error("--limit must be 0 or more")
+    settings = Settings.from_env()
+    specs = _queues(parser, args.queue, settings.topology_prefix)
+    try:
+        return asyncio.run(_run(args, settings, specs))
+    except (OSError, aio_pika.exceptions.AMQPConnectionError) as exc:
+        print(f"error: cannot reach the broker (AMQP_URL): {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

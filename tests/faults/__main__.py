@@ -1,0 +1,96 @@
+"""`python -m tests.faults`: drive applications of every kind through each fault and check
+that nothing was lost or done twice. Prints `fault, applications, completed, rejected,
+lost, duplicated` per fault; exits 1 if any run lost or duplicated anything."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from pathlib import Path
+
+import aio_pika
+
+from tests.faults import checker, faults, workload
+from tests.faults.processes import ProcessStack
+from tests.support.infra import servers
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+async def _dead_letters(stack: ProcessStack) -> list[aio_pika.abc.AbstractIncomingMessage]:
+    from shared.messaging.topology import STATUS_SUBMISSIONS
+
+    taken = []
+    connection = await aio_pika.connect(stack.amqp_url)
+    async with connection:
+        channel = await connection.channel()
+        queue = await channel.get_queue(stack.topology.dead_letter_queue(STATUS_SUBMISSIONS))
+        while (message := await queue.get(fail=False)) is not None:
+            await message.ack()
+            taken.append(message)
+    return taken
+
+
+async def run_fault(name: str, applications: int, amqp_url: str, admin_url: str) -> checker.Verdict:
+    ledger = workload.Ledger()
+    progress = {"done": 0.0}
+    changed = asyncio.Event()
+
+    def on_progress(fraction: float) -> None:
+        progress["done"] = fraction
+        changed.set()
+
+    async def at(fraction: float) -> None:
+        while progress["done"] < fraction:
+            changed.clear()
+            await changed.wait()
+
+    async with ProcessStack(amqp_url, admin_url, ROOT / ".run" / "faults") as stack:
+        async with checker.EventLog(stack) as events:
+            run = faults.Run(stack, at)
+            fault = asyncio.create_task(faults.FAULTS[name](run))
+            await workload.run(stack, applications, ledger, on_progress, lambda: run.duplicate_submissions)
+            on_progress(1.0)
+            await fault
+            await stack.wait_ready()
+            await events.quiet()
+            verdict = await checker.check(name, stack, ledger, events)
+        verdict.problems += run.problems
+        if run.poison_sent:
+            letters = await _dead_letters(stack)
+            reasons = [str((m.headers or {}).get("x-arcserve-reason", "")) for m in letters]
+            if len(letters) != run.poison_sent:
+                verdict.problems.append(f"{run.poison_sent} bad messages sent, {len(letters)} dead-lettered")
+            if not all(reasons):
+                verdict.problems.append("a dead letter without its reason")
+        for note in run.notes:
+            print(f"  # {name}: {note}", file=sys.stderr)
+    return verdict
+
+
+async def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.faults", description=__doc__)
+    parser.add_argument("--applications", type=int, default=500, help="applications per fault run")
+    parser.add_argument("--faults", default=",".join(faults.FAULTS), help="comma-separated fault names")
+    args = parser.parse_args(argv)
+    names = [n.strip() for n in args.faults.split(",") if n.strip()]
+    unknown = [n for n in names if n not in faults.FAULTS]
+    if unknown:
+        parser.error(f"unknown faults {unknown}; known: {', '.join(faults.FAULTS)}")
+    verdicts = []
+    with servers() as (amqp_url, admin_url):
+        print("fault, applications, completed, rejected, lost, duplicated", flush=True)
+        for name in names:
+            started = time.monotonic()
+            verdict = await run_fault(name, args.applications, amqp_url, admin_url)
+            verdicts.append(verdict)
+            print(verdict.row(), flush=True)
+            print(f"  # {name}: {time.monotonic() - started:.0f} s", file=sys.stderr)
+            for problem in verdict.problems:
+                print(f"  ! {name}: {problem}", flush=True)
+    return 0 if all(v.ok for v in verdicts) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main(sys.argv[1:])))

@@ -1,0 +1,202 @@
+"""The seven faults of the fault-injection suite. Each runs beside the workload, waiting on
+its progress (`at(0.3)`: when 30% of the applications have ended) to strike mid-stream."""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aio_pika
+
+from tests.faults.processes import SERVICES, ProcessStack
+
+At = Callable[[float], Awaitable[None]]
+
+
+@dataclass
+class Run:
+    """What a fault did, for the checker."""
+
+    stack: ProcessStack
+    at: At
+    notes: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    poison_sent: int = 0
+    duplicate_submissions: bool = False
+
+
+async def _command(*argv: str) -> None:
+    process = await asyncio.create_subprocess_exec(
+        *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    )
+    out, _ = await process.communicate()
+    if process.returncode:
+        raise RuntimeError(f"{' '.join(argv)} failed: {out.decode(errors='replace')}")
+
+
+def _shell(variable: str, default: str) -> list[str]:
+    return ["sh", "-c", os.environ.get(variable, default)]
+
+
+BROKER_RESTART = "rabbitmqctl -q stop_app && rabbitmqctl -q start_app"
+_PG_VERSION = next(iter(sorted(p.name for p in Path("/etc/postgresql").glob("*"))), "15") if Path("/etc/postgresql").exists() else "15"
+DATABASE_RESTART = f"pg_ctlcluster --skip-systemctl-redirect {_PG_VERSION} main restart"
+
+
+async def kill_each_service(run: Run) -> None:
+    """1. kill -9 of each service in turn while applications are in flight, then restart."""
+    for n, name in enumerate(SERVICES):
+        await run.at(0.15 + 0.2 * n)
+        await run.stack.kill(name)
+        await asyncio.sleep(0.5)  # down for a moment: work piles up for it
+        await run.stack.start(name)
+        run.notes.append(f"killed -9 and restarted {name}")
+
+
+async def restart_broker(run: Run) -> None:
+    """2. Stop and start RabbitMQ mid-stream."""
+    await run.at(0.3)
+    await _command(*_shell("FAULTS_BROKER_RESTART", BROKER_RESTART))
+    run.notes.append("restarted RabbitMQ")
+
+
+async def restart_database(run: Run) -> None:
+    """3. Restart Postgres mid-stream."""
+    await run.at(0.3)
+    await _command(*_shell("FAULTS_DATABASE_RESTART", DATABASE_RESTART))
+    run.notes.append("restarted Postgres")
+
+
+async def cut_network(run: Run) -> None:
+    """4. Cut the services off the broker and the database, and stall the broker link so that
+    publishes wait for confirms that do not come."""
+    stack = run.stack
+    await run.at(0.2)
+    await stack.broker_proxy.cut()
+    await stack.database_proxy.cut()
+    await asyncio.sleep(2)
+    stack.broker_proxy.restore()
+    stack.database_proxy.restore()
+    run.notes.append("cut broker and database links for 2 s")
+    await run.at(0.5)
+    stack.broker_proxy.blackhole(True)  # publishes sent, confirms held back
+    await asyncio.sleep(2)
+    await stack.broker_proxy.cut()  # then the link dies between publish and confirm
+    stack.broker_proxy.blackhole(False)
+    await asyncio.sleep(1)
+    stack.broker_proxy.restore()
+    run.notes.append("stalled the broker link 2 s, then cut it")
+    await run.at(0.75)
+    await stack.database_proxy.cut_for(2)
+    run.notes.append("cut the database link for 2 s")
+
+
+async def duplicate_and_reorder(run: Run) -> None:
+    """5. Every submission twice (same Idempotency-Key); events delivered twice with the same
+    id, again with a new id, and results replayed late, after the contract was cancelled."""
+    run.duplicate_submissions = True
+    stack = run.stack
+    connection = await aio_pika.connect_robust(stack.amqp_url)
+    late: list[dict[str, Any]] = []
+    try:
+        channel = await connection.channel(publisher_confirms=True)
+        events = await channel.get_exchange(stack.topology.events, ensure=False)
+        queue = await channel.declare_queue(exclusive=True)
+        for key in ("application.accepted.*", "license.*", "order_id.*"):
+            await queue.bind(events, key)
+        rng = random.Random(7)
+        seen: set[str] = set()  # this queue also hears the copies: duplicate each message once
+
+        async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+            event = json.loads(message.body)
+            if event["id"] in seen or event.get("faultscopy"):
+                await message.ack()
+                return
+            seen.add(event["id"])
+            copies = [event]  # the same message again: an at-least-once redelivery
+            if rng.random() < 0.5:  # the same fact, another message
+                copies.append({**event, "id": str(uuid.uuid4()), "faultscopy": True})
+            for copy in copies:
+                await events.publish(aio_pika.Message(json.dumps(copy).encode(), message_id=copy["id"]), message.routing_key or "")
+            if message.routing_key in ("license.issued", "order_id.issued"):
+                late.append(event)
+            await message.ack()
+
+        await queue.consume(on_message)
+        await run.at(1.0)
+        for event in late:  # after every contract was cancelled: must change nothing
+            key = event["type"].removeprefix("arcserve.")
+            await events.publish(aio_pika.Message(json.dumps(event).encode(), message_id=event["id"]), key)
+        run.notes.append(f"duplicated events, replayed {len(late)} results after cancellation")
+    finally:
+        await connection.close()
+
+
+def _poison(tenant: str) -> list[tuple[str, bytes]]:
+    """(routing key, body) of each kind of bad input another system could publish."""
+    good = {
+        "specversion": "1.0", "source": "urn:faults:bad-input", "type": "arcserve.application.new",
+        "tenantid": tenant, "data": {"kind": "new", "application_id": "", "product": "arcserve-udp-10",
+                                      "contact": {"email": "x@example.com", "company_name": "X"},
+                                      "licenses": [{"usage": "bare_metal", "license_type": "per_server", "quantity": 1}]},
+    }
+
+    def event(**changes: Any) -> bytes:
+        body = {**good, "id": str(uuid.uuid4()), **changes}
+        body["data"] = {**good["data"], "application_id": str(uuid.uuid4()), **changes.get("data", {})}
+        return json.dumps({k: v for k, v in body.items() if v is not None}).encode()
+
+    return [
+        ("new", b"\x00\xffnot json at all"),
+        ("new", b'["json", "but not an object"]'),
+        ("new", json.dumps({"hello": "world"}).encode()),
+        ("new", event(specversion="0.3")),
+        ("new", event(type="arcserve.application.teleport")),
+        ("new", event(data={"desired_start_date": "2027-01-01"})),
+        ("new", event(tenantid=None)),
+        ("new", event(tenantid=f"unknown-{uuid.uuid4().hex[:6]}")),
+        ("new", b'{"specversion": "1.0", "padding": "' + b"x" * 300_000 + b'"}'),
+    ]
+
+
+async def flood_bad_input(run: Run) -> None:
+    """6. Bad input published straight to arcserve.applications, between good submissions."""
+    stack = run.stack
+    connection = await aio_pika.connect(stack.amqp_url)
+    async with connection:
+        channel = await connection.channel(publisher_confirms=True)
+        exchange = await channel.get_exchange(stack.topology.applications, ensure=False)
+        for n in range(10):
+            await run.at(n / 10)
+            for routing_key, body in _poison("faults-poison"):
+                await exchange.publish(aio_pika.Message(body, message_id=str(uuid.uuid4())), routing_key)
+                run.poison_sent += 1
+    run.notes.append(f"published {run.poison_sent} bad messages")
+
+
+async def sigterm_each_service(run: Run) -> None:
+    """7. SIGTERM under load: each service drains and exits 0, then starts again."""
+    for n, name in enumerate(SERVICES):
+        await run.at(0.15 + 0.2 * n)
+        code = await run.stack.terminate(name)
+        if code != 0:
+            run.problems.append(f"{name} exited {code} on SIGTERM")
+        await run.stack.start(name)
+        run.notes.append(f"SIGTERM {name}: exit {code}")
+
+
+FAULTS: dict[str, Callable[[Run], Awaitable[None]]] = {
+    "kill -9": kill_each_service,
+    "broker restart": restart_broker,
+    "database restart": restart_database,
+    "network cut": cut_network,
+    "duplicates and reordering": duplicate_and_reorder,
+    "bad input": flood_bad_input,
+    "SIGTERM under load": sigterm_each_service,
+}

@@ -1,0 +1,251 @@
+"""DESIGN.md §5: "an operator command lists and replays" dead letters. The command
+(`python -m services.tools.dlq`) runs as a real process against a private stack; the dead
+letters are real ones, made by the status service as in the poison-message test."""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import sys
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import aio_pika
+import asyncpg
+
+from shared.db.migrate import seed_api_keys
+from shared.messaging.topology import STATUS_RESULTS, STATUS_SUBMISSIONS, QueueSpec
+from tests.support.stack import Stack, Tenant, eventually, new_application, submission
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+async def dlq(stack: Stack, *args: str) -> tuple[int, str, str]:
+    """Run the command as an operator would, configured like the stack's services."""
+    env = {**os.environ, "AMQP_URL": stack.settings.amqp_url, "ARCSERVE_TOPOLOGY_PREFIX": stack.settings.topology_prefix}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "services.tools.dlq", *args,
+        cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+async def ok(stack: Stack, *args: str) -> str:
+    code, out, err = await dlq(stack, *args)
+    assert code == 0, (args, code, out, err)
+    return out
+
+
+async def listed(stack: Stack, spec: QueueSpec = STATUS_SUBMISSIONS) -> list[dict[str, Any]]:
+    out = await ok(stack, "list", "--json", "--queue", spec.name)
+    [queue] = json.loads(out)["queues"]
+    assert queue["count"] == len(queue["messages"])
+    return queue["messages"]
+
+
+async def depth(stack: Stack, spec: QueueSpec = STATUS_SUBMISSIONS) -> int:
+    """Messages in the dead-letter queue, by a passive declare (nothing is consumed)."""
+    connection = await aio_pika.connect(stack.settings.amqp_url)
+    async with connection:
+        channel = await connection.channel()
+        queue = await channel.get_queue(stack.topology.dead_letter_queue(spec))
+        return queue.declaration_result.message_count or 0
+
+
+async def wait_depth(stack: Stack, count: int, spec: QueueSpec = STATUS_SUBMISSIONS) -> None:
+    async def probe() -> bool:
+        return await depth(stack, spec) == count
+
+    await eventually(probe, f"{count} messages in the dead-letter queue of {spec.name}")
+
+
+def line_of(out: str, message_id: str) -> str:
+    [line] = [line for line in out.splitlines() if message_id in line]
+    return line
+
+
+async def test_list_show_purge_and_replay_after_the_cause_is_fixed(new_stack: Callable[..., Any]) -> None:
+    stack: Stack = await new_stack()
+    await stack.start()
+    tenant = await stack.tenant()
+    exchange = stack.topology.applications
+
+    not_json, not_cloudevent, invalid, stranger = (str(uuid.uuid4()) for _ in range(4))
+    invalid_application = str(uuid.uuid4())
+    late_tenant, late_application = f"tenant-late-{uuid.uuid4().hex[:8]}", str(uuid.uuid4())
+    await stack.publish_raw(exchange, "new", b"\x00\xffthis is not json{", message_id=not_json)
+    await stack.publish_raw(exchange, "new", b'{"hello": "world"}', message_id=not_cloudevent)
+    await stack.publish_event(exchange, "new", submission(
+        tenant.name, {**new_application(), "desired_start_date": "2026-12-01"},
+        application_id=invalid_application, event_id=invalid))
+    # A good submission from a tenant that does not exist yet: dead-lettered until it does.
+    await stack.publish_event(exchange, "new", submission(late_tenant, new_application(),
+                                                          application_id=late_application, event_id=stranger))
+    await wait_depth(stack, 4)
+
+    # ---- list: every dead letter with its reason and origin; nothing taken ----------------
+    out = await ok(stack, "list")
+    for message_id, reason in ((not_json, "not_json"), (not_cloudevent, "not_cloudevent"),
+                               (invalid, "invalid_application"), (stranger, "unknown_tenant")):
+        line = line_of(out, message_id)
+        assert line.startswith("arcserve.status.submissions "), line
+        assert reason in line and f"{exchange}  new" in line, line
+    assert line_of(out, stack.topology.dead_letter_queue(STATUS_SUBMISSIONS)).split()[1:] == ["4", "4"]
+    assert line_of(out, stack.topology.dead_letter_queue(STATUS_RESULTS)).split()[1:] == ["0", "0"]
+    assert await depth(stack) == 4
+
+    before = await listed(stack)
+    assert await listed(stack) == before, "browsing twice sees the same messages in the same order"
+    assert await depth(stack) == 4
+    by_id = {letter["message_id"]: letter for letter in before}
+    assert sorted(by_id) == sorted([not_json, not_cloudevent, invalid, stranger])
+    assert by_id[invalid]["reason"].startswith("invalid_application") and "desired_start_date" in by_id[invalid]["reason"]
+    assert by_id[stranger]["reason"] == f"unknown_tenant: {late_tenant!r}"
+    assert by_id[not_cloudevent]["size"] == len(b'{"hello": "world"}')
+    assert {(letter["original_exchange"], letter["original_routing_key"]) for letter in before} == {(exchange, "new")}
+    assert all(letter["delivery_count"] == 1 and letter["replays"] == 0 for letter in before)
+
+    out = await ok(stack, "list", "--queue", "status.submissions", "--limit", "1")
+    assert sum(1 for line in out.splitlines() if line.startswith("arcserve.status.submissions ")) == 1
+    assert line_of(out, stack.topology.dead_letter_queue(STATUS_SUBMISSIONS)).split()[1:] == ["4", "1"]
+    assert await listed(stack) == before, "a limited listing still leaves the queue as it was"
+
+    # ---- show ------------------------------------------------------------------------------
+    out = await ok(stack, "show", invalid)
+    assert "reason:           invalid_application" in out and "desired_start_date" in out
+    assert f'"application_id": "{invalid_application}"' in out, "a JSON body is shown as JSON"
+    out = await ok(stack, "show", not_json, "--queue", "arcserve.status.submissions")
+    assert "not_json" in out and repr(b"\x00\xffthis is not json{") in out
+    code, out, err = await dlq(stack, "show", str(uuid.uuid4()))
+    assert code == 1 and "not found" in err
+    assert await listed(stack) == before
+
+    # ---- purge one -------------------------------------------------------------------------
+    assert "purged 1 dead letter" in await ok(stack, "purge", not_cloudevent)
+    rest = [letter["message_id"] for letter in before if letter["message_id"] != not_cloudevent]
+
+    async def purged() -> bool:
+        return [letter["message_id"] for letter in await listed(stack)] == rest
+
+    await eventually(purged, "exactly the purged dead letter to be gone, the others in order")
+
+    # ---- replay after the cause is fixed: the tenant now exists ----------------------------
+    key = secrets.token_urlsafe(24)
+    conn = await asyncpg.connect(stack.settings.database_url)
+    try:
+        await seed_api_keys(conn, {key: late_tenant})
+    finally:
+        await conn.close()
+    out = await ok(stack, "replay", stranger)
+    assert f"replayed {stranger}" in out and f"to exchange '{exchange}' routing key 'new'" in out
+    application = await stack.wait_application(Tenant(late_tenant, key), late_application)
+    assert application["status"] == "completed", application
+    contract = await stack.contract(Tenant(late_tenant, key), application["contract_id"])
+    assert contract["status"] == "active" and len(contract["licenses"]) == 2
+    assert stranger not in {letter["message_id"] for letter in await listed(stack)}
+
+    # ---- replay without a fix: back to arcserve.applications / new, and dead again --------
+    out = await ok(stack, "replay", invalid, "--queue", "status.submissions")
+    assert f"replayed {invalid}" in out
+
+    async def dead_again() -> dict[str, Any] | None:
+        mine = [letter for letter in await listed(stack) if letter["message_id"] == invalid]
+        return mine[0] if len(mine) == 1 and mine[0]["replays"] == 1 else None
+
+    again = await eventually(dead_again, "the replayed invalid submission to be dead-lettered again")
+    assert again["reason"].startswith("invalid_application")
+    assert (again["original_exchange"], again["original_routing_key"]) == (exchange, "new")
+
+    # ---- replay --all, then purge --all ----------------------------------------------------
+    assert sorted(letter["message_id"] for letter in await listed(stack)) == sorted([not_json, invalid])
+    out = await ok(stack, "replay", "--all")
+    assert "2 replayed, 0 not replayed" in out
+
+    async def both_back() -> list[dict[str, Any]] | None:
+        letters = await listed(stack)
+        replays = sorted((letter["message_id"], letter["replays"]) for letter in letters)
+        return letters if replays == sorted([(not_json, 1), (invalid, 2)]) else None
+
+    await eventually(both_back, "both replayed poison messages to be dead-lettered again")
+    assert "purged 2 dead letters" in await ok(stack, "purge", "--all")
+    await wait_depth(stack, 0)
+    assert (await stack.wait_application(tenant, invalid_application))["status"] == "rejected"
+
+
+async def test_broker_dead_letters_and_letters_without_origin(new_stack: Callable[..., Any]) -> None:
+    """A dead letter the broker made (delivery limit: `x-death`, no `x-arcserve-*`) is listed
+    with the broker's reason and replayed to where it was published; one that says nowhere
+    where it came from is skipped and kept, and `--to-queue` sends it to the consumer's queue."""
+    stack: Stack = await new_stack()
+    topology = stack.topology
+    probe = topology.name("dlq-tool.probe")
+    connection = await aio_pika.connect(stack.settings.amqp_url)
+    async with connection:
+        channel = await connection.channel(publisher_confirms=True)
+        await topology.declare(channel)
+        try:
+            # A queue that gives up on a message at its first return, into status.results' DLQ.
+            queue = await channel.declare_queue(probe, durable=True, arguments={
+                "x-queue-type": "quorum",
+                "x-delivery-limit": 0,
+                "x-dead-letter-exchange": topology.dead_letter,
+                "x-dead-letter-routing-key": topology.queue(STATUS_RESULTS),
+            })
+            await queue.bind(topology.events, "probe.limit")
+            events = await channel.get_exchange(topology.events, ensure=False)
+            crashing, orphan = str(uuid.uuid4()), str(uuid.uuid4())
+            # It carries what an earlier delayed retry wrote; the broker's reason is the newer one.
+            earlier = {"x-custom": "kept", "x-arcserve-reason": "handler_error: earlier", "x-arcserve-attempt": 1}
+            await events.publish(aio_pika.Message(b'{"crash": true}', message_id=crashing, content_type="application/json",
+                                                  headers=earlier), "probe.limit")
+            message = await eventually(lambda: queue.get(fail=False), "the probe message")
+            await message.nack(requeue=True)  # the broker dead-letters it: delivery limit
+            dead_letters = await channel.get_exchange(topology.dead_letter, ensure=False)
+            await dead_letters.publish(aio_pika.Message(b"orphan", message_id=orphan), topology.queue(STATUS_RESULTS))
+            await wait_depth(stack, 2, STATUS_RESULTS)
+
+            letters = {letter["message_id"]: letter for letter in await listed(stack, STATUS_RESULTS)}
+            assert letters[crashing]["reason"] == "delivery_limit"
+            assert (letters[crashing]["original_exchange"], letters[crashing]["original_routing_key"]) == (
+                topology.events, "probe.limit")
+            assert letters[orphan]["reason"] == "unknown" and letters[orphan]["original_routing_key"] is None
+
+            code, out, _ = await dlq(stack, "replay", "--all", "--queue", "status.results")
+            assert code == 1, "not everything could be replayed"
+            assert f"skipped {orphan}" in out and "no original exchange and routing key" in out
+            assert f"replayed {crashing} from arcserve.status.results to exchange '{topology.events}'" in out
+
+            async def only_orphan_left() -> bool:
+                return [letter["message_id"] for letter in await listed(stack, STATUS_RESULTS)] == [orphan]
+
+            await eventually(only_orphan_left, "the replayed dead letter to be gone, the skipped one kept")
+
+            back = await eventually(lambda: queue.get(fail=False), "the replayed message in the probe queue")
+            await back.ack()
+            assert back.body == b'{"crash": true}' and back.message_id == crashing
+            assert back.content_type == "application/json"
+            headers = back.headers or {}
+            assert headers.get("x-custom") in ("kept", b"kept") and headers.get("x-arcserve-replays") == 1
+            assert not [name for name in headers if name.startswith(("x-death", "x-first-death", "x-last-death"))]
+            assert "x-arcserve-reason" not in headers and "x-arcserve-attempt" not in headers
+
+            # --to-queue needs no origin: straight into the consumer's queue (default exchange).
+            out = await ok(stack, "replay", orphan, "--to-queue", "--queue", "arcserve.status.results")
+            assert f"to exchange '' routing key '{topology.queue(STATUS_RESULTS)}'" in out
+            results = await channel.get_queue(topology.queue(STATUS_RESULTS))
+            resent = await eventually(lambda: results.get(fail=False), "the orphan in the status.results queue")
+            await resent.ack()
+            assert resent.body == b"orphan" and (resent.headers or {}).get("x-arcserve-replays") == 1
+            await wait_depth(stack, 0, STATUS_RESULTS)
+        finally:
+            await (await connection.channel()).queue_delete(probe)
+
+    # Usage errors are 2, before anything touches the broker.
+    for args in (("replay",), ("purge", "x", "--all"), ("list", "--queue", "nope"), ("frobnicate",)):
+        code, _, err = await dlq(stack, *args)
+        assert code == 2 and "usage:" in err, (args, err)
