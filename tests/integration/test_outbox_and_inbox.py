@@ -1,0 +1,84 @@
+"""The outbox relay and the inbox (DESIGN.md §5): several relays (one per status replica)
+publish each message once and clean up after themselves; handled message ids are forgotten
+after the retention period."""
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import asyncpg
+
+from shared.contracts.envelope import new_event
+from shared.messaging import inbox
+from shared.messaging.broker import Broker
+from shared.messaging.outbox import OutboxRelay, Outgoing, enqueue
+from tests.support.stack import EventTap, Stack, eventually
+
+MESSAGES = 400
+
+
+async def test_two_relays_publish_each_message_once_and_clean_up(new_stack: Callable[..., Any]) -> None:
+    stack: Stack = await new_stack()
+    await stack.start("status")  # migrates the database and declares the topology
+    await stack.stop("status")  # its own relay must not take part
+    pool = await asyncpg.create_pool(stack.settings.database_url, min_size=1, max_size=4)
+    brokers = [Broker(stack.settings.amqp_url, stack.topology, connection_name=f"test-relay-{n}") for n in range(2)]
+    relays = [
+        OutboxRelay(pool, broker, "status", database_url=stack.settings.database_url, batch_size=25)
+        for broker in brokers
+    ]
+    try:
+        for broker in brokers:
+            await broker.connect()
+        async with EventTap(stack, "test.#") as tap:
+            tasks = [asyncio.create_task(relay.run()) for relay in relays]
+            ids = []
+            for start in range(0, MESSAGES, 50):  # written while both relays run
+                events = [
+                    new_event(type="arcserve.test.relayed", source="urn:test", data={"n": n}, tenant_id=None)
+                    for n in range(start, start + 50)
+                ]
+                ids += [event.id for event in events]
+                async with pool.acquire() as conn, conn.transaction():
+                    await enqueue(conn, "status", [Outgoing(stack.topology.events, "test.relayed", e) for e in events])
+            await eventually(lambda: _received(tap, MESSAGES), f"{MESSAGES} relayed messages")
+            await eventually(lambda: _outbox_empty(pool), "the outbox to be cleaned up")
+            for relay in relays:
+                relay.stop()
+            await asyncio.gather(*tasks)
+        received = [event["id"] for _, event in tap.events]
+        assert sorted(received) == sorted(ids)  # every message, each exactly once
+    finally:
+        for relay in relays:
+            await relay.close()
+        for broker in brokers:
+            await broker.close()
+        await pool.close()
+
+
+async def _received(tap: EventTap, count: int) -> bool:
+    return len(tap.events) >= count
+
+
+async def _outbox_empty(pool: asyncpg.Pool) -> bool:
+    return await pool.fetchval("SELECT count(*) FROM messaging.outbox") == 0
+
+
+async def test_inbox_forgets_handled_messages_after_the_retention_period(stack: Stack) -> None:
+    old, recent = str(uuid.uuid4()), str(uuid.uuid4())
+    conn = await asyncpg.connect(stack.settings.database_url)
+    try:
+        assert await inbox.claim(conn, "test.consumer", old)
+        assert await inbox.claim(conn, "test.consumer", recent)
+        assert not await inbox.claim(conn, "test.consumer", recent)  # a second delivery is refused
+        await conn.execute(
+            "UPDATE messaging.inbox SET processed_at = now() - interval '8 days' WHERE message_id = $1", old
+        )
+        assert await inbox.prune(conn, older_than_days=7) >= 1
+        assert not await inbox.seen(conn, "test.consumer", old)
+        assert await inbox.seen(conn, "test.consumer", recent)
+    finally:
+        await conn.execute("DELETE FROM messaging.inbox WHERE consumer = 'test.consumer'")
+        await conn.close()
