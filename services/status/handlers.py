@@ -73,14 +73,6 @@ def _submission_kind(event: CloudEvent) -> Kind:
     return Kind(name)
 
 
-def _application_id(event: CloudEvent) -> UUID | None:
-    raw = event.data.get("application_id") if isinstance(event.data, dict) else None
-    try:
-        return UUID(str(raw)) if raw is not None else None
-    except ValueError:
-        return None
-
-
 async def _known_tenant(conn: asyncpg.Connection, tenant_id: str | None) -> str:
     if tenant_id is None:
         raise PoisonMessage("missing_tenant: the CloudEvents extension `tenantid` is required")
@@ -89,54 +81,63 @@ async def _known_tenant(conn: asyncpg.Connection, tenant_id: str | None) -> str:
     return tenant_id
 
 
-async def handle_submission(ctx: Context, event: CloudEvent) -> None:
-    kind = _submission_kind(event)
-    application_id = _application_id(event)
-    now = _now()
-    submitted_at = event.time or now
-    body: Any = None
-    problem: InvalidApplication | None = None
-    if isinstance(event.data, dict):
-        try:
-            body = parse_application({k: v for k, v in event.data.items() if k != "application_id"})
-        except InvalidApplication as exc:
-            problem = exc
-    else:
-        problem = InvalidApplication([{"field": "data", "problem": "must be a JSON object"}])
-    if body is not None and body.kind != kind:
-        problem, body = InvalidApplication([{"field": "kind", "problem": f"{body.kind!r} under type {event.type!r}"}]), None
-    if application_id is None:
-        problem = problem or InvalidApplication([{"field": "application_id", "problem": "a UUID is required"}])
+@dataclass(frozen=True)
+class _Submission:
+    """What a submission message says, read before any I/O; `problem` is why it cannot be
+    decided (R4, for submissions that bypassed intake)."""
 
+    kind: Kind
+    application_id: UUID | None
+    body: Any
+    problem: InvalidApplication | None
+
+    @classmethod
+    def read(cls, event: CloudEvent) -> _Submission:
+        kind = _submission_kind(event)
+        application_id = _uuid_or_none(event.data.get("application_id") if isinstance(event.data, dict) else None)
+        body, problem = None, None
+        if not isinstance(event.data, dict):
+            problem = InvalidApplication([{"field": "data", "problem": "must be a JSON object"}])
+        else:
+            try:
+                body = parse_application({k: v for k, v in event.data.items() if k != "application_id"})
+            except InvalidApplication as exc:
+                problem = exc
+        if body is not None and body.kind != kind:
+            body, problem = None, InvalidApplication([{"field": "kind", "problem": f"{body.kind!r} under type {event.type!r}"}])
+        if application_id is None and problem is None:
+            problem = InvalidApplication([{"field": "application_id", "problem": "a UUID is required"}])
+        return cls(kind, application_id, body, problem)
+
+    def application(self, event: CloudEvent, tenant_id: str, calendar: BusinessCalendar) -> Application:
+        contract_id = getattr(self.body, "contract_id", None)
+        if contract_id is None and isinstance(event.data, dict):
+            contract_id = _uuid_or_none(event.data.get("contract_id"))
+        submitted_at = event.time or _now()
+        return Application(
+            # Without an id of the submitter's, a rejection names one derived from the message.
+            application_id=self.application_id or uuid5(NAMESPACE_URL, f"urn:cloudevent:{event.id}"),
+            tenant_id=tenant_id,
+            kind=self.kind,
+            contract_id=contract_id,
+            body=self.body,
+            submitted_at=submitted_at,
+            expected_completion_at=expected_completion(self.kind, submitted_at, calendar),  # R12
+        )
+
+
+async def handle_submission(ctx: Context, event: CloudEvent) -> None:
+    submission = _Submission.read(event)
     async with ctx.pool.acquire() as conn, conn.transaction():
         tenant_id = await _known_tenant(conn, event.tenantid)
         repo = ContractRepository(conn)
-        if not await inbox.claim(conn, SUBMISSIONS, event.id):
-            previous = application_id and await repo.application_exists(application_id)
-            if previous and previous["reason_code"] == ReasonCode.INVALID_APPLICATION:
-                raise PoisonMessage(f"invalid_application: {problem}")  # dead-letter it again
+        if not await _first_time(conn, repo, submission, event, tenant_id):
             return
-        existing = await repo.application_exists(application_id) if application_id else None
-        if existing is not None:
-            if existing["tenant_id"] != tenant_id:  # never a no-op across tenants: say so
-                raise PoisonMessage(f"duplicate_application_id: {application_id} belongs to another tenant")
-            return  # the same application id again: no second effect
-        contract_id = getattr(body, "contract_id", None)
-        if contract_id is None and isinstance(event.data, dict):
-            contract_id = _uuid_or_none(event.data.get("contract_id"))
-        application = Application(
-            # Without an id of the submitter's, the rejection names one derived from the message.
-            application_id=application_id or uuid5(NAMESPACE_URL, f"urn:cloudevent:{event.id}"),
-            tenant_id=tenant_id,
-            kind=kind,
-            contract_id=contract_id,
-            body=body,
-            submitted_at=submitted_at,
-            expected_completion_at=expected_completion(kind, submitted_at, ctx.calendar),
-        )
-        if problem is not None:  # R4, for submissions that bypassed intake
-            rejection = reject(application, Rejected(ReasonCode.INVALID_APPLICATION, str(problem)), now)
-            if application_id is not None:
+        now = _now()
+        application = submission.application(event, tenant_id, ctx.calendar)
+        if submission.problem is not None:
+            rejection = reject(application, Rejected(ReasonCode.INVALID_APPLICATION, str(submission.problem)), now)
+            if submission.application_id is not None:
                 await repo.save_application(application)
             await _emit(conn, ctx, [rejection], None)
         else:
@@ -146,10 +147,26 @@ async def handle_submission(ctx: Context, event: CloudEvent) -> None:
             else:
                 await repo.save_application(application)
             await _emit(conn, ctx, events, contract)
-    outcome = application.status.value if problem is None else "invalid"
-    metrics.DECISIONS.labels(kind.value, outcome).inc()
-    if problem is not None:
-        raise PoisonMessage(f"invalid_application: {problem}")
+    metrics.DECISIONS.labels(submission.kind.value, application.status.value).inc()
+    if submission.problem is not None:  # recorded and announced; now off to the dead letters
+        raise PoisonMessage(f"invalid_application: {submission.problem}")
+
+
+async def _first_time(
+    conn: asyncpg.Connection, repo: ContractRepository, submission: _Submission, event: CloudEvent, tenant_id: str
+) -> bool:
+    """Claim the message in the inbox; and a resubmitted application id has no second effect."""
+    if not await inbox.claim(conn, SUBMISSIONS, event.id):
+        previous = submission.application_id and await repo.find_application(submission.application_id)
+        if previous and previous["reason_code"] == ReasonCode.INVALID_APPLICATION:
+            raise PoisonMessage(f"invalid_application: {submission.problem}")  # dead-letter it again
+        return False
+    existing = await repo.find_application(submission.application_id) if submission.application_id else None
+    if existing is None:
+        return True
+    if existing["tenant_id"] != tenant_id:  # never a silent no-op across tenants
+        raise PoisonMessage(f"duplicate_application_id: {submission.application_id} belongs to another tenant")
+    return False
 
 
 async def _decide(

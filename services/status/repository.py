@@ -41,7 +41,7 @@ class ContractRepository:
         self.conn = conn
         self._seen: dict[UUID, tuple[Any, ...]] = {}  # state as loaded, to write only changes
 
-    async def application_exists(self, application_id: UUID) -> asyncpg.Record | None:
+    async def find_application(self, application_id: UUID) -> asyncpg.Record | None:
         return await self.conn.fetchrow(
             "SELECT tenant_id, reason_code FROM status.applications WHERE application_id = $1", application_id
         )
