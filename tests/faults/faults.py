@@ -44,7 +44,11 @@ def _shell(variable: str, default: str) -> list[str]:
     return ["sh", "-c", os.environ.get(variable, default)]
 
 
-BROKER_RESTART = "rabbitmqctl -q stop_app && rabbitmqctl -q start_app"
+# The whole node, not just the app: the Erlang VM goes away and comes back from disk.
+BROKER_RESTART = (
+    "rabbitmqctl -q stop && rabbitmq-server -detached && "
+    "for _ in $(seq 1 90); do rabbitmqctl -q await_startup >/dev/null 2>&1 && exit 0; sleep 1; done; exit 1"
+)
 _PG_VERSION = next(iter(sorted(p.name for p in Path("/etc/postgresql").glob("*"))), "15") if Path("/etc/postgresql").exists() else "15"
 DATABASE_RESTART = f"pg_ctlcluster --skip-systemctl-redirect {_PG_VERSION} main restart"
 
