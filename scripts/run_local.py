@@ -152,6 +152,7 @@ def _demo(settings: Settings, key: str) -> None:
 
 def main() -> int:
     os.environ.setdefault("ARCSERVE_API_KEYS", DEMO_KEYS)
+    os.environ.setdefault("ARCSERVE_STATUS_URL", f"http://127.0.0.1:{os.environ.get('STATUS_PORT', '8081')}")
     # The simulator's default is near zero; two seconds let the demo show 新規準備中.
     os.environ.setdefault("ARCSERVE_SIM_NEW_DELAY_S", "2")
     settings = Settings.from_env()

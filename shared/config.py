@@ -38,6 +38,16 @@ def _delays(name: str, default: tuple[float, ...]) -> tuple[float, ...]:
     return delays
 
 
+def _closure(text: str) -> str:
+    from shared.domain.calendar import YearEndClosure
+
+    try:
+        YearEndClosure.parse(text)
+    except ValueError as exc:
+        raise SystemExit(f"ARCSERVE_YEAR_END_CLOSURE: {exc}") from None
+    return text
+
+
 def parse_api_keys(text: str) -> dict[str, str]:
     """`tenant:key,tenant:key` → {key: tenant}."""
     keys: dict[str, str] = {}
@@ -59,11 +69,12 @@ class Settings:
     license_issuer_port: int = 8082
     order_id_port: int = 8083
     host: str = "0.0.0.0"
-    api_keys: dict[str, str] = field(default_factory=dict)  # key → tenant, seeded at start-up
+    status_url: str = ""  # public base URL of the status API, for intake's Location header
+    api_keys: dict[str, str] = field(default_factory=dict, repr=False)  # key → tenant; never logged
     sim_new_delay_s: float = 0.0
     sim_change_delay_s: float = 0.0
     year_end_closure: str = "12-29/01-03"
-    prefetch: int = 32
+    prefetch: int = 8  # per consumer; a few more in hand than pool connections keeps both busy
     db_pool_size: int = 10
     drain_timeout_s: float = 25.0
     retry_delays_s: tuple[float, ...] = DEFAULT_RETRY_DELAYS_S
@@ -81,11 +92,12 @@ class Settings:
             license_issuer_port=_int("LICENSE_ISSUER_PORT", 8082),
             order_id_port=_int("ORDER_ID_PORT", 8083),
             host=env("ARCSERVE_HOST") or "0.0.0.0",
+            status_url=env("ARCSERVE_STATUS_URL", ""),
             api_keys=parse_api_keys(env("ARCSERVE_API_KEYS", "")),
             sim_new_delay_s=_float("ARCSERVE_SIM_NEW_DELAY_S", 0.0),
             sim_change_delay_s=_float("ARCSERVE_SIM_CHANGE_DELAY_S", 0.0),
-            year_end_closure=env("ARCSERVE_YEAR_END_CLOSURE", "12-29/01-03"),
-            prefetch=_int("ARCSERVE_PREFETCH", 32),
+            year_end_closure=_closure(env("ARCSERVE_YEAR_END_CLOSURE", "12-29/01-03")),
+            prefetch=_int("ARCSERVE_PREFETCH", 8),
             db_pool_size=_int("ARCSERVE_DB_POOL_SIZE", 10),
             drain_timeout_s=_float("ARCSERVE_DRAIN_TIMEOUT_S", 25.0),
             inbox_retention_days=_float("ARCSERVE_INBOX_RETENTION_DAYS", 7.0),

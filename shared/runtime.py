@@ -11,13 +11,15 @@ import contextlib
 import logging
 import os
 import signal
-from collections.abc import Callable, Iterator, Mapping
+import time
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 
 import asyncpg
 import uvicorn
-from fastapi import FastAPI, Response
+from fastapi import FastAPI, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from shared import metrics
 from shared.config import Settings
 from shared.db.migrate import migrate, seed_api_keys
 from shared.db.pool import create_pool
@@ -50,6 +52,7 @@ class Service:
         self._pool: asyncpg.Pool | None = None
         self.app = FastAPI(title=f"arcserve-licensing {name}", docs_url=None, redoc_url=None)
         install_error_handlers(self.app)
+        self.app.middleware("http")(self._observe)
         self._add_health_routes()
         self._consumers: list[Consumer] = []
         self._with_relay = relay
@@ -62,7 +65,8 @@ class Service:
 
     @property
     def pool(self) -> asyncpg.Pool:
-        assert self._pool is not None, "service not started"
+        if self._pool is None:  # HTTP answers before the database does: say "not yet" (503)
+            raise ConnectionError(f"{self.name} has no database connection yet")
         return self._pool
 
     def consume(self, spec: QueueSpec, routes: Mapping[str, Handler]) -> None:
@@ -90,24 +94,31 @@ class Service:
         """Drain: finish HTTP requests in hand, finish messages in hand, publish what the
         outbox still holds, then close. Unacked messages return to their queues."""
         self.stopping.set()
+        deadline = asyncio.get_running_loop().time() + self.settings.drain_timeout_s
+
+        def left() -> float:
+            return max(0.1, deadline - asyncio.get_running_loop().time())
+
         if self._server is not None:
             self._server.should_exit = True
             if self._server_task is not None:
                 await self._server_task
         if self._housekeeping is not None:
             self._housekeeping.cancel()
-        for consumer in self._consumers:
-            await consumer.stop(self.settings.drain_timeout_s)
+        await asyncio.gather(*(consumer.stop(left()) for consumer in self._consumers))
         if self._relay is not None and self._relay_task is not None:
             self._relay.stop()
             try:
-                await asyncio.wait_for(self._relay_task, timeout=self.settings.drain_timeout_s)
+                await asyncio.wait_for(self._relay_task, timeout=left())
             except TimeoutError:
                 log.warning("%s: outbox not flushed before the drain timeout; it is kept for later", self.name)
             await self._relay.close()
         await self.broker.close()
         if self._pool is not None:
-            await self._pool.close()
+            try:
+                await asyncio.wait_for(self._pool.close(), timeout=left())
+            except TimeoutError:
+                self._pool.terminate()  # a handler outlived the drain; its transaction rolls back
         log.info("%s stopped", self.name)
 
     async def _prune_inbox(self) -> None:
@@ -138,6 +149,15 @@ class Service:
         except Exception:
             return False
         return True
+
+    async def _observe(self, request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        metrics.HTTP_LATENCY.labels(self.name, getattr(route, "path", "unmatched"), str(response.status_code)).observe(
+            time.perf_counter() - started
+        )
+        return response
 
     def _add_health_routes(self) -> None:
         @self.app.get("/healthz", include_in_schema=False)

@@ -14,7 +14,7 @@ from pathlib import Path
 import aio_pika
 import pytest
 
-from shared.messaging.topology import QUEUES, Topology
+from shared.messaging.topology import Topology
 from tests.support.infra import drop_database, with_database
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,9 +39,8 @@ async def _delete_topology(amqp_url: str, topology: Topology) -> None:
     connection = await aio_pika.connect(amqp_url)
     async with connection:
         channel = await connection.channel()
-        for spec in QUEUES:
-            await channel.queue_delete(topology.queue(spec))
-            await channel.queue_delete(topology.dead_letter_queue(spec))
+        for queue in topology.all_queues():
+            await channel.queue_delete(queue)
         for exchange in (topology.applications, topology.events, topology.dead_letter):
             await channel.exchange_delete(exchange)
 

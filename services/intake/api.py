@@ -53,7 +53,7 @@ async def _read_json(request: Request) -> Any:
         raise ApiError(422, "invalid_application", f"the body is not valid JSON: {exc}") from None
 
 
-def router(broker: Broker, auth: Authenticator) -> APIRouter:
+def router(broker: Broker, auth: Authenticator, status_url: str = "") -> APIRouter:
     api = APIRouter(prefix="/v1")
 
     @api.post(
@@ -90,9 +90,13 @@ def router(broker: Broker, auth: Authenticator) -> APIRouter:
             )
         except Exception as exc:
             log.warning("could not publish application %s: %r", application_id, exc)
-            raise ApiError(503, "unavailable", "the application could not be queued; nothing was accepted, retry later") from None
+            # Without a confirm the broker may still have taken it: a retry with the same
+            # Idempotency-Key is safe either way, so say so.
+            raise ApiError(
+                503, "unavailable", "the broker did not confirm the application; retry later with the same Idempotency-Key"
+            ) from None
         metrics.APPLICATIONS_SUBMITTED.labels(application.kind).inc()
-        location = f"/v1/applications/{application_id}"
+        location = f"{status_url}/v1/applications/{application_id}"  # served by the status service
         return JSONResponse(
             {"application_id": str(application_id), "status": "received"},
             status_code=202,

@@ -9,5 +9,7 @@ from shared.runtime import Service
 def build(settings: Settings, port: int | None = None) -> Service:
     # Intake only publishes with confirms: no consumers, no outbox.
     service = Service("intake", settings, settings.intake_port if port is None else port, relay=False)
-    service.app.include_router(api.router(service.broker, Authenticator(lambda: service.pool)))
+    service.app.include_router(
+        api.router(service.broker, Authenticator(lambda: service.pool), settings.status_url.rstrip("/"))
+    )
     return service

@@ -146,7 +146,9 @@ def router(pool: Callable[[], asyncpg.Pool], auth: Authenticator) -> APIRouter:
     async def get_contract(contract_id: str, tenant: str = Depends(auth)) -> dict[str, Any]:
         """The detail view (R11)."""
         cid = _uuid(contract_id, "contract")
-        async with pool().acquire() as conn:
+        # One snapshot: a decision committed between the reads would show a contract whose
+        # status disagrees with its keys.
+        async with pool().acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
             row = await conn.fetchrow(
                 "SELECT * FROM status.contracts WHERE contract_id = $1 AND tenant_id = $2", cid, tenant
             )

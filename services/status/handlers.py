@@ -131,14 +131,16 @@ async def handle_submission(ctx: Context, event: CloudEvent) -> None:
     async with ctx.pool.acquire() as conn, conn.transaction():
         tenant_id = await _known_tenant(conn, event.tenantid)
         repo = ContractRepository(conn)
-        if not await _first_time(conn, repo, submission, event, tenant_id):
+        application = submission.application(event, tenant_id, ctx.calendar)
+        # Two messages naming one application id may be in hand at once: one decides, the
+        # other waits here and then finds the decision.
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", _lock_key(application.application_id))
+        if not await _first_time(conn, repo, submission, application, event):
             return
         now = _now()
-        application = submission.application(event, tenant_id, ctx.calendar)
         if submission.problem is not None:
             rejection = reject(application, Rejected(ReasonCode.INVALID_APPLICATION, str(submission.problem)), now)
-            if submission.application_id is not None:
-                await repo.save_application(application)
+            await repo.save_application(application)
             await _emit(conn, ctx, [rejection], None)
         else:
             contract, events = await _decide(repo, application, now)
@@ -153,20 +155,25 @@ async def handle_submission(ctx: Context, event: CloudEvent) -> None:
 
 
 async def _first_time(
-    conn: asyncpg.Connection, repo: ContractRepository, submission: _Submission, event: CloudEvent, tenant_id: str
+    conn: asyncpg.Connection, repo: ContractRepository, submission: _Submission, application: Application,
+    event: CloudEvent,
 ) -> bool:
     """Claim the message in the inbox; and a resubmitted application id has no second effect."""
+    previous = await repo.find_application(application.application_id)
     if not await inbox.claim(conn, SUBMISSIONS, event.id):
-        previous = submission.application_id and await repo.find_application(submission.application_id)
         if previous and previous["reason_code"] == ReasonCode.INVALID_APPLICATION:
-            raise PoisonMessage(f"invalid_application: {submission.problem}")  # dead-letter it again
+            # Recorded before, but the move to the dead letters did not happen: do it now.
+            raise PoisonMessage(f"invalid_application: {submission.problem}")
         return False
-    existing = await repo.find_application(submission.application_id) if submission.application_id else None
-    if existing is None:
+    if previous is None:
         return True
-    if existing["tenant_id"] != tenant_id:  # never a silent no-op across tenants
-        raise PoisonMessage(f"duplicate_application_id: {submission.application_id} belongs to another tenant")
+    if previous["tenant_id"] != application.tenant_id:  # never a silent no-op across tenants
+        raise PoisonMessage(f"duplicate_application_id: {application.application_id} belongs to another tenant")
     return False
+
+
+def _lock_key(application_id: UUID) -> int:
+    return int.from_bytes(application_id.bytes[:8], "big", signed=True)
 
 
 async def _decide(

@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 CONTENT_TYPE = "application/cloudevents+json"
 MAX_MESSAGE_BYTES = 256 * 1024  # DESIGN.md §6: bodies have size limits
@@ -20,7 +20,7 @@ class CloudEvent(BaseModel):
     id: str = Field(min_length=1, max_length=256)
     source: str = Field(min_length=1, max_length=1024)
     type: str = Field(min_length=1, max_length=256)
-    time: datetime | None = None
+    time: AwareDatetime | None = None  # RFC 3339 requires the offset; R12 counts from it
     subject: str | None = Field(default=None, max_length=256)
     datacontenttype: str | None = None
     tenantid: str | None = Field(default=None, min_length=1, max_length=128)

@@ -287,6 +287,12 @@ class Contract:
                 f"license {target.license_id} is not an active hypervisor license of type "
                 "dedicated_hypervisor",
             )
+        if target.parent_license_id is not None:  # VMs are counted on the license itself
+            raise Rejected(
+                ReasonCode.NOT_DEDICATED_HYPERVISOR,
+                f"license {target.license_id} holds the VM keys of license {target.parent_license_id}; "
+                "increase that license instead",
+            )
         vm_key = License(
             license_id=license_id_for(application.application_id, 0),
             application_id=application.application_id,

@@ -137,7 +137,9 @@ class Consumer:
             headers[ORIGINAL_EXCHANGE_HEADER] = message.exchange or ""
             headers[ORIGINAL_ROUTING_KEY_HEADER] = message.routing_key or ""
         headers[REASON_HEADER] = reason[:1000]
-        headers[DELIVERY_COUNT_HEADER] = int(headers.get(DELIVERY_COUNT_HEADER, 0) or 0) + 1
+        # Deliveries so far: ours (each move) plus the broker's redeliveries of this copy.
+        redelivered = int(headers.pop("x-delivery-count", 0) or 0)
+        headers[DELIVERY_COUNT_HEADER] = int(headers.get(DELIVERY_COUNT_HEADER, 0) or 0) + redelivered + 1
         if dead:
             exchange, routing_key, outcome = topology.dead_letter, self.queue_name, "dead_lettered"
             log.warning("dead-lettering message %s from %s: %s", message.message_id, self.queue_name, reason)

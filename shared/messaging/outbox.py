@@ -76,6 +76,8 @@ class OutboxRelay:
                 else:
                     log.warning("outbox relay paused (%r); retrying in %.1fs", exc, delay)
                 await self._drop_listener()
+                if self._stopping.is_set():
+                    return  # what is left stays in the outbox for the next relay
                 await self._sleep(delay)
                 delay = min(delay * 2, 5.0)
                 continue

@@ -348,3 +348,27 @@ async def test_services_reconnect_after_broker_connections_drop(new_stack: Calla
     assert [a["status"] for a in ended] == ["completed"] * (len(pairs) + 1)
     contract = await stack.contract(tenant, ended[0]["contract_id"])
     assert contract["status"] == "active" and contract["arcserve_order_id"]["status"] == "active"
+
+
+async def test_one_application_id_in_two_messages_at_once_is_decided_once(stack: Stack) -> None:
+    """Two messages naming one application id, in hand at the same time (prefetch > 1):
+    one decides, the other finds the decision; the contract is never overwritten."""
+    tenants = [await stack.tenant() for _ in range(10)]
+    async with EventTap(stack, "application.accepted.new") as tap:
+        pairs = []
+        for tenant in tenants:
+            application_id = str(uuid.uuid4())
+            first = submission(tenant.name, new_application(product="arcserve-udp-10"), application_id=application_id)
+            second = submission(tenant.name, new_application(product="arcserve-udp-9"), application_id=application_id)
+            pairs.append((tenant, application_id, first, second))
+        await asyncio.gather(*(
+            stack.publish_event(stack.topology.applications, "new", message)
+            for _, _, first, second in pairs for message in (first, second)
+        ))
+        for tenant, application_id, _, _ in pairs:
+            application = await stack.wait_application(tenant, application_id, "completed")
+            await tap.wait_for("application.accepted.new", application_id=application_id)
+            contracts = (await stack.get(tenant, "/v1/contracts")).json()["items"]
+            assert [c["contract_id"] for c in contracts] == [application["contract_id"]]
+            [accepted] = tap.matching("application.accepted.new", application_id=application_id)
+            assert contracts[0]["product"]["code"] == accepted["data"]["product"]

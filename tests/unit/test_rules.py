@@ -445,6 +445,15 @@ def preparing_dedicated_key(contract: Contract) -> License:
     return licenses_of(contract, application)[0]
 
 
+def an_issued_vm_key(contract: Contract) -> License:
+    application = apply(contract, vm_increase(contract, dedicated_key(contract).license_id))
+    [vm_key] = licenses_of(contract, application)
+    issue_keys(contract, [vm_key], at=DONE_AT)
+    assert vm_key.status is LicenseStatus.ACTIVE
+    contract.events.clear()
+    return vm_key
+
+
 @pytest.mark.parametrize(
     ("target", "code"),
     [
@@ -454,6 +463,7 @@ def preparing_dedicated_key(contract: Contract) -> License:
         pytest.param(lambda c: keys(c, "bare_metal")[0], ReasonCode.NOT_DEDICATED_HYPERVISOR, id="bare_metal"),
         pytest.param(cancel_the_dedicated_key, ReasonCode.NOT_DEDICATED_HYPERVISOR, id="cancelled-dedicated"),
         pytest.param(preparing_dedicated_key, ReasonCode.NOT_DEDICATED_HYPERVISOR, id="not-yet-issued-dedicated"),
+        pytest.param(an_issued_vm_key, ReasonCode.NOT_DEDICATED_HYPERVISOR, id="vm-key-of-an-earlier-increase"),
         pytest.param(lambda c: uuid.uuid4(), ReasonCode.NOT_FOUND, id="unknown-license-id"),
     ],
 )
