@@ -1,6 +1,7 @@
 """License issuer: keys for accepted new applications, additions and VM-count increases
-(R1, R5, R7); revocation for accepted cancellations (R8). It keeps the keys it obtained, so
-a redelivered message re-announces the same keys instead of issuing new ones."""
+(R1, R5, R7); revocation for accepted cancellations (R8). A redelivered message is a no-op
+(inbox); the same acceptance in another message re-announces the keys already stored,
+never new ones."""
 from __future__ import annotations
 
 from datetime import UTC, datetime

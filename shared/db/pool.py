@@ -6,6 +6,8 @@ import logging
 
 import asyncpg
 
+from shared.backoff import Backoff
+
 log = logging.getLogger(__name__)
 
 
@@ -40,13 +42,13 @@ def is_transient(exc: BaseException) -> bool:
 
 async def create_pool(url: str, size: int, stopping: asyncio.Event | None = None) -> asyncpg.Pool:
     """Create the pool, waiting with backoff while the database does not answer."""
-    delay = 0.2
+    backoff = Backoff()
     while True:
         try:
             return await asyncpg.create_pool(url, min_size=1, max_size=size, command_timeout=30)
         except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
             if stopping is not None and stopping.is_set() or isinstance(exc, asyncpg.InvalidCatalogNameError):
                 raise
+            delay = backoff.next()
             log.warning("database not reachable (%s); retrying in %.1fs", exc, delay)
             await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)

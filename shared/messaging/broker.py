@@ -13,6 +13,7 @@ from typing import Any
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnection
 
+from shared.backoff import Backoff
 from shared.contracts.envelope import CONTENT_TYPE
 from shared.messaging.topology import Topology
 
@@ -31,7 +32,7 @@ class Broker:
 
     async def connect(self, stopping: asyncio.Event | None = None) -> None:
         """Connect (retrying with backoff until the broker answers), declare the topology."""
-        delay = 0.2
+        backoff = Backoff()
         while True:
             try:
                 self.connection = await aio_pika.connect_robust(
@@ -41,9 +42,9 @@ class Broker:
             except (OSError, aio_pika.exceptions.AMQPError) as exc:
                 if stopping is not None and stopping.is_set():
                     raise
+                delay = backoff.next()
                 log.warning("broker not reachable (%s); retrying in %.1fs", exc, delay)
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
         # Confirms make publish() wait for the broker; returns make an unroutable
         # mandatory message an error instead of a silent drop.
         self._publisher = await self.connection.channel(publisher_confirms=True, on_return_raises=True)

@@ -27,6 +27,7 @@ from typing import Any
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 
 from shared import metrics
+from shared.backoff import Backoff
 from shared.contracts.envelope import CloudEvent, PoisonMessage, RetryLater, parse_event
 from shared.db.pool import is_conflict, is_outage
 from shared.messaging.broker import Broker
@@ -43,7 +44,6 @@ ORIGINAL_ROUTING_KEY_HEADER = "x-arcserve-original-routing-key"
 DELIVERY_COUNT_HEADER = "x-arcserve-delivery-count"
 # How many delayed retries a message has had (set on the copies sent to retry queues).
 ATTEMPT_HEADER = "x-arcserve-attempt"
-MAX_OUTAGE_BACKOFF_S = 5.0
 CONFLICT_RETRIES = 5
 
 
@@ -109,7 +109,7 @@ class Consumer:
             await _settle(message.ack())
 
     async def _handle(self, handler: Handler, event: CloudEvent) -> None:
-        delay, conflicts = 0.1, 0
+        backoff, conflicts = Backoff(), 0
         while True:
             try:
                 await handler(event)
@@ -121,10 +121,10 @@ class Consumer:
                     raise
                 if self._stopping.is_set():
                     raise _Stopping() from exc
+                delay = backoff.next()
                 log.warning("transient fault on %s (%r); retrying in %.1fs", self.queue_name, exc, delay)
                 metrics.MESSAGES.labels(self.spec.name, "retried_in_place").inc()
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, MAX_OUTAGE_BACKOFF_S)
 
     async def _move(self, message: AbstractIncomingMessage, *, reason: str, dead: bool) -> None:
         """Send the message to its next delayed retry, or to the dead-letter queue."""

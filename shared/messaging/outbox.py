@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from shared import metrics
+from shared.backoff import Backoff
 from shared.contracts.envelope import CloudEvent
 from shared.db.pool import is_transient
 from shared.messaging.broker import Broker
@@ -63,14 +64,15 @@ class OutboxRelay:
 
     async def run(self) -> None:
         """Publish until stopped; on stop, publish what is pending once more, then return."""
-        delay = 0.1
+        backoff = Backoff()
         while True:
             try:
                 await self._ensure_listener()
                 while await self.publish_batch():
                     pass
-                delay = 0.1
+                backoff.reset()
             except Exception as exc:
+                delay = backoff.next()
                 if not is_transient(exc) and self.broker.is_ready:
                     log.exception("outbox relay failed")
                 else:
@@ -79,7 +81,6 @@ class OutboxRelay:
                 if self._stopping.is_set():
                     return  # what is left stays in the outbox for the next relay
                 await self._sleep(delay)
-                delay = min(delay * 2, 5.0)
                 continue
             if self._stopping.is_set():
                 return
