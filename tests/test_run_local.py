@@ -11,11 +11,10 @@ import sys
 import uuid
 from pathlib import Path
 
-import aio_pika
 import pytest
 
 from shared.messaging.topology import Topology
-from tests.support.infra import drop_database, with_database
+from tests.support.infra import delete_topology, drop_database, with_database
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "run_local.py"
@@ -33,16 +32,6 @@ def _free_ports(n: int) -> list[int]:
     finally:
         for s in sockets:
             s.close()
-
-
-async def _delete_topology(amqp_url: str, topology: Topology) -> None:
-    connection = await aio_pika.connect(amqp_url)
-    async with connection:
-        channel = await connection.channel()
-        for queue in topology.all_queues():
-            await channel.queue_delete(queue)
-        for exchange in (topology.applications, topology.events, topology.dead_letter):
-            await channel.exchange_delete(exchange)
 
 
 @pytest.mark.slow
@@ -89,5 +78,5 @@ async def test_run_local_demo_goes_from_preparing_to_cancelled_and_drains(infras
         if process.returncode is None:
             process.kill()
             await process.wait()
-        await _delete_topology(amqp_url, topology)
+        await delete_topology(amqp_url, topology)
         await drop_database(admin_url, database_url)

@@ -12,11 +12,10 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import aio_pika
 import httpx
 
 from shared.messaging.topology import Topology
-from tests.support.infra import create_database, drop_database
+from tests.support.infra import create_database, delete_topology, drop_database
 from tests.support.proxy import FaultProxy
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -65,7 +64,7 @@ class ProcessStack:
             await self.terminate(name)
         await self.broker_proxy.close()
         await self.database_proxy.close()
-        await self._delete_topology()
+        await delete_topology(self.amqp_url, self.topology)
         await drop_database(self.admin_url, self.database_url)
 
     @staticmethod
@@ -135,12 +134,3 @@ class ProcessStack:
                     if time.monotonic() > deadline:
                         raise RuntimeError(f"{name} not ready after {timeout}s; see {self.logs}")
                     await asyncio.sleep(0.1)
-
-    async def _delete_topology(self) -> None:
-        connection = await aio_pika.connect(self.amqp_url)
-        async with connection:
-            channel = await connection.channel()
-            for queue in self.topology.all_queues():
-                await channel.queue_delete(queue)
-            for exchange in (self.topology.applications, self.topology.events, self.topology.dead_letter):
-                await channel.exchange_delete(exchange)

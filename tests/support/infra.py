@@ -9,7 +9,10 @@ import uuid
 from collections.abc import Iterator
 from urllib.parse import urlsplit, urlunsplit
 
+import aio_pika
 import asyncpg
+
+from shared.messaging.topology import Topology
 
 LOCAL_AMQP = "amqp://guest:guest@127.0.0.1:5672/"
 LOCAL_DATABASE = "postgresql://postgres@127.0.0.1:5432/test"
@@ -70,3 +73,14 @@ async def drop_database(admin_url: str, url: str) -> None:
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await conn.close()
+
+
+async def delete_topology(amqp_url: str, topology: Topology) -> None:
+    """Remove every queue and exchange a test stack declared under its prefix."""
+    connection = await aio_pika.connect(amqp_url)
+    async with connection:
+        channel = await connection.channel()
+        for queue in topology.all_queues():
+            await channel.queue_delete(queue)
+        for exchange in (topology.applications, topology.events, topology.dead_letter):
+            await channel.exchange_delete(exchange)

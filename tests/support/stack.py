@@ -24,7 +24,7 @@ from shared.contracts.envelope import CONTENT_TYPE
 from shared.db.migrate import seed_api_keys
 from shared.messaging.topology import QUEUES, Topology
 from shared.runtime import Service
-from tests.support.infra import create_database, drop_database
+from tests.support.infra import create_database, delete_topology, drop_database
 
 BUILDERS = {
     "intake": build_intake,
@@ -92,17 +92,8 @@ class Stack:
     async def close(self) -> None:
         await self.stop()
         await self.http.aclose()
-        await self.delete_topology()
+        await delete_topology(self.settings.amqp_url, self.topology)
         await drop_database(self.admin_url, self.settings.database_url)
-
-    async def delete_topology(self) -> None:
-        connection = await aio_pika.connect(self.settings.amqp_url)
-        async with connection:
-            channel = await connection.channel()
-            for queue in self.topology.all_queues():
-                await channel.queue_delete(queue)
-            for exchange in (self.topology.applications, self.topology.events, self.topology.dead_letter):
-                await channel.exchange_delete(exchange)
 
     # ---- tenants and HTTP ----------------------------------------------------------------
     async def tenant(self) -> Tenant:
