@@ -57,10 +57,18 @@ async def seed_api_keys(conn: asyncpg.Connection, keys: dict[str, str]) -> None:
             [(tenant,) for tenant in set(keys.values())],
         )
         await conn.executemany(
-            """INSERT INTO tenancy.api_keys (key_hash, tenant_id) VALUES ($1, $2)
-               ON CONFLICT (key_hash) DO UPDATE SET tenant_id = EXCLUDED.tenant_id""",
+            "INSERT INTO tenancy.api_keys (key_hash, tenant_id) VALUES ($1, $2) ON CONFLICT (key_hash) DO NOTHING",
             [(hash_api_key(key), tenant) for key, tenant in keys.items()],
         )
+        # A key never moves to another tenant: that would hand one tenant's data to another.
+        owners = await conn.fetch(
+            "SELECT key_hash, tenant_id FROM tenancy.api_keys WHERE key_hash = ANY($1::bytea[])",
+            [hash_api_key(key) for key in keys],
+        )
+        wanted = {hash_api_key(key): tenant for key, tenant in keys.items()}
+        moved = sorted({wanted[r["key_hash"]] for r in owners if r["tenant_id"] != wanted[r["key_hash"]]})
+        if moved:
+            raise ValueError(f"ARCSERVE_API_KEYS gives tenant(s) {', '.join(moved)} a key that belongs to another tenant")
 
 
 async def _main() -> None:

@@ -9,9 +9,11 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import aio_pika
+import asyncpg
 import httpx
 import pytest
 
+from shared.db.migrate import seed_api_keys
 from tests.support.stack import EventTap, Stack, Tenant, eventually, new_application, submission
 
 SERVICES = ("intake", "status", "license_issuer", "order_id")
@@ -309,3 +311,15 @@ async def test_health_readiness_and_metrics(stack: Stack, service: str) -> None:
     assert metrics.status_code == 200
     assert metrics.headers["content-type"].startswith("text/plain")
     assert "# TYPE arcserve_" in metrics.text and "arcserve_messages_total" in metrics.text
+
+
+async def test_an_api_key_never_moves_to_another_tenant(stack: Stack, tenant: Tenant) -> None:
+    contract = await stack.active_contract(tenant)
+    conn = await asyncpg.connect(stack.settings.database_url)
+    try:
+        with pytest.raises(ValueError, match="belongs to another tenant"):
+            await seed_api_keys(conn, {tenant.key: "someone-else"})
+    finally:
+        await conn.close()
+    listed = (await stack.get(tenant, "/v1/contracts")).json()["items"]
+    assert [c["contract_id"] for c in listed] == [contract["contract_id"]]  # still the owner's key
