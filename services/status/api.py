@@ -12,7 +12,7 @@ from uuid import UUID
 import asyncpg
 from fastapi import APIRouter, Depends, Query
 
-from shared.catalog import product
+from shared.catalog import products
 from shared.domain.model import STATUS_LABELS_JA, ContractStatus
 from shared.http.auth import Authenticator
 from shared.http.errors import ApiError
@@ -50,7 +50,9 @@ def application_view(r: asyncpg.Record) -> dict[str, Any]:
 
 
 def _product_view(code: str) -> dict[str, str]:
-    p = product(code)
+    p = products().get(code)
+    if p is None:  # withdrawn from the catalog since: the contract still shows
+        return {"code": code, "name": code, "version": ""}
     return {"code": p.code, "name": p.name, "version": p.version}
 
 
@@ -163,7 +165,8 @@ def router(pool: Callable[[], asyncpg.Pool], auth: Authenticator) -> APIRouter:
                 tenant,
             )
         view = contract_summary(row)
-        view["support_desk"] = product(row["product_code"]).support_desk.model_dump()
+        desk = products().get(row["product_code"])
+        view["support_desk"] = desk.support_desk.model_dump() if desk else None
         view["licenses"] = [license_view(r) for r in licenses]
         view["applications"] = [application_view(r) for r in applications]
         return view

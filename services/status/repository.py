@@ -199,7 +199,7 @@ class ContractRepository:
 
 
 def _application_from_row(r: asyncpg.Record) -> Application:
-    body = parse_application(json.loads(r["body"])) if r["body"] is not None else None
+    body = parse_application(json.loads(r["body"]), stored=True) if r["body"] is not None else None
     return Application(
         application_id=r["application_id"],
         tenant_id=r["tenant_id"],

@@ -15,6 +15,7 @@ from pydantic import (
     StrictInt,
     TypeAdapter,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -100,7 +101,9 @@ class NewApplication(_Body):
 
     @field_validator("product")
     @classmethod
-    def _known_product(cls, code: str) -> str:
+    def _known_product(cls, code: str, info: ValidationInfo) -> str:
+        if info.context and info.context.get("stored"):
+            return code  # accepted when the product was sold; a later catalog change must not undo it
         if code not in products():
             raise ValueError(f"unknown product code {code!r}; known: {', '.join(sorted(products()))}")
         return code
@@ -176,12 +179,13 @@ def _describe(error: Any) -> dict[str, str]:
     return {"field": field, "problem": problem}
 
 
-def parse_application(body: Any) -> Application:
-    """Validate an application body; raise InvalidApplication naming each bad field."""
+def parse_application(body: Any, *, stored: bool = False) -> Application:
+    """Validate an application body; raise InvalidApplication naming each bad field.
+    `stored`: a body validated before, read back (the catalog may have changed since)."""
     if not isinstance(body, dict):
         raise InvalidApplication([{"field": "(body)", "problem": "must be a JSON object"}])
     try:
-        return _application_adapter.validate_python(body)
+        return _application_adapter.validate_python(body, context={"stored": stored})
     except ValidationError as exc:
         raise InvalidApplication([_describe(e) for e in exc.errors()]) from None
 

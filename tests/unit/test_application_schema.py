@@ -215,3 +215,12 @@ def test_every_bad_field_is_named_at_once():
     assert {e["field"] for e in refusal(body)} == {
         "contact.email", "contact.company_name", "licenses.0.quantity",
     }
+
+
+def test_a_stored_body_still_reads_after_its_product_left_the_catalog():
+    body = {"kind": "new", "product": "arcserve-udp-8",
+            "contact": {"email": "ops@example.co.jp", "company_name": "Example K.K."},
+            "licenses": [{"usage": "bare_metal", "license_type": "per_server", "quantity": 1}]}
+    with pytest.raises(InvalidApplication):
+        parse_application(body)  # a new application must name a product on sale
+    assert parse_application(body, stored=True).product == "arcserve-udp-8"
