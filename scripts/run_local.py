@@ -103,13 +103,12 @@ def _demo(settings: Settings, key: str) -> None:
     status = f"http://127.0.0.1:{settings.status_port}"
     product = "arcserve-udp-10"
     # A demo interrupted earlier may have left a live contract (R2): cancel it first.
-    for state in ("active",):
-        _, page = _http("GET", f"{status}/v1/contracts?status={state}", key)
-        for item in page.get("items", []):
-            if item["product"]["code"] == product:
-                _http("POST", f"{intake}/v1/applications", key,
-                      {"kind": "cancellation", "contract_id": item["contract_id"], "scope": "all"})
-                _poll(f"{status}/v1/contracts/{item['contract_id']}", key, lambda c: c["status"] == "cancelled")
+    _, page = _http("GET", f"{status}/v1/contracts?status=active", key)
+    for item in page.get("items", []):
+        if item["product"]["code"] == product:
+            _http("POST", f"{intake}/v1/applications", key,
+                  {"kind": "cancellation", "contract_id": item["contract_id"], "scope": "all"})
+            _poll(f"{status}/v1/contracts/{item['contract_id']}", key, lambda c: c["status"] == "cancelled")
 
     _say("\n── demo: a new application (新規申込) ──")
     code, answer = _http("POST", f"{intake}/v1/applications", key, {
