@@ -1,8 +1,22 @@
 # One image for all four services; docker-compose.yml picks the service via `command`.
-# Patch version matches the dev venv (Python 3.11.7).
-FROM python:3.11.7-slim-bookworm
+# BASE_IMAGE: the official Python image by default (patch version matches the dev venv,
+# Python 3.11.7); scripts/containers/build-images.sh builds on a Debian bookworm base made
+# from Debian's packages instead, where no image registry can be reached. Both have
+# Python 3.11; the venv below gives either the same `python` and the same packages.
+ARG BASE_IMAGE=python:3.11.7-slim-bookworm
+FROM ${BASE_IMAGE}
 
-ENV PYTHONDONTWRITEBYTECODE=1 \
+# The Debian base has no Python yet; the official image has it and skips this.
+# hadolint ignore=DL3008
+RUN if ! command -v python3 >/dev/null; then \
+      apt-get update \
+      && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends python3 python3-venv \
+      && rm -rf /var/lib/apt/lists/*; \
+    fi \
+ && python3 -m venv /opt/venv
+
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
