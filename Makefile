@@ -1,10 +1,16 @@
 # Two commands for a newcomer: `make run` (the stack, with a demo) and `make test`.
+SHELL  := /bin/bash
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test unit faults lint migrate venv compose-tool clean
+CONTAINERS := scripts/containers
+# The machine's own RabbitMQ and Postgres, unless AMQP_URL / DATABASE_URL say otherwise.
+LOCAL_AMQP_URL     := amqp://guest:guest@127.0.0.1:5672/
+LOCAL_DATABASE_URL := postgresql://postgres@127.0.0.1:5432/postgres
+
+.PHONY: run test unit faults lint migrate venv compose-tool clean images test-containers compose-up compose-down
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +25,8 @@ run: venv
 	$(BIN)/python scripts/run_local.py
 
 ## test: the whole suite (unit, integration on the real broker and database, container config)
+test faults: export AMQP_URL ?= $(LOCAL_AMQP_URL)
+test faults: export DATABASE_URL ?= $(LOCAL_DATABASE_URL)
 test: venv compose-tool
 	$(BIN)/python -m pytest
 
@@ -30,9 +38,11 @@ unit: venv
 faults: venv
 	$(BIN)/python -m tests.faults --applications $${FAULTS_APPLICATIONS:-500}
 
-## lint: ruff over the code and the tests
+## lint: ruff over the code and the tests, hadolint over the Dockerfiles, shellcheck over the scripts
 lint: venv
 	$(BIN)/ruff check shared services scripts tests
+	$(BIN)/hadolint Dockerfile deploy/images/*/Dockerfile
+	$(BIN)/shellcheck -x $(CONTAINERS)/*.sh deploy/images/*/entrypoint.sh .ci/run
 
 ## migrate: apply database migrations and seed ARCSERVE_API_KEYS
 migrate: venv
@@ -47,6 +57,35 @@ compose-tool:
 	  else \
 	    echo "install a compose tool first: apt-get install docker-compose (or the Docker Compose v2 plugin)"; exit 1; \
 	  fi; }
+
+# ---- the container path (docker-compose.yml; Docker, or Podman where Docker is missing) ----
+
+## images: under Podman, set it up and build every image from Debian's packages (no registry)
+images:
+	@. $(CONTAINERS)/env.sh; if [ "$$ARCSERVE_CONTAINER_ENGINE" = podman ]; then \
+	  $(CONTAINERS)/podman-setup.sh && $(CONTAINERS)/build-images.sh; \
+	else echo "Docker engine: compose builds the app image and pulls the official ones"; fi
+
+## test-containers: the compose stack's scenario, then the integration suite on containers
+test-containers: venv compose-tool
+	@set -e; step() { echo "── $$1"; local t=$$SECONDS; shift; "$$@"; echo "   ($$((SECONDS - t)) s)"; }; \
+	step "images" $(MAKE) --no-print-directory images; \
+	. $(CONTAINERS)/env.sh; \
+	step "the compose stack ($$ARCSERVE_CONTAINER_ENGINE)" \
+	  env -u AMQP_URL -u DATABASE_URL $(BIN)/python -m pytest -m containers tests/containers; \
+	step "the integration suite on RabbitMQ and Postgres containers" \
+	  env -u AMQP_URL -u DATABASE_URL $(BIN)/python -m pytest tests/integration
+
+## compose-up: the whole stack in containers, then the demo through its published ports
+compose-up: venv images
+	ARCSERVE_SIM_NEW_DELAY_S=$${ARCSERVE_SIM_NEW_DELAY_S:-2} $(CONTAINERS)/compose.sh up --detach
+	$(BIN)/python scripts/demo.py --wait 180 \
+	  --intake http://127.0.0.1:$${PUBLISH_INTAKE_PORT:-8080} --status http://127.0.0.1:$${PUBLISH_STATUS_PORT:-8081}
+	@echo "the stack keeps running; make compose-down stops it and removes its containers and volume"
+
+## compose-down: stop the compose stack and remove its containers, network and volume
+compose-down:
+	$(CONTAINERS)/compose.sh down --volumes --remove-orphans
 
 clean:
 	rm -rf $(VENV) .run .pytest_cache

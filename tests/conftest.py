@@ -4,34 +4,34 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from tests.support.infra import servers
+from tests.support.infra import Servers, servers
 from tests.support.stack import Stack, Tenant
 
 
 @pytest.fixture(scope="session")
-def infrastructure() -> Iterator[tuple[str, str]]:
-    """(AMQP URL, admin database URL) for the session; see tests/support/infra.py."""
+def infrastructure() -> Iterator[Servers]:
+    """The broker and database of the session (URLs, rabbitmqctl); see tests/support/infra.py."""
     with servers() as urls:
         yield urls
 
 
 @pytest.fixture(scope="session")
-async def stack(infrastructure: tuple[str, str]) -> AsyncIterator[Stack]:
+async def stack(infrastructure: Servers) -> AsyncIterator[Stack]:
     """The four services, shared by the tests that do not need a stack of their own; each
     test isolates itself by its own tenants."""
-    system = await Stack.create(*infrastructure)
+    system = await Stack.create(infrastructure)
     await system.start()
     yield system
     await system.close()
 
 
 @pytest.fixture
-async def new_stack(infrastructure: tuple[str, str]) -> AsyncIterator:
+async def new_stack(infrastructure: Servers) -> AsyncIterator:
     """A factory of private stacks (own prefix and database), closed after the test."""
     made: list[Stack] = []
 
     async def make(**overrides: object) -> Stack:
-        system = await Stack.create(*infrastructure, **overrides)
+        system = await Stack.create(infrastructure, **overrides)
         made.append(system)
         return system
 

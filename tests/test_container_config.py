@@ -20,6 +20,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "docker-compose.yml"
+LOCAL_IMAGES_FILE = ROOT / "docker-compose.local-images.yml"
 DOCKERFILE = ROOT / "Dockerfile"
 
 # compose service name -> (python module, port it listens on)
@@ -44,7 +45,7 @@ def _run(cmd: list[str]) -> subprocess.CompletedProcess[str]:
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("ARCSERVE_", "COMPOSE_")) and k != "LOG_LEVEL"
+        if not k.startswith(("ARCSERVE_", "COMPOSE_", "PUBLISH_")) and k != "LOG_LEVEL"
     }
     return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
 
@@ -78,14 +79,14 @@ def _yaml_to_json_via(exe: str, text: str) -> str:
 
 
 @functools.cache
-def compose_config() -> dict:
+def compose_config(*files: Path) -> dict:
     base, speaks_json = _compose_tool()
-    args = [*base, "-f", str(COMPOSE_FILE), "config"]
+    args = [*base, *(arg for f in files or (COMPOSE_FILE,) for arg in ("-f", str(f))), "config"]
     if speaks_json:
         args += ["--format", "json"]
     proc = _run(args)
     if proc.returncode != 0:
-        pytest.fail(f"`{' '.join(args)}` rejected docker-compose.yml:\n{proc.stderr}")
+        pytest.fail(f"`{' '.join(args)}` rejected the compose file(s):\n{proc.stderr}")
     out = proc.stdout if speaks_json else _yaml_to_json_via(base[0], proc.stdout)
     return json.loads(out)
 
@@ -130,6 +131,7 @@ def test_no_top_level_version_key():
 
 
 def test_infra_images():
+    # The official images by default; docker-compose.local-images.yml swaps in local builds.
     assert services()["rabbitmq"]["image"].startswith("rabbitmq:3.13-management")
     assert services()["postgres"]["image"].startswith("postgres:16")
     env = services()["postgres"]["environment"]
@@ -161,8 +163,37 @@ def test_app_service_waits_for_healthy_broker_and_db(name):
 @pytest.mark.parametrize("name", APP_SERVICES)
 def test_app_service_healthcheck_probes_its_own_readyz(name):
     _, port = APP_SERVICES[name]
-    probe = " ".join(services()[name]["healthcheck"]["test"])
-    assert f"http://127.0.0.1:{port}/readyz" in probe, probe
+    probe = services()[name]["healthcheck"]["test"]
+    assert probe == ["CMD", "python", "-m", "shared.http.healthcheck", f"http://127.0.0.1:{port}/readyz"], probe
+    assert (ROOT / "shared" / "http" / "healthcheck.py").is_file()
+
+
+@pytest.mark.parametrize("name", [*APP_SERVICES, *INFRA_SERVICES])
+def test_healthcheck_arguments_have_no_spaces(name):
+    # Podman 4's Docker API splits each argument of a health check at spaces.
+    probe = services()[name]["healthcheck"]["test"]
+    assert not any(" " in arg for arg in probe), probe
+
+
+def test_broker_is_healthy_only_once_amqp_accepts_connections():
+    # `ping` answers while the node still boots; the listener check waits for AMQP's port.
+    assert services()["rabbitmq"]["healthcheck"]["test"][1:] == ["rabbitmq-diagnostics", "-q", "check_port_connectivity"]
+
+
+def test_local_images_override_swaps_only_the_images():
+    merged = compose_config(COMPOSE_FILE, LOCAL_IMAGES_FILE)["services"]
+    assert merged["rabbitmq"]["image"] == "localhost/arcserve-rabbitmq:bookworm"
+    assert merged["postgres"]["image"] == "localhost/arcserve-postgres:bookworm"
+    for name in APP_SERVICES:
+        assert merged[name]["image"] == "localhost/arcserve-licensing:local"
+        assert merged[name]["build"]["args"] == {"BASE_IMAGE": "localhost/arcserve-debian:bookworm"}
+        # Everything else is the main file's.
+        unchanged = {k: v for k, v in merged[name].items() if k not in ("image", "build")}
+        assert unchanged == {k: v for k, v in services()[name].items() if k not in ("image", "build")}
+    build_script = (ROOT / "scripts" / "containers" / "build-images.sh").read_text()
+    for image in ("localhost/arcserve-rabbitmq:", "localhost/arcserve-postgres:", "localhost/arcserve-debian:",
+                  "localhost/arcserve-licensing:local"):
+        assert image in build_script, f"{image} is not built by scripts/containers/build-images.sh"
 
 
 @pytest.mark.parametrize("name", APP_SERVICES)
@@ -253,10 +284,12 @@ def _dockerfile_instructions() -> list[tuple[str, str]]:
     return out
 
 
-def test_dockerfile_base_is_pinned_python311_slim():
-    froms = [a for i, a in _dockerfile_instructions() if i == "FROM"]
-    assert froms, "Dockerfile has no FROM"
-    assert re.fullmatch(r"python:3\.11\.\d+-slim(-\w+)?", froms[-1].split()[0]), froms[-1]
+def test_dockerfile_base_is_pinned_python311_slim_by_default():
+    instrs = _dockerfile_instructions()
+    froms = [a for i, a in instrs if i == "FROM"]
+    assert froms == ["${BASE_IMAGE}"], froms
+    args = dict(a.partition("=")[::2] for i, a in instrs if i == "ARG")
+    assert re.fullmatch(r"python:3\.11\.\d+-slim(-\w+)?", args.get("BASE_IMAGE", "")), args
 
 
 def test_dockerfile_runs_exec_form_as_non_root():

@@ -29,18 +29,9 @@ RECOVERY_S = 60.0  # backoff tops out at 5 s; a reconnect cycle or two fits well
 # ---- helpers: what an operator sees through rabbitmqctl ----------------------------------
 
 
-async def _rabbitmqctl(*args: str) -> str:
-    process = await asyncio.create_subprocess_exec(
-        "rabbitmqctl", *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-    )
-    out, err = await process.communicate()
-    assert process.returncode == 0, f"rabbitmqctl {' '.join(args)} failed: {err.decode()}"
-    return out.decode()
-
-
 async def queue_depth(stack: Stack, name: str) -> int:
     """Messages in a queue, ready plus unacknowledged (0 once every one was settled)."""
-    out = await _rabbitmqctl("list_queues", "-q", "--no-table-headers", "name", "messages")
+    out = await stack.servers.rabbitmqctl("list_queues", "-q", "--no-table-headers", "name", "messages")
     for line in out.splitlines():
         parts = line.split("\t")
         if len(parts) == 2 and parts[0] == name:
@@ -250,7 +241,7 @@ async def test_poison_submissions_are_dead_lettered_once_and_block_nothing(new_s
 
 async def _terminate_backends(stack: Stack) -> int:
     database = urlsplit(stack.settings.database_url).path.lstrip("/")
-    admin = await asyncpg.connect(stack.admin_url)
+    admin = await asyncpg.connect(stack.servers.admin_url)
     try:
         rows = await admin.fetch(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
@@ -292,10 +283,11 @@ async def test_services_reconnect_after_database_connections_drop(new_stack: Cal
     await ready_everywhere(stack)
 
 
-async def _broker_connections(prefix: str) -> dict[str, str]:
+async def _broker_connections(stack: Stack) -> dict[str, str]:
     """The broker's connection pid → `connection_name`, for the connections of one stack
     (each service names its connection with the stack's topology prefix)."""
-    out = await _rabbitmqctl("list_connections", "-q", "--no-table-headers", "pid", "client_properties")
+    prefix = stack.settings.topology_prefix
+    out = await stack.servers.rabbitmqctl("list_connections", "-q", "--no-table-headers", "pid", "client_properties")
     marker = '{"connection_name","'
     found = {}
     for line in out.splitlines():
@@ -309,7 +301,6 @@ async def _broker_connections(prefix: str) -> dict[str, str]:
 
 async def test_services_reconnect_after_broker_connections_drop(new_stack: Callable[..., Any]) -> None:
     stack: Stack = await new_stack(sim_new_delay_s=1.0)
-    prefix = stack.settings.topology_prefix
     await stack.start()
     tenant = await stack.tenant()
     first = await stack.apply(tenant, new_application())
@@ -321,15 +312,15 @@ async def test_services_reconnect_after_broker_connections_drop(new_stack: Calla
     in_flight = response.json()["application_id"]
     assert (await stack.wait_application(busy, in_flight, "processing"))["status"] == "processing"
 
-    connections = await eventually(lambda: _broker_connections(prefix), "the stack's connections in rabbitmqctl")
+    connections = await eventually(lambda: _broker_connections(stack), "the stack's connections in rabbitmqctl")
     service_names = sorted(service.name for service in stack.services.values())
     assert sorted(connections.values()) == service_names, connections
     for pid in connections:
-        await _rabbitmqctl("close_connection", pid, "test: dropping the services' broker connections")
+        await stack.servers.rabbitmqctl("close_connection", pid, "test: dropping the services' broker connections")
 
     # The services reconnect by themselves (new connections, from new local ports) …
     async def reconnected() -> dict[str, str] | None:
-        fresh = await _broker_connections(prefix)
+        fresh = await _broker_connections(stack)
         if set(fresh) & set(connections):
             return None  # an old connection is still listed
         return fresh if sorted(fresh.values()) == service_names else None

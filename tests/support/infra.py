@@ -1,12 +1,23 @@
-"""Where the tests find RabbitMQ and Postgres: `AMQP_URL` / `DATABASE_URL` when set, else
-containers started by testcontainers when a Docker engine answers, else the local
-defaults (the services a Debian machine runs on loopback)."""
+"""Where the tests find RabbitMQ and Postgres.
+
+- `AMQP_URL` and `DATABASE_URL` set: those servers (`make test` and CI use the machine's
+  own; tests isolate themselves by database and topology prefix).
+- Otherwise containers, started by testcontainers through the engine that `DOCKER_HOST`
+  names: a Docker engine, or Podman's compatible API (`make test-containers` sets it up).
+  The images come from `ARCSERVE_TEST_RABBITMQ_IMAGE` and `ARCSERVE_TEST_POSTGRES_IMAGE`:
+  the official ones by default, images built from Debian's packages under Podman.
+"""
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
+import secrets
+import subprocess
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
 import aio_pika
@@ -14,41 +25,116 @@ import asyncpg
 
 from shared.messaging.topology import Topology
 
-LOCAL_AMQP = "amqp://guest:guest@127.0.0.1:5672/"
-LOCAL_DATABASE = "postgresql://postgres@127.0.0.1:5432/test"
+RABBITMQ_IMAGE = os.environ.get("ARCSERVE_TEST_RABBITMQ_IMAGE") or "rabbitmq:3.13-management"
+POSTGRES_IMAGE = os.environ.get("ARCSERVE_TEST_POSTGRES_IMAGE") or "postgres:16"
+STARTUP_DEADLINE_S = 120.0
+
+# Runs `rabbitmqctl ARGS…` against the test broker: (exit code, output).
+Rabbitmqctl = Callable[[list[str]], tuple[int, str]]
 
 
-def _docker_available() -> bool:
-    try:
-        import docker
+@dataclass(frozen=True)
+class Servers:
+    amqp_url: str
+    admin_url: str  # a database URL with the right to create databases
+    _rabbitmqctl: Rabbitmqctl
 
-        docker.from_env(timeout=3).ping()
-        return True
-    except Exception:
-        return False
+    def __iter__(self) -> Iterator[str]:  # `amqp_url, admin_url = servers`
+        return iter((self.amqp_url, self.admin_url))
+
+    async def rabbitmqctl(self, *args: str) -> str:
+        """What an operator sees through rabbitmqctl on the test broker; fails loudly."""
+        code, out = await asyncio.to_thread(self._rabbitmqctl, list(args))
+        assert code == 0, f"rabbitmqctl {' '.join(args)} failed ({code}): {out}"
+        return out
+
+
+def _local_rabbitmqctl(args: list[str]) -> tuple[int, str]:
+    done = subprocess.run(["rabbitmqctl", *args], capture_output=True, text=True, timeout=60)
+    return done.returncode, done.stdout if done.returncode == 0 else done.stderr
 
 
 @contextlib.contextmanager
-def servers() -> Iterator[tuple[str, str]]:
-    """(amqp_url, admin database url), for the whole test session."""
+def servers() -> Iterator[Servers]:
+    """The broker and database for the whole test session."""
     amqp, database = os.environ.get("AMQP_URL"), os.environ.get("DATABASE_URL")
     if amqp and database:
-        yield amqp, database
+        yield Servers(amqp, database, _local_rabbitmqctl)
         return
-    if _docker_available():
-        from testcontainers.postgres import PostgresContainer
-        from testcontainers.rabbitmq import RabbitMqContainer
+    if amqp or database:
+        raise RuntimeError("set both AMQP_URL and DATABASE_URL, or neither (then the tests start containers)")
+    with _containers() as started:
+        yield started
 
-        with contextlib.ExitStack() as stack:
-            if not amqp:
-                rabbit = stack.enter_context(RabbitMqContainer("rabbitmq:3.13"))
-                amqp = f"amqp://guest:guest@{rabbit.get_container_host_ip()}:{rabbit.get_exposed_port(5672)}/"
-            if not database:
-                pg = stack.enter_context(PostgresContainer("postgres:16", driver=None))
-                database = pg.get_connection_url()
-            yield amqp, database
-        return
-    yield amqp or LOCAL_AMQP, database or LOCAL_DATABASE
+
+@contextlib.contextmanager
+def _containers() -> Iterator[Servers]:
+    try:
+        import docker
+
+        docker.from_env(timeout=5).ping()
+    except Exception as exc:
+        raise RuntimeError(
+            "AMQP_URL and DATABASE_URL are not set and no container engine answers "
+            f"({exc.__class__.__name__}). Point them at a RabbitMQ and a Postgres (`make test` uses the "
+            "local ones), or run `make test-containers`, which sets up Podman where Docker is missing."
+        ) from None
+    from testcontainers.core.container import DockerContainer
+
+    user, password = "arcserve", secrets.token_hex(12)  # `guest` may only log in from loopback
+    rabbit = (
+        DockerContainer(RABBITMQ_IMAGE)
+        .with_exposed_ports(5672)
+        .with_env("RABBITMQ_DEFAULT_USER", user)
+        .with_env("RABBITMQ_DEFAULT_PASS", password)
+    )
+    postgres = (
+        DockerContainer(POSTGRES_IMAGE)
+        .with_exposed_ports(5432)
+        .with_env("POSTGRES_USER", user)
+        .with_env("POSTGRES_PASSWORD", password)
+        .with_env("POSTGRES_DB", "postgres")
+    )
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(rabbit)
+        stack.enter_context(postgres)
+        amqp = f"amqp://{user}:{password}@{rabbit.get_container_host_ip()}:{rabbit.get_exposed_port(5672)}/"
+        database = f"postgresql://{user}:{password}@{postgres.get_container_host_ip()}:{postgres.get_exposed_port(5432)}/postgres"
+        asyncio.run(_wait_until_answering(amqp, database))
+
+        def rabbitmqctl(args: list[str]) -> tuple[int, str]:
+            code, out = rabbit.get_wrapped_container().exec_run(["rabbitmqctl", *args])
+            return code, out.decode(errors="replace")
+
+        yield Servers(amqp, database, rabbitmqctl)
+
+
+async def _wait_until_answering(amqp_url: str, database_url: str) -> None:
+    """Wait for an AMQP handshake and a database login, not merely open ports: a broker
+    can accept TCP long before it speaks AMQP."""
+    deadline = time.monotonic() + STARTUP_DEADLINE_S
+    last: Exception | None = None
+    for attempt in (_amqp_handshake, _database_login):
+        url = amqp_url if attempt is _amqp_handshake else database_url
+        while True:
+            try:
+                await attempt(url)
+                break
+            except Exception as exc:
+                last = exc
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{attempt.__name__.lstrip('_')} did not succeed in {STARTUP_DEADLINE_S:g}s: {last!r}")
+            await asyncio.sleep(0.5)
+
+
+async def _amqp_handshake(url: str) -> None:
+    connection = await aio_pika.connect(url, timeout=5)
+    await connection.close()
+
+
+async def _database_login(url: str) -> None:
+    conn = await asyncpg.connect(url, timeout=5)
+    await conn.close()
 
 
 def with_database(url: str, name: str) -> str:

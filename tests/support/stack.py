@@ -24,7 +24,7 @@ from shared.contracts.envelope import CONTENT_TYPE
 from shared.db.migrate import seed_api_keys
 from shared.messaging.topology import QUEUES, Topology
 from shared.runtime import Service
-from tests.support.infra import create_database, delete_topology, drop_database
+from tests.support.infra import Servers, create_database, delete_topology, drop_database
 
 BUILDERS = {
     "intake": build_intake,
@@ -56,15 +56,15 @@ class Tenant:
 @dataclass
 class Stack:
     settings: Settings
-    admin_url: str
+    servers: Servers
     services: dict[str, Service] = field(default_factory=dict)
     http: httpx.AsyncClient = field(default_factory=lambda: httpx.AsyncClient(timeout=10))
 
     @classmethod
-    async def create(cls, amqp_url: str, admin_url: str, **overrides: Any) -> Stack:
-        database_url = await create_database(admin_url)
+    async def create(cls, servers: Servers, **overrides: Any) -> Stack:
+        database_url = await create_database(servers.admin_url)
         settings = Settings(
-            amqp_url=amqp_url,
+            amqp_url=servers.amqp_url,
             database_url=database_url,
             topology_prefix=f"test-{uuid.uuid4().hex[:8]}.",
             host="127.0.0.1",
@@ -72,7 +72,7 @@ class Stack:
             retry_delays_s=(0.2, 0.5, 1.0),  # short, so retries and their exhaustion fit in a test
             db_pool_size=5,
         )
-        return cls(replace(settings, **overrides), admin_url)
+        return cls(replace(settings, **overrides), servers)
 
     @property
     def topology(self) -> Topology:
@@ -93,7 +93,7 @@ class Stack:
         await self.stop()
         await self.http.aclose()
         await delete_topology(self.settings.amqp_url, self.topology)
-        await drop_database(self.admin_url, self.settings.database_url)
+        await drop_database(self.servers.admin_url, self.settings.database_url)
 
     # ---- tenants and HTTP ----------------------------------------------------------------
     async def tenant(self) -> Tenant:
