@@ -38,7 +38,7 @@ current() {  # the inputs label of an image, or nothing when it is absent
   "$ENGINE" image inspect --format "{{ index .Config.Labels \"$LABEL\" }}" "$1" 2>/dev/null || true
 }
 
-image_id() { "$ENGINE" image inspect --format '{{.Id}}' "$1" 2>/dev/null; }
+image_id() { "$ENGINE" image inspect --format '{{.Id}}' "$1" 2>/dev/null || true; }
 
 forget() {  # forget OLD_ID IMAGE: remove the image a rebuild replaced, unless still in use
   local old=$1 image=$2
