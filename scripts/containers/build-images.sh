@@ -25,6 +25,8 @@ LABEL="org.arcserve.inputs"
 BASE_RECIPE=1
 
 say() { printf '%s\n' "build-images: $*"; }
+ROOTFS=""  # the base image's root while it is made; removed on the way out, however that goes
+trap 'if [ -n "$ROOTFS" ]; then rm -rf "$ROOTFS" "$ROOTFS.log"; fi' EXIT
 
 hash_of() {  # hash_of TEXT FILE… : a stable hash of some text and the content of files
   local text=$1; shift
@@ -72,10 +74,10 @@ build_base() {
   inputs=$(hash_of "recipe $BASE_RECIPE $SUITE $MIRROR $(sha256sum /etc/ssl/certs/ca-certificates.crt 2>/dev/null)")
   if [ "$(current "$BASE")" = "$inputs" ]; then say "$BASE is up to date"; return; fi
   command -v debootstrap >/dev/null || { echo "debootstrap is missing: apt-get install debootstrap" >&2; exit 1; }
-  local rootfs started=$SECONDS old
+  local started=$SECONDS old rootfs
   old=$(image_id "$BASE")
-  rootfs=$(mktemp -d /tmp/arcserve-rootfs.XXXXXX)
-  trap 'rm -rf "$rootfs" "$rootfs.log"' EXIT
+  ROOTFS=$(mktemp -d /tmp/arcserve-rootfs.XXXXXX)
+  rootfs=$ROOTFS
   say "debootstrap $SUITE ($MIRROR) into $rootfs"
   debootstrap --variant=minbase --include=ca-certificates "$SUITE" "$rootfs" "$MIRROR" >"$rootfs.log" 2>&1 \
     || { tail -20 "$rootfs.log" >&2; exit 1; }
