@@ -10,7 +10,7 @@ CONTAINERS := scripts/containers
 LOCAL_AMQP_URL     := amqp://guest:guest@127.0.0.1:5672/
 LOCAL_DATABASE_URL := postgresql://postgres@127.0.0.1:5432/postgres
 
-.PHONY: run test unit faults lint migrate venv compose-tool clean images test-containers compose-up compose-down
+.PHONY: run test unit faults faults-selftest lint migrate venv compose-tool clean images test-containers compose-up compose-down
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -25,8 +25,8 @@ run: venv
 	$(BIN)/python scripts/run_local.py
 
 ## test: the whole suite (unit, integration on the real broker and database, container config)
-test faults: export AMQP_URL ?= $(LOCAL_AMQP_URL)
-test faults: export DATABASE_URL ?= $(LOCAL_DATABASE_URL)
+test faults faults-selftest: export AMQP_URL ?= $(LOCAL_AMQP_URL)
+test faults faults-selftest: export DATABASE_URL ?= $(LOCAL_DATABASE_URL)
 test: venv compose-tool
 	$(BIN)/python -m pytest
 
@@ -37,6 +37,10 @@ unit: venv
 ## faults: the fault-injection suite at full size (500 applications per fault; FAULTS_APPLICATIONS=N)
 faults: venv
 	$(BIN)/python -m tests.faults --applications $${FAULTS_APPLICATIONS:-500}
+
+## faults-selftest: the fault checker's own test: a clean run passes, each deliberate breakage is caught
+faults-selftest: venv
+	$(BIN)/python -m tests.faults.selftest --applications $${FAULTS_APPLICATIONS:-35}
 
 ## lint: ruff over the code and the tests, hadolint over the Dockerfiles, shellcheck over the scripts
 lint: venv

@@ -1,6 +1,8 @@
 """The fault-injection suite in its short form (`make faults` runs it at full size): each
-fault of tests/faults/faults.py strikes mid-stream, and the checker must find nothing lost
-or done twice."""
+fault of tests/faults/faults.py strikes mid-stream, and the checker must find nothing lost,
+nothing done twice and every contract where its scenario leaves it. And the checker's own
+test (`make faults-selftest`): each deliberate breakage of tests/faults/sabotage.py must make
+it report failure."""
 from __future__ import annotations
 
 import asyncio
@@ -11,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.faults.faults import FAULTS
+from tests.faults.sabotage import BREAKAGES
 
 ROOT = Path(__file__).resolve().parent.parent
 APPLICATIONS = 35  # five tenants through every kind
@@ -26,11 +29,31 @@ async def test_nothing_is_lost_or_done_twice(fault: str, infrastructure: tuple[s
     )
     out, _ = await asyncio.wait_for(process.communicate(), timeout=300)
     report = out.decode(errors="replace")
-    rows = [line.split(", ") for line in report.splitlines() if line.count(", ") == 5 and not line.startswith("fault,")]
+    rows = [line.split(", ") for line in report.splitlines() if line.count(", ") == 6 and not line.startswith("fault,")]
 
     assert process.returncode == 0, report
-    [(name, applications, completed, rejected, lost, duplicated)] = rows
+    [(name, applications, completed, rejected, lost, duplicated, wrong)] = rows
     assert name == fault
     assert int(applications) >= APPLICATIONS, report
     assert int(completed) + int(rejected) == int(applications), report
-    assert (lost, duplicated) == ("0", "0"), report
+    assert int(rejected) == int(applications) // 7, report  # the deliberate second new of each tenant (R2)
+    assert (lost, duplicated, wrong) == ("0", "0", "0"), report
+
+
+@pytest.mark.parametrize("breakage", list(BREAKAGES))
+async def test_the_checker_catches(breakage: str, infrastructure: tuple[str, str]) -> None:
+    amqp_url, admin_url = infrastructure
+    env = {**os.environ, "AMQP_URL": amqp_url, "DATABASE_URL": admin_url}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tests.faults.selftest", "--applications", "14", "--patience", "20",
+        "--breakages", breakage,
+        cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await asyncio.wait_for(process.communicate(), timeout=300)
+    report = out.decode(errors="replace")
+    rows = [line.split(", ", 6) for line in report.splitlines() if line.startswith(f"{breakage}, ")]
+
+    assert process.returncode == 0, report
+    [(_, _, verdict, lost, duplicated, wrong, first_problem)] = rows
+    assert verdict == "caught", report
+    assert (int(lost), int(duplicated), int(wrong)) != (0, 0, 0) and first_problem != "-", report

@@ -1,6 +1,7 @@
 """`python -m tests.faults`: drive applications of every kind through each fault and check
-that nothing was lost or done twice. Prints `fault, applications, completed, rejected,
-lost, duplicated` per fault; exits 1 if any run lost or duplicated anything."""
+that nothing was lost or done twice, and that every tenant's contract ended where its
+scenario must leave it. Prints `fault, applications, completed, rejected, lost, duplicated,
+wrong` per fault; exits 1 if any run lost, duplicated or got anything wrong."""
 from __future__ import annotations
 
 import argparse
@@ -13,7 +14,8 @@ import aio_pika
 
 from tests.faults import checker, faults, workload
 from tests.faults.processes import ProcessStack
-from tests.support.infra import servers
+from tests.faults.sabotage import BREAKAGES
+from tests.support.infra import Servers, servers
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -32,7 +34,11 @@ async def _dead_letters(stack: ProcessStack) -> list[aio_pika.abc.AbstractIncomi
     return taken
 
 
-async def run_fault(name: str, applications: int, amqp_url: str, admin_url: str) -> checker.Verdict:
+async def run_fault(name: str, applications: int, infrastructure: Servers, sabotage: str | None = None,
+                    patience_s: float = workload.STEP_DEADLINE_S) -> checker.Verdict:
+    """One fault (or "none") beside the workload, then the checker. `sabotage`: run the
+    services with that breakage of tests/faults/sabotage.py (the checker's own test).
+    `patience_s`: how long a client waits on one step, and the checker for the stack to drain."""
     ledger = workload.Ledger()
     progress = {"done": 0.0}
     changed = asyncio.Event()
@@ -46,16 +52,25 @@ async def run_fault(name: str, applications: int, amqp_url: str, admin_url: str)
             changed.clear()
             await changed.wait()
 
-    async with ProcessStack(amqp_url, admin_url, ROOT / ".run" / "faults") as stack:
+    async with ProcessStack(infrastructure, ROOT / ".run" / "faults", sabotage) as stack:
+        if sabotage and (sql := BREAKAGES[sabotage].sql):
+            await stack.execute(sql)
         async with checker.EventLog(stack) as events:
             run = faults.Run(stack, at)
-            fault = asyncio.create_task(faults.FAULTS[name](run))
-            await workload.run(stack, applications, ledger, on_progress, lambda: run.duplicate_submissions)
+            fault = asyncio.create_task(faults.ALL[name](run))
+            await workload.run(stack, applications, ledger, on_progress, lambda: run.duplicate_submissions,
+                               step_deadline_s=patience_s)
             on_progress(1.0)
             await fault
             await stack.wait_ready()
-            await events.quiet()
+            try:
+                await stack.drained(events.queue_name, deadline_s=patience_s)
+                unsettled = None
+            except AssertionError as exc:  # what never settles is checked as it stands, and said
+                unsettled = str(exc)
             verdict = await checker.check(name, stack, ledger, events)
+            if unsettled:
+                verdict.problems.append(unsettled)
         verdict.problems += run.problems
         if run.poison_sent:
             letters = await _dead_letters(stack)
@@ -69,26 +84,32 @@ async def run_fault(name: str, applications: int, amqp_url: str, admin_url: str)
     return verdict
 
 
+def report_problems(name: str, verdict: checker.Verdict, limit: int = 10) -> None:
+    for problem in verdict.problems[:limit]:
+        print(f"  ! {name}: {problem}", flush=True)
+    if len(verdict.problems) > limit:
+        print(f"  ! {name}: … and {len(verdict.problems) - limit} more", flush=True)
+
+
 async def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.faults", description=__doc__)
     parser.add_argument("--applications", type=int, default=500, help="applications per fault run")
     parser.add_argument("--faults", default=",".join(faults.FAULTS), help="comma-separated fault names")
     args = parser.parse_args(argv)
     names = [n.strip() for n in args.faults.split(",") if n.strip()]
-    unknown = [n for n in names if n not in faults.FAULTS]
+    unknown = [n for n in names if n not in faults.ALL]
     if unknown:
-        parser.error(f"unknown faults {unknown}; known: {', '.join(faults.FAULTS)}")
+        parser.error(f"unknown faults {unknown}; known: {', '.join(faults.ALL)}")
     verdicts = []
-    with servers() as (amqp_url, admin_url):
-        print("fault, applications, completed, rejected, lost, duplicated", flush=True)
+    with servers() as infrastructure:
+        print(checker.Verdict.HEADER, flush=True)
         for name in names:
             started = time.monotonic()
-            verdict = await run_fault(name, args.applications, amqp_url, admin_url)
+            verdict = await run_fault(name, args.applications, infrastructure)
             verdicts.append(verdict)
             print(verdict.row(), flush=True)
             print(f"  # {name}: {time.monotonic() - started:.0f} s", file=sys.stderr)
-            for problem in verdict.problems:
-                print(f"  ! {name}: {problem}", flush=True)
+            report_problems(name, verdict)
     return 0 if all(v.ok for v in verdicts) else 1
 
 

@@ -1,10 +1,9 @@
 """The end state of a fault run, checked from Postgres and the event stream (like
-RabbitMQ's Jepsen checker: lost, duplicated, unexpected)."""
+RabbitMQ's Jepsen checker): nothing lost, nothing done twice, and every tenant's contract
+exactly where its scenario must leave it (tests/faults/workload.py: STEPS, END_STATE)."""
 from __future__ import annotations
 
-import asyncio
 import json
-import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,7 +12,7 @@ import aio_pika
 import asyncpg
 
 from tests.faults.processes import ProcessStack
-from tests.faults.workload import Ledger
+from tests.faults.workload import COMPLETED, END_STATE, STEPS, Ledger, Scenario
 
 
 class EventLog:
@@ -22,22 +21,19 @@ class EventLog:
 
     def __init__(self, stack: ProcessStack):
         self.stack = stack
+        self.queue_name = f"{stack.prefix}faults.event-log"
         self.events: list[tuple[str, dict[str, Any]]] = []
-        self.last_at = time.monotonic()
 
     async def __aenter__(self) -> EventLog:
         self.connection = await aio_pika.connect_robust(self.stack.amqp_url)
         channel = await self.connection.channel()
-        self.queue = await channel.declare_queue(
-            f"{self.stack.prefix}faults.event-log", durable=True, arguments={"x-queue-type": "quorum"}
-        )
+        self.queue = await channel.declare_queue(self.queue_name, durable=True, arguments={"x-queue-type": "quorum"})
         await self.queue.bind(self.stack.topology.events, "#")
 
         async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
             event = json.loads(message.body)
             if not event.get("faultscopy"):  # copies injected by the fault are not the system's doing
                 self.events.append((message.routing_key or "", event))
-            self.last_at = time.monotonic()
             await message.ack()
 
         self.tag = await self.queue.consume(on_message)
@@ -47,12 +43,6 @@ class EventLog:
         await self.queue.cancel(self.tag)
         await self.queue.delete(if_unused=False, if_empty=False)
         await self.connection.close()
-
-    async def quiet(self, seconds: float = 1.5, timeout: float = 60.0) -> None:
-        """Wait until no event has come for `seconds`."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() - self.last_at < seconds and time.monotonic() < deadline:
-            await asyncio.sleep(0.1)
 
     def distinct(self, routing_key_prefix: str) -> list[dict[str, Any]]:
         """One per event id: a message delivered twice is one event (at-least-once)."""
@@ -71,80 +61,155 @@ class Verdict:
     rejected: int = 0
     lost: int = 0
     duplicated: int = 0
+    wrong: int = 0  # end states that differ from what the scenario expects
     problems: list[str] = field(default_factory=list)
+
+    HEADER = "fault, applications, completed, rejected, lost, duplicated, wrong"
 
     @property
     def ok(self) -> bool:
-        return not (self.lost or self.duplicated or self.problems)
+        return not (self.lost or self.duplicated or self.wrong or self.problems)
 
     def row(self) -> str:
-        return f"{self.fault}, {self.applications}, {self.completed}, {self.rejected}, {self.lost}, {self.duplicated}"
+        return (f"{self.fault}, {self.applications}, {self.completed}, {self.rejected}, "
+                f"{self.lost}, {self.duplicated}, {self.wrong}")
+
+    def found_wrong(self, problem: str) -> None:
+        self.wrong += 1
+        self.problems.append(problem)
+
+
+@dataclass(frozen=True)
+class Database:
+    """The status service's view at the end of the run."""
+
+    applications: dict[str, asyncpg.Record]  # application id → row
+    contracts: dict[str, asyncpg.Record]  # contract id → row
+    licenses: dict[str, list[asyncpg.Record]]  # contract id → its licenses
+
+    @classmethod
+    async def read(cls, database_url: str) -> Database:
+        conn = await asyncpg.connect(database_url)
+        try:
+            applications = await conn.fetch("SELECT *, application_id::text AS id FROM status.applications")
+            contracts = await conn.fetch("SELECT *, contract_id::text AS id FROM status.contracts")
+            licenses = await conn.fetch(
+                """SELECT *, license_id::text AS id, contract_id::text AS contract, parent_license_id::text AS parent
+                   FROM status.licenses ORDER BY position"""
+            )
+        finally:
+            await conn.close()
+        by_contract: dict[str, list[asyncpg.Record]] = defaultdict(list)
+        for lic in licenses:
+            by_contract[lic["contract"]].append(lic)
+        return cls({r["id"]: r for r in applications}, {r["id"]: r for r in contracts}, by_contract)
 
 
 async def check(fault: str, stack: ProcessStack, ledger: Ledger, events: EventLog) -> Verdict:
     verdict = Verdict(fault, applications=len(ledger.accepted))
-    conn = await asyncpg.connect(stack.database_url)
-    try:
-        rows = await conn.fetch(
-            "SELECT application_id::text AS id, status FROM status.applications WHERE application_id = ANY($1::uuid[])",
-            list(ledger.accepted),
-        )
-        contracts = await conn.fetch("SELECT * FROM status.contracts")
-        licenses = await conn.fetch("SELECT * FROM status.licenses")
-        open_applications = await conn.fetchval("SELECT count(*) FROM status.applications WHERE status = 'processing'")
-    finally:
-        await conn.close()
+    db = await Database.read(stack.database_url)
+    _lost(verdict, ledger, db)
+    _duplicated(verdict, events, db)
+    for scenario in ledger.scenarios:
+        _scenario(verdict, scenario, db, events)
+    _nothing_else(verdict, ledger, db)
+    verdict.problems += ledger.unfinished
+    return verdict
 
-    # Lost: answered 202, but never ended (or never even recorded).
-    status = {r["id"]: r["status"] for r in rows}
-    verdict.completed = sum(1 for s in status.values() if s == "completed")
-    verdict.rejected = sum(1 for s in status.values() if s == "rejected")
-    verdict.lost = verdict.applications - verdict.completed - verdict.rejected
-    if open_applications:
-        verdict.problems.append(f"{open_applications} applications still processing")
 
-    # Duplicated: a second key for a license, a second order ID for a contract, an
-    # application accepted/decided/completed twice (by distinct events).
+def _lost(verdict: Verdict, ledger: Ledger, db: Database) -> None:
+    """Answered 202, but never ended (or never even recorded)."""
+    statuses = {a: db.applications[a]["status"] if a in db.applications else "never recorded" for a in ledger.accepted}
+    verdict.completed = sum(1 for s in statuses.values() if s == "completed")
+    verdict.rejected = sum(1 for s in statuses.values() if s == "rejected")
+    lost = {a: s for a, s in statuses.items() if s not in ("completed", "rejected")}
+    verdict.lost = len(lost)
+    if lost:
+        first = next(iter(lost))
+        verdict.problems.append(f"{len(lost)} applications answered 202 never ended, e.g. {first} ({lost[first]})")
+
+
+def _duplicated(verdict: Verdict, events: EventLog, db: Database) -> None:
+    """A second key for a license, a second order ID for a contract, an application
+    accepted, rejected or completed twice (by distinct events)."""
+    twice: list[str] = []
     keys: dict[str, set[str]] = defaultdict(set)
     for event in events.distinct("license.issued"):
         for lic in event["data"]["licenses"]:
             keys[lic["license_id"]].add(lic["license_key"])
-    verdict.duplicated += sum(1 for k in keys.values() if len(k) > 1)
+    twice += [f"license {i} got {len(k)} keys" for i, k in keys.items() if len(k) > 1]
     order_ids: dict[str, set[str]] = defaultdict(set)
     for event in events.distinct("order_id.issued"):
         order_ids[event["data"]["contract_id"]].add(event["data"]["arcserve_order_id"])
-    verdict.duplicated += sum(1 for v in order_ids.values() if len(v) > 1)
+    twice += [f"contract {c} got {len(v)} order IDs" for c, v in order_ids.items() if len(v) > 1]
     for stage in ("application.accepted.", "application.rejected.", "application.completed."):
         per_application: dict[str, int] = defaultdict(int)
         for event in events.distinct(stage):
             per_application[event["data"]["application_id"]] += 1
-        verdict.duplicated += sum(n - 1 for n in per_application.values() if n > 1)
-    license_keys = [r["license_key"] for r in licenses if r["license_key"]]
-    verdict.duplicated += len(license_keys) - len(set(license_keys))
+        twice += [f"application {a}: {stage}* {n} times" for a, n in per_application.items() for _ in range(n - 1)]
+    stored = [lic["license_key"] for own in db.licenses.values() for lic in own if lic["license_key"]]
+    twice += ["one key stored on two licenses"] * (len(stored) - len(set(stored)))
+    verdict.duplicated = len(twice)
+    if twice:
+        verdict.problems.append(f"{len(twice)} things done twice, e.g. {twice[0]}")
 
-    # Unexpected: a contract whose status disagrees with its keys (R1, R9), or an invalid
-    # sequence of contract events.
-    by_contract: dict[Any, list[asyncpg.Record]] = defaultdict(list)
+
+def _scenario(verdict: Verdict, scenario: Scenario, db: Database, events: EventLog) -> None:
+    """Each step answered as the scenario expects, and the contract where it must end."""
+    who = f"tenant {scenario.tenant}"
+    for step in STEPS:
+        application_id = scenario.applications.get(step.label)
+        row = db.applications.get(application_id) if application_id else None
+        if row is None or row["status"] == "processing":
+            continue  # never submitted, or lost: counted as such already
+        outcome = COMPLETED if row["status"] == "completed" else row["reason_code"]
+        if outcome != step.expected:
+            why = f" ({row['reason_message']})" if row["reason_message"] else ""
+            verdict.found_wrong(f"{who}: {step.label} ended {outcome}{why}, expected {step.expected}")
+    contract = db.contracts.get(scenario.contract_id or "")
+    if contract is None:
+        verdict.found_wrong(f"{who}: no contract")
+        return
+    where = f"{who}, contract {contract['id']}"
+    if contract["status"] != END_STATE["contract_status"]:
+        verdict.found_wrong(f"{where} is {contract['status']}, expected {END_STATE['contract_status']}")
+    if contract["order_id_status"] != END_STATE["order_id_status"] or contract["order_id_cancel_confirmed_at"] is None:
+        verdict.found_wrong(f"{where}: order ID {contract['arcserve_order_id']} is {contract['order_id_status']}"
+                            f"{'' if contract['order_id_cancel_confirmed_at'] else ', its cancellation never confirmed'} (R9)")
+    licenses = db.licenses.get(contract["id"], [])
+    if len(licenses) != END_STATE["keys"]:
+        verdict.found_wrong(f"{where} has {len(licenses)} keys, expected {END_STATE['keys']}")
     for lic in licenses:
-        by_contract[lic["contract_id"]].append(lic)
-    for contract in contracts:
-        own = by_contract[contract["contract_id"]]
-        cid = contract["contract_id"]
-        if contract["status"] == "active":
-            if contract["order_id_status"] != "active" or any(
-                lic["status"] == "preparing" or not lic["license_key"] for lic in own
-            ):
-                verdict.problems.append(f"contract {cid} is active but its order ID or keys are not (R1)")
-        elif contract["status"] == "cancelled":
-            if contract["order_id_status"] != "cancelled" or any(lic["status"] != "cancelled" for lic in own):
-                verdict.problems.append(f"contract {cid} is cancelled but keys or order ID are not (R9)")
-        else:
-            verdict.problems.append(f"contract {cid} is still {contract['status']}")
-    transitions: dict[str, list[tuple[str, str]]] = defaultdict(list)
-    for event in events.distinct("contract.status_changed"):
-        transitions[event["data"]["contract_id"]].append((event["data"]["from"], event["data"]["to"]))
-    for cid, seen in transitions.items():
-        if sorted(seen) not in ([("preparing", "active")], [("active", "cancelled"), ("preparing", "active")]):
-            verdict.problems.append(f"contract {cid} changed status {seen}")
-    verdict.problems += ledger.unfinished
-    return verdict
+        if lic["status"] != "cancelled" or not lic["license_key"] or lic["revoked_at"] is None:
+            verdict.found_wrong(f"{where}: key {lic['id']} is {lic['status']}, "
+                                f"{'issued' if lic['license_key'] else 'never issued'}, "
+                                f"{'revoked' if lic['revoked_at'] else 'never revoked'}; expected cancelled and revoked")
+    vm_keys = [lic for lic in licenses if lic["parent"]]
+    parents = {lic["id"]: lic for lic in licenses}
+    if len(vm_keys) != 1 or vm_keys[0]["billable"] or vm_keys[0]["parent"] not in parents:
+        verdict.found_wrong(f"{where}: VM keys {[(k['id'], k['billable']) for k in vm_keys]}, "
+                            "expected one, not billable, on the dedicated hypervisor key (R7)")
+    else:
+        parent = parents[vm_keys[0]["parent"]]
+        if parent["vm_count"] != END_STATE["parent_vm_count"]:
+            verdict.found_wrong(f"{where}: the dedicated hypervisor key counts {parent['vm_count']} VMs, "
+                                f"expected {END_STATE['parent_vm_count']} (R7)")
+    history = sorted(
+        (e for e in events.distinct("contract.status_changed") if e["data"]["contract_id"] == contract["id"]),
+        key=lambda e: e["time"],
+    )
+    seen = [(e["data"]["from"], e["data"]["to"]) for e in history]
+    if seen != END_STATE["status_history"]:
+        verdict.found_wrong(f"{where} changed status {seen}, expected {END_STATE['status_history']}")
+
+
+def _nothing_else(verdict: Verdict, ledger: Ledger, db: Database) -> None:
+    """No application or contract beyond what the clients submitted."""
+    extra_applications = sorted(set(db.applications) - set(ledger.accepted))
+    if extra_applications:
+        verdict.found_wrong(f"{len(extra_applications)} applications nobody submitted, e.g. {extra_applications[:3]}")
+    expected_contracts = {s.contract_id for s in ledger.scenarios if s.contract_id}
+    extra_contracts = sorted(set(db.contracts) - expected_contracts)
+    if extra_contracts:
+        verdict.found_wrong(f"{len(extra_contracts)} contracts beyond one per tenant, e.g. "
+                            f"{[(c, db.contracts[c]['tenant_id'], db.contracts[c]['status']) for c in extra_contracts[:3]]}")

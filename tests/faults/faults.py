@@ -134,10 +134,15 @@ async def duplicate_and_reorder(run: Run) -> None:
 
         await queue.consume(on_message)
         await run.at(1.0)
-        for event in late:  # after every contract was cancelled: must change nothing
+        # After every contract was cancelled: must change nothing. The same messages again
+        # stop at the inbox; the same facts under new ids reach the rules, whose guards
+        # against late results must hold.
+        for event in late:
             key = event["type"].removeprefix("arcserve.")
-            await events.publish(aio_pika.Message(json.dumps(event).encode(), message_id=event["id"]), key)
-        run.notes.append(f"duplicated events, replayed {len(late)} results after cancellation")
+            for copy in (event, {**event, "id": str(uuid.uuid4()), "faultscopy": True}):
+                await events.publish(aio_pika.Message(json.dumps(copy).encode(), message_id=copy["id"]), key)
+        run.notes.append(f"duplicated events, replayed {len(late)} results after cancellation, "
+                         "under their own ids and under new ones")
     finally:
         await connection.close()
 
@@ -195,6 +200,10 @@ async def sigterm_each_service(run: Run) -> None:
         run.notes.append(f"SIGTERM {name}: exit {code}")
 
 
+async def no_fault(run: Run) -> None:
+    """No fault at all: the baseline, and what the checker's own test breaks the code under."""
+
+
 FAULTS: dict[str, Callable[[Run], Awaitable[None]]] = {
     "kill -9": kill_each_service,
     "broker restart": restart_broker,
@@ -204,3 +213,4 @@ FAULTS: dict[str, Callable[[Run], Awaitable[None]]] = {
     "bad input": flood_bad_input,
     "SIGTERM under load": sigterm_each_service,
 }
+ALL = {**FAULTS, "none": no_fault}

@@ -12,10 +12,12 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import asyncpg
 import httpx
 
 from shared.messaging.topology import Topology
-from tests.support.infra import create_database, delete_topology, drop_database
+from tests.support.drain import drain, work_queues
+from tests.support.infra import Servers, create_database, delete_topology, drop_database
 from tests.support.proxy import FaultProxy
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,14 +39,22 @@ def _free_port() -> int:
 
 @dataclass
 class ProcessStack:
-    amqp_url: str
-    admin_url: str
+    servers: Servers
     logs: Path
+    sabotage: str | None = None  # a breakage of tests/faults/sabotage.py, for the checker's own test
     database_url: str = ""
     prefix: str = field(default_factory=lambda: f"faults-{uuid.uuid4().hex[:8]}.")
     ports: dict[str, int] = field(default_factory=lambda: {name: _free_port() for name in SERVICES})
     processes: dict[str, asyncio.subprocess.Process] = field(default_factory=dict)
     exit_codes: list[tuple[str, int]] = field(default_factory=list)
+
+    @property
+    def amqp_url(self) -> str:
+        return self.servers.amqp_url
+
+    @property
+    def admin_url(self) -> str:
+        return self.servers.admin_url
 
     async def __aenter__(self) -> ProcessStack:
         self.database_url = await create_database(self.admin_url)
@@ -97,8 +107,11 @@ class ProcessStack:
 
     async def start(self, name: str) -> None:
         log = open(self.logs / f"{self.prefix}{name}.log", "ab")
+        module = ["-m", f"services.{name}"]
+        if self.sabotage:  # the service runs through the breakage's wrapper
+            module = ["-m", "tests.faults.sabotage", self.sabotage, *module]
         self.processes[name] = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", f"services.{name}", cwd=ROOT, env=self.environment(name), stdout=log, stderr=log
+            sys.executable, *module, cwd=ROOT, env=self.environment(name), stdout=log, stderr=log
         )
         log.close()
 
@@ -120,6 +133,18 @@ class ProcessStack:
             code = await process.wait()
         self.exit_codes.append((name, code))
         return code
+
+    async def execute(self, sql: str) -> None:
+        conn = await asyncpg.connect(self.database_url)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    async def drained(self, *also: str, deadline_s: float = 120.0) -> None:
+        """Nothing left in flight (tests/support/drain.py); `also`: more queues to wait on."""
+        await drain(self.servers.rabbitmqctl, self.database_url, [*work_queues(self.topology), *also],
+                    deadline_s=deadline_s, what=f"the fault stack {self.prefix}")
 
     async def wait_ready(self, timeout: float = 90.0) -> None:
         deadline = time.monotonic() + timeout

@@ -12,7 +12,8 @@ from urllib.parse import urlsplit
 
 import asyncpg
 
-from shared.messaging.topology import STATUS_RESULTS, STATUS_SUBMISSIONS, QueueSpec
+from shared.messaging.topology import STATUS_SUBMISSIONS
+from tests.support.drain import queue_depths
 from tests.support.stack import (
     EventTap,
     Stack,
@@ -26,27 +27,12 @@ from tests.support.stack import (
 RECOVERY_S = 60.0  # backoff tops out at 5 s; a reconnect cycle or two fits well inside
 
 
-# ---- helpers: what an operator sees through rabbitmqctl ----------------------------------
+# ---- helpers ----------------------------------------------------------------------------
 
 
 async def queue_depth(stack: Stack, name: str) -> int:
     """Messages in a queue, ready plus unacknowledged (0 once every one was settled)."""
-    out = await stack.servers.rabbitmqctl("list_queues", "-q", "--no-table-headers", "name", "messages")
-    for line in out.splitlines():
-        parts = line.split("\t")
-        if len(parts) == 2 and parts[0] == name:
-            return int(parts[1])
-    raise AssertionError(f"queue {name} does not exist")
-
-
-async def settled(stack: Stack, spec: QueueSpec) -> None:
-    """Wait until every message published to the queue so far was handled and acked."""
-    name = stack.topology.queue(spec)
-
-    async def empty() -> bool:
-        return await queue_depth(stack, name) == 0
-
-    await eventually(empty, f"{name} to be empty")
+    return (await queue_depths(stack.servers.rabbitmqctl, [name]))[name]
 
 
 def _header(message: Any, name: str) -> str:
@@ -102,14 +88,14 @@ async def test_duplicate_submission_over_amqp_has_one_effect(stack: Stack, tenan
         await stack.publish_event(stack.topology.applications, "new", event)
         application = await stack.wait_application(tenant, application_id, "completed")
         await tap.wait_for("application.completed.new", application_id=application_id)
-        await settled(stack, STATUS_SUBMISSIONS)
+        await stack.drained()
 
         # A second CloudEvent (new id) reusing the application id, even with another
         # product: were it decided, it would open a second contract.
         again = submission(tenant.name, new_application(product="arcserve-udp-9"), application_id=application_id)
         assert again["id"] != event["id"]
         await stack.publish_event(stack.topology.applications, "new", again)
-        await settled(stack, STATUS_SUBMISSIONS)
+        await stack.drained()
 
         contracts = await contract_list(stack, tenant)
         assert [c["contract_id"] for c in contracts] == [application["contract_id"]]
@@ -136,7 +122,7 @@ async def test_redelivered_license_issued_changes_nothing(stack: Stack, tenant: 
 
         # The very same event again (same id): the inbox absorbs it.
         await stack.publish_event(stack.topology.events, "license.issued", issued)
-        await settled(stack, STATUS_RESULTS)
+        await stack.drained()
         assert await stack.contract(tenant, contract_id) == contract
 
         # A new event (new id) carrying other keys for the already active licenses: ignored.
@@ -149,7 +135,7 @@ async def test_redelivered_license_issued_changes_nothing(stack: Stack, tenant: 
             },
         }
         await stack.publish_event(stack.topology.events, "license.issued", forged)
-        await settled(stack, STATUS_RESULTS)
+        await stack.drained()
         after = await stack.contract(tenant, contract_id)
         assert {lic["license_id"]: lic["license_key"] for lic in after["licenses"]} == keys
         assert [(lic["status"], lic["charge_start_at"]) for lic in after["licenses"]] == [
@@ -227,7 +213,7 @@ async def test_poison_submissions_are_dead_lettered_once_and_block_nothing(new_s
 
     # Nothing loops: no further dead letter, nothing left in the submissions queue.
     assert await queue_depth(stack, stack.topology.dead_letter_queue(STATUS_SUBMISSIONS)) == 0
-    await settled(stack, STATUS_SUBMISSIONS)
+    await stack.drained()
 
     application = await stack.wait_application(tenant, invalid_id, "rejected")
     assert application["kind"] == "new" and application["contract_id"] is None

@@ -24,6 +24,7 @@ from shared.contracts.envelope import CONTENT_TYPE
 from shared.db.migrate import seed_api_keys
 from shared.messaging.topology import QUEUES, Topology
 from shared.runtime import Service
+from tests.support.drain import drain, work_queues
 from tests.support.infra import Servers, create_database, delete_topology, drop_database
 
 BUILDERS = {
@@ -144,6 +145,10 @@ class Stack:
         application = await self.apply(tenant, new_application(licenses, product=product))
         assert application["status"] == "completed", application
         return await self.contract(tenant, application["contract_id"])
+
+    async def drained(self) -> None:
+        """Wait until nothing is left in flight: outbox, queues, processing applications."""
+        await drain(self.servers.rabbitmqctl, self.settings.database_url, work_queues(self.topology))
 
     async def handled(self, message_id: str, consumer: str) -> bool:
         """Whether `consumer` (e.g. "status.results") has handled the message (its inbox)."""

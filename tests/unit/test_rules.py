@@ -540,6 +540,25 @@ def test_r8_naming_all_hypervisor_keys_or_none_is_allowed(lines, named):
     assert any(l.status is LicenseStatus.ACTIVE for l in contract.licenses.values())
 
 
+def test_r8_the_hypervisor_keys_to_cancel_together_are_the_uncancelled_ones():
+    # Hypervisor keys cancelled earlier, then new ones added: "all together" means all the
+    # hypervisor keys still live, not every one the contract ever had.
+    contract = active_contract(qty(HYPERVISOR, 2), VIRTUAL)
+    first = keys(contract, "hypervisor")
+    apply(contract, cancel(contract, *first))
+    for lic in first:
+        contract.license_revoked(lic.license_id, DONE_AT)
+    added = licenses_of(contract, apply(contract, addition(contract, qty(HYPERVISOR, 2))))
+    issue_keys(contract, added, at=DONE_AT)
+    assert [lic.status for lic in added] == [LicenseStatus.ACTIVE] * 2
+
+    application = apply(contract, cancel(contract, *added), at=DONE_AT)
+    assert application.status is ApplicationStatus.PROCESSING
+    assert all(lic.status is LicenseStatus.CANCELLED for lic in added)
+    assert contract.status is ContractStatus.ACTIVE  # the virtual_server key is still live
+    assert rejection(contract, cancel(contract, *added[:1])) is ReasonCode.LICENSE_NOT_ACTIVE
+
+
 @pytest.mark.parametrize(
     "named",
     [

@@ -1,0 +1,128 @@
+"""Deliberate breakages, for the checker's own test (`make faults-selftest`): each is a bug
+the fault checker must catch. They are test-only by construction: a service runs broken
+only when the fault suite starts it through this module,
+
+    python -m tests.faults.sabotage BREAKAGE -m services.status
+
+which patches that one service in its own process and then runs it. Production code has no
+switch to turn them on and never imports this module.
+"""
+from __future__ import annotations
+
+import runpy
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Breakage:
+    service: str  # the one it breaks (a services.<name> module)
+    patch: Callable[[], None]
+    fault: str = "none"  # the fault it needs to show, if any
+    sql: str | None = None  # run on the stack's database once the services are up
+    what: str = ""
+
+
+def _second_key() -> None:
+    """The license issuer announces a second, different key for the licenses it issued, as a
+    worker would that re-issues on every delivery instead of re-announcing what it stored."""
+    from services.license_issuer import handlers
+    from shared.contracts import routing
+    from shared.contracts.events import ApplicationAccepted, parse_data
+    from shared.issuance import simulated_license_key
+    from shared.messaging.outbox import enqueue
+
+    issue_key = routing.event_type(routing.accepted("new"))
+    issue = handlers.ROUTES[issue_key]
+
+    async def issue_twice(ctx, event):  # type: ignore[no-untyped-def]
+        await issue(ctx, event)
+        accepted = parse_data(ApplicationAccepted, event)
+        licenses = [{**lic.model_dump(mode="json", exclude_none=True), "status": "active",
+                     "license_key": simulated_license_key()} for lic in accepted.licenses]
+        data = {"application_id": str(accepted.application_id), "contract_id": str(accepted.contract_id),
+                "licenses": licenses}
+        async with ctx.pool.acquire() as conn, conn.transaction():
+            await enqueue(conn, ctx.consumer, [ctx.follow_up(routing.LICENSE_ISSUED, event, data)])
+
+    handlers.ROUTES[issue_key] = issue_twice
+
+
+def _skip_order_id_cancellation() -> None:
+    """The order-ID service takes a full cancellation and does nothing with it (R9)."""
+    from services.order_id import handlers
+    from shared.contracts import routing
+
+    async def ignore(ctx, event):  # type: ignore[no-untyped-def]
+        return None
+
+    handlers.ROUTES[routing.event_type(routing.accepted("cancellation"))] = ignore
+
+
+def _spurious_rejection() -> None:
+    """The status service rejects every contact change as if a change were in progress."""
+    from shared.contracts.applications import Kind
+    from shared.contracts.reasons import ReasonCode
+    from shared.domain.model import Contract, Rejected
+
+    apply = Contract.apply
+
+    def apply_or_reject(self, application, now):  # type: ignore[no-untyped-def]
+        if application.kind is Kind.CONTACT_CHANGE:
+            raise Rejected(ReasonCode.CHANGE_IN_PROGRESS, "sabotage: a change is in progress")
+        return apply(self, application, now)
+
+    Contract.apply = apply_or_reject  # type: ignore[method-assign]
+
+
+def _no_r2() -> None:
+    """The status service never finds the tenant's live contract for the product (R2); with
+    the database's backstop index dropped (`sql`), a second new opens a second contract."""
+    from services.status.repository import ContractRepository
+
+    async def none(self, tenant_id, product_code):  # type: ignore[no-untyped-def]
+        return None
+
+    ContractRepository.live_for_product = none  # type: ignore[method-assign]
+
+
+def _late_result_applies() -> None:
+    """The status service takes a license key whenever it comes, even for a key cancelled
+    meanwhile, and makes it active again."""
+    from shared.domain.model import Contract, LicenseStatus
+
+    def license_issued(self, license_id, license_key, now):  # type: ignore[no-untyped-def]
+        lic = self.licenses.get(license_id)
+        if lic is None:
+            return
+        lic.license_key, lic.issued_at, lic.status = license_key, now, LicenseStatus.ACTIVE
+        self._complete_finished(now)
+
+    Contract.license_issued = license_issued  # type: ignore[method-assign]
+
+
+BREAKAGES: dict[str, Breakage] = {
+    "second key": Breakage("license_issuer", _second_key, what="a worker issues a second key"),
+    "order ID never cancelled": Breakage("order_id", _skip_order_id_cancellation,
+                                         what="the order-ID cancellation is skipped"),
+    "spurious rejection": Breakage("status", _spurious_rejection, what="contact changes rejected (change_in_progress)"),
+    "R2 not enforced": Breakage("status", _no_r2, sql="DROP INDEX status.contracts_one_live_per_product",
+                                what="a second new for a held product opens a second contract"),
+    "late result applied": Breakage("status", _late_result_applies, fault="duplicates and reordering",
+                                    what="a license.issued replayed after cancellation makes the key active"),
+}
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) != 3 or argv[0] not in BREAKAGES or argv[1] != "-m":
+        raise SystemExit(f"usage: python -m tests.faults.sabotage BREAKAGE -m MODULE; breakages: {', '.join(BREAKAGES)}")
+    breakage, module = BREAKAGES[argv[0]], argv[2]
+    if module == f"services.{breakage.service}":
+        breakage.patch()
+    sys.argv = [module]
+    runpy.run_module(module, run_name="__main__", alter_sys=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
