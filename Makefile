@@ -10,7 +10,7 @@ CONTAINERS := scripts/containers
 LOCAL_AMQP_URL     := amqp://guest:guest@127.0.0.1:5672/
 LOCAL_DATABASE_URL := postgresql://postgres@127.0.0.1:5432/postgres
 
-.PHONY: run test unit faults faults-selftest lint migrate venv compose-tool clean images test-containers compose-up compose-down
+.PHONY: run test unit faults faults-selftest clean-broker lint migrate venv compose-tool clean images test-containers compose-up compose-down
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -25,8 +25,8 @@ run: venv
 	$(BIN)/python scripts/run_local.py
 
 ## test: the whole suite (unit, integration on the real broker and database, container config)
-test faults faults-selftest: export AMQP_URL ?= $(LOCAL_AMQP_URL)
-test faults faults-selftest: export DATABASE_URL ?= $(LOCAL_DATABASE_URL)
+test faults faults-selftest clean-broker: export AMQP_URL ?= $(LOCAL_AMQP_URL)
+test faults faults-selftest clean-broker: export DATABASE_URL ?= $(LOCAL_DATABASE_URL)
 test: venv compose-tool
 	$(BIN)/python -m pytest
 
@@ -42,11 +42,15 @@ faults: venv
 faults-selftest: venv
 	$(BIN)/python -m tests.faults.selftest --applications $${FAULTS_APPLICATIONS:-35}
 
+## clean-broker: remove what killed test and fault runs left (stale test-*/faults-* topologies, test databases)
+clean-broker: venv
+	$(BIN)/python -m tests.support.leftovers
+
 ## lint: ruff over the code and the tests, hadolint over the Dockerfiles, shellcheck over the scripts
 lint: venv
 	$(BIN)/ruff check shared services scripts tests
 	$(BIN)/hadolint Dockerfile deploy/images/*/Dockerfile
-	$(BIN)/shellcheck -x $(CONTAINERS)/*.sh deploy/images/*/entrypoint.sh .ci/run
+	$(BIN)/shellcheck -x $(CONTAINERS)/*.sh scripts/*.sh deploy/images/*/entrypoint.sh .ci/run
 
 ## migrate: apply database migrations and seed ARCSERVE_API_KEYS
 migrate: venv

@@ -141,7 +141,8 @@ class Service:
         return self._server.servers[0].sockets[0].getsockname()[1]
 
     async def ready(self) -> bool:
-        if not self.broker.is_ready or self._pool is None:
+        """Both answer now: the broker an AMQP round trip, the database a query."""
+        if self._pool is None or not await self.broker.answers(timeout=2):
             return False
         try:
             async with asyncio.timeout(2):

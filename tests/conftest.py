@@ -1,18 +1,23 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 
+from tests.support import leftovers
 from tests.support.infra import Servers, servers
 from tests.support.stack import Stack, Tenant
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    leftovers.unwind_on_signals()  # SIGTERM too ends with the stacks' clean-up
+
+
 @pytest.fixture(scope="session")
-def infrastructure() -> Iterator[Servers]:
+async def infrastructure() -> AsyncIterator[Servers]:
     """The broker and database of the session (URLs, rabbitmqctl); see tests/support/infra.py."""
-    with servers() as urls:
-        yield urls
+    async with servers() as found:
+        yield found
 
 
 @pytest.fixture(scope="session")

@@ -8,12 +8,12 @@ import os
 import re
 import socket
 import sys
-import uuid
 from pathlib import Path
 
 import pytest
 
 from shared.messaging.topology import Topology
+from tests.support import leftovers
 from tests.support.infra import delete_topology, drop_database, with_database
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,8 +37,8 @@ def _free_ports(n: int) -> list[int]:
 @pytest.mark.slow
 async def test_run_local_demo_goes_from_preparing_to_cancelled_and_drains(infrastructure: tuple[str, str]) -> None:
     amqp_url, admin_url = infrastructure
-    database_url = with_database(admin_url, f"arcserve_runlocal_{uuid.uuid4().hex[:12]}")
-    topology = Topology(f"test-runlocal-{uuid.uuid4().hex[:8]}.")
+    database_url = with_database(admin_url, leftovers.new_database_name())
+    topology = Topology(leftovers.new_prefix("test"))
     intake, status, license_issuer, order_id = _free_ports(4)
     env = {
         **os.environ,

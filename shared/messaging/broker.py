@@ -65,6 +65,19 @@ class Broker:
             and not self._publisher.is_closed
         )
 
+    async def answers(self, timeout: float) -> bool:
+        """Whether the broker answers on this connection now: a channel opens and closes
+        within `timeout`. A connection can look open on a broker that no longer answers."""
+        if not self.is_ready or self.connection is None:
+            return False
+        try:
+            async with asyncio.timeout(timeout):
+                channel = await self.connection.channel()
+                await channel.close()
+        except Exception:
+            return False
+        return True
+
     async def publish(
         self,
         exchange: str,

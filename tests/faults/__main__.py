@@ -15,6 +15,7 @@ import aio_pika
 from tests.faults import checker, faults, workload
 from tests.faults.processes import ProcessStack
 from tests.faults.sabotage import BREAKAGES
+from tests.support import leftovers
 from tests.support.infra import Servers, servers
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -101,7 +102,7 @@ async def main(argv: list[str]) -> int:
     if unknown:
         parser.error(f"unknown faults {unknown}; known: {', '.join(faults.ALL)}")
     verdicts = []
-    with servers() as infrastructure:
+    async with servers() as infrastructure:
         print(checker.Verdict.HEADER, flush=True)
         for name in names:
             started = time.monotonic()
@@ -114,4 +115,5 @@ async def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
+    leftovers.unwind_on_signals()  # SIGTERM too ends with the stacks' clean-up
     sys.exit(asyncio.run(main(sys.argv[1:])))

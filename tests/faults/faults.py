@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import random
+import sys
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -44,11 +45,10 @@ def _shell(variable: str, default: str) -> list[str]:
     return ["sh", "-c", os.environ.get(variable, default)]
 
 
-# The whole node, not just the app: the Erlang VM goes away and comes back from disk.
-BROKER_RESTART = (
-    "rabbitmqctl -q stop && rabbitmq-server -detached && "
-    "for _ in $(seq 1 90); do rabbitmqctl -q await_startup >/dev/null 2>&1 && exit 0; sleep 1; done; exit 1"
-)
+ROOT = Path(__file__).resolve().parents[2]
+# The whole node, not just the app: the Erlang VM goes away and comes back from disk, with
+# its open-files limit kept (the script fails if it drops) and an AMQP handshake awaited.
+BROKER_RESTART = f"{ROOT / 'scripts' / 'rabbitmq-node.sh'} restart"
 _PG_VERSION = next(iter(sorted(p.name for p in Path("/etc/postgresql").glob("*"))), "15") if Path("/etc/postgresql").exists() else "15"
 DATABASE_RESTART = f"pg_ctlcluster --skip-systemctl-redirect {_PG_VERSION} main restart"
 
@@ -63,11 +63,27 @@ async def kill_each_service(run: Run) -> None:
         run.notes.append(f"killed -9 and restarted {name}")
 
 
+async def _node_limit() -> int | None:
+    """The local node's open-files limit, if this machine runs it."""
+    process = await asyncio.create_subprocess_exec(
+        str(ROOT / "scripts" / "rabbitmq-node.sh"), "limit", stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    out, _ = await process.communicate()
+    return int(out) if out.strip().isdigit() else None
+
+
 async def restart_broker(run: Run) -> None:
-    """2. Stop and start RabbitMQ mid-stream."""
+    """2. Stop and start RabbitMQ mid-stream; it must come back with the open-files limit
+    it had and complete an AMQP handshake."""
     await run.at(0.3)
+    before = await _node_limit()
     await _command(*_shell("FAULTS_BROKER_RESTART", BROKER_RESTART))
-    run.notes.append("restarted RabbitMQ")
+    await _command(sys.executable, str(ROOT / "scripts" / "amqp_probe.py"), "--deadline", "60", run.stack.amqp_url)
+    after = await _node_limit()
+    if before is not None and (after is None or after < before):
+        run.problems.append(f"RabbitMQ came back with an open-files limit of {after}, down from {before}")
+    run.notes.append(f"restarted RabbitMQ (open-files limit {before} → {after}); AMQP handshake completed")
 
 
 async def restart_database(run: Run) -> None:

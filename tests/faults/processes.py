@@ -3,12 +3,12 @@ through fault proxies, so a fault can kill, stop, or cut any part of the system.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
 import sys
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,6 +16,7 @@ import asyncpg
 import httpx
 
 from shared.messaging.topology import Topology
+from tests.support import leftovers
 from tests.support.drain import drain, work_queues
 from tests.support.infra import Servers, create_database, delete_topology, drop_database
 from tests.support.proxy import FaultProxy
@@ -43,7 +44,7 @@ class ProcessStack:
     logs: Path
     sabotage: str | None = None  # a breakage of tests/faults/sabotage.py, for the checker's own test
     database_url: str = ""
-    prefix: str = field(default_factory=lambda: f"faults-{uuid.uuid4().hex[:8]}.")
+    prefix: str = field(default_factory=lambda: leftovers.new_prefix("faults"))
     ports: dict[str, int] = field(default_factory=lambda: {name: _free_port() for name in SERVICES})
     processes: dict[str, asyncio.subprocess.Process] = field(default_factory=dict)
     exit_codes: list[tuple[str, int]] = field(default_factory=list)
@@ -58,6 +59,7 @@ class ProcessStack:
 
     async def __aenter__(self) -> ProcessStack:
         self.database_url = await create_database(self.admin_url)
+        leftovers.hold(self.prefix, self._remove)
         amqp, pg = self._split(self.amqp_url), self._split(self.database_url)
         self.broker_proxy = FaultProxy(*amqp)
         self.database_proxy = FaultProxy(*pg)
@@ -70,11 +72,21 @@ class ProcessStack:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        for name in list(self.processes):
-            await self.terminate(name)
-        await self.broker_proxy.close()
-        await self.database_proxy.close()
-        await delete_topology(self.amqp_url, self.topology)
+        try:
+            for name in list(self.processes):
+                await self.terminate(name)
+            await self.broker_proxy.close()
+            await self.database_proxy.close()
+        finally:
+            await self._remove()
+            leftovers.release(self.prefix)
+
+    async def _remove(self) -> None:
+        """Its exchanges, queues (the checker's event log among them) and database."""
+        for name in list(self.processes):  # a service still up would declare them again
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.processes.pop(name).pid, signal.SIGKILL)
+        await delete_topology(self.amqp_url, self.topology, also=[f"{self.prefix}faults.event-log"])
         await drop_database(self.admin_url, self.database_url)
 
     @staticmethod

@@ -11,6 +11,7 @@ import sys
 
 from tests.faults.__main__ import report_problems, run_fault
 from tests.faults.sabotage import BREAKAGES
+from tests.support import leftovers
 from tests.support.infra import servers
 
 CLEAN = "(none)"
@@ -29,7 +30,7 @@ async def main(argv: list[str]) -> int:
     if unknown:
         parser.error(f"unknown breakages {unknown}; known: {CLEAN}, {', '.join(BREAKAGES)}")
     right = True
-    with servers() as infrastructure:
+    async with servers() as infrastructure:
         print("breakage, fault, verdict, lost, duplicated, wrong, first problem", flush=True)
         for name in names:
             breakage = BREAKAGES.get(name)
@@ -47,4 +48,5 @@ async def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
+    leftovers.unwind_on_signals()  # SIGTERM too ends with the stacks' clean-up
     sys.exit(asyncio.run(main(sys.argv[1:])))

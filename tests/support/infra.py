@@ -13,10 +13,10 @@ import asyncio
 import contextlib
 import os
 import secrets
+import socket
 import subprocess
 import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
@@ -24,10 +24,12 @@ import aio_pika
 import asyncpg
 
 from shared.messaging.topology import Topology
+from tests.support import leftovers
 
 RABBITMQ_IMAGE = os.environ.get("ARCSERVE_TEST_RABBITMQ_IMAGE") or "rabbitmq:3.13-management"
 POSTGRES_IMAGE = os.environ.get("ARCSERVE_TEST_POSTGRES_IMAGE") or "postgres:16"
-STARTUP_DEADLINE_S = 120.0
+STARTUP_DEADLINE_S = 120.0  # containers: the broker boots in about 10 s here
+ANSWER_DEADLINE_S = 30.0  # servers that should already run
 
 # Runs `rabbitmqctl ARGS…` against the test broker: (exit code, output).
 Rabbitmqctl = Callable[[list[str]], tuple[int, str]]
@@ -54,17 +56,23 @@ def _local_rabbitmqctl(args: list[str]) -> tuple[int, str]:
     return done.returncode, done.stdout if done.returncode == 0 else done.stderr
 
 
-@contextlib.contextmanager
-def servers() -> Iterator[Servers]:
-    """The broker and database for the whole test session."""
+@contextlib.asynccontextmanager
+async def servers(sweep_first: bool = True) -> AsyncIterator[Servers]:
+    """The broker and database for the whole run, answering (an AMQP handshake and a
+    database login, within a deadline), with what killed earlier runs left swept away."""
     amqp, database = os.environ.get("AMQP_URL"), os.environ.get("DATABASE_URL")
-    if amqp and database:
-        yield Servers(amqp, database, _local_rabbitmqctl)
-        return
-    if amqp or database:
-        raise RuntimeError("set both AMQP_URL and DATABASE_URL, or neither (then the tests start containers)")
-    with _containers() as started:
-        yield started
+    async with contextlib.AsyncExitStack() as stack:
+        if amqp and database:
+            infrastructure, deadline_s = Servers(amqp, database, _local_rabbitmqctl), ANSWER_DEADLINE_S
+        elif amqp or database:
+            raise RuntimeError("set both AMQP_URL and DATABASE_URL, or neither (then the tests start containers)")
+        else:
+            # Starting containers blocks; it happens once, before anything else runs.
+            infrastructure, deadline_s = stack.enter_context(_containers()), STARTUP_DEADLINE_S
+        await _wait_until_answering(infrastructure.amqp_url, infrastructure.admin_url, deadline_s)
+        if sweep_first:
+            await leftovers.sweep(infrastructure.rabbitmqctl, infrastructure.amqp_url, infrastructure.admin_url)
+        yield infrastructure
 
 
 @contextlib.contextmanager
@@ -100,7 +108,6 @@ def _containers() -> Iterator[Servers]:
         stack.enter_context(postgres)
         amqp = f"amqp://{user}:{password}@{rabbit.get_container_host_ip()}:{rabbit.get_exposed_port(5672)}/"
         database = f"postgresql://{user}:{password}@{postgres.get_container_host_ip()}:{postgres.get_exposed_port(5432)}/postgres"
-        asyncio.run(_wait_until_answering(amqp, database))
 
         def rabbitmqctl(args: list[str]) -> tuple[int, str]:
             code, out = rabbit.get_wrapped_container().exec_run(["rabbitmqctl", *args])
@@ -109,13 +116,12 @@ def _containers() -> Iterator[Servers]:
         yield Servers(amqp, database, rabbitmqctl)
 
 
-async def _wait_until_answering(amqp_url: str, database_url: str) -> None:
+async def _wait_until_answering(amqp_url: str, database_url: str, deadline_s: float) -> None:
     """Wait for an AMQP handshake and a database login, not merely open ports: a broker
-    can accept TCP long before it speaks AMQP."""
-    deadline = time.monotonic() + STARTUP_DEADLINE_S
+    can accept TCP long before it speaks AMQP, or never (out of file handles)."""
+    deadline = time.monotonic() + deadline_s
     last: Exception | None = None
-    for attempt in (_amqp_handshake, _database_login):
-        url = amqp_url if attempt is _amqp_handshake else database_url
+    for attempt, url in ((_amqp_handshake, amqp_url), (_database_login, database_url)):
         while True:
             try:
                 await attempt(url)
@@ -123,16 +129,31 @@ async def _wait_until_answering(amqp_url: str, database_url: str) -> None:
             except Exception as exc:
                 last = exc
             if time.monotonic() > deadline:
-                raise RuntimeError(f"{attempt.__name__.lstrip('_')} did not succeed in {STARTUP_DEADLINE_S:g}s: {last!r}")
+                raise RuntimeError(f"{attempt.__doc__} did not succeed within {deadline_s:g}s: {last}")
             await asyncio.sleep(0.5)
 
 
+class NoHandshake(Exception):
+    pass
+
+
 async def _amqp_handshake(url: str) -> None:
-    connection = await aio_pika.connect(url, timeout=5)
+    """an AMQP handshake with the broker"""
+    try:
+        connection = await aio_pika.connect(url, timeout=5)
+    except TimeoutError:
+        parts = urlsplit(url)
+        with contextlib.suppress(OSError), socket.create_connection((parts.hostname, parts.port or 5672), timeout=2):
+            raise NoHandshake(
+                f"{parts.hostname}:{parts.port or 5672} accepts TCP connections but does not answer AMQP "
+                "(out of file handles? see README, Troubleshooting)"
+            ) from None
+        raise
     await connection.close()
 
 
 async def _database_login(url: str) -> None:
+    """a login to the database"""
     conn = await asyncpg.connect(url, timeout=5)
     await conn.close()
 
@@ -143,7 +164,7 @@ def with_database(url: str, name: str) -> str:
 
 async def create_database(admin_url: str) -> str:
     """A fresh database of its own; returns its URL."""
-    name = f"arcserve_test_{uuid.uuid4().hex[:12]}"
+    name = leftovers.new_database_name()
     conn = await asyncpg.connect(admin_url)
     try:
         await conn.execute(f'CREATE DATABASE "{name}"')
@@ -161,12 +182,13 @@ async def drop_database(admin_url: str, url: str) -> None:
         await conn.close()
 
 
-async def delete_topology(amqp_url: str, topology: Topology) -> None:
-    """Remove every queue and exchange a test stack declared under its prefix."""
+async def delete_topology(amqp_url: str, topology: Topology, also: Sequence[str] = ()) -> None:
+    """Remove every queue and exchange a test stack declared under its prefix (and the
+    queues `also` names)."""
     connection = await aio_pika.connect(amqp_url)
     async with connection:
         channel = await connection.channel()
-        for queue in topology.all_queues():
+        for queue in [*topology.all_queues(), *also]:
             await channel.queue_delete(queue)
         for exchange in (topology.applications, topology.events, topology.dead_letter):
             await channel.exchange_delete(exchange)

@@ -24,6 +24,7 @@ from shared.contracts.envelope import CONTENT_TYPE
 from shared.db.migrate import seed_api_keys
 from shared.messaging.topology import QUEUES, Topology
 from shared.runtime import Service
+from tests.support import leftovers
 from tests.support.drain import drain, work_queues
 from tests.support.infra import Servers, create_database, delete_topology, drop_database
 
@@ -60,6 +61,7 @@ class Stack:
     servers: Servers
     services: dict[str, Service] = field(default_factory=dict)
     http: httpx.AsyncClient = field(default_factory=lambda: httpx.AsyncClient(timeout=10))
+    closed: bool = False
 
     @classmethod
     async def create(cls, servers: Servers, **overrides: Any) -> Stack:
@@ -67,13 +69,15 @@ class Stack:
         settings = Settings(
             amqp_url=servers.amqp_url,
             database_url=database_url,
-            topology_prefix=f"test-{uuid.uuid4().hex[:8]}.",
+            topology_prefix=leftovers.new_prefix("test"),
             host="127.0.0.1",
             drain_timeout_s=5.0,
             retry_delays_s=(0.2, 0.5, 1.0),  # short, so retries and their exhaustion fit in a test
             db_pool_size=5,
         )
-        return cls(replace(settings, **overrides), servers)
+        stack = cls(replace(settings, **overrides), servers)
+        leftovers.hold(stack.settings.topology_prefix, stack._remove)
+        return stack
 
     @property
     def topology(self) -> Topology:
@@ -91,8 +95,19 @@ class Stack:
             await service.stop()
 
     async def close(self) -> None:
-        await self.stop()
-        await self.http.aclose()
+        """Stop the services, remove the topology and database; a second call does nothing."""
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            await self.stop()
+            await self.http.aclose()
+        finally:
+            await self._remove()
+            leftovers.release(self.settings.topology_prefix)
+
+    async def _remove(self) -> None:
+        """Its exchanges, queues and database."""
         await delete_topology(self.settings.amqp_url, self.topology)
         await drop_database(self.servers.admin_url, self.settings.database_url)
 

@@ -1,0 +1,161 @@
+"""No topology or database left behind by the tests and the fault suite.
+
+- Every test or fault stack is named `test-<unix time>-<8 hex>.` / `faults-…` (exchanges and
+  queues) and `arcserve_test_<unix time>_<12 hex>` (its database), so its age can be read
+  off its name.
+- Stacks register here while they live. They remove their own topology and database when
+  they close; on SIGINT/SIGTERM the process unwinds (the handlers turn both into
+  KeyboardInterrupt) so that closing still happens, and at exit whatever is still registered
+  is removed.
+- What a killed run (SIGKILL, a crash) still leaves is swept at the start of the next run:
+  only names of this pattern, only older than any run lasts, and never a stack that still
+  has consumers. `make clean-broker` sweeps by hand (`python -m tests.support.leftovers`).
+"""
+from __future__ import annotations
+
+import asyncio
+import atexit
+import logging
+import os
+import re
+import signal
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import aio_pika
+import asyncpg
+
+log = logging.getLogger(__name__)
+
+STALE_AFTER_S = 3 * 3600.0  # longer than any run: `make faults` at 500 takes about 15 min
+_PREFIX = re.compile(r"^(?:test|faults)-(\d{10})-[0-9a-f]{8}\.")
+_DATABASE = re.compile(r"^arcserve_test_(\d{10})_[0-9a-f]{12}$")
+
+
+def new_prefix(kind: str = "test") -> str:
+    """A topology prefix of this suite's pattern (`kind`: test or faults)."""
+    return f"{kind}-{int(time.time())}-{uuid.uuid4().hex[:8]}."
+
+
+def new_database_name() -> str:
+    return f"arcserve_test_{int(time.time())}_{uuid.uuid4().hex[:12]}"
+
+
+# ---- what this process holds, removed however it ends ------------------------------------
+
+Closer = Callable[[], Awaitable[None]]
+_live: dict[str, Closer] = {}
+
+
+def hold(name: str, close: Closer) -> None:
+    """`close` removes `name` (a topology prefix or a database); it runs at exit unless
+    `release(name)` came first."""
+    _live[name] = close
+
+
+def release(name: str) -> None:
+    _live.pop(name, None)
+
+
+@atexit.register
+def _close_what_is_left() -> None:
+    if not _live:
+        return
+
+    async def close_all() -> None:
+        for name, close in list(_live.items()):
+            try:
+                await asyncio.wait_for(close(), timeout=30)
+            except Exception as exc:  # the next run's sweep gets it
+                print(f"leftovers: could not remove {name}: {exc!r}", file=sys.stderr)
+            _live.pop(name, None)
+
+    asyncio.run(close_all())
+
+
+def unwind_on_signals() -> None:
+    """SIGTERM, like SIGINT, raises KeyboardInterrupt, so `finally` blocks and fixture
+    teardowns run, and then the exit hook above."""
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+# ---- what earlier runs left ------------------------------------------------------------------
+
+Rabbitmqctl = Callable[..., Awaitable[str]]
+
+
+@dataclass(frozen=True)
+class Swept:
+    prefixes: list[str]
+    databases: list[str]
+
+
+def _stale(created: str, now: float) -> bool:
+    return now - int(created) > STALE_AFTER_S
+
+
+async def sweep(rabbitmqctl: Rabbitmqctl, amqp_url: str, admin_url: str, now: float | None = None) -> Swept:
+    """Delete this suite's stale exchanges, queues and databases (see the module docstring)."""
+    now = time.time() if now is None else now
+    queues = (await rabbitmqctl("list_queues", "-q", "--no-table-headers", "name")).split()
+    # list_consumers, not list_queues' consumer count, which quorum queues report late.
+    consumed = set((await rabbitmqctl("list_consumers", "-q", "--no-table-headers", "queue_name")).split())
+    exchanges = (await rabbitmqctl("list_exchanges", "-q", "--no-table-headers", "name")).split()
+    by_prefix: dict[str, tuple[list[str], int]] = {}
+    for name in queues:
+        if (match := _PREFIX.match(name)) and _stale(match.group(1), now):
+            names, busy = by_prefix.get(match.group(0), ([], 0))
+            by_prefix[match.group(0)] = ([*names, name], busy + (name in consumed))
+    for name in exchanges:
+        if (match := _PREFIX.match(name)) and _stale(match.group(1), now):
+            by_prefix.setdefault(match.group(0), ([], 0))
+    swept = []
+    connection = await aio_pika.connect(amqp_url)
+    async with connection:
+        channel = await connection.channel()
+        for prefix, (names, consumers) in sorted(by_prefix.items()):
+            if consumers:  # something still consumes: a stack that runs, however old
+                continue
+            for name in names:
+                await channel.queue_delete(name)
+            for name in exchanges:
+                if name.startswith(prefix):
+                    await channel.exchange_delete(name)
+            swept.append(prefix)
+    databases = []
+    conn = await asyncpg.connect(admin_url)
+    try:
+        rows = await conn.fetch(
+            """SELECT d.datname FROM pg_database d
+               WHERE NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.datname = d.datname)"""
+        )
+        for row in rows:
+            if (match := _DATABASE.match(row["datname"])) and _stale(match.group(1), now):
+                await conn.execute(f'DROP DATABASE IF EXISTS "{row["datname"]}"')
+                databases.append(row["datname"])
+    finally:
+        await conn.close()
+    if swept or databases:
+        log.warning("swept what earlier runs left: %d topologies, %d databases", len(swept), len(databases))
+    return Swept(swept, databases)
+
+
+async def _main() -> int:
+    from tests.support.infra import servers
+
+    async with servers(sweep_first=False) as infrastructure:
+        swept = await sweep(infrastructure.rabbitmqctl, infrastructure.amqp_url, infrastructure.admin_url)
+    print(f"removed {len(swept.prefixes)} stale topologies and {len(swept.databases)} stale databases "
+          f"(this suite's names, older than {STALE_AFTER_S / 3600:g} h, with no consumer or connection)")
+    for name in swept.prefixes + swept.databases:
+        print(f"  {name}")
+    return 0
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "WARNING"))
+    sys.exit(asyncio.run(_main()))
