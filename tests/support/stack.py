@@ -60,7 +60,11 @@ class Stack:
     settings: Settings
     servers: Servers
     services: dict[str, Service] = field(default_factory=dict)
-    http: httpx.AsyncClient = field(default_factory=lambda: httpx.AsyncClient(timeout=10))
+    # Idle connections are dropped before the server's keep-alive timeout (5 s) could close
+    # one under a request: that race answers a GET with a ReadError.
+    http: httpx.AsyncClient = field(
+        default_factory=lambda: httpx.AsyncClient(timeout=10, limits=httpx.Limits(keepalive_expiry=1.0))
+    )
     closed: bool = False
 
     @classmethod
