@@ -18,7 +18,7 @@ if [ "${1:-}" = up ]; then
   if [ "$ARCSERVE_CONTAINER_ENGINE" = docker ]; then
     args+=(--build)  # on Podman, build-images.sh built them
   elif [ ! -d /run/systemd/system ]; then
-    setsid nohup scripts/containers/health-ticker.sh >/dev/null 2>&1 </dev/null &
+    (ticker=$PWD/scripts/containers/health-ticker.sh && cd / && setsid nohup "$ticker" >/dev/null 2>&1 </dev/null &)
   fi
 fi
 exec "${tool[@]}" "${args[@]}"

@@ -42,9 +42,10 @@ fi
 
 if ! podman --url "unix://$SOCKET" version >/dev/null 2>&1; then
   mkdir -p "$(dirname "$SOCKET")"
-  # Detached from this shell and its process group: the API outlives the command that
-  # started it, as a socket-activated service would.
-  setsid nohup podman system service --time=0 "unix://$SOCKET" >"$(dirname "$SOCKET")/service.log" 2>&1 < /dev/null &
+  # Detached from this shell and its process group, and from this directory (the containers
+  # it starts inherit its working directory, which a clean clone may delete): the API
+  # outlives the command that started it, as a socket-activated service would.
+  (cd / && setsid nohup podman system service --time=0 "unix://$SOCKET" >"$(dirname "$SOCKET")/service.log" 2>&1 </dev/null &)
   for _ in $(seq 1 50); do
     podman --url "unix://$SOCKET" version >/dev/null 2>&1 && break
     sleep 0.2
