@@ -18,7 +18,8 @@ if [ "${1:-}" = up ]; then
   if [ "$ARCSERVE_CONTAINER_ENGINE" = docker ]; then
     args+=(--build)  # on Podman, build-images.sh built them
   elif [ ! -d /run/systemd/system ]; then
-    (ticker=$PWD/scripts/containers/health-ticker.sh && cd / && setsid nohup "$ticker" >/dev/null 2>&1 </dev/null &)
+    # Detached with every descriptor redirected, or it would hold the caller's stdout open.
+    (ticker=$PWD/scripts/containers/health-ticker.sh && cd / && exec setsid "$ticker") >/dev/null 2>&1 </dev/null &
   fi
 fi
 exec "${tool[@]}" "${args[@]}"

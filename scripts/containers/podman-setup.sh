@@ -45,7 +45,9 @@ if ! podman --url "unix://$SOCKET" version >/dev/null 2>&1; then
   # Detached from this shell and its process group, and from this directory (the containers
   # it starts inherit its working directory, which a clean clone may delete): the API
   # outlives the command that started it, as a socket-activated service would.
-  (cd / && setsid nohup podman system service --time=0 "unix://$SOCKET" >"$(dirname "$SOCKET")/service.log" 2>&1 </dev/null &)
+  # Every descriptor is redirected before anything runs in the background: a service that
+  # kept this script's stdout open would hold whoever reads it (a CI log pipe) forever.
+  (cd / && exec setsid podman system service --time=0 "unix://$SOCKET") >"$(dirname "$SOCKET")/service.log" 2>&1 </dev/null &
   for _ in $(seq 1 50); do
     podman --url "unix://$SOCKET" version >/dev/null 2>&1 && break
     sleep 0.2
