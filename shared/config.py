@@ -1,4 +1,9 @@
-"""Configuration from the environment (one place; every service reads it the same way)."""
+"""Configuration from the environment (one place; every service reads it the same way).
+
+Each service connects with credentials of its own: `<SERVICE>_AMQP_URL` and
+`<SERVICE>_DATABASE_URL` (e.g. `STATUS_AMQP_URL`), which the provisioning step created.
+`AMQP_URL` and `DATABASE_URL` are the administrator's: the provisioning step, the operator
+commands and the tests use them; no service does."""
 from __future__ import annotations
 
 import os
@@ -38,14 +43,14 @@ def _delays(name: str, default: tuple[float, ...]) -> tuple[float, ...]:
     return delays
 
 
-def _closure(text: str) -> str:
-    from shared.domain.calendar import YearEndClosure
-
-    try:
-        YearEndClosure.parse(text)
-    except ValueError as exc:
-        raise SystemExit(f"ARCSERVE_YEAR_END_CLOSURE: {exc}") from None
-    return text
+def _required(name: str) -> str:
+    value = os.environ.get(name, "")
+    if not value:
+        raise SystemExit(
+            f"{name} is not set: each service connects with its own credentials, which the provisioning "
+            "step creates (make migrate, or `python -m services.provisioning`); see README, Configuration"
+        )
+    return value
 
 
 def parse_api_keys(text: str) -> dict[str, str]:
@@ -63,7 +68,9 @@ def parse_api_keys(text: str) -> dict[str, str]:
 class Settings:
     amqp_url: str = DEFAULT_AMQP_URL
     database_url: str = DEFAULT_DATABASE_URL
-    topology_prefix: str = ""  # prepended to every exchange and queue name (tests isolate by it)
+    management_url: str = ""  # the RabbitMQ management API (provisioning): default, port 15672 of the AMQP host
+    topology_prefix: str = ""  # prepended to every exchange, queue and broker user (tests isolate by it)
+    role_prefix: str = "arcserve_"  # of the Postgres roles the provisioning step makes
     intake_port: int = 8080
     status_port: int = 8081
     license_issuer_port: int = 8082
@@ -81,12 +88,21 @@ class Settings:
     inbox_retention_days: float = 7.0
 
     @classmethod
-    def from_env(cls) -> Settings:
+    def from_env(cls, service: str | None = None) -> Settings:
+        """A service's settings (`service`: its env prefix, e.g. "STATUS"), or, without one,
+        the administrator's (AMQP_URL, DATABASE_URL, with the local defaults)."""
         env = os.environ.get
+        if service is None:
+            amqp_url = env("AMQP_URL") or DEFAULT_AMQP_URL
+            database_url = env("DATABASE_URL") or DEFAULT_DATABASE_URL
+        else:
+            amqp_url, database_url = _required(f"{service}_AMQP_URL"), _required(f"{service}_DATABASE_URL")
         return cls(
-            amqp_url=env("AMQP_URL") or DEFAULT_AMQP_URL,
-            database_url=env("DATABASE_URL") or DEFAULT_DATABASE_URL,
+            amqp_url=amqp_url,
+            database_url=database_url,
+            management_url=env("RABBITMQ_MANAGEMENT_URL", ""),
             topology_prefix=env("ARCSERVE_TOPOLOGY_PREFIX", ""),
+            role_prefix=env("ARCSERVE_DB_ROLE_PREFIX") or "arcserve_",
             intake_port=_int("INTAKE_PORT", 8080),
             status_port=_int("STATUS_PORT", 8081),
             license_issuer_port=_int("LICENSE_ISSUER_PORT", 8082),
@@ -96,7 +112,7 @@ class Settings:
             api_keys=parse_api_keys(env("ARCSERVE_API_KEYS", "")),
             sim_new_delay_s=_float("ARCSERVE_SIM_NEW_DELAY_S", 0.0),
             sim_change_delay_s=_float("ARCSERVE_SIM_CHANGE_DELAY_S", 0.0),
-            year_end_closure=_closure(env("ARCSERVE_YEAR_END_CLOSURE", "12-29/01-03")),
+            year_end_closure=env("ARCSERVE_YEAR_END_CLOSURE", "12-29/01-03"),  # the status service reads it
             prefetch=_int("ARCSERVE_PREFETCH", 8),
             db_pool_size=_int("ARCSERVE_DB_POOL_SIZE", 10),
             drain_timeout_s=_float("ARCSERVE_DRAIN_TIMEOUT_S", 25.0),

@@ -1,8 +1,10 @@
 """What every service process has: a database pool, a broker connection, consumers, an
 outbox relay, an HTTP server with /healthz, /readyz and /metrics, and a graceful stop.
 
-`Service.start()`/`stop()` are the same code in production and in the tests; `run()` adds
-the process part: signals, logging, exit code.
+A service does no provisioning work at start-up: it waits until its schemas are at the
+versions it was built with and its queues exist, saying so in its log and answering /readyz
+503 meanwhile, then starts consuming. `Service.start()`/`stop()` are the same code in
+production and in the tests; `run()` adds the process part: signals, logging, exit code.
 """
 from __future__ import annotations
 
@@ -12,7 +14,8 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
 
 import asyncpg
 import uvicorn
@@ -20,18 +23,23 @@ from fastapi import FastAPI, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from shared import metrics
+from shared.backoff import Backoff
+from shared.boundary import Boundary
+from shared.clock import Clock, utc_now
 from shared.config import Settings
-from shared.db.migrate import migrate, seed_api_keys
+from shared.db.migrate import missing
 from shared.db.pool import create_pool
 from shared.http.errors import install_error_handlers
-from shared.messaging import inbox
 from shared.messaging.broker import Broker
-from shared.messaging.consumer import Consumer, Handler
-from shared.messaging.outbox import OutboxRelay
-from shared.messaging.topology import QueueSpec, Topology
+from shared.messaging.consumer import Consumer, QueueMissing
+from shared.messaging.inbox import Inbox
+from shared.messaging.outbox import Outbox, OutboxRelay
+from shared.messaging.topology import Topology
+from shared.messaging.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
 INBOX_PRUNE_INTERVAL_S = 3600.0
+WAITING_LOG_INTERVAL_S = 30.0  # how often a service waiting for provisioning says so again
 
 
 class _EmbeddedServer(uvicorn.Server):
@@ -42,20 +50,32 @@ class _EmbeddedServer(uvicorn.Server):
 
 
 class Service:
-    def __init__(self, name: str, settings: Settings, port: int, *, relay: bool = True):
-        self.name = name
+    def __init__(self, boundary: Boundary, settings: Settings, port: int, *, deps: Any = None, clock: Clock = utc_now):
+        self.boundary = boundary
+        self.name = boundary.name
         self.settings = settings
         self.port = port
         self.topology = Topology(settings.topology_prefix, settings.retry_delays_s)
         # The prefix tells apart stacks sharing a broker (as seen in `rabbitmqctl list_connections`).
-        self.broker = Broker(settings.amqp_url, self.topology, connection_name=f"{settings.topology_prefix}{name}")
+        self.broker = Broker(settings.amqp_url, self.topology, connection_name=f"{settings.topology_prefix}{self.name}")
         self._pool: asyncpg.Pool | None = None
-        self.app = FastAPI(title=f"arcserve-licensing {name}", docs_url=None, redoc_url=None)
+        self.app = FastAPI(title=f"arcserve-licensing {self.name}", docs_url=None, redoc_url=None)
         install_error_handlers(self.app)
         self.app.middleware("http")(self._observe)
         self._add_health_routes()
+        schema = boundary.schema.name if boundary.schema else None
+        self.inbox = Inbox(schema) if schema else None
+        self.outbox = Outbox(schema) if schema else None
         self._consumers: list[Consumer] = []
-        self._with_relay = relay
+        if boundary.subscribers:
+            assert self.inbox is not None and self.outbox is not None, f"{self.name} consumes but owns no schema"
+            for subscriber in boundary.subscribers:
+                uow = UnitOfWork(subscriber.name, self.inbox, self.outbox, boundary.source, self.topology)
+                self._consumers.append(Consumer(
+                    self.broker, subscriber, uow, pool=lambda: self.pool, deps=deps, clock=clock,
+                    prefetch=settings.prefetch,
+                ))
+        self._started = False
         self._relay: OutboxRelay | None = None
         self._relay_task: asyncio.Task[None] | None = None
         self._housekeeping: asyncio.Task[None] | None = None
@@ -69,26 +89,53 @@ class Service:
             raise ConnectionError(f"{self.name} has no database connection yet")
         return self._pool
 
-    def consume(self, spec: QueueSpec, routes: Mapping[str, Handler]) -> None:
-        self._consumers.append(Consumer(self.broker, spec, routes, prefetch=self.settings.prefetch))
-
     async def start(self) -> None:
         await self._start_http()
         self._pool = await create_pool(self.settings.database_url, self.settings.db_pool_size, self.stopping)
-        async with self.pool.acquire() as conn:
-            await migrate(conn)
-            await seed_api_keys(conn, self.settings.api_keys)
+        await self._until(self._schemas_missing, "its database schemas at the versions it was built with")
         await self.broker.connect(self.stopping)
-        for consumer in self._consumers:
-            await consumer.start()
-        if self._with_relay:
-            self._relay = OutboxRelay(
-                self.pool, self.broker, self.name, database_url=self.settings.database_url
-            )
+        await self._until(self._queues_missing, "its queues on the broker")
+        if self.outbox is not None:
+            self._relay = OutboxRelay(self.pool, self.broker, self.outbox, database_url=self.settings.database_url)
             self._relay_task = asyncio.create_task(self._relay.run(), name=f"{self.name}-relay")
         if self._consumers:
             self._housekeeping = asyncio.create_task(self._prune_inbox(), name=f"{self.name}-inbox-pruning")
+        self._started = True
         log.info("%s ready on port %d", self.name, self.bound_port)
+
+    async def _until(self, missing: Callable[[], Awaitable[str | None]], what: str) -> None:
+        """Wait, not ready, until `missing()` finds nothing missing, saying what is (the
+        provisioning step has not run, or not to this version)."""
+        backoff, said_at = Backoff(first=0.2, ceiling=5.0), -WAITING_LOG_INTERVAL_S
+        while (problem := await missing()) is not None:
+            if self.stopping.is_set():
+                raise asyncio.CancelledError
+            now = time.monotonic()
+            if now - said_at >= WAITING_LOG_INTERVAL_S:
+                log.warning("%s is not ready: waiting for %s: %s; run the provisioning step "
+                            "(make migrate, or python -m services.provisioning)", self.name, what, problem)
+                said_at = now
+            await asyncio.sleep(backoff.next())
+
+    async def _schemas_missing(self) -> str | None:
+        try:
+            async with self.pool.acquire() as conn:
+                for schema in self.boundary.schemas:
+                    if versions := await missing(conn, schema):
+                        return f"schema {schema.name} lacks {', '.join(sorted(versions))}"
+        except asyncpg.InsufficientPrivilegeError as exc:
+            return f"no access ({exc})"
+        return None
+
+    async def _queues_missing(self) -> str | None:
+        for consumer in self._consumers:
+            if consumer.running:
+                continue
+            try:
+                await consumer.start()
+            except QueueMissing as exc:
+                return str(exc)
+        return None
 
     async def stop(self) -> None:
         """Drain: finish HTTP requests in hand, finish messages in hand, publish what the
@@ -125,10 +172,11 @@ class Service:
         """Forget handled message ids after the retention period; a redelivery can only come
         long before that (retries end within minutes), a replay from the dead-letter queue
         meets the handlers' own checks (application ids, row states)."""
+        assert self.inbox is not None
         while True:
             try:
                 async with self.pool.acquire() as conn:
-                    deleted = await inbox.prune(conn, self.settings.inbox_retention_days)
+                    deleted = await self.inbox.prune(conn, self.settings.inbox_retention_days)
                 if deleted:
                     log.info("%s: pruned %d inbox entries", self.name, deleted)
             except Exception as exc:
@@ -141,8 +189,9 @@ class Service:
         return self._server.servers[0].sockets[0].getsockname()[1]
 
     async def ready(self) -> bool:
-        """Both answer now: the broker an AMQP round trip, the database a query."""
-        if self._pool is None or not await self.broker.answers(timeout=2):
+        """Started (schemas and queues there), and both answer now: the broker an AMQP round
+        trip, the database a query."""
+        if not self._started or self._pool is None or not await self.broker.answers(timeout=2):
             return False
         try:
             async with asyncio.timeout(2):
@@ -184,7 +233,7 @@ class Service:
             lifespan="off",
             access_log=False,
             log_config=None,
-            timeout_graceful_shutdown=self.settings.drain_timeout_s,
+            timeout_graceful_shutdown=max(1, round(self.settings.drain_timeout_s)),
         )
         self._server = _EmbeddedServer(config)
         self._server_task = asyncio.create_task(self._server.serve(), name=f"{self.name}-http")
@@ -195,7 +244,7 @@ class Service:
             await asyncio.sleep(0.01)
 
 
-def run(build: Callable[[Settings], Service]) -> None:
+def run(build: Callable[[Settings], Service], boundary: Boundary) -> None:
     """Run a service until SIGTERM or SIGINT, then drain and exit 0."""
     logging.basicConfig(
         level=os.environ.get("LOG_LEVEL", "INFO").upper(),
@@ -205,7 +254,7 @@ def run(build: Callable[[Settings], Service]) -> None:
     logging.getLogger("aio_pika").setLevel(logging.WARNING)
 
     async def main() -> None:
-        service = build(Settings.from_env())
+        service = build(Settings.from_env(boundary.env_prefix))
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, service.stopping.set)

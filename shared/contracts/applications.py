@@ -1,10 +1,9 @@
-"""Application bodies (DESIGN.md §4), validated the same way at intake (HTTP) and at the
+"""Application bodies (docs/architecture.md, "Public contract"), validated the same way at intake (HTTP) and at the
 status service (AMQP submissions). R4: unknown fields, including any wished-for date, are
 refused; so is every value outside the limits below."""
 from __future__ import annotations
 
-from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union
 from uuid import UUID
 
 from pydantic import (
@@ -21,32 +20,16 @@ from pydantic import (
 )
 
 from shared.catalog import products
+from shared.contracts.vocabulary import Kind, LicenseType, Usage
 
-# Size limits (DESIGN.md §6): every list and string is bounded.
+__all__ = ["Kind", "LicenseType", "Usage"]  # with the models below: the vocabulary they use
+
+# Size limits (docs/architecture.md, "Security"): every list and string is bounded.
 MAX_LICENSE_LINES = 20
 MAX_QUANTITY = 100
 MAX_VM_COUNT = 10_000
 MAX_LICENSE_IDS = 500
 MAX_COMPANY_NAME = 200
-
-
-class Kind(StrEnum):
-    NEW = "new"
-    ADDITION = "addition"
-    VM_COUNT_INCREASE = "vm_count_increase"
-    CANCELLATION = "cancellation"
-    CONTACT_CHANGE = "contact_change"
-
-
-class Usage(StrEnum):
-    VIRTUAL_SERVER = "virtual_server"
-    BARE_METAL = "bare_metal"
-    HYPERVISOR = "hypervisor"
-
-
-class LicenseType(StrEnum):
-    PER_SERVER = "per_server"
-    DEDICATED_HYPERVISOR = "dedicated_hypervisor"
 
 
 VALID_USAGE_TYPES = frozenset(
@@ -156,6 +139,46 @@ Application = Annotated[
 _application_adapter: TypeAdapter[Application] = TypeAdapter(Application)
 
 
+Submission = Union["NewSubmission", "AdditionSubmission", "VmCountIncreaseSubmission", "CancellationSubmission",
+                   "ContactChangeSubmission"]
+
+
+# Submissions (`arcserve.application.<kind>` on `arcserve.applications`): the body plus the
+# application id its publisher chose. As strict as the bodies (R4).
+class NewSubmission(NewApplication):
+    application_id: UUID
+
+
+class AdditionSubmission(AdditionApplication):
+    application_id: UUID
+
+
+class VmCountIncreaseSubmission(VmCountIncreaseApplication):
+    application_id: UUID
+
+
+class CancellationSubmission(CancellationApplication):
+    application_id: UUID
+
+
+class ContactChangeSubmission(ContactChangeApplication):
+    application_id: UUID
+
+
+SUBMISSIONS: dict[Kind, type[Submission]] = {
+    Kind.NEW: NewSubmission,
+    Kind.ADDITION: AdditionSubmission,
+    Kind.VM_COUNT_INCREASE: VmCountIncreaseSubmission,
+    Kind.CANCELLATION: CancellationSubmission,
+    Kind.CONTACT_CHANGE: ContactChangeSubmission,
+}
+
+
+def submission_of(body: Application, application_id: UUID) -> Submission:
+    """The message intake publishes for a validated body."""
+    return SUBMISSIONS[Kind(body.kind)](**dict(body), application_id=application_id)
+
+
 class InvalidApplication(ValueError):
     """A body that breaks the schema. `errors` name each offending field (R4)."""
 
@@ -164,7 +187,7 @@ class InvalidApplication(ValueError):
         super().__init__("; ".join(f"{e['field']}: {e['problem']}" for e in errors))
 
 
-def _describe(error: Any) -> dict[str, str]:
+def describe(error: Any) -> dict[str, str]:
     loc = list(error["loc"])
     if loc and loc[0] in Kind.__members__.values():
         loc = loc[1:]  # pydantic prefixes the discriminator's tag; the field path is what helps
@@ -187,7 +210,7 @@ def parse_application(body: Any, *, stored: bool = False) -> Application:
     try:
         return _application_adapter.validate_python(body, context={"stored": stored})
     except ValidationError as exc:
-        raise InvalidApplication([_describe(e) for e in exc.errors()]) from None
+        raise InvalidApplication([describe(e) for e in exc.errors()]) from None
 
 
 def application_json_schema() -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""The CloudEvents 1.0 envelope (structured JSON mode) of every message (DESIGN.md §4)."""
+"""The CloudEvents 1.0 envelope (structured JSON mode) of every message (docs/architecture.md, "Public contract")."""
 from __future__ import annotations
 
 import json
@@ -9,7 +9,7 @@ from typing import Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 CONTENT_TYPE = "application/cloudevents+json"
-MAX_MESSAGE_BYTES = 256 * 1024  # DESIGN.md §6: bodies have size limits
+MAX_MESSAGE_BYTES = 256 * 1024  # docs/architecture.md, "Security": bodies have size limits
 
 
 class CloudEvent(BaseModel):
@@ -31,7 +31,7 @@ class CloudEvent(BaseModel):
 
 
 class PoisonMessage(Exception):
-    """A message no retry can fix; it is dead-lettered with `reason` (DESIGN.md §4)."""
+    """A message no retry can fix; it is dead-lettered with `reason` (docs/architecture.md, "Public contract")."""
 
     def __init__(self, reason: str):
         self.reason = reason

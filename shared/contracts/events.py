@@ -1,66 +1,136 @@
-"""`data` of the events workers consume (DESIGN.md §4), parsed strictly enough to act on
-and loosely enough (unknown fields ignored) that the contract can grow."""
+"""The `data` of every event on `arcserve.events` (docs/architecture.md, "Public contract"), one model each. The
+services that publish an event build it from its model, and the services that consume it
+read it with the same model (shared/contracts/message.py)."""
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from datetime import datetime
+from typing import Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import Field
 
-from shared.contracts.envelope import CloudEvent, PoisonMessage
+from shared.contracts.applications import Kind, LicenseType, Usage
+from shared.contracts.message import Message
+from shared.contracts.reasons import ReasonCode
+
+LicenseStatus = Literal["preparing", "active", "cancelled"]
+ContractStatus = Literal["preparing", "active", "cancelled"]
 
 
-class _Data(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
+class LicenseSummary(Message):
+    """What any bound system may see of a license: everything but its key (docs/architecture.md, "Public contract":
+    ids, usage, type, status; the VM count and whether it is billed, where known)."""
 
-
-class LicenseRef(_Data):
     license_id: UUID
-    usage: str | None = None
-    license_type: str | None = None
+    usage: Usage
+    license_type: LicenseType
+    status: LicenseStatus
     vm_count: int | None = None
     billable: bool | None = None
-    status: str | None = None
-    license_key: str | None = None
 
 
-class ApplicationAccepted(_Data):
-    """`application.accepted.<kind>`"""
+class IssuedLicense(LicenseSummary):
+    license_key: str = Field(min_length=1, max_length=128)
+
+
+class ApplicationAccepted(Message):
+    """`application.accepted.<kind>`: the status service took the application; the keys it
+    creates or cancels are listed (R1, R5, R7, R8)."""
 
     application_id: UUID
     contract_id: UUID
-    kind: str
-    licenses: list[LicenseRef] = []
-    cancels_contract: bool = False  # cancellation only: it left no key (R9)
-    arcserve_order_id: str | None = None
+    kind: Kind
+    licenses: list[LicenseSummary]
+    expected_completion_at: datetime | None = None  # R12
 
 
-class LicenseEvent(_Data):
-    """`license.issued`, `license.revoked`"""
+class NewAccepted(ApplicationAccepted):
+    kind: Literal[Kind.NEW] = Kind.NEW
+    product: str
 
-    contract_id: UUID
+
+class AdditionAccepted(ApplicationAccepted):
+    kind: Literal[Kind.ADDITION] = Kind.ADDITION
+
+
+class VmCountIncreaseAccepted(ApplicationAccepted):
+    kind: Literal[Kind.VM_COUNT_INCREASE] = Kind.VM_COUNT_INCREASE
+    license_id: UUID  # the dedicated hypervisor license whose VM count rises (R7)
+    additional_vms: int
+
+
+class CancellationAccepted(ApplicationAccepted):
+    kind: Literal[Kind.CANCELLATION] = Kind.CANCELLATION
+    scope: Literal["all", "partial"]
+    cancels_contract: bool  # no key is left: the order ID goes too (R9)
+    arcserve_order_id: str | None = None  # the order ID to cancel, when cancels_contract
+
+
+class ContactChangeAccepted(ApplicationAccepted):
+    kind: Literal[Kind.CONTACT_CHANGE] = Kind.CONTACT_CHANGE
+
+
+class Reason(Message):
+    code: ReasonCode
+    message: str
+
+
+class ApplicationRejected(Message):
+    """`application.rejected.<kind>`"""
+
+    application_id: UUID
+    contract_id: UUID | None = None
+    kind: Kind
+    reason: Reason
+
+
+class ApplicationCompleted(Message):
+    """`application.completed.<kind>`"""
+
+    application_id: UUID
+    contract_id: UUID | None = None
+    kind: Kind
+
+
+class LicenseIssued(Message):
+    """`license.issued`: keys the license issuer obtained for an accepted application."""
+
     application_id: UUID | None = None
-    licenses: list[LicenseRef]
-
-
-class OrderIdEvent(_Data):
-    """`order_id.issued`, `order_id.cancelled`"""
-
     contract_id: UUID
+    licenses: list[IssuedLicense]
+
+
+class LicenseRevoked(Message):
+    """`license.revoked`: keys revoked at the vendor (R8)."""
+
     application_id: UUID | None = None
-    arcserve_order_id: str
+    contract_id: UUID
+    licenses: list[LicenseSummary]
 
 
-Data = TypeVar("Data", bound=_Data)
+class OrderIdIssued(Message):
+    """`order_id.issued` (R1)"""
+
+    application_id: UUID | None = None
+    contract_id: UUID
+    arcserve_order_id: str = Field(min_length=1, max_length=64)
 
 
-def parse_data(model: type[Data], event: CloudEvent) -> Data:
-    """The event's data as `model`, or PoisonMessage naming the first bad field."""
-    if event.tenantid is None:
-        raise PoisonMessage("missing_tenant: the CloudEvents extension `tenantid` is required")
-    try:
-        return model.model_validate(event.data)
-    except ValidationError as exc:
-        first: Any = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "data"
-        raise PoisonMessage(f"invalid_data: {where}: {first['msg']}") from None
+class OrderIdCancelled(Message):
+    """`order_id.cancelled` (R9)"""
+
+    application_id: UUID | None = None
+    contract_id: UUID
+    arcserve_order_id: str = Field(min_length=1, max_length=64)
+
+
+class ContractStatusChanged(Message):
+    """`contract.status_changed`"""
+
+    application_id: UUID
+    contract_id: UUID
+    from_status: ContractStatus = Field(alias="from")
+    to_status: ContractStatus = Field(alias="to")
+
+
+ACCEPTED = (NewAccepted, AdditionAccepted, VmCountIncreaseAccepted, CancellationAccepted, ContactChangeAccepted)

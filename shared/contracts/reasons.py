@@ -1,4 +1,4 @@
-"""Reason codes of rejected applications (DESIGN.md §2). Their values are public."""
+"""Reason codes of rejected applications (docs/architecture.md, "Rules"). Their values are public."""
 from enum import StrEnum
 
 

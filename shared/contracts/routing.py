@@ -1,4 +1,4 @@
-"""Exchanges, routing keys and CloudEvents types (DESIGN.md §4)."""
+"""Exchanges, routing keys and CloudEvents types (docs/architecture.md, "Public contract")."""
 from shared.contracts.applications import Kind
 
 APPLICATIONS_EXCHANGE = "arcserve.applications"

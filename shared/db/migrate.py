@@ -1,89 +1,87 @@
-"""Versioned schema migrations (`migrations/NNNN_name.sql`), applied in order at start-up.
+"""Versioned schema migrations, one schema at a time (generic: each owner keeps its own
+`migrations/NNNN_name.sql`, applied in order, recorded in `<schema>.schema_migrations`).
 
-Every service calls `migrate()`; an advisory lock makes concurrent starts safe.
-Run by hand: `python -m shared.db.migrate`.
+Migrations run only in the one-shot provisioning step, under the owner role; a service only
+checks, at start, that its schemas are at the versions it was built with (`missing`).
 """
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
-import asyncpg
+from shared.db.pool import Connection, Queryable
 
 log = logging.getLogger(__name__)
-MIGRATIONS = Path(__file__).with_name("migrations")
-_LOCK_KEY = 0x61726373  # "arcs": one advisory lock for all migrators
+MESSAGING_MIGRATIONS = Path(__file__).resolve().parents[1] / "messaging" / "migrations"
 
 
-async def migrate(conn: asyncpg.Connection) -> list[str]:
-    """Apply pending migrations; return the versions applied."""
+@dataclass(frozen=True)
+class Schema:
+    """A database schema and its migrations. `messaging`: it also holds its service's inbox
+    and outbox (shared/messaging/migrations, applied with the schema's name)."""
+
+    name: str
+    migrations: Path
+    messaging: bool = False
+
+    def steps(self) -> list[tuple[str, str]]:
+        """(version, SQL) in the order they apply."""
+        steps = []
+        if self.messaging:
+            for path in sorted(MESSAGING_MIGRATIONS.glob("*.sql")):
+                sql = path.read_text(encoding="utf-8").replace("{schema}", _identifier(self.name))
+                steps.append((f"messaging-{path.stem}", sql))
+        steps += [(path.stem, path.read_text(encoding="utf-8")) for path in sorted(self.migrations.glob("*.sql"))]
+        return steps
+
+    @property
+    def versions(self) -> set[str]:
+        return {version for version, _ in self.steps()}
+
+
+def _identifier(name: str) -> str:
+    if not name.replace("_", "").isalnum() or not name[0].isalpha():
+        raise ValueError(f"not a plain schema name: {name!r}")
+    return name
+
+
+def _lock_key(schema: Schema) -> int:
+    return int.from_bytes(hashlib.sha256(f"migrate:{schema.name}".encode()).digest()[:8], "big", signed=True)
+
+
+async def migrate(conn: Connection, schema: Schema) -> list[str]:
+    """Apply what is pending of `schema` (as the connection's current role, which will own
+    what it creates); return the versions applied. Safe to run concurrently."""
+    name = _identifier(schema.name)
     applied: list[str] = []
-    await conn.execute("SELECT pg_advisory_lock($1)", _LOCK_KEY)
+    await conn.execute("SELECT pg_advisory_lock($1)", _lock_key(schema))
     try:
+        await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {name}")
         await conn.execute(
-            """CREATE TABLE IF NOT EXISTS public.schema_migrations (
-                   version    text PRIMARY KEY,
-                   applied_at timestamptz NOT NULL DEFAULT now())"""
+            f"""CREATE TABLE IF NOT EXISTS {name}.schema_migrations (
+                    version    text PRIMARY KEY,
+                    applied_at timestamptz NOT NULL DEFAULT now())"""
         )
-        done = {r["version"] for r in await conn.fetch("SELECT version FROM public.schema_migrations")}
-        for path in sorted(MIGRATIONS.glob("*.sql")):
-            version = path.stem
+        done = {r["version"] for r in await conn.fetch(f"SELECT version FROM {name}.schema_migrations")}
+        for version, sql in schema.steps():
             if version in done:
                 continue
             async with conn.transaction():
-                await conn.execute(path.read_text(encoding="utf-8"))
-                await conn.execute("INSERT INTO public.schema_migrations (version) VALUES ($1)", version)
+                await conn.execute(sql)
+                await conn.execute(f"INSERT INTO {name}.schema_migrations (version) VALUES ($1)", version)
             applied.append(version)
-            log.info("applied migration %s", version)
+            log.info("applied migration %s.%s", name, version)
     finally:
-        await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK_KEY)
+        await conn.execute("SELECT pg_advisory_unlock($1)", _lock_key(schema))
     return applied
 
 
-def hash_api_key(key: str) -> bytes:
-    # Keys are long random strings, so a fast hash is enough: nothing to brute-force.
-    return hashlib.sha256(key.encode()).digest()
-
-
-async def seed_api_keys(conn: asyncpg.Connection, keys: dict[str, str]) -> None:
-    """Register `{key: tenant}` (ARCSERVE_API_KEYS) idempotently."""
-    if not keys:
-        return
-    async with conn.transaction():
-        await conn.executemany(
-            "INSERT INTO tenancy.tenants (tenant_id) VALUES ($1) ON CONFLICT DO NOTHING",
-            [(tenant,) for tenant in set(keys.values())],
-        )
-        await conn.executemany(
-            "INSERT INTO tenancy.api_keys (key_hash, tenant_id) VALUES ($1, $2) ON CONFLICT (key_hash) DO NOTHING",
-            [(hash_api_key(key), tenant) for key, tenant in keys.items()],
-        )
-        # A key never moves to another tenant: that would hand one tenant's data to another.
-        owners = await conn.fetch(
-            "SELECT key_hash, tenant_id FROM tenancy.api_keys WHERE key_hash = ANY($1::bytea[])",
-            [hash_api_key(key) for key in keys],
-        )
-        wanted = {hash_api_key(key): tenant for key, tenant in keys.items()}
-        moved = sorted({wanted[r["key_hash"]] for r in owners if r["tenant_id"] != wanted[r["key_hash"]]})
-        if moved:
-            raise ValueError(f"ARCSERVE_API_KEYS gives tenant(s) {', '.join(moved)} a key that belongs to another tenant")
-
-
-async def _main() -> None:
-    from shared.config import Settings
-
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    settings = Settings.from_env()
-    conn = await asyncpg.connect(settings.database_url)
-    try:
-        applied = await migrate(conn)
-        await seed_api_keys(conn, settings.api_keys)
-        print(f"migrations applied: {', '.join(applied) or 'none (up to date)'}")
-    finally:
-        await conn.close()
-
-
-if __name__ == "__main__":
-    asyncio.run(_main())
+async def missing(conn: Queryable, schema: Schema) -> set[str]:
+    """The migrations of `schema` not applied yet (all of them when the schema is not there)."""
+    name = _identifier(schema.name)
+    if not await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f"{name}.schema_migrations"):
+        return schema.versions
+    done = {r["version"] for r in await conn.fetch(f"SELECT version FROM {name}.schema_migrations")}
+    return schema.versions - done

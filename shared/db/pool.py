@@ -3,10 +3,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any, TypeAlias
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 from shared.backoff import Backoff
+
+# A connection of its own or one lent by a pool: both take the same queries.
+Connection: TypeAlias = "asyncpg.Connection[Any] | PoolConnectionProxy[Any]"
+# Where a single query may run: a connection, or the pool (which lends one for it).
+Queryable: TypeAlias = "asyncpg.Connection[Any] | PoolConnectionProxy[Any] | asyncpg.Pool[Any]"
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Bearer API keys per tenant (DESIGN.md §6). Keys are looked up by their hash; a short
+"""Bearer API keys per tenant (docs/architecture.md, "Security"). Keys are looked up by their hash; a short
 cache keeps the database off the hot path."""
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Callable
 import asyncpg
 from fastapi import Request
 
-from shared.db.migrate import hash_api_key
+from shared import tenancy
 from shared.db.pool import is_transient
 from shared.http.errors import ApiError
 
@@ -22,13 +22,13 @@ class Authenticator:
         self._cache: dict[bytes, tuple[str | None, float]] = {}
 
     async def tenant_for(self, key: str) -> str | None:
-        digest = hash_api_key(key)
+        digest = tenancy.hash_api_key(key)
         hit = self._cache.get(digest)
         now = time.monotonic()
         if hit is not None and hit[1] > now:
             return hit[0]
         try:
-            tenant = await self._pool().fetchval("SELECT tenant_id FROM tenancy.api_keys WHERE key_hash = $1", digest)
+            tenant = await tenancy.tenant_for_key(self._pool(), key)
         except Exception as exc:
             if not is_transient(exc):
                 raise

@@ -1,4 +1,4 @@
-"""Every HTTP error answers `{"code", "message"}` (DESIGN.md §4), plus `errors` naming
+"""Every HTTP error answers `{"code", "message"}` (docs/architecture.md, "Public contract"), plus `errors` naming
 each bad field where there are several."""
 from __future__ import annotations
 

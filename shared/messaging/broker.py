@@ -31,7 +31,8 @@ class Broker:
         self._exchanges: dict[str, AbstractExchange] = {}
 
     async def connect(self, stopping: asyncio.Event | None = None) -> None:
-        """Connect (retrying with backoff until the broker answers), declare the topology."""
+        """Connect, retrying with backoff until the broker answers. The topology is the
+        provisioning step's to declare; a service only uses it."""
         backoff = Backoff()
         while True:
             try:
@@ -48,7 +49,6 @@ class Broker:
         # Confirms make publish() wait for the broker; returns make an unroutable
         # mandatory message an error instead of a silent drop.
         self._publisher = await self.connection.channel(publisher_confirms=True, on_return_raises=True)
-        await self.topology.declare(self._publisher)
 
     async def channel(self, prefetch: int) -> AbstractChannel:
         assert self.connection is not None, "connect() first"
@@ -88,7 +88,7 @@ class Broker:
         mandatory: bool = False,
         headers: dict[str, Any] | None = None,
     ) -> None:
-        """Publish a persistent message and wait for the broker's confirm (DESIGN.md §5)."""
+        """Publish a persistent message and wait for the broker's confirm (docs/architecture.md, "Reliability")."""
         if self._publisher is None:
             raise ConnectionError("not connected to the broker")
         target = self._exchanges.get(exchange)

@@ -1,9 +1,11 @@
-"""The consume loop every service shares: decode, route, handle, ack only after the
-effect is durable (DESIGN.md §5). What happens to a message that does not succeed:
+"""The consume loop every service shares: decode, route to the subscriber's handler, run it
+in the unit of work, ack only after the effect is durable (docs/architecture.md, "Reliability"). What happens to
+a message that does not succeed:
 
 | what went wrong                                   | what happens                                |
 |---------------------------------------------------|---------------------------------------------|
 | not JSON / not a CloudEvent / unknown type /      | dead-lettered at once with the reason       |
+| data that does not fit its model /                | (after the route's `on_invalid`, if any)    |
 | the handler raised PoisonMessage                  |                                             |
 | the database is down (an outage)                  | retried in place, with backoff, until it is |
 |                                                   | back; nothing is acked meanwhile            |
@@ -12,30 +14,35 @@ effect is durable (DESIGN.md §5). What happens to a message that does not succe
 |                                                   | by default: ARCSERVE_RETRY_DELAYS_S),       |
 |                                                   | then dead-lettered with the last reason     |
 
-Moving a message (to a retry or dead-letter queue) is a publish with a confirm, then the
-ack: a crash in between delivers it twice, and the inbox absorbs the second. The quorum
-queue's delivery limit is the backstop for a message that crashes its consumer's process.
-`stop()` cancels the consumer and waits for the messages in hand (drain on SIGTERM).
+Moving a message (to a retry or the dead-letter queue) is a publish with a confirm to one
+of the queue's own exchanges, then the ack: a crash in between delivers it twice, and the
+inbox absorbs the second. The quorum queue's delivery limit is the backstop for a message
+that crashes its consumer's process. `stop()` cancels the consumer and waits for the
+messages in hand (drain on SIGTERM).
 """
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
+import asyncpg
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 
 from shared import metrics
 from shared.backoff import Backoff
+from shared.contracts import catalogue
+from shared.contracts.catalogue import InvalidData
 from shared.contracts.envelope import CloudEvent, PoisonMessage, RetryLater, parse_event
 from shared.db.pool import is_conflict, is_outage
 from shared.messaging.broker import Broker
-from shared.messaging.topology import QueueSpec
+from shared.messaging.subscriber import Route, Subscriber
+from shared.messaging.unit_of_work import OutsideContext, UnitOfWork
 
 log = logging.getLogger(__name__)
-
-Handler = Callable[[CloudEvent], Awaitable[None]]
 
 # Headers kept on every dead letter (read by the operator tooling, services/tools/dlq.py).
 REASON_HEADER = "x-arcserve-reason"
@@ -47,21 +54,50 @@ ATTEMPT_HEADER = "x-arcserve-attempt"
 CONFLICT_RETRIES = 5
 
 
+class QueueMissing(Exception):
+    """The consumer's queue is not there: the provisioning step has not run yet."""
+
+
 class Consumer:
-    def __init__(self, broker: Broker, spec: QueueSpec, routes: Mapping[str, Handler], *, prefetch: int):
+    def __init__(
+        self,
+        broker: Broker,
+        subscriber: Subscriber[Any],
+        uow: UnitOfWork,
+        *,
+        pool: Callable[[], asyncpg.Pool],
+        deps: Any,
+        clock: Callable[[], datetime],
+        prefetch: int,
+    ):
         self.broker = broker
-        self.spec = spec
-        self.queue_name = broker.topology.queue(spec)
-        self.routes = routes
+        self.subscriber = subscriber
+        self.spec = subscriber.spec
+        self.queue_name = broker.topology.queue(self.spec)
+        self.uow = uow
+        self.pool = pool
+        self.deps = deps
+        self.clock = clock
         self.prefetch = prefetch
+        self._entries = subscriber.entries
         self._channel: AbstractChannel | None = None
         self._tag: str | None = None
         self._in_hand: set[asyncio.Task[None]] = set()
         self._stopping = asyncio.Event()
 
+    @property
+    def running(self) -> bool:
+        return self._tag is not None
+
     async def start(self) -> None:
-        self._channel = await self.broker.channel(self.prefetch)
-        queue = await self._channel.get_queue(self.queue_name)
+        channel = await self.broker.channel(self.prefetch)
+        try:
+            queue = await channel.get_queue(self.queue_name)  # passive: the queue must exist
+        except Exception as exc:
+            with contextlib.suppress(Exception):
+                await channel.close()
+            raise QueueMissing(f"queue {self.queue_name} is not there ({exc})") from None
+        self._channel = channel
         self._tag = await queue.consume(self._on_message)
 
     async def stop(self, timeout: float) -> None:
@@ -91,10 +127,10 @@ class Consumer:
     async def _process(self, message: AbstractIncomingMessage) -> None:
         try:
             event = parse_event(message.body)
-            handler = self.routes.get(event.type)
-            if handler is None:
+            route = self.subscriber.routes.get(event.type)
+            if route is None:
                 raise PoisonMessage(f"unknown_type: {event.type!r} is not handled by {self.spec.name}")
-            await self._handle(handler, event)
+            await self._deliver(route, event)
         except PoisonMessage as poison:
             await self._move(message, reason=poison.reason, dead=True)
         except RetryLater as later:
@@ -108,12 +144,34 @@ class Consumer:
             metrics.MESSAGES.labels(self.spec.name, "handled").inc()
             await _settle(message.ack())
 
-    async def _handle(self, handler: Handler, event: CloudEvent) -> None:
+    async def _deliver(self, route: Route, event: CloudEvent) -> None:
+        try:
+            parsed = catalogue.parse(event, self._entries)
+        except InvalidData as invalid:
+            if route.on_invalid is not None:
+                on_invalid, problem = route.on_invalid, invalid
+                await self._transient_safe(lambda: self._unit_of_work(on_invalid, problem, event))
+            raise
+        obtained = None
+        if route.outside is not None:
+            outside = route.outside
+            # A cheap look before calling outside the system; the claim in the unit of
+            # work is what counts.
+            if await self._transient_safe(lambda: self.uow.inbox.seen(self.pool(), self.uow.consumer, event.id)):
+                return
+            context = OutsideContext(event, self.deps, self.pool())
+            obtained = await self._transient_safe(lambda: outside(parsed, context))
+        await self._transient_safe(lambda: self._unit_of_work(route.handler, parsed, event, obtained))
+
+    async def _unit_of_work(self, handler: Any, message: Any, event: CloudEvent, obtained: Any = None) -> bool:
+        return await self.uow.run(self.pool(), handler, message, event, self.deps, self.clock(), obtained)
+
+    async def _transient_safe(self, attempt: Callable[[], Awaitable[Any]]) -> Any:
+        """Run `attempt`, waiting out outages and retrying lost races in place."""
         backoff, conflicts = Backoff(), 0
         while True:
             try:
-                await handler(event)
-                return
+                return await attempt()
             except Exception as exc:
                 if is_conflict(exc) and conflicts < CONFLICT_RETRIES:
                     conflicts += 1
@@ -141,12 +199,12 @@ class Consumer:
         redelivered = int(headers.pop("x-delivery-count", 0) or 0)
         headers[DELIVERY_COUNT_HEADER] = int(headers.get(DELIVERY_COUNT_HEADER, 0) or 0) + redelivered + 1
         if dead:
-            exchange, routing_key, outcome = topology.dead_letter, self.queue_name, "dead_lettered"
+            exchange, routing_key, outcome = topology.dead_letter_exchange(self.spec), "", "dead_lettered"
             log.warning("dead-lettering message %s from %s: %s", message.message_id, self.queue_name, reason)
         else:
             headers[ATTEMPT_HEADER] = attempt
             delay = topology.retry_delays_s[attempt - 1]
-            exchange, routing_key, outcome = "", topology.retry_queue(self.spec, delay), "retry_scheduled"
+            exchange, routing_key, outcome = topology.retry_exchange(self.spec), topology.retry_key(delay), "retry_scheduled"
             log.info("retrying message %s of %s in %gs: %s", message.message_id, self.queue_name, delay, reason)
         try:
             await self.broker.publish(

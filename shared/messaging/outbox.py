@@ -1,5 +1,6 @@
-"""Transactional outbox (DESIGN.md §5): events are written in the transaction of the state
+"""Transactional outbox (docs/architecture.md, "Reliability"): events are written in the transaction of the state
 change that causes them, and one relay loop per service publishes them with confirms.
+Each service has its own outbox table, `<schema>.outbox`, in its own schema.
 
 Several relays (one per replica) can run at once: each claims a batch with
 `FOR UPDATE SKIP LOCKED`, publishes it, and deletes it in the same transaction. A crash
@@ -10,17 +11,17 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 
 from shared import metrics
 from shared.backoff import Backoff
 from shared.contracts.envelope import CloudEvent
-from shared.db.pool import is_transient
+from shared.db.pool import Connection, is_transient
 from shared.messaging.broker import Broker
 
 log = logging.getLogger(__name__)
-CHANNEL = "arcserve_outbox"  # NOTIFY channel: wakes the relay at once instead of at the next poll
 
 
 @dataclass(frozen=True)
@@ -30,15 +31,29 @@ class Outgoing:
     event: CloudEvent
 
 
-async def enqueue(conn: asyncpg.Connection, publisher: str, messages: list[Outgoing]) -> None:
-    if not messages:
-        return
-    await conn.executemany(
-        """INSERT INTO messaging.outbox (publisher, exchange, routing_key, message_id, body)
-           VALUES ($1, $2, $3, $4, $5)""",
-        [(publisher, m.exchange, m.routing_key, m.event.id, m.event.to_json().decode()) for m in messages],
-    )
-    await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, publisher)
+@dataclass(frozen=True)
+class Outbox:
+    """`<schema>.outbox`, and the NOTIFY channel that wakes its relay at once instead of at
+    the next poll."""
+
+    schema: str
+
+    @property
+    def table(self) -> str:
+        return f"{self.schema}.outbox"
+
+    @property
+    def channel(self) -> str:
+        return f"{self.schema}_outbox"
+
+    async def enqueue(self, conn: Connection, messages: list[Outgoing]) -> None:
+        if not messages:
+            return
+        await conn.executemany(
+            f"INSERT INTO {self.table} (exchange, routing_key, message_id, body) VALUES ($1, $2, $3, $4)",
+            [(m.exchange, m.routing_key, m.event.id, m.event.to_json().decode()) for m in messages],
+        )
+        await conn.execute("SELECT pg_notify($1, '')", self.channel)
 
 
 class OutboxRelay:
@@ -46,7 +61,7 @@ class OutboxRelay:
         self,
         pool: asyncpg.Pool,
         broker: Broker,
-        publisher: str,
+        outbox: Outbox,
         *,
         database_url: str,
         batch_size: int = 200,
@@ -55,7 +70,7 @@ class OutboxRelay:
         self.pool = pool
         self.database_url = database_url  # the LISTEN connection lives outside the pool
         self.broker = broker
-        self.publisher = publisher
+        self.outbox = outbox
         self.batch_size = batch_size
         self.poll_interval_s = poll_interval_s
         self._wake = asyncio.Event()
@@ -94,9 +109,8 @@ class OutboxRelay:
         """Claim, publish and delete one batch; return how many were published."""
         async with self.pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(
-                """SELECT id, exchange, routing_key, message_id, body FROM messaging.outbox
-                   WHERE publisher = $1 ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED""",
-                self.publisher,
+                f"""SELECT id, exchange, routing_key, message_id, body FROM {self.outbox.table}
+                    ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED""",
                 self.batch_size,
             )
             if not rows:
@@ -110,8 +124,8 @@ class OutboxRelay:
                     for r in rows
                 )
             )
-            await conn.execute("DELETE FROM messaging.outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows])
-        metrics.OUTBOX_PUBLISHED.labels(self.publisher).inc(len(rows))
+            await conn.execute(f"DELETE FROM {self.outbox.table} WHERE id = ANY($1::bigint[])", [r["id"] for r in rows])
+        metrics.OUTBOX_PUBLISHED.labels(self.outbox.schema).inc(len(rows))
         return len(rows)
 
     async def _sleep(self, seconds: float) -> None:
@@ -126,7 +140,7 @@ class OutboxRelay:
             return
         self._listener = None
         conn = await asyncpg.connect(self.database_url)
-        await conn.add_listener(CHANNEL, self._on_notify)
+        await conn.add_listener(self.outbox.channel, self._on_notify)
         self._listener = conn
 
     async def _drop_listener(self) -> None:
@@ -137,9 +151,8 @@ class OutboxRelay:
             except Exception:
                 conn.terminate()
 
-    def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
-        if payload == self.publisher:
-            self._wake.set()
+    def _on_notify(self, _conn: Any, _pid: int, _channel: str, _payload: object) -> None:
+        self._wake.set()
 
     async def close(self) -> None:
         await self._drop_listener()

@@ -1,17 +1,24 @@
-"""Exchanges, queues and their typed arguments (DESIGN.md §4, §5).
+"""Queues, exchanges and their typed arguments (docs/architecture.md, "Public contract", §5), generic: each service
+declares its own subscriptions beside its handlers (shared/messaging/subscriber.py), and
+the provisioning step turns them into broker definitions.
 
-Queue arguments are typed (as in FastStream's `rabbit/schemas/queue.py`), so a mistyped
-`x-` argument fails here, not on the broker. Every service declares the whole topology at
-start-up: declarations are idempotent, and a submission published before the status
-service ever ran is still routed to its queue.
+Every consumer queue `Q` comes with:
+- `Q.dead-letter`, its dead-letter queue, fed by the fanout exchange `Q.dead-letter`
+  (the broker dead-letters there when the delivery limit is hit; the consumer publishes
+  there what it gives up on);
+- `Q.retry.<delay>s`, one delay queue per retry step, fed by the direct exchange `Q.retry`
+  (routing key `<delay>s`); a delayed message dead-letters back to `Q` when its time is up.
+
+So a consumer only ever publishes to exchanges of its own queues (and the public ones it
+publishes events to): no service needs write access to the default exchange, through
+which it could reach any queue. Queue arguments are typed, as in FastStream's
+`rabbit/schemas/queue.py`, so a mistyped `x-` argument fails here, not on the broker.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from typing import Literal
-
-import aio_pika
-from aio_pika.abc import AbstractChannel
 
 from shared.config import DEFAULT_RETRY_DELAYS_S
 from shared.contracts import routing
@@ -22,7 +29,6 @@ class QuorumQueueArguments:
     """The `x-` arguments of a durable quorum queue that dead-letters what it gives up on."""
 
     dead_letter_exchange: str
-    dead_letter_routing_key: str
     delivery_limit: int = 10  # a message that crashed its consumer this often is dead-lettered
     # at-least-once: a dead-lettered message is only dropped once the dead-letter queue has it.
     dead_letter_strategy: Literal["at-least-once", "at-most-once"] = "at-least-once"
@@ -33,7 +39,6 @@ class QuorumQueueArguments:
             "x-queue-type": "quorum",
             "x-delivery-limit": self.delivery_limit,
             "x-dead-letter-exchange": self.dead_letter_exchange,
-            "x-dead-letter-routing-key": self.dead_letter_routing_key,
             "x-dead-letter-strategy": self.dead_letter_strategy,
             "x-overflow": self.overflow,
         }
@@ -42,7 +47,7 @@ class QuorumQueueArguments:
 @dataclass(frozen=True)
 class RetryQueueArguments:
     """A delay queue: messages wait `ttl_ms`, then dead-letter back to the consumer's queue
-    (through the default exchange, at least once)."""
+    (through the default exchange, at least once; the broker does this, not a user)."""
 
     ttl_ms: int
     return_to: str  # the consumer's queue
@@ -60,31 +65,38 @@ class RetryQueueArguments:
         }
 
 
+DEAD_LETTER_QUEUE_ARGUMENTS: dict[str, str | int] = {"x-queue-type": "quorum"}
+
+
 @dataclass(frozen=True)
 class QueueSpec:
-    name: str  # without the topology prefix
-    bindings: tuple[tuple[str, str], ...]  # (exchange without prefix, routing key)
+    """One consumer's queue: its name (without the topology prefix) and its bindings
+    (exchange without prefix, routing key)."""
+
+    name: str
+    bindings: tuple[tuple[str, str], ...] = field(default=())
 
 
-# One queue per consumer, each with a dead-letter queue of its own (`<queue>.dead-letter`).
-STATUS_SUBMISSIONS = QueueSpec("arcserve.status.submissions", ((routing.APPLICATIONS_EXCHANGE, "#"),))
-STATUS_RESULTS = QueueSpec(
-    "arcserve.status.results",
-    ((routing.EVENTS_EXCHANGE, "license.*"), (routing.EVENTS_EXCHANGE, "order_id.*")),
-)
-LICENSE_ISSUER = QueueSpec(
-    "arcserve.license-issuer",
-    tuple(
-        (routing.EVENTS_EXCHANGE, routing.accepted(kind))
-        for kind in ("new", "addition", "vm_count_increase", "cancellation")
-    ),
-)
-ORDER_ID = QueueSpec(
-    "arcserve.order-id",
-    ((routing.EVENTS_EXCHANGE, routing.accepted("new")), (routing.EVENTS_EXCHANGE, routing.accepted("cancellation"))),
-)
-QUEUES = (STATUS_SUBMISSIONS, STATUS_RESULTS, LICENSE_ISSUER, ORDER_ID)
-DEAD_LETTER_EXCHANGE = "arcserve.dead-letter"
+@dataclass(frozen=True)
+class Exchange:
+    name: str
+    type: Literal["topic", "direct", "fanout"]
+
+
+@dataclass(frozen=True)
+class Queue:
+    name: str
+    arguments: dict[str, str | int]
+
+
+@dataclass(frozen=True)
+class Binding:
+    exchange: str
+    queue: str
+    routing_key: str
+
+
+PUBLIC_EXCHANGES = (routing.APPLICATIONS_EXCHANGE, routing.EVENTS_EXCHANGE)
 
 
 @dataclass(frozen=True)
@@ -105,49 +117,55 @@ class Topology:
     def events(self) -> str:
         return self.name(routing.EVENTS_EXCHANGE)
 
-    @property
-    def dead_letter(self) -> str:
-        return self.name(DEAD_LETTER_EXCHANGE)
-
     def queue(self, spec: QueueSpec) -> str:
         return self.name(spec.name)
 
     def dead_letter_queue(self, spec: QueueSpec) -> str:
         return self.name(f"{spec.name}.dead-letter")
 
+    def dead_letter_exchange(self, spec: QueueSpec) -> str:
+        return self.name(f"{spec.name}.dead-letter")
+
+    def retry_exchange(self, spec: QueueSpec) -> str:
+        return self.name(f"{spec.name}.retry")
+
+    @staticmethod
+    def retry_key(delay_s: float) -> str:
+        return f"{delay_s:g}s"
+
     def retry_queue(self, spec: QueueSpec, delay_s: float) -> str:
-        return self.name(f"{spec.name}.retry.{delay_s:g}s")
+        return self.name(f"{spec.name}.retry.{self.retry_key(delay_s)}")
 
-    def all_queues(self) -> list[str]:
-        """Every queue of the topology (for tooling and clean-up)."""
-        names = []
-        for spec in QUEUES:
-            names += [self.queue(spec), self.dead_letter_queue(spec)]
-            names += [self.retry_queue(spec, delay) for delay in self.retry_delays_s]
-        return names
+    def queues_of(self, spec: QueueSpec) -> list[str]:
+        """Every queue of one consumer: its own, its dead letters, its delays."""
+        return [self.queue(spec), self.dead_letter_queue(spec),
+                *(self.retry_queue(spec, delay) for delay in self.retry_delays_s)]
 
-    async def declare(self, channel: AbstractChannel) -> None:
-        for exchange in (self.applications, self.events, self.dead_letter):
-            await channel.declare_exchange(exchange, aio_pika.ExchangeType.TOPIC, durable=True)
-        dead_letter = await channel.get_exchange(self.dead_letter)
-        for spec in QUEUES:
-            dlq = await channel.declare_queue(
-                self.dead_letter_queue(spec), durable=True, arguments={"x-queue-type": "quorum"}
-            )
-            await dlq.bind(dead_letter, routing_key=self.queue(spec))
-            queue = await channel.declare_queue(
-                self.queue(spec),
-                durable=True,
-                arguments=QuorumQueueArguments(
-                    dead_letter_exchange=self.dead_letter,
-                    dead_letter_routing_key=self.queue(spec),
-                ).as_arguments(),
-            )
+    def exchanges_of(self, spec: QueueSpec) -> list[str]:
+        """The exchanges only this consumer publishes to (its retries and dead letters)."""
+        return [self.retry_exchange(spec), self.dead_letter_exchange(spec)]
+
+    def pattern(self, names: list[str]) -> str:
+        """A permission regex matching exactly these names ("^$" for none)."""
+        if not names:
+            return "^$"
+        return "^(" + "|".join(re.escape(name) for name in sorted(set(names))) + ")$"
+
+    def declarations(self, specs: list[QueueSpec]) -> tuple[list[Exchange], list[Queue], list[Binding]]:
+        """Everything to declare for these consumers, plus the public exchanges."""
+        exchanges = [Exchange(self.name(name), "topic") for name in PUBLIC_EXCHANGES]
+        queues: list[Queue] = []
+        bindings: list[Binding] = []
+        for spec in specs:
+            queue = self.queue(spec)
+            exchanges += [Exchange(self.retry_exchange(spec), "direct"), Exchange(self.dead_letter_exchange(spec), "fanout")]
+            queues.append(Queue(queue, QuorumQueueArguments(self.dead_letter_exchange(spec)).as_arguments()))
+            queues.append(Queue(self.dead_letter_queue(spec), DEAD_LETTER_QUEUE_ARGUMENTS))
+            bindings.append(Binding(self.dead_letter_exchange(spec), self.dead_letter_queue(spec), ""))
             for exchange, key in spec.bindings:
-                await queue.bind(self.name(exchange), routing_key=key)
+                bindings.append(Binding(self.name(exchange), queue, key))
             for delay in self.retry_delays_s:
-                await channel.declare_queue(
-                    self.retry_queue(spec, delay),
-                    durable=True,
-                    arguments=RetryQueueArguments(ttl_ms=round(delay * 1000), return_to=self.queue(spec)).as_arguments(),
-                )
+                retry = self.retry_queue(spec, delay)
+                queues.append(Queue(retry, RetryQueueArguments(round(delay * 1000), queue).as_arguments()))
+                bindings.append(Binding(self.retry_exchange(spec), retry, self.retry_key(delay)))
+        return exchanges, queues, bindings

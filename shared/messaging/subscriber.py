@@ -1,0 +1,65 @@
+"""A subscriber: one consumer queue, declared beside its handlers (as FastStream does). Its
+bindings and its routing table are derived from the message models its handlers take, so a
+queue only ever receives what some handler of it handles.
+
+    QUEUE = Subscriber("arcserve.<service>")
+
+    @QUEUE.handler(SomeEvent, AnotherEvent)
+    async def on_event(message: SomeEvent | AnotherEvent, ctx: ConsumeContext[Deps]) -> None: ...
+
+A handler runs inside the consumer's unit of work (shared/messaging/unit_of_work.py) and
+only ever sees its message and its context. Where a handler needs something from outside
+the system first (the issuance backend), it names an `outside` step: the consumer runs it
+before the unit of work, outside any transaction, and hands its result to the handler as
+`ctx.obtained`; the handler records it idempotently. One idiom for every worker.
+"""
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel
+
+from shared.contracts import catalogue
+from shared.contracts.catalogue import MessageType
+from shared.messaging.topology import QueueSpec
+
+D = TypeVar("D")  # the dependencies a service hands its handlers (a calendar, a backend, ...)
+Handler = Callable[[Any, Any], Awaitable[None]]  # (message, ConsumeContext[D])
+Outside = Callable[[Any, Any], Awaitable[Any]]  # (message, OutsideContext[D]) -> obtained
+
+
+@dataclass(frozen=True)
+class Route:
+    handler: Handler
+    outside: Outside | None = None
+    # Runs in the unit of work for a message of this queue's types whose data does not fit
+    # its model, before it is dead-lettered (the status service records the rejection, R4).
+    on_invalid: Handler | None = None
+
+
+@dataclass
+class Subscriber(Generic[D]):
+    name: str  # the queue, without the topology prefix
+    routes: dict[str, Route] = field(default_factory=dict)  # CloudEvents type → route
+    entries: list[MessageType] = field(default_factory=list)
+
+    def handler(
+        self, *models: type[BaseModel], outside: Outside | None = None, on_invalid: Handler | None = None
+    ) -> Callable[[Handler], Handler]:
+        def register(handler: Handler) -> Handler:
+            for entry in catalogue.entries(*models):
+                if entry.type in self.routes:
+                    raise ValueError(f"{self.name}: two handlers for {entry.type}")
+                self.routes[entry.type] = Route(handler, outside, on_invalid)
+                self.entries.append(entry)
+            return handler
+
+        return register
+
+    @property
+    def spec(self) -> QueueSpec:
+        """The queue and the bindings its handlers need."""
+        bindings = sorted({(entry.exchange, entry.routing_key) for entry in self.entries})
+        return QueueSpec(self.name, tuple(bindings))

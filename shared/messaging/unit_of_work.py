@@ -1,0 +1,79 @@
+"""The consumer's unit of work (as MassTransit's inbox/outbox): one transaction locks the
+inbox row of (message id, consumer), runs the handler's writes, and enqueues the messages
+the handler published, all committed together. Handlers never touch the inbox or the
+outbox: they write their own tables through `ctx.conn` and call `ctx.publish(...)`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+import asyncpg
+from pydantic import BaseModel
+
+from shared.contracts import catalogue
+from shared.contracts.envelope import CloudEvent
+from shared.db.pool import Connection
+from shared.messaging.inbox import Inbox
+from shared.messaging.outbox import Outbox, Outgoing
+from shared.messaging.topology import Topology
+
+D = TypeVar("D")
+
+
+@dataclass
+class OutsideContext(Generic[D]):
+    """What an `outside` step may use: the service's dependencies and a pool to read its own
+    tables (never inside a transaction: an external call must not hold one open)."""
+
+    event: CloudEvent
+    deps: D
+    pool: asyncpg.Pool
+
+
+@dataclass
+class ConsumeContext(Generic[D]):
+    """What a handler sees: its transaction, the envelope of its message, the service's
+    dependencies, what its `outside` step obtained, and `publish`."""
+
+    conn: Connection  # the unit of work's transaction
+    event: CloudEvent
+    deps: D
+    now: datetime
+    obtained: Any = None
+    published: list[tuple[BaseModel, str | None]] = field(default_factory=list)
+
+    def publish(self, message: BaseModel, *, subject: str | None = None) -> None:
+        """Publish `message` (a catalogue model) when the unit of work commits: for the same
+        tenant as the message in hand, about `subject` (default: the same subject)."""
+        self.published.append((message, subject))
+
+
+@dataclass(frozen=True)
+class UnitOfWork:
+    """One per consumer: its name in the inbox, its service's inbox and outbox, and the
+    source and topology its published messages go out with."""
+
+    consumer: str
+    inbox: Inbox
+    outbox: Outbox
+    source: str  # CloudEvents `source` of what the service publishes
+    topology: Topology
+
+    async def run(self, pool: asyncpg.Pool, handler: Any, message: Any, event: CloudEvent, deps: Any,
+                  now: datetime, obtained: Any = None) -> bool:
+        """Run `handler` once for this message; False when this consumer had already done so."""
+        async with pool.acquire() as conn, conn.transaction():
+            if not await self.inbox.claim(conn, self.consumer, event.id):
+                return False
+            ctx = ConsumeContext(conn, event, deps, now, obtained)
+            await handler(message, ctx)
+            await self.outbox.enqueue(conn, [self.outgoing(m, event, subject) for m, subject in ctx.published])
+        return True
+
+    def outgoing(self, message: BaseModel, cause: CloudEvent, subject: str | None) -> Outgoing:
+        entry, event = catalogue.to_event(
+            message, source=self.source, tenant_id=cause.tenantid or "", subject=subject or cause.subject
+        )
+        return Outgoing(self.topology.name(entry.exchange), entry.routing_key, event)
