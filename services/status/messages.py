@@ -1,94 +1,99 @@
-"""Domain events of the contract aggregate → CloudEvents for `arcserve.events`
-(DESIGN.md §4: routing keys and `data` fields)."""
+"""The edge between the status service's domain and the message catalogue: submissions in
+(wire bodies → domain commands), events out (domain events → catalogue models)."""
 from __future__ import annotations
 
-from typing import Any
-
-from shared.contracts import routing
-from shared.contracts.applications import (
-    CancellationApplication,
-    VmCountIncreaseApplication,
-)
-from shared.contracts.envelope import new_event
-from shared.domain.model import (
+from services.status.domain import commands as domain
+from services.status.domain.model import (
     Application,
     ApplicationAccepted,
     ApplicationCompleted,
     ApplicationRejected,
-    Contract,
     ContractStatusChanged,
     DomainEvent,
     License,
 )
-from shared.messaging.outbox import Outgoing
-from shared.messaging.topology import Topology
-
-SOURCE = "urn:arcserve:status"
+from shared.contracts import applications as wire
+from shared.contracts import events
 
 
-def license_summary(lic: License) -> dict[str, Any]:
+def _contact(contact: wire.Contact) -> domain.Contact:
+    return domain.Contact(str(contact.email), contact.company_name)
+
+
+def _lines(lines: list[wire.LicenseLine]) -> tuple[domain.LicenseLine, ...]:
+    return tuple(domain.LicenseLine(line.usage, line.license_type, line.quantity, line.vm_count) for line in lines)
+
+
+def command_of(submission: wire.Submission) -> domain.Command:
+    """The domain command a validated submission asks for."""
+    if isinstance(submission, wire.NewSubmission):
+        return domain.OpenContract(submission.product, _contact(submission.contact), _lines(submission.licenses))
+    if isinstance(submission, wire.AdditionSubmission):
+        return domain.AddLicenses(submission.contract_id, _lines(submission.licenses))
+    if isinstance(submission, wire.VmCountIncreaseSubmission):
+        return domain.IncreaseVmCount(submission.contract_id, submission.license_id, submission.additional_vms)
+    if isinstance(submission, wire.CancellationSubmission):
+        ids = tuple(submission.license_ids) if submission.license_ids is not None else None
+        return domain.CancelLicenses(submission.contract_id, ids)
+    return domain.ChangeContact(submission.contract_id, _contact(submission.contact))
+
+
+def license_summary(lic: License) -> events.LicenseSummary:
     """What consumers may see of a key: everything but the key itself."""
-    return {
-        "license_id": str(lic.license_id),
-        "usage": lic.usage.value,
-        "license_type": lic.license_type.value,
-        "vm_count": lic.vm_count,
-        "billable": lic.billable,
-        "status": lic.status.value,
-    }
-
-
-def _application_data(app: Application) -> dict[str, Any]:
-    return {
-        "application_id": str(app.application_id),
-        "contract_id": str(app.contract_id) if app.contract_id else None,
-        "kind": app.kind.value,
-    }
-
-
-def _accepted_data(event: ApplicationAccepted, contract: Contract | None) -> dict[str, Any]:
-    app = event.application
-    data = _application_data(app)
-    data["licenses"] = [license_summary(lic) for lic in event.licenses]
-    data["expected_completion_at"] = app.expected_completion_at.isoformat() if app.expected_completion_at else None
-    if contract is not None:
-        data["product"] = contract.product_code
-    body = app.body
-    if isinstance(body, VmCountIncreaseApplication):
-        data["license_id"] = str(body.license_id)
-        data["additional_vms"] = body.additional_vms
-    if isinstance(body, CancellationApplication):
-        data["scope"] = "all" if body.scope == "all" else "partial"
-        data["cancels_contract"] = app.cancels_contract
-        if app.cancels_contract and contract is not None and contract.order_id is not None:
-            data["arcserve_order_id"] = contract.order_id.value
-    return data
-
-
-def to_outgoing(event: DomainEvent, contract: Contract | None, topology: Topology) -> Outgoing:
-    if isinstance(event, ContractStatusChanged):
-        key = routing.CONTRACT_STATUS_CHANGED
-        tenant, subject = event.tenant_id, str(event.contract_id)
-        data: dict[str, Any] = {
-            "application_id": str(event.application_id),
-            "contract_id": subject,
-            "from": event.from_status.value,
-            "to": event.to_status.value,
-        }
-    else:
-        app = event.application
-        tenant, subject = app.tenant_id, str(app.contract_id) if app.contract_id else None
-        if isinstance(event, ApplicationAccepted):
-            key, data = routing.accepted(app.kind), _accepted_data(event, contract)
-        elif isinstance(event, ApplicationRejected):
-            key, data = routing.rejected(app.kind), _application_data(app)
-            assert app.reason is not None
-            data["reason"] = {"code": app.reason.code.value, "message": app.reason.message}
-        elif isinstance(event, ApplicationCompleted):
-            key, data = routing.completed(app.kind), _application_data(app)
-        else:  # pragma: no cover - the union is closed
-            raise TypeError(event)
-    cloud_event = new_event(
-        type=routing.event_type(key), source=SOURCE, data=data, tenant_id=tenant, subject=subject
+    return events.LicenseSummary(
+        license_id=lic.license_id,
+        usage=lic.usage,
+        license_type=lic.license_type,
+        vm_count=lic.vm_count,
+        billable=lic.billable,
+        status=lic.status.value,
     )
-    return Outgoing(topology.events, key, cloud_event)
+
+
+def _accepted(event: ApplicationAccepted) -> events.ApplicationAccepted:
+    app = event.application
+    assert app.contract_id is not None
+    common = {
+        "application_id": app.application_id,
+        "contract_id": app.contract_id,
+        "licenses": [license_summary(lic) for lic in event.licenses],
+        "expected_completion_at": app.expected_completion_at,
+    }
+    command = app.command
+    if isinstance(command, domain.OpenContract):
+        return events.NewAccepted(**common, product=command.product)
+    if isinstance(command, domain.AddLicenses):
+        return events.AdditionAccepted(**common)
+    if isinstance(command, domain.IncreaseVmCount):
+        return events.VmCountIncreaseAccepted(**common, license_id=command.license_id,
+                                              additional_vms=command.additional_vms)
+    if isinstance(command, domain.CancelLicenses):
+        return events.CancellationAccepted(
+            **common,
+            scope="all" if command.license_ids is None else "partial",
+            cancels_contract=app.cancels_contract,
+            arcserve_order_id=event.order_id if app.cancels_contract else None,
+        )
+    return events.ContactChangeAccepted(**common)
+
+
+def to_message(event: DomainEvent) -> tuple[events.Message, str | None]:
+    """The catalogue message of a domain event, and its CloudEvents `subject` (the contract)."""
+    if isinstance(event, ContractStatusChanged):
+        return events.ContractStatusChanged(
+            application_id=event.application_id, contract_id=event.contract_id,
+            from_status=event.from_status.value, to_status=event.to_status.value,
+        ), str(event.contract_id)
+    app: Application = event.application
+    subject = str(app.contract_id) if app.contract_id else None
+    if isinstance(event, ApplicationAccepted):
+        return _accepted(event), subject
+    kind = app.kind
+    if isinstance(event, ApplicationRejected):
+        assert app.reason is not None
+        reason = events.Reason(code=app.reason.code, message=app.reason.message)
+        return events.ApplicationRejected(application_id=app.application_id, contract_id=app.contract_id,
+                                          kind=kind, reason=reason), subject
+    assert isinstance(event, ApplicationCompleted)
+    return events.ApplicationCompleted(application_id=app.application_id, contract_id=app.contract_id,
+                                       kind=kind), subject

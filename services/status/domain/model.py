@@ -1,8 +1,13 @@
-"""The contract aggregate and the rules R1–R12 (DESIGN.md §2). Pure: no I/O, no clock.
+"""The contract aggregate and the rules R1–R12 (docs/architecture.md, "Rules"). Pure: no I/O, no clock (the
+time comes in as `now`), no wire schema (applications carry domain commands).
 
 Every change fires only from the state it expects, so a duplicate or late event is a
-harmless no-op. Changes are recorded as domain events in `Contract.events`; the status
-service turns them into outgoing messages in the same transaction (transactional outbox).
+harmless no-op. What happens is recorded as domain events by the aggregate it happens in:
+the contract records what happens to it and to the applications it decides, in order
+(`Contract.events`); an application decided without a contract to hold it (not found, its
+schema broken, R2) records its own rejection (`Application.events`). The service layer
+collects them and the status service turns them into outgoing messages in the same
+transaction.
 """
 from __future__ import annotations
 
@@ -13,23 +18,22 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from uuid import UUID
 
-from shared.contracts.applications import (
-    AdditionApplication,
-    CancellationApplication,
+from services.status.domain.calendar import BusinessCalendar
+from services.status.domain.commands import (
+    KIND_OF,
+    AddLicenses,
+    CancelLicenses,
+    ChangeContact,
+    Command,
     Contact,
-    ContactChangeApplication,
+    IncreaseVmCount,
     Kind,
     LicenseLine,
     LicenseType,
-    NewApplication,
+    OpenContract,
     Usage,
-    VmCountIncreaseApplication,
-)
-from shared.contracts.applications import (
-    Application as ApplicationBody,
 )
 from shared.contracts.reasons import ReasonCode
-from shared.domain.calendar import BusinessCalendar
 
 # Deterministic ids: a message handled twice yields the same contract and license ids.
 _IDS = uuid.UUID("6f1d7e0c-2a59-4c1b-9a9e-0d5f1b7a4e21")
@@ -72,6 +76,8 @@ CHANGE_DURATION = timedelta(minutes=30)
 
 
 class Rejected(Exception):
+    """A rule says no; the aggregate turns it into the application's rejection."""
+
     def __init__(self, code: ReasonCode, message: str):
         self.code = code
         self.message = message
@@ -116,36 +122,12 @@ class OrderId:
     cancel_confirmed_at: datetime | None = None  # the vendor confirmed the cancellation
 
 
-@dataclass
-class Application:
-    application_id: UUID
-    tenant_id: str
-    kind: Kind
-    contract_id: UUID | None
-    body: ApplicationBody | None  # None only for a body that failed its schema
-    submitted_at: datetime
-    expected_completion_at: datetime | None = None
-    status: ApplicationStatus = ApplicationStatus.RECEIVED
-    reason: Reason | None = None
-    completed_at: datetime | None = None  # when it ended, completed or rejected
-    license_ids: list[UUID] = field(default_factory=list)  # keys it creates or cancels
-    cancels_contract: bool = False  # a cancellation that left no key (R9)
-
-    @property
-    def is_open(self) -> bool:
-        return self.status is ApplicationStatus.PROCESSING
-
-    def reject(self, code: ReasonCode, message: str, now: datetime) -> None:
-        self.status = ApplicationStatus.REJECTED
-        self.reason = Reason(code, message)
-        self.completed_at = now
-
-
 # Domain events: what happened, for the outbox.
 @dataclass(frozen=True)
 class ApplicationAccepted:
     application: Application
     licenses: tuple[License, ...]  # the keys it creates or cancels
+    order_id: str | None = None  # a cancellation that cancels the contract: the order ID that goes with it (R9)
 
 
 @dataclass(frozen=True)
@@ -170,6 +152,66 @@ class ContractStatusChanged:
 DomainEvent = ApplicationAccepted | ApplicationRejected | ApplicationCompleted | ContractStatusChanged
 
 
+@dataclass
+class Application:
+    application_id: UUID
+    tenant_id: str
+    kind: Kind
+    contract_id: UUID | None
+    command: Command | None  # None only for a submission that failed its schema
+    submitted_at: datetime
+    expected_completion_at: datetime | None = None
+    status: ApplicationStatus = ApplicationStatus.RECEIVED
+    reason: Reason | None = None
+    completed_at: datetime | None = None  # when it ended, completed or rejected
+    license_ids: list[UUID] = field(default_factory=list)  # keys it creates or cancels
+    cancels_contract: bool = False  # a cancellation that left no key (R9)
+    events: list[DomainEvent] = field(default_factory=list, repr=False, compare=False)
+
+    @classmethod
+    def received(cls, application_id: UUID, tenant_id: str, command: Command | None, *, kind: Kind,
+                 contract_id: UUID | None, submitted_at: datetime, calendar: BusinessCalendar) -> Application:
+        """`kind` and `contract_id` count only without a command (one that failed its schema)."""
+        if command is not None:
+            kind, contract_id = KIND_OF[type(command)], getattr(command, "contract_id", None)
+        return cls(
+            application_id=application_id,
+            tenant_id=tenant_id,
+            kind=kind,
+            contract_id=contract_id,
+            command=command,
+            submitted_at=submitted_at,
+            expected_completion_at=expected_completion(kind, submitted_at, calendar),  # R12
+        )
+
+    @property
+    def is_open(self) -> bool:
+        return self.status is ApplicationStatus.PROCESSING
+
+    def accept(self, licenses: Iterable[License], order_id: str | None = None) -> None:
+        if self.status is not ApplicationStatus.RECEIVED:
+            return
+        licenses = tuple(licenses)
+        self.status = ApplicationStatus.PROCESSING
+        self.license_ids = [lic.license_id for lic in licenses]
+        self.events.append(ApplicationAccepted(self, licenses, order_id))
+
+    def reject(self, code: ReasonCode, message: str, now: datetime) -> None:
+        if self.status is not ApplicationStatus.RECEIVED:
+            return
+        self.status = ApplicationStatus.REJECTED
+        self.reason = Reason(code, message)
+        self.completed_at = now
+        self.events.append(ApplicationRejected(self))
+
+    def complete(self, now: datetime) -> None:
+        if self.status is not ApplicationStatus.PROCESSING:
+            return
+        self.status = ApplicationStatus.COMPLETED
+        self.completed_at = now
+        self.events.append(ApplicationCompleted(self))
+
+
 def expected_completion(kind: Kind, submitted_at: datetime, calendar: BusinessCalendar) -> datetime:
     """R12: new takes 5 business days; additions and VM-count increases 30 minutes;
     cancellations and contact changes are immediate."""
@@ -191,7 +233,7 @@ def license_id_for(application_id: UUID, position: int) -> UUID:
 
 def _licenses_from(lines: Iterable[LicenseLine], application_id: UUID) -> list[License]:
     """One key per unit of quantity (R1, R5)."""
-    licenses = []
+    licenses: list[License] = []
     for line in lines:
         for _ in range(line.quantity):
             licenses.append(
@@ -216,6 +258,7 @@ class Contract:
     status: ContractStatus
     created_at: datetime
     order_id: OrderId | None = None
+    updated_at: datetime | None = None  # when it was last written (storage's, for the views)
     licenses: dict[UUID, License] = field(default_factory=dict)  # in issue order
     # Applications still processing, plus any this unit of work touched.
     applications: dict[UUID, Application] = field(default_factory=dict)
@@ -223,32 +266,44 @@ class Contract:
 
     # ---- R1, R2: a new contract ------------------------------------------------------
     @classmethod
-    def open(cls, application: Application, live: Contract | None, now: datetime) -> Contract:
-        """R1: create the contract as `preparing` with one key per unit. R2: not while the
-        tenant holds a live contract for the product (`live`, locked by the caller)."""
-        body = application.body
-        assert isinstance(body, NewApplication)
-        if live is not None and live.status in LIVE_STATUSES:
-            raise Rejected(
-                ReasonCode.CONTRACT_EXISTS,
-                f"the tenant already holds contract {live.contract_id} ({live.status.value}) "
-                f"for {body.product}",
-            )
+    def open(cls, application: Application, now: datetime) -> Contract:
+        """R1: the contract is created as `preparing`, with one key per unit."""
+        command = application.command
+        assert isinstance(command, OpenContract)
         contract = cls(
             contract_id=contract_id_for(application.application_id),
             tenant_id=application.tenant_id,
-            product_code=body.product,
-            contact=body.contact,
+            product_code=command.product,
+            contact=command.contact,
             status=ContractStatus.PREPARING,
             created_at=now,
         )
         application.contract_id = contract.contract_id
-        contract._accept(application, _licenses_from(body.licenses, application.application_id))
+        contract._accept(application, _licenses_from(command.lines, application.application_id))
         return contract
+
+    def refuse_second_contract(self, application: Application, now: datetime) -> None:
+        """R2: one live contract per tenant and product; this one is live."""
+        if self.status in LIVE_STATUSES:
+            application.reject(
+                ReasonCode.CONTRACT_EXISTS,
+                f"the tenant already holds contract {self.contract_id} ({self.status.value}) "
+                f"for {self.product_code}",
+                now,
+            )
 
     # ---- R3–R10: applications on an existing contract ---------------------------------
     def apply(self, application: Application, now: datetime) -> None:
-        """Decide an application on this contract; raise Rejected naming the rule."""
+        """Decide an application on this contract; a rule that says no rejects it, naming
+        the rule, and leaves the contract as it was."""
+        self.applications[application.application_id] = application
+        try:
+            self._decide(application, now)
+        except Rejected as error:
+            application.reject(error.code, error.message, now)
+            self._record(application)
+
+    def _decide(self, application: Application, now: datetime) -> None:
         if self.status is ContractStatus.CANCELLED:  # R10
             raise Rejected(
                 ReasonCode.CONTRACT_CANCELLED,
@@ -260,27 +315,27 @@ class Contract:
                 "the contract is still being prepared (新規準備中); no other application "
                 "is possible until it is active",
             )
-        body = application.body
-        if isinstance(body, AdditionApplication):
-            self._add_licenses(application, body)
-        elif isinstance(body, VmCountIncreaseApplication):
-            self._increase_vm_count(application, body)
-        elif isinstance(body, CancellationApplication):
-            self._cancel(application, body, now)
-        elif isinstance(body, ContactChangeApplication):
-            self.contact = body.contact
+        command = application.command
+        if isinstance(command, AddLicenses):
+            self._add_licenses(application, command)
+        elif isinstance(command, IncreaseVmCount):
+            self._increase_vm_count(application, command)
+        elif isinstance(command, CancelLicenses):
+            self._cancel(application, command, now)
+        elif isinstance(command, ChangeContact):
+            self.contact = command.contact
             self._accept(application, [])
             self._complete(application, now)
         else:  # a `new` naming an existing contract cannot be built by the schema
             raise TypeError(f"cannot apply {application.kind} to a contract")
 
-    def _add_licenses(self, application: Application, body: AdditionApplication) -> None:
+    def _add_licenses(self, application: Application, command: AddLicenses) -> None:
         """R5: new keys are `preparing` until issued; the contract stays active."""
-        self._accept(application, _licenses_from(body.licenses, application.application_id))
+        self._accept(application, _licenses_from(command.lines, application.application_id))
 
-    def _increase_vm_count(self, application: Application, body: VmCountIncreaseApplication) -> None:
+    def _increase_vm_count(self, application: Application, command: IncreaseVmCount) -> None:
         """R7: only an active dedicated hypervisor license; the new VM keys are not billable."""
-        target = self._license(body.license_id)
+        target = self._license(command.license_id)
         if not (target.is_dedicated_hypervisor and target.status is LicenseStatus.ACTIVE):
             raise Rejected(
                 ReasonCode.NOT_DEDICATED_HYPERVISOR,
@@ -298,13 +353,13 @@ class Contract:
             application_id=application.application_id,
             usage=target.usage,
             license_type=target.license_type,
-            vm_count=body.additional_vms,
+            vm_count=command.additional_vms,
             billable=False,
             parent_license_id=target.license_id,
         )
         self._accept(application, [vm_key])
 
-    def _cancel(self, application: Application, body: CancellationApplication, now: datetime) -> None:
+    def _cancel(self, application: Application, command: CancelLicenses, now: datetime) -> None:
         """R6, R8, R9: effective at once; hypervisor keys only all together."""
         changing = [
             a for a in self.applications.values()
@@ -317,19 +372,19 @@ class Contract:
                 "cancel after it completes",
             )
         uncancelled = [lic for lic in self.licenses.values() if lic.status is not LicenseStatus.CANCELLED]
-        if body.scope == "all":
+        if command.license_ids is None:
             named = uncancelled
         else:
-            named = [self._license(license_id) for license_id in body.license_ids or ()]
+            named = [self._license(license_id) for license_id in command.license_ids]
             inactive = [lic for lic in named if lic.status is not LicenseStatus.ACTIVE]
-            if inactive:
+            if inactive:  # R8
                 raise Rejected(
                     ReasonCode.LICENSE_NOT_ACTIVE,
                     f"license {inactive[0].license_id} is {inactive[0].status.value}, not active",
                 )
             hypervisor = {lic.license_id for lic in uncancelled if lic.is_hypervisor}
             named_hypervisor = {lic.license_id for lic in named if lic.is_hypervisor}
-            if named_hypervisor and named_hypervisor != hypervisor:
+            if named_hypervisor and named_hypervisor != hypervisor:  # R8
                 raise Rejected(
                     ReasonCode.HYPERVISOR_PARTIAL_CANCELLATION,
                     f"hypervisor keys can only be cancelled all together: name all "
@@ -387,17 +442,21 @@ class Contract:
         return lic
 
     def _accept(self, application: Application, licenses: list[License]) -> None:
-        application.status = ApplicationStatus.PROCESSING
-        application.license_ids = [lic.license_id for lic in licenses]
         for lic in licenses:
             self.licenses.setdefault(lic.license_id, lic)
         self.applications[application.application_id] = application
-        self.events.append(ApplicationAccepted(application, tuple(licenses)))
+        ending = application.cancels_contract and self.order_id is not None
+        application.accept(licenses, self.order_id.value if ending and self.order_id else None)
+        self._record(application)
 
     def _complete(self, application: Application, now: datetime) -> None:
-        application.status = ApplicationStatus.COMPLETED
-        application.completed_at = now
-        self.events.append(ApplicationCompleted(application))
+        application.complete(now)
+        self._record(application)
+
+    def _record(self, application: Application) -> None:
+        """What happened to an application it holds is the contract's to record, in order."""
+        self.events += application.events
+        application.events.clear()
 
     def _set_status(self, to: ContractStatus, application: Application) -> None:
         if self.status is to:
@@ -441,6 +500,12 @@ def _activate(lic: License, now: datetime) -> None:
     lic.charge_start_at = now if lic.billable else None  # R7: VM keys have no billing effect
 
 
-def reject(application: Application, error: Rejected, now: datetime) -> ApplicationRejected:
-    application.reject(error.code, error.message, now)
-    return ApplicationRejected(application)
+def collect_events(contracts: Iterable[Contract], applications: Iterable[Application]) -> list[DomainEvent]:
+    """Every event recorded since the last collection: the contracts', then those of the
+    applications decided without one."""
+    events: list[DomainEvent] = []
+    recorders: list[Contract | Application] = [*contracts, *applications]
+    for recorder in recorders:
+        events += recorder.events
+        recorder.events.clear()
+    return events
