@@ -1,5 +1,6 @@
-"""`python -m services.intake`: the HTTP front door for applications."""
+"""`python -m services.intake`: the HTTP API that takes applications."""
 from services.intake.bootstrap import build
+from services.intake.boundary import BOUNDARY
 from shared.runtime import run
 
-run(build)
+run(build, BOUNDARY)

@@ -1,4 +1,4 @@
-"""`POST /v1/applications` (DESIGN.md §4): authenticate, validate (R4), publish with a
+"""`POST /v1/applications` (docs/architecture.md, "Public contract"): authenticate, validate (R4), publish with a
 confirm, answer 202. Intake keeps no state: the application id is chosen here (derived
 from the Idempotency-Key when one is given) and the status service decides."""
 from __future__ import annotations
@@ -12,19 +12,18 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from shared import metrics
-from shared.contracts import routing
+from shared.contracts import catalogue
 from shared.contracts.applications import (
     InvalidApplication,
     application_json_schema,
     parse_application,
+    submission_of,
 )
-from shared.contracts.envelope import new_event
 from shared.http.auth import Authenticator
 from shared.http.errors import ApiError
 from shared.messaging.broker import Broker
 
 log = logging.getLogger(__name__)
-SOURCE = "urn:arcserve:intake"
 MAX_BODY_BYTES = 64 * 1024
 MAX_IDEMPOTENCY_KEY = 255
 # Idempotency keys map to application ids by a name-based UUID: the same tenant and key
@@ -53,7 +52,7 @@ async def _read_json(request: Request) -> Any:
         raise ApiError(422, "invalid_application", f"the body is not valid JSON: {exc}") from None
 
 
-def router(broker: Broker, auth: Authenticator, status_url: str = "") -> APIRouter:
+def router(broker: Broker, auth: Authenticator, source: str, status_url: str = "") -> APIRouter:
     api = APIRouter(prefix="/v1")
 
     @api.post(
@@ -72,18 +71,17 @@ def router(broker: Broker, auth: Authenticator, status_url: str = "") -> APIRout
             raise ApiError(422, "invalid_application", str(exc), errors=exc.errors) from None
         application_id = application_id_for(tenant, idempotency_key)
         contract_id = getattr(application, "contract_id", None)
-        event = new_event(
+        entry, event = catalogue.to_event(
+            submission_of(application, application_id),
             id=str(application_id),  # the dedupe key: a retried publish is the same message
-            type=routing.submission_type(application.kind),
-            source=SOURCE,
+            source=source,
             tenant_id=tenant,
             subject=str(contract_id) if contract_id else None,
-            data={**application.model_dump(mode="json", exclude_none=True), "application_id": str(application_id)},
         )
         try:
             await broker.publish(
-                broker.topology.applications,
-                application.kind,
+                broker.topology.name(entry.exchange),
+                entry.routing_key,
                 event.to_json(),
                 message_id=event.id,
                 mandatory=True,  # unroutable would mean lost: refuse instead

@@ -1,5 +1,6 @@
-"""`python -m services.license_issuer`: issues and revokes license keys."""
+"""`python -m services.license_issuer`: keys issued and revoked through the issuance backend."""
 from services.license_issuer.bootstrap import build
+from services.license_issuer.boundary import BOUNDARY
 from shared.runtime import run
 
-run(build)
+run(build, BOUNDARY)

@@ -1,12 +1,14 @@
 from __future__ import annotations
 
-from services.license_issuer import handlers
+from services.license_issuer.boundary import BOUNDARY
+from services.license_issuer.handlers import Deps
+from shared.clock import Clock, utc_now
 from shared.config import Settings
-from shared.messaging.topology import LICENSE_ISSUER
+from shared.issuance import Simulator
 from shared.runtime import Service
-from shared.workers import build_worker
 
 
-def build(settings: Settings, port: int | None = None) -> Service:
+def build(settings: Settings, port: int | None = None, clock: Clock = utc_now) -> Service:
+    deps = Deps(Simulator(settings.sim_new_delay_s, settings.sim_change_delay_s))
     port = settings.license_issuer_port if port is None else port
-    return build_worker("license-issuer", settings, port, LICENSE_ISSUER, handlers.ROUTES)
+    return Service(BOUNDARY, settings, port, deps=deps, clock=clock)

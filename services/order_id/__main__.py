@@ -1,5 +1,6 @@
 """`python -m services.order_id`: issues and cancels Arcserve order IDs."""
 from services.order_id.bootstrap import build
+from services.order_id.boundary import BOUNDARY
 from shared.runtime import run
 
-run(build)
+run(build, BOUNDARY)

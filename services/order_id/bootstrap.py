@@ -1,12 +1,13 @@
 from __future__ import annotations
 
-from services.order_id import handlers
+from services.order_id.boundary import BOUNDARY
+from services.order_id.handlers import Deps
+from shared.clock import Clock, utc_now
 from shared.config import Settings
-from shared.messaging.topology import ORDER_ID
+from shared.issuance import Simulator
 from shared.runtime import Service
-from shared.workers import build_worker
 
 
-def build(settings: Settings, port: int | None = None) -> Service:
-    port = settings.order_id_port if port is None else port
-    return build_worker("order-id", settings, port, ORDER_ID, handlers.ROUTES)
+def build(settings: Settings, port: int | None = None, clock: Clock = utc_now) -> Service:
+    deps = Deps(Simulator(settings.sim_new_delay_s, settings.sim_change_delay_s))
+    return Service(BOUNDARY, settings, settings.order_id_port if port is None else port, deps=deps, clock=clock)
