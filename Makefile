@@ -10,7 +10,7 @@ CONTAINERS := scripts/containers
 LOCAL_AMQP_URL     := amqp://guest:guest@127.0.0.1:5672/
 LOCAL_DATABASE_URL := postgresql://postgres@127.0.0.1:5432/postgres
 
-.PHONY: run test unit faults faults-selftest clean-broker lint migrate venv compose-tool clean images test-containers compose-up compose-down
+.PHONY: run test unit faults faults-selftest clean-broker lint migrate definitions venv compose-tool clean images test-containers compose-up compose-down
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -46,15 +46,22 @@ faults-selftest: venv
 clean-broker: venv
 	$(BIN)/python -m tests.support.leftovers
 
-## lint: ruff over the code and the tests, hadolint over the Dockerfiles, shellcheck over the scripts
+## lint: ruff and mypy over the code and the tests, hadolint over the Dockerfiles, shellcheck over the scripts
 lint: venv
 	$(BIN)/ruff check shared services scripts tests
+	$(BIN)/mypy
 	$(BIN)/hadolint Dockerfile deploy/images/*/Dockerfile
 	$(BIN)/shellcheck -x $(CONTAINERS)/*.sh scripts/*.sh deploy/images/*/entrypoint.sh .ci/run
 
-## migrate: apply database migrations and seed ARCSERVE_API_KEYS
+## migrate: the one-shot provisioning step (broker users and topology, roles, grants, migrations,
+## ARCSERVE_API_KEYS); each service's own URLs go to .run/credentials.env
 migrate: venv
-	$(BIN)/python -m shared.db.migrate
+	$(BIN)/python -m services.provisioning --env-file .run/credentials.env
+
+## definitions: rewrite deploy/rabbitmq/definitions.json (compose's broker side) from the boundaries
+definitions: venv
+	$(BIN)/python -m services.provisioning definitions --deterministic --admin arcserve:arcserve \
+	  --compose docker-compose.yml > deploy/rabbitmq/definitions.json
 
 # The container-config tests validate docker-compose.yml with a real compose tool.
 compose-tool:

@@ -3,7 +3,8 @@
 # sane open-files limit, and waits for an AMQP handshake, not an open port:
 #
 #   scripts/rabbitmq-node.sh start     start it if it is down; restart it if it runs with too
-#                                      low a limit
+#                                      low a limit; enable the management plugin (the
+#                                      provisioning step talks to its API)
 #   scripts/rabbitmq-node.sh restart   stop and start the whole node (the fault suite's fault 2)
 #   scripts/rabbitmq-node.sh limit     print the node's open-files limit
 #
@@ -90,6 +91,10 @@ case "${1:-}" in
       start_node
     fi
     check_limit
+    if ! rabbitmq-plugins -q list -e -m 2>/dev/null | grep -qx rabbitmq_management; then
+      rabbitmq-plugins -q enable rabbitmq_management >/dev/null
+      say "enabled the management plugin"
+    fi
     ;;
   restart)
     keep_open_files_limit

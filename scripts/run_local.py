@@ -1,5 +1,6 @@
-"""`make run`: the four services as local processes against a local RabbitMQ and Postgres,
-then a demo application from 新規準備中 to 提供中 and a cancellation to 廃止済.
+"""`make run`: the provisioning step, then the four services as local processes against a
+local RabbitMQ and Postgres, each with its own credentials, then a demo application from
+新規準備中 to 提供中 and a cancellation to 廃止済.
 
 Stops with Ctrl-C (SIGTERM to every service: they drain and exit 0).
 `--demo-and-exit` stops after the demo (used by the tests).
@@ -13,7 +14,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
@@ -22,8 +22,9 @@ sys.path.insert(0, str(ROOT))
 
 import demo  # noqa: E402  (scripts/demo.py, beside this file)
 
+from services.provisioning.__main__ import provision_all  # noqa: E402
+from services.provisioning.broker import ManagementUnavailable  # noqa: E402
 from shared.config import Settings  # noqa: E402
-from shared.db.migrate import migrate, seed_api_keys  # noqa: E402
 
 DEMO_KEYS = "acme:acme-demo-key,globex:globex-demo-key"
 SERVICES = ("intake", "status", "license_issuer", "order_id")
@@ -32,23 +33,6 @@ HINT = (
     "`pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start` "
     "(Debian packages rabbitmq-server, postgresql), or `docker compose up -d rabbitmq postgres`"
 )
-
-
-async def _prepare_database(url: str, api_keys: dict[str, str]) -> None:
-    parts = urlsplit(url)
-    name = parts.path.lstrip("/")
-    try:
-        conn = await asyncpg.connect(url)
-    except asyncpg.InvalidCatalogNameError:
-        admin = await asyncpg.connect(urlunsplit(parts._replace(path="/postgres")))
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        await admin.close()
-        conn = await asyncpg.connect(url)
-    try:
-        await migrate(conn)
-        await seed_api_keys(conn, api_keys)
-    finally:
-        await conn.close()
 
 
 async def _check_broker(url: str) -> None:
@@ -69,18 +53,23 @@ def main() -> int:
     except Exception as exc:
         demo.say(f"RabbitMQ does not answer at {settings.amqp_url} ({exc}): {HINT}")
         return 1
-    try:
-        asyncio.run(_prepare_database(settings.database_url, settings.api_keys))
+    logs = ROOT / ".run"
+    credentials = Path(os.environ.get("ARCSERVE_CREDENTIALS_FILE") or logs / "credentials.env")
+    try:  # the one-shot step; the services' own URLs are kept in the credentials file
+        service_urls = asyncio.run(provision_all(settings, credentials))
     except (OSError, asyncpg.PostgresError) as exc:
         demo.say(f"PostgreSQL does not answer at {settings.database_url} ({exc}): {HINT}")
         return 1
+    except (ManagementUnavailable, ValueError) as exc:
+        demo.say(f"provisioning failed: {exc}")
+        return 1
 
-    logs = ROOT / ".run"
     logs.mkdir(exist_ok=True)
     processes: list[subprocess.Popen] = []
     for name in SERVICES:
         log = open(logs / f"{name}.log", "ab")
-        processes.append(subprocess.Popen([sys.executable, "-m", f"services.{name}"], cwd=ROOT, stdout=log, stderr=log))
+        processes.append(subprocess.Popen([sys.executable, "-m", f"services.{name}"], cwd=ROOT, stdout=log, stderr=log,
+                                          env={**os.environ, **service_urls}))
 
     def stop_all(*_: object) -> None:
         for process in processes:

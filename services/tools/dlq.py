@@ -1,4 +1,4 @@
-"""The operator command for dead letters (DESIGN.md §4, §5): list them with their reasons,
+"""The operator command for dead letters (docs/architecture.md, "Public contract", §5): list them with their reasons,
 show one, replay selected ones to where they were first published, purge.
 
     python -m services.tools.dlq list [--queue NAME] [--limit N] [--json]
@@ -31,6 +31,7 @@ from typing import Any
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
 
+from services.provisioning.boundaries import queue_specs
 from shared.config import Settings
 from shared.messaging.consumer import (
     DELIVERY_COUNT_HEADER,
@@ -38,7 +39,7 @@ from shared.messaging.consumer import (
     ORIGINAL_ROUTING_KEY_HEADER,
     REASON_HEADER,
 )
-from shared.messaging.topology import QUEUES, QueueSpec, Topology
+from shared.messaging.topology import QueueSpec, Topology
 
 # How often the message was replayed by this command (kept across dead-letterings).
 REPLAYS_HEADER = "x-arcserve-replays"
@@ -98,7 +99,7 @@ class DeadLetter:
 def describe(spec: QueueSpec, source_queue: str, message: AbstractIncomingMessage) -> DeadLetter:
     """Read a dead letter's headers: ours (`x-arcserve-*`, written by the consumer), else the
     broker's (`x-death`, when the queue's delivery limit dead-lettered it)."""
-    headers = message.headers or {}
+    headers: dict[str, Any] = dict(message.headers or {})
     deaths = [d for d in headers.get("x-death") or [] if isinstance(d, dict)]
     # x-death: the broker's dead-letterings, newest first. One other than a TTL expiry (which
     # only happens in the delayed-retry queues, and leads back to the consumer) came after our
@@ -284,7 +285,7 @@ async def cmd_replay(connection: AbstractConnection, topology: Topology, specs: 
             if args.to_queue:
                 exchange_name, routing_key = "", topology.queue(letter.spec)
             else:
-                exchange_name, routing_key = letter.original_exchange, letter.original_routing_key
+                exchange_name, routing_key = letter.original_exchange or "", letter.original_routing_key or ""
             if publisher is None or publisher.is_closed:
                 # Confirms: wait for the broker; returns: an unroutable message is an error.
                 publisher = await connection.channel(publisher_confirms=True, on_return_raises=True)
@@ -361,14 +362,15 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _queues(parser: argparse.ArgumentParser, name: str | None, prefix: str) -> list[QueueSpec]:
+    specs = queue_specs()
     if name is None:
-        return list(QUEUES)
+        return specs
     bare = name.removeprefix(prefix) if prefix else name
     bare = bare.removesuffix(".dead-letter")
-    for spec in QUEUES:
+    for spec in specs:
         if bare in (spec.name, spec.name.removeprefix("arcserve.")):
             return [spec]
-    parser.error(f"unknown queue {name!r}; one of: {', '.join(spec.name for spec in QUEUES)}")
+    parser.error(f"unknown queue {name!r}; one of: {', '.join(spec.name for spec in specs)}")
 
 
 async def _run(args: argparse.Namespace, settings: Settings, specs: list[QueueSpec]) -> int:

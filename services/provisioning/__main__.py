@@ -1,0 +1,145 @@
+"""`python -m services.provisioning [all|broker|database|definitions]`: the one-shot step
+that makes everything the services need, with the administrator's AMQP_URL and
+DATABASE_URL, before any service starts (`make migrate`; a one-shot service in
+docker-compose.yml). No service does any of this at start-up.
+
+- broker: each service's RabbitMQ user and permissions, every exchange, queue and binding
+  (through the management API);
+- database: the owner role, each service's role and grants, every schema's migrations;
+- keys: ARCSERVE_API_KEYS (`tenant:key,…`) seeded into `tenancy`;
+- all (the default): the three, in that order.
+
+Passwords come from `<SERVICE>_PASSWORD` where set, else fresh ones. `--env-file FILE` (with `all`)
+writes each service's own URLs there (`STATUS_AMQP_URL=…`, mode 600), and takes the
+passwords it already holds. `definitions` prints the broker definitions instead (for a broker that loads
+them at boot; `--deterministic` keeps the file stable).
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import asyncpg
+
+from services.provisioning import broker, database
+from services.provisioning.boundaries import BOUNDARIES, PLATFORM_SCHEMAS
+from services.provisioning.deployment import (
+    Deployment,
+    Passwords,
+    passwords_for,
+    read_env_file,
+    service_urls,
+    write_env_file,
+)
+from shared import tenancy
+from shared.config import Settings
+from shared.messaging.topology import Topology
+
+log = logging.getLogger("provisioning")
+
+
+async def provision(settings: Settings, deployment: Deployment, passwords: Passwords, *, broker_side: bool = True,
+                    database_side: bool = True, keys: dict[str, str] | None = None) -> None:
+    if broker_side:
+        broker.Management.for_amqp_url(settings.amqp_url, settings.management_url).import_definitions(
+            broker.definitions(deployment, BOUNDARIES, passwords)
+        )
+        log.info("broker: %d users, their permissions and the topology (prefix %r)", len(BOUNDARIES),
+                 deployment.topology.prefix)
+    if database_side:
+        await database.ensure_database(settings.database_url)
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        if database_side:
+            applied = await database.provision(conn, deployment, BOUNDARIES, PLATFORM_SCHEMAS, passwords)
+            log.info("database: roles and grants; migrations applied: %s", ", ".join(applied) or "none (up to date)")
+        if keys:
+            await tenancy.seed_api_keys(conn, keys)
+            log.info("tenancy: %d API keys of %d tenants", len(keys), len(set(keys.values())))
+    finally:
+        await conn.close()
+
+
+async def provision_all(settings: Settings, env_file: Path | None = None) -> dict[str, str]:
+    """Everything, for the deployment `settings` describe (the administrator's URLs and the
+    topology prefix); returns each service's own URLs, also written to `env_file`."""
+    deployment = _deployment(settings)
+    passwords = _passwords(env_file)
+    await provision(settings, deployment, passwords, keys=settings.api_keys)
+    urls: dict[str, str] = {}
+    for boundary in BOUNDARIES:
+        urls.update(service_urls(deployment, boundary, passwords[boundary.name], settings.amqp_url,
+                                 settings.database_url))
+    if env_file is not None:
+        write_env_file(env_file, urls)
+        log.info("each service's URLs are in %s", env_file)
+    return urls
+
+
+def compose_passwords(path: Path) -> dict[str, str]:
+    """`<SERVICE>_PASSWORD` of a compose file's `provision` service (PyYAML: a development
+    dependency, as this is)."""
+    import yaml
+
+    environment = yaml.safe_load(path.read_text())["services"]["provision"]["environment"]
+    return {key: str(value) for key, value in environment.items() if key.endswith("_PASSWORD")}
+
+
+def _deployment(settings: Settings) -> Deployment:
+    return Deployment(Topology(settings.topology_prefix, settings.retry_delays_s), role_prefix=settings.role_prefix)
+
+
+def _passwords(env_file: Path | None) -> Passwords:
+    """The ones an existing env file holds (so running again changes nothing), else from
+    the environment or fresh."""
+    held = read_env_file(env_file) if env_file else {}
+    found = passwords_for(BOUNDARIES)
+    for boundary in BOUNDARIES:
+        url = held.get(f"{boundary.env_prefix}_AMQP_URL")
+        if url and urlsplit(url).password:
+            found[boundary.name] = unquote(urlsplit(url).password or "")
+    return found
+
+
+async def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m services.provisioning", description=__doc__.split("\n\n")[0])
+    parser.add_argument("what", nargs="?", default="all", choices=("all", "broker", "database", "definitions"))
+    parser.add_argument("--env-file", type=Path, help="write each service's own URLs here (and reuse its passwords)")
+    parser.add_argument("--deterministic", action="store_true", help="definitions: salts from the user names")
+    parser.add_argument("--admin", help="definitions: also an administrator, USER:PASSWORD")
+    parser.add_argument("--compose", type=Path,
+                        help="definitions: the passwords of this compose file's `provision` service")
+    args = parser.parse_args(argv)
+    settings = Settings.from_env()
+    deployment = _deployment(settings)
+    passwords = _passwords(args.env_file)
+    if args.what == "definitions":
+        if args.compose:
+            passwords = passwords_for(BOUNDARIES, env=compose_passwords(args.compose))
+        user, _, password = (args.admin or "").partition(":")
+        document = broker.definitions(deployment, BOUNDARIES, passwords, admin=(user, password) if user else None,
+                                      deterministic=args.deterministic)
+        json.dump(document, sys.stdout, indent=2, sort_keys=True)
+        sys.stdout.write("\n")
+        return 0
+    try:
+        if args.what == "all":
+            await provision_all(settings, args.env_file)
+        else:
+            await provision(settings, deployment, passwords, broker_side=args.what == "broker",
+                            database_side=args.what == "database",
+                            keys=settings.api_keys if args.what == "database" else None)
+    except (broker.ManagementUnavailable, OSError, asyncpg.PostgresError, ValueError) as exc:
+        print(f"provisioning failed: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    sys.exit(asyncio.run(main(sys.argv[1:])))

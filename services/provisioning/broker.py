@@ -1,0 +1,137 @@
+"""The broker side: RabbitMQ definitions (users, permissions, exchanges, queues, bindings)
+made from the services' boundaries, and applied through the management HTTP API. Compose
+loads the same document at the broker's boot (deploy/rabbitmq/definitions.json).
+
+Each service's user may only (docs/architecture.md, "Least privilege"):
+- read (consume) its own queues;
+- write (publish) to the public exchanges it publishes to, and to its own queues' retry and
+  dead-letter exchanges (never to the default exchange, which reaches every queue);
+- configure nothing: the topology is declared here, once.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import secrets
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, unquote, urlsplit
+
+from services.provisioning.deployment import Deployment, Passwords
+from shared.boundary import Boundary
+from shared.messaging.topology import Topology
+
+HASHING = "rabbit_password_hashing_sha256"
+
+
+def password_hash(password: str, salt: bytes | None = None) -> str:
+    """RabbitMQ's salted SHA-256 password hash (its definitions' `password_hash`)."""
+    salt = secrets.token_bytes(4) if salt is None else salt
+    return base64.b64encode(salt + hashlib.sha256(salt + password.encode()).digest()).decode()
+
+
+def permissions(topology: Topology, boundary: Boundary) -> dict[str, str]:
+    specs = [subscriber.spec for subscriber in boundary.subscribers]
+    write = [topology.name(exchange) for exchange in boundary.publish_exchanges]
+    write += [name for spec in specs for name in topology.exchanges_of(spec)]
+    return {
+        "configure": "^$",
+        "write": topology.pattern(write),
+        "read": topology.pattern([topology.queue(spec) for spec in specs]),
+    }
+
+
+def definitions(
+    deployment: Deployment,
+    boundaries: tuple[Boundary, ...],
+    passwords: Passwords,
+    *,
+    admin: tuple[str, str] | None = None,
+    deterministic: bool = False,
+) -> dict[str, Any]:
+    """The whole broker side of one deployment. `admin`: an administrator to create too (a
+    broker that loads definitions at boot creates no default user). `deterministic`: salts
+    derived from the user names, so the committed file does not change on every run."""
+    topology, vhost = deployment.topology, deployment.vhost
+
+    def salt(user: str) -> bytes | None:
+        return hashlib.sha256(f"salt:{user}".encode()).digest()[:4] if deterministic else None
+
+    users = [{"name": deployment.user(b), "password_hash": password_hash(passwords[b.name], salt(deployment.user(b))),
+              "hashing_algorithm": HASHING, "tags": []} for b in boundaries]
+    grants = [{"user": deployment.user(b), "vhost": vhost, **permissions(topology, b)} for b in boundaries]
+    if admin is not None:
+        users.append({"name": admin[0], "password_hash": password_hash(admin[1], salt(admin[0])),
+                      "hashing_algorithm": HASHING, "tags": ["administrator"]})
+        grants.append({"user": admin[0], "vhost": vhost, "configure": ".*", "write": ".*", "read": ".*"})
+    specs = [subscriber.spec for b in boundaries for subscriber in b.subscribers]
+    exchanges, queues, bindings = topology.declarations(specs)
+    return {
+        "users": users,
+        "vhosts": [{"name": vhost}],
+        "permissions": grants,
+        "exchanges": [{"name": e.name, "vhost": vhost, "type": e.type, "durable": True, "auto_delete": False,
+                       "internal": False, "arguments": {}} for e in exchanges],
+        "queues": [{"name": q.name, "vhost": vhost, "durable": True, "auto_delete": False, "arguments": q.arguments}
+                   for q in queues],
+        "bindings": [{"source": b.exchange, "vhost": vhost, "destination": b.queue, "destination_type": "queue",
+                      "routing_key": b.routing_key, "arguments": {}} for b in bindings],
+    }
+
+
+class ManagementUnavailable(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class Management:
+    """The RabbitMQ management HTTP API, reached with the administrator's credentials: at
+    RABBITMQ_MANAGEMENT_URL, or at port 15672 of the AMQP URL's host."""
+
+    url: str
+    user: str
+    password: str
+
+    @classmethod
+    def for_amqp_url(cls, amqp_url: str, management_url: str = "") -> Management:
+        """With the AMQP URL's credentials, at `management_url` (default: port 15672 of its host)."""
+        parts = urlsplit(amqp_url)
+        url = management_url or f"http://{parts.hostname or '127.0.0.1'}:15672"
+        return cls(url.rstrip("/"), unquote(parts.username or "guest"), unquote(parts.password or "guest"))
+
+    def _call(self, method: str, path: str, body: Any = None) -> Any:
+        request = urllib.request.Request(
+            f"{self.url}/api/{path}", method=method,
+            data=json.dumps(body).encode() if body is not None else None,
+            headers={"Content-Type": "application/json", "Authorization": "Basic " + base64.b64encode(
+                f"{self.user}:{self.password}".encode()).decode()},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                raw = response.read()
+        except urllib.error.HTTPError as error:
+            if method == "DELETE" and error.code == 404:
+                return None  # already gone
+            raise RuntimeError(f"RabbitMQ management API: {method} /api/{path} answered {error.code}: "
+                               f"{error.read(500).decode(errors='replace')}") from None
+        except OSError as error:
+            raise ManagementUnavailable(
+                f"the RabbitMQ management API at {self.url} does not answer ({error}); enable it with "
+                "`rabbitmq-plugins enable rabbitmq_management`, or set RABBITMQ_MANAGEMENT_URL"
+            ) from None
+        return json.loads(raw) if raw else None
+
+    # Plain blocking calls: a few small requests, made by one-shot steps and tests (and at
+    # interpreter exit, where no thread pool is left to hand them to).
+    def import_definitions(self, document: dict[str, Any]) -> None:
+        self._call("POST", "definitions", document)
+
+    def delete_users(self, names: list[str]) -> None:
+        for name in names:
+            self._call("DELETE", f"users/{quote(name, safe='')}")
+
+    def users(self) -> list[str]:
+        return [user["name"] for user in self._call("GET", "users")]
