@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
@@ -35,7 +36,7 @@ async def new_stack(infrastructure: Servers) -> AsyncIterator:
     """A factory of private stacks (own prefix and database), closed after the test."""
     made: list[Stack] = []
 
-    async def make(**overrides: object) -> Stack:
+    async def make(**overrides: Any) -> Stack:  # forwarded to Stack.create as they are
         system = await Stack.create(infrastructure, **overrides)
         made.append(system)
         return system

@@ -19,7 +19,7 @@ PROBE = ROOT / "scripts" / "amqp_probe.py"
 MIN_OPEN_FILES = 4096
 
 
-def _run(*argv: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+def _run(*argv: str | Path, timeout: float = 180) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(a) for a in argv], capture_output=True, text=True, timeout=timeout, cwd=ROOT)
 
 

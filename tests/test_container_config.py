@@ -14,6 +14,7 @@ import re
 import shlex
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,7 @@ APP_SERVICES = {
     "order-id": ("services.order_id", 8083),
 }
 INFRA_SERVICES = ("rabbitmq", "postgres")
+ONE_SHOT = "provision"
 PUBLISHED = {"intake": 8080, "status": 8081}
 
 INSTALL_HINT = (
@@ -121,7 +123,7 @@ def _service_modules() -> dict[str, str]:
 
 
 def test_compose_file_is_valid_and_has_all_services():
-    assert set(services()) == set(APP_SERVICES) | set(INFRA_SERVICES)
+    assert set(services()) == set(APP_SERVICES) | set(INFRA_SERVICES) | {ONE_SHOT}
 
 
 def test_no_top_level_version_key():
@@ -153,11 +155,41 @@ def test_every_service_has_a_healthcheck(name):
 
 
 @pytest.mark.parametrize("name", APP_SERVICES)
-def test_app_service_waits_for_healthy_broker_and_db(name):
+def test_app_service_waits_for_healthy_broker_and_db_and_the_provisioning_step(name):
     deps = services()[name].get("depends_on")
     assert isinstance(deps, dict), f"{name}: depends_on must use the long form with conditions"
     for infra in INFRA_SERVICES:
         assert deps.get(infra, {}).get("condition") == "service_healthy", (name, deps)
+    assert deps.get(ONE_SHOT, {}).get("condition") == "service_completed_successfully", (name, deps)
+
+
+def test_the_provisioning_step_runs_once_as_the_database_administrator():
+    svc = services()[ONE_SHOT]
+    assert _command(svc) == ["python", "-m", "services.provisioning", "database"]
+    assert svc.get("restart", "no") == "no"
+    assert svc["depends_on"]["postgres"]["condition"] == "service_healthy"
+    env = svc["environment"]
+    assert env["DATABASE_URL"] == "postgresql://arcserve:arcserve@postgres:5432/arcserve"
+    assert env["ARCSERVE_API_KEYS"] == "acme:acme-demo-key,globex:globex-demo-key"
+    assert {f"{name.upper().replace('-', '_')}_PASSWORD" for name in APP_SERVICES} <= set(env)
+
+
+def test_the_broker_loads_the_committed_definitions_at_boot_and_they_match_the_code():
+    mounts = {
+        (tuple(v.split(":")[:2]) if isinstance(v, str) else (v.get("source"), v.get("target")))
+        for v in services()["rabbitmq"].get("volumes", [])
+    }
+    definitions = ROOT / "deploy" / "rabbitmq" / "definitions.json"
+    conf = ROOT / "deploy" / "rabbitmq" / "30-definitions.conf"
+    assert (str(definitions), "/etc/rabbitmq/definitions.json") in mounts, mounts
+    assert (str(conf), "/etc/rabbitmq/conf.d/30-definitions.conf") in mounts, mounts
+    assert "load_definitions = /etc/rabbitmq/definitions.json" in conf.read_text()
+    regenerated = subprocess.run(
+        [sys.executable, "-m", "services.provisioning", "definitions", "--deterministic", "--admin", "arcserve:arcserve",
+         "--compose", str(COMPOSE_FILE)], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert regenerated.returncode == 0, regenerated.stderr
+    assert json.loads(definitions.read_text()) == json.loads(regenerated.stdout), \
+        "deploy/rabbitmq/definitions.json is stale: run `make definitions`"
 
 
 @pytest.mark.parametrize("name", APP_SERVICES)
@@ -184,7 +216,7 @@ def test_local_images_override_swaps_only_the_images():
     merged = compose_config(COMPOSE_FILE, LOCAL_IMAGES_FILE)["services"]
     assert merged["rabbitmq"]["image"] == "localhost/arcserve-rabbitmq:bookworm"
     assert merged["postgres"]["image"] == "localhost/arcserve-postgres:bookworm"
-    for name in APP_SERVICES:
+    for name in [*APP_SERVICES, ONE_SHOT]:
         assert merged[name]["image"] == "localhost/arcserve-licensing:local"
         assert merged[name]["build"]["args"] == {"BASE_IMAGE": "localhost/arcserve-debian:bookworm"}
         # Everything else is the main file's.
@@ -210,23 +242,18 @@ def test_app_service_runs_its_module_from_the_shared_image(name):
 
 
 @pytest.mark.parametrize("name", APP_SERVICES)
-def test_app_service_environment(name):
+def test_app_service_connects_with_its_own_credentials_never_the_administrators(name):
     env = services()[name]["environment"]
-    assert re.fullmatch(r"amqp://[^@/]+@rabbitmq:5672/?", env["AMQP_URL"]), env["AMQP_URL"]
-    assert re.fullmatch(r"postgresql://[^@/]+@postgres:5432/arcserve", env["DATABASE_URL"]), env["DATABASE_URL"]
-    assert env["ARCSERVE_API_KEYS"] == "acme:acme-demo-key,globex:globex-demo-key"
-    for var in ("ARCSERVE_SIM_NEW_DELAY_S", "ARCSERVE_SIM_CHANGE_DELAY_S", "ARCSERVE_TOPOLOGY_PREFIX", "LOG_LEVEL"):
+    prefix = name.upper().replace("-", "_")
+    password = services()[ONE_SHOT]["environment"][f"{prefix}_PASSWORD"]
+    assert env[f"{prefix}_AMQP_URL"] == f"amqp://arcserve-{name}:{password}@rabbitmq:5672/"
+    role = "arcserve_" + name.replace("-", "_")
+    assert env[f"{prefix}_DATABASE_URL"] == f"postgresql://{role}:{password}@postgres:5432/arcserve"
+    assert not {"AMQP_URL", "DATABASE_URL", "ARCSERVE_API_KEYS"} & set(env), "no administrator's settings"
+    for var in ("ARCSERVE_SIM_NEW_DELAY_S", "ARCSERVE_SIM_CHANGE_DELAY_S", "LOG_LEVEL"):
         assert var in env, f"{name}: {var} missing"
-    port_var = name.upper().replace("-", "_") + "_PORT"
+    port_var = f"{prefix}_PORT"
     assert env.get(port_var) == str(APP_SERVICES[name][1]), f"{name}: {port_var}={env.get(port_var)!r}"
-
-
-def test_broker_credentials_match_amqp_url():
-    rmq = services()["rabbitmq"].get("environment") or {}
-    user = rmq.get("RABBITMQ_DEFAULT_USER", "guest")
-    password = rmq.get("RABBITMQ_DEFAULT_PASS", "guest")
-    for name in APP_SERVICES:
-        assert services()[name]["environment"]["AMQP_URL"].startswith(f"amqp://{user}:{password}@"), name
 
 
 def _published(svc: dict) -> set[tuple[int, int]]:
@@ -254,7 +281,7 @@ def test_published_ports():
 
 def test_every_compose_module_exists_in_repo():
     modules = _service_modules()
-    assert set(modules) == set(APP_SERVICES), modules
+    assert set(modules) == set(APP_SERVICES) | {ONE_SHOT}, modules
     missing = [
         f"{m} (expected {Path(*m.split('.'), '__main__.py')})"
         for m in modules.values()

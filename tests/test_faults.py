@@ -45,7 +45,7 @@ async def test_the_checker_catches(breakage: str, infrastructure: tuple[str, str
     amqp_url, admin_url = infrastructure
     env = {**os.environ, "AMQP_URL": amqp_url, "DATABASE_URL": admin_url}
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tests.faults.selftest", "--applications", "14", "--patience", "10",
+        sys.executable, "-m", "tests.faults.selftest", "--applications", "7", "--patience", "6",
         "--breakages", breakage,
         cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )

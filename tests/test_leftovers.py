@@ -106,7 +106,8 @@ async def test_the_sweep_removes_only_stale_leftovers_of_this_suite(infrastructu
     connections = [await _declare(infrastructure.amqp_url, p) for p in (stale, fresh, foreign)]
     connections.append(await _declare(infrastructure.amqp_url, busy, consume=True))  # a stack still running
     try:
-        swept = await leftovers.sweep(infrastructure.rabbitmqctl, infrastructure.amqp_url, infrastructure.admin_url)
+        swept = await leftovers.sweep(infrastructure.rabbitmqctl, infrastructure.amqp_url, infrastructure.admin_url,
+                                      management_url=infrastructure.management_url)
 
         assert stale in swept.prefixes and await _remains(infrastructure, stale) == []
         for kept in (busy, fresh, foreign):
@@ -117,10 +118,12 @@ async def test_the_sweep_removes_only_stale_leftovers_of_this_suite(infrastructu
     finally:
         for connection in connections:
             await connection.close()
+        from services.provisioning.boundaries import queue_specs
         from shared.messaging.topology import Topology
 
         for prefix in (stale, busy, fresh, foreign):
-            await delete_topology(infrastructure.amqp_url, Topology(prefix), also=[f"{prefix}arcserve.order-id"])
+            await delete_topology(infrastructure.amqp_url, Topology(prefix), queue_specs(),
+                                  also=[f"{prefix}arcserve.order-id"])
         for name in (stale_database, fresh_database.rsplit("/", 1)[1]):
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
         await admin.close()

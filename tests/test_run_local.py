@@ -6,45 +6,36 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import socket
 import sys
 from pathlib import Path
 
 import pytest
 
-from shared.messaging.topology import Topology
-from tests.support import leftovers
-from tests.support.infra import delete_topology, drop_database, with_database
+from tests.support.deployment import TestDeployment
+from tests.support.infra import Servers
+from tests.support.ports import free_ports
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "run_local.py"
 DEADLINE_S = 90.0
 
 
-def _free_ports(n: int) -> list[int]:
-    sockets = []
-    try:
-        for _ in range(n):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind(("127.0.0.1", 0))
-            sockets.append(s)
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 @pytest.mark.slow
-async def test_run_local_demo_goes_from_preparing_to_cancelled_and_drains(infrastructure: tuple[str, str]) -> None:
+async def test_run_local_demo_goes_from_preparing_to_cancelled_and_drains(infrastructure: Servers,
+                                                                           tmp_path: Path) -> None:
     amqp_url, admin_url = infrastructure
-    database_url = with_database(admin_url, leftovers.new_database_name())
-    topology = Topology(leftovers.new_prefix("test"))
-    intake, status, license_issuer, order_id = _free_ports(4)
+    deployment = TestDeployment.named(infrastructure, "test")  # its names: the script makes it all
+    database_url, topology = deployment.database_url, deployment.topology
+    intake, status, license_issuer, order_id = free_ports(4)
     env = {
         **os.environ,
         "AMQP_URL": amqp_url,
         "DATABASE_URL": database_url,  # does not exist yet: the script creates it
         "ARCSERVE_TOPOLOGY_PREFIX": topology.prefix,
+        "ARCSERVE_DB_ROLE_PREFIX": deployment.deployment.role_prefix,
+        "ARCSERVE_CREDENTIALS_FILE": str(tmp_path / "credentials.env"),
         "INTAKE_PORT": str(intake),
         "STATUS_PORT": str(status),
         "LICENSE_ISSUER_PORT": str(license_issuer),
@@ -78,5 +69,4 @@ async def test_run_local_demo_goes_from_preparing_to_cancelled_and_drains(infras
         if process.returncode is None:
             process.kill()
             await process.wait()
-        await delete_topology(amqp_url, topology)
-        await drop_database(admin_url, database_url)
+        await deployment.remove()

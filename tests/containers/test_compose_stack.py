@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -19,24 +18,18 @@ from pathlib import Path
 import docker
 import pytest
 
+from tests.support.ports import free_ports
+
 pytestmark = pytest.mark.containers
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "scripts" / "containers" / "compose.sh"
 INFRA = ("rabbitmq", "postgres")
+ONE_SHOT = "provision"
 APPS = ("intake", "status", "license-issuer", "order-id")
 HEALTHY_DEADLINE_S = 180.0
 
 
-def _free_ports(n: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(n)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 class ComposeProject:
@@ -69,7 +62,7 @@ class ComposeProject:
 @pytest.fixture
 def project() -> Iterator[ComposeProject]:
     name = f"arcserve-ct-{uuid.uuid4().hex[:8]}"
-    amqp, management, intake, status = _free_ports(4)
+    amqp, management, intake, status = free_ports(4)
     env = {
         **os.environ,
         "COMPOSE_PROJECT_NAME": name,
@@ -92,17 +85,18 @@ def _healthy(project: ComposeProject) -> dict[str, docker.models.containers.Cont
     deadline = time.monotonic() + HEALTHY_DEADLINE_S
     while True:
         containers = project.containers()
-        health = {name: c.attrs["State"].get("Health", {}).get("Status") for name, c in containers.items()}
-        if set(containers) == {*INFRA, *APPS} and all(h == "healthy" for h in health.values()):
+        health = {name: c.attrs["State"].get("Health", {}).get("Status") for name, c in containers.items()
+                  if name != ONE_SHOT}
+        if set(health) == {*INFRA, *APPS} and all(h == "healthy" for h in health.values()):
             return containers
         if time.monotonic() > deadline:
             raise AssertionError(f"not every service became healthy in {HEALTHY_DEADLINE_S:g}s: {health}\n{project.logs()}")
         time.sleep(1)
 
 
-def _started_at(container: docker.models.containers.Container) -> datetime:
+def _at(container: docker.models.containers.Container, what: str = "StartedAt") -> datetime:
     # Engines give nanoseconds; fromisoformat takes microseconds.
-    stamp = re.sub(r"(\.\d{6})\d*", r"\1", container.attrs["State"]["StartedAt"]).replace("Z", "+00:00")
+    stamp = re.sub(r"(\.\d{6})\d*", r"\1", container.attrs["State"][what]).replace("Z", "+00:00")
     return datetime.fromisoformat(stamp)
 
 
@@ -111,13 +105,18 @@ def test_the_compose_stack_runs_the_contract_process_and_leaves_nothing_behind(p
     assert up.returncode == 0, f"{up.stdout}\n{up.stderr}\n{project.logs()}"
 
     containers = _healthy(project)
-    # Start order: the services start only once the broker and the database answer their
-    # health checks, so none of them ever finds either unreachable.
-    first_app = min(_started_at(containers[name]) for name in APPS)
-    assert all(_started_at(containers[name]) < first_app for name in INFRA)
+    # Start order: the provisioning step runs once the database answers and exits 0; the
+    # services start only after it, once the broker answers too, so none of them ever finds
+    # either unreachable or unprovisioned.
+    provision = containers[ONE_SHOT].attrs["State"]
+    assert (provision["Status"], provision["ExitCode"]) == ("exited", 0), project.logs()
+    first_app = min(_at(containers[name]) for name in APPS)
+    assert all(_at(containers[name]) < first_app for name in INFRA)
+    assert _at(containers[ONE_SHOT], "FinishedAt") <= first_app
     for name in APPS:
         log = containers[name].logs().decode(errors="replace")
-        assert "not reachable" not in log, f"{name} started before its dependencies answered:\n{log}"
+        for sign in ("not reachable", "is not ready"):
+            assert sign not in log, f"{name} started before its dependencies were ready:\n{log}"
 
     env = project.env
     demo = subprocess.run(

@@ -22,13 +22,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 async def _dead_letters(stack: ProcessStack) -> list[aio_pika.abc.AbstractIncomingMessage]:
-    from shared.messaging.topology import STATUS_SUBMISSIONS
+    from services.status.handlers import SUBMISSIONS
 
     taken = []
     connection = await aio_pika.connect(stack.amqp_url)
     async with connection:
         channel = await connection.channel()
-        queue = await channel.get_queue(stack.topology.dead_letter_queue(STATUS_SUBMISSIONS))
+        queue = await channel.get_queue(stack.topology.dead_letter_queue(SUBMISSIONS.spec))
         while (message := await queue.get(fail=False)) is not None:
             await message.ack()
             taken.append(message)

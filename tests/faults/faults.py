@@ -8,7 +8,7 @@ import os
 import random
 import sys
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -165,7 +165,7 @@ async def duplicate_and_reorder(run: Run) -> None:
 
 def _poison(tenant: str) -> list[tuple[str, bytes]]:
     """(routing key, body) of each kind of bad input another system could publish."""
-    good = {
+    good: dict[str, Any] = {
         "specversion": "1.0", "source": "urn:faults:bad-input", "type": "arcserve.application.new",
         "tenantid": tenant, "data": {"kind": "new", "application_id": "", "product": "arcserve-udp-10",
                                       "contact": {"email": "x@example.com", "company_name": "X"},
@@ -220,7 +220,10 @@ async def no_fault(run: Run) -> None:
     """No fault at all: the baseline, and what the checker's own test breaks the code under."""
 
 
-FAULTS: dict[str, Callable[[Run], Awaitable[None]]] = {
+# Coroutine functions, not just awaitables: each runs as a task beside the workload.
+Fault = Callable[[Run], Coroutine[Any, Any, None]]
+
+FAULTS: dict[str, Fault] = {
     "kill -9": kill_each_service,
     "broker restart": restart_broker,
     "database restart": restart_database,
@@ -229,4 +232,4 @@ FAULTS: dict[str, Callable[[Run], Awaitable[None]]] = {
     "bad input": flood_bad_input,
     "SIGTERM under load": sigterm_each_service,
 }
-ALL = {**FAULTS, "none": no_fault}
+ALL: dict[str, Fault] = {**FAULTS, "none": no_fault}

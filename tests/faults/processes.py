@@ -1,12 +1,12 @@
-"""The four services as real processes, on their own topology prefix and database, reached
-through fault proxies, so a fault can kill, stop, or cut any part of the system."""
+"""The four services as real processes, on their own topology prefix and database,
+provisioned as a deployment is, each connecting with its own credentials through fault
+proxies, so a fault can kill, stop, or cut any part of the system."""
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import os
 import signal
-import socket
 import sys
 import time
 from dataclasses import dataclass, field
@@ -15,10 +15,12 @@ from pathlib import Path
 import asyncpg
 import httpx
 
+from services.provisioning.boundaries import BOUNDARIES
 from shared.messaging.topology import Topology
-from tests.support import leftovers
+from tests.support.deployment import TestDeployment
 from tests.support.drain import drain, work_queues
-from tests.support.infra import Servers, create_database, delete_topology, drop_database
+from tests.support.infra import Servers
+from tests.support.ports import free_ports
 from tests.support.proxy import FaultProxy
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,13 +31,10 @@ PORT_VARIABLES = {
     "license_issuer": "LICENSE_ISSUER_PORT",
     "order_id": "ORDER_ID_PORT",
 }
-RETRY_DELAYS = "0.5,1,2,4,8"  # short retries: a fault run is minutes, not hours
+RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0)  # short retries: a fault run is minutes, not hours
+BOUNDARY = {boundary.name.replace("-", "_"): boundary for boundary in BOUNDARIES}  # by module name
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass
@@ -43,9 +42,7 @@ class ProcessStack:
     servers: Servers
     logs: Path
     sabotage: str | None = None  # a breakage of tests/faults/sabotage.py, for the checker's own test
-    database_url: str = ""
-    prefix: str = field(default_factory=lambda: leftovers.new_prefix("faults"))
-    ports: dict[str, int] = field(default_factory=lambda: {name: _free_port() for name in SERVICES})
+    ports: dict[str, int] = field(default_factory=lambda: dict(zip(SERVICES, free_ports(len(SERVICES)), strict=True)))
     processes: dict[str, asyncio.subprocess.Process] = field(default_factory=dict)
     exit_codes: list[tuple[str, int]] = field(default_factory=list)
 
@@ -57,9 +54,19 @@ class ProcessStack:
     def admin_url(self) -> str:
         return self.servers.admin_url
 
+    @property
+    def database_url(self) -> str:
+        """Its database, with the administrator's credentials."""
+        return self.deployment.database_url
+
+    @property
+    def prefix(self) -> str:
+        return self.deployment.topology.prefix
+
     async def __aenter__(self) -> ProcessStack:
-        self.database_url = await create_database(self.admin_url)
-        leftovers.hold(self.prefix, self._remove)
+        self.deployment = await TestDeployment.create(self.servers, "faults", RETRY_DELAYS)
+        self.deployment.extra_queues.append(f"{self.prefix}faults.event-log")
+        await self.deployment.provision()
         amqp, pg = self._split(self.amqp_url), self._split(self.database_url)
         self.broker_proxy = FaultProxy(*amqp)
         self.database_proxy = FaultProxy(*pg)
@@ -78,16 +85,10 @@ class ProcessStack:
             await self.broker_proxy.close()
             await self.database_proxy.close()
         finally:
-            await self._remove()
-            leftovers.release(self.prefix)
-
-    async def _remove(self) -> None:
-        """Its exchanges, queues (the checker's event log among them) and database."""
-        for name in list(self.processes):  # a service still up would declare them again
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.processes.pop(name).pid, signal.SIGKILL)
-        await delete_topology(self.amqp_url, self.topology, also=[f"{self.prefix}faults.event-log"])
-        await drop_database(self.admin_url, self.database_url)
+            for name in list(self.processes):  # a service still up holds its connections
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(self.processes.pop(name).pid, signal.SIGKILL)
+            await self.deployment.remove()
 
     @staticmethod
     def _split(url: str) -> tuple[str, int]:
@@ -98,18 +99,24 @@ class ProcessStack:
 
     @property
     def topology(self) -> Topology:
-        return Topology(self.prefix, tuple(float(d) for d in RETRY_DELAYS.split(",")))
+        return self.deployment.topology
 
     def url(self, name: str, path: str) -> str:
         return f"http://127.0.0.1:{self.ports[name]}{path}"
 
     def environment(self, name: str) -> dict[str, str]:
         env = dict(os.environ)
+        boundary = BOUNDARY[name]
+        amqp_url, database_url = self.deployment.urls(
+            boundary, self.broker_proxy.url_for(self.amqp_url), self.database_proxy.url_for(self.database_url)
+        )
+        env.update({
+            f"{boundary.env_prefix}_AMQP_URL": amqp_url,
+            f"{boundary.env_prefix}_DATABASE_URL": database_url,
+        })
         env.update(
-            AMQP_URL=self.broker_proxy.url_for(self.amqp_url),
-            DATABASE_URL=self.database_proxy.url_for(self.database_url),
             ARCSERVE_TOPOLOGY_PREFIX=self.prefix,
-            ARCSERVE_RETRY_DELAYS_S=RETRY_DELAYS,
+            ARCSERVE_RETRY_DELAYS_S=",".join(f"{d:g}" for d in RETRY_DELAYS),
             ARCSERVE_HOST="127.0.0.1",
             ARCSERVE_DRAIN_TIMEOUT_S="10",
             LOG_LEVEL="WARNING",

@@ -9,6 +9,7 @@ switch to turn them on and never imports this module.
 """
 from __future__ import annotations
 
+import dataclasses
 import runpy
 import sys
 from collections.abc import Callable
@@ -27,51 +28,50 @@ class Breakage:
 def _second_key() -> None:
     """The license issuer announces a second, different key for the licenses it issued, as a
     worker would that re-issues on every delivery instead of re-announcing what it stored."""
-    from services.license_issuer import handlers
-    from shared.contracts import routing
-    from shared.contracts.events import ApplicationAccepted, parse_data
+    from services.license_issuer.handlers import ISSUES, QUEUE
+    from shared.contracts import catalogue, events
     from shared.issuance import simulated_license_key
-    from shared.messaging.outbox import enqueue
 
-    issue_key = routing.event_type(routing.accepted("new"))
-    issue = handlers.ROUTES[issue_key]
+    for entry in catalogue.entries(*ISSUES):
+        route = QUEUE.routes[entry.type]
+        issue = route.handler
 
-    async def issue_twice(ctx, event):  # type: ignore[no-untyped-def]
-        await issue(ctx, event)
-        accepted = parse_data(ApplicationAccepted, event)
-        licenses = [{**lic.model_dump(mode="json", exclude_none=True), "status": "active",
-                     "license_key": simulated_license_key()} for lic in accepted.licenses]
-        data = {"application_id": str(accepted.application_id), "contract_id": str(accepted.contract_id),
-                "licenses": licenses}
-        async with ctx.pool.acquire() as conn, conn.transaction():
-            await enqueue(conn, ctx.consumer, [ctx.follow_up(routing.LICENSE_ISSUED, event, data)])
+        async def issue_twice(accepted, ctx, issue=issue):
+            await issue(accepted, ctx)
+            ctx.publish(events.LicenseIssued(
+                application_id=accepted.application_id, contract_id=accepted.contract_id,
+                licenses=[events.IssuedLicense(**{**dict(lic), "status": "active"}, license_key=simulated_license_key())
+                          for lic in accepted.licenses],
+            ))
 
-    handlers.ROUTES[issue_key] = issue_twice
+        QUEUE.routes[entry.type] = dataclasses.replace(route, handler=issue_twice)
 
 
 def _skip_order_id_cancellation() -> None:
     """The order-ID service takes a full cancellation and does nothing with it (R9)."""
-    from services.order_id import handlers
-    from shared.contracts import routing
+    from services.order_id.handlers import QUEUE
+    from shared.contracts import catalogue, events
 
-    async def ignore(ctx, event):  # type: ignore[no-untyped-def]
+    async def ignore(accepted, ctx):
         return None
 
-    handlers.ROUTES[routing.event_type(routing.accepted("cancellation"))] = ignore
+    [entry] = catalogue.entries(events.CancellationAccepted)
+    QUEUE.routes[entry.type] = dataclasses.replace(QUEUE.routes[entry.type], handler=ignore, outside=None)
 
 
 def _spurious_rejection() -> None:
     """The status service rejects every contact change as if a change were in progress."""
-    from shared.contracts.applications import Kind
-    from shared.contracts.reasons import ReasonCode
-    from shared.domain.model import Contract, Rejected
+    from services.status.domain.commands import Kind
+    from services.status.domain.model import Contract, ReasonCode
 
     apply = Contract.apply
 
-    def apply_or_reject(self, application, now):  # type: ignore[no-untyped-def]
+    def apply_or_reject(self, application, now):
         if application.kind is Kind.CONTACT_CHANGE:
-            raise Rejected(ReasonCode.CHANGE_IN_PROGRESS, "sabotage: a change is in progress")
-        return apply(self, application, now)
+            self.applications[application.application_id] = application
+            application.reject(ReasonCode.CHANGE_IN_PROGRESS, "sabotage: a change is in progress", now)
+            return
+        apply(self, application, now)
 
     Contract.apply = apply_or_reject  # type: ignore[method-assign]
 
@@ -79,20 +79,20 @@ def _spurious_rejection() -> None:
 def _no_r2() -> None:
     """The status service never finds the tenant's live contract for the product (R2); with
     the database's backstop index dropped (`sql`), a second new opens a second contract."""
-    from services.status.repository import ContractRepository
+    from services.status.repository import PostgresRepository
 
-    async def none(self, tenant_id, product_code):  # type: ignore[no-untyped-def]
+    async def none(self, tenant_id, product):
         return None
 
-    ContractRepository.live_for_product = none  # type: ignore[method-assign]
+    PostgresRepository.live_for_product = none  # type: ignore[method-assign]
 
 
 def _late_result_applies() -> None:
     """The status service takes a license key whenever it comes, even for a key cancelled
     meanwhile, and makes it active again."""
-    from shared.domain.model import Contract, LicenseStatus
+    from services.status.domain.model import Contract, LicenseStatus
 
-    def license_issued(self, license_id, license_key, now):  # type: ignore[no-untyped-def]
+    def license_issued(self, license_id, license_key, now):
         lic = self.licenses.get(license_id)
         if lic is None:
             return

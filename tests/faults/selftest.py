@@ -35,7 +35,7 @@ async def main(argv: list[str]) -> int:
         for name in names:
             breakage = BREAKAGES.get(name)
             fault = breakage.fault if breakage else "none"
-            verdict = await run_fault(fault, args.applications, infrastructure, sabotage=breakage and name,
+            verdict = await run_fault(fault, args.applications, infrastructure, sabotage=name if breakage else None,
                                       patience_s=args.patience)
             expected_ok = breakage is None
             outcome = ("passed" if verdict.ok else "FAILED") if expected_ok else ("caught" if not verdict.ok else "MISSED")

@@ -184,7 +184,7 @@ async def scenario(client: Client, tenant: str, key: str, index: int) -> None:
 async def seed_tenants(stack: ProcessStack, count: int) -> list[tuple[str, str]]:
     import asyncpg
 
-    from shared.db.migrate import seed_api_keys
+    from shared.tenancy import seed_api_keys
 
     tenants = [(f"faults-{uuid.uuid4().hex[:10]}", secrets.token_urlsafe(18)) for _ in range(count)]
     conn = await asyncpg.connect(stack.database_url)

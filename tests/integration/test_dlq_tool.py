@@ -1,4 +1,4 @@
-"""DESIGN.md §5: "an operator command lists and replays" dead letters. The command
+"""docs/architecture.md, "Reliability": "an operator command lists and replays" dead letters. The command
 (`python -m services.tools.dlq`) runs as a real process against a private stack; the dead
 letters are real ones, made by the status service as in the poison-message test."""
 from __future__ import annotations
@@ -16,8 +16,9 @@ from typing import Any
 import aio_pika
 import asyncpg
 
-from shared.db.migrate import seed_api_keys
-from shared.messaging.topology import STATUS_RESULTS, STATUS_SUBMISSIONS, QueueSpec
+from services.status.handlers import RESULTS, SUBMISSIONS
+from shared.messaging.topology import QueueSpec
+from shared.tenancy import seed_api_keys
 from tests.support.stack import Stack, Tenant, eventually, new_application, submission
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,14 +42,14 @@ async def ok(stack: Stack, *args: str) -> str:
     return out
 
 
-async def listed(stack: Stack, spec: QueueSpec = STATUS_SUBMISSIONS) -> list[dict[str, Any]]:
+async def listed(stack: Stack, spec: QueueSpec = SUBMISSIONS.spec) -> list[dict[str, Any]]:
     out = await ok(stack, "list", "--json", "--queue", spec.name)
     [queue] = json.loads(out)["queues"]
     assert queue["count"] == len(queue["messages"])
     return queue["messages"]
 
 
-async def depth(stack: Stack, spec: QueueSpec = STATUS_SUBMISSIONS) -> int:
+async def depth(stack: Stack, spec: QueueSpec = SUBMISSIONS.spec) -> int:
     """Messages in the dead-letter queue, by a passive declare (nothing is consumed)."""
     connection = await aio_pika.connect(stack.settings.amqp_url)
     async with connection:
@@ -57,7 +58,7 @@ async def depth(stack: Stack, spec: QueueSpec = STATUS_SUBMISSIONS) -> int:
         return queue.declaration_result.message_count or 0
 
 
-async def wait_depth(stack: Stack, count: int, spec: QueueSpec = STATUS_SUBMISSIONS) -> None:
+async def wait_depth(stack: Stack, count: int, spec: QueueSpec = SUBMISSIONS.spec) -> None:
     async def probe() -> bool:
         return await depth(stack, spec) == count
 
@@ -95,8 +96,8 @@ async def test_list_show_purge_and_replay_after_the_cause_is_fixed(new_stack: Ca
         line = line_of(out, message_id)
         assert line.startswith("arcserve.status.submissions "), line
         assert reason in line and f"{exchange}  new" in line, line
-    assert line_of(out, stack.topology.dead_letter_queue(STATUS_SUBMISSIONS)).split()[1:] == ["4", "4"]
-    assert line_of(out, stack.topology.dead_letter_queue(STATUS_RESULTS)).split()[1:] == ["0", "0"]
+    assert line_of(out, stack.topology.dead_letter_queue(SUBMISSIONS.spec)).split()[1:] == ["4", "4"]
+    assert line_of(out, stack.topology.dead_letter_queue(RESULTS.spec)).split()[1:] == ["0", "0"]
     assert await depth(stack) == 4
 
     before = await listed(stack)
@@ -112,7 +113,7 @@ async def test_list_show_purge_and_replay_after_the_cause_is_fixed(new_stack: Ca
 
     out = await ok(stack, "list", "--queue", "status.submissions", "--limit", "1")
     assert sum(1 for line in out.splitlines() if line.startswith("arcserve.status.submissions ")) == 1
-    assert line_of(out, stack.topology.dead_letter_queue(STATUS_SUBMISSIONS)).split()[1:] == ["4", "1"]
+    assert line_of(out, stack.topology.dead_letter_queue(SUBMISSIONS.spec)).split()[1:] == ["4", "1"]
     assert await listed(stack) == before, "a limited listing still leaves the queue as it was"
 
     # ---- show ------------------------------------------------------------------------------
@@ -181,35 +182,35 @@ async def test_broker_dead_letters_and_letters_without_origin(new_stack: Callabl
     """A dead letter the broker made (delivery limit: `x-death`, no `x-arcserve-*`) is listed
     with the broker's reason and replayed to where it was published; one that says nowhere
     where it came from is skipped and kept, and `--to-queue` sends it to the consumer's queue."""
-    stack: Stack = await new_stack()
+    stack: Stack = await new_stack()  # provisioned: its topology is there
     topology = stack.topology
     probe = topology.name("dlq-tool.probe")
     connection = await aio_pika.connect(stack.settings.amqp_url)
     async with connection:
         channel = await connection.channel(publisher_confirms=True)
-        await topology.declare(channel)
         try:
             # A queue that gives up on a message at its first return, into status.results' DLQ.
             queue = await channel.declare_queue(probe, durable=True, arguments={
                 "x-queue-type": "quorum",
                 "x-delivery-limit": 0,
-                "x-dead-letter-exchange": topology.dead_letter,
-                "x-dead-letter-routing-key": topology.queue(STATUS_RESULTS),
+                "x-dead-letter-exchange": topology.dead_letter_exchange(RESULTS.spec),
             })
             await queue.bind(topology.events, "probe.limit")
             events = await channel.get_exchange(topology.events, ensure=False)
             crashing, orphan = str(uuid.uuid4()), str(uuid.uuid4())
             # It carries what an earlier delayed retry wrote; the broker's reason is the newer one.
-            earlier = {"x-custom": "kept", "x-arcserve-reason": "handler_error: earlier", "x-arcserve-attempt": 1}
+            earlier: aio_pika.abc.HeadersType = {
+                "x-custom": "kept", "x-arcserve-reason": "handler_error: earlier", "x-arcserve-attempt": 1,
+            }
             await events.publish(aio_pika.Message(b'{"crash": true}', message_id=crashing, content_type="application/json",
                                                   headers=earlier), "probe.limit")
             message = await eventually(lambda: queue.get(fail=False), "the probe message")
             await message.nack(requeue=True)  # the broker dead-letters it: delivery limit
-            dead_letters = await channel.get_exchange(topology.dead_letter, ensure=False)
-            await dead_letters.publish(aio_pika.Message(b"orphan", message_id=orphan), topology.queue(STATUS_RESULTS))
-            await wait_depth(stack, 2, STATUS_RESULTS)
+            dead_letters = await channel.get_exchange(topology.dead_letter_exchange(RESULTS.spec), ensure=False)
+            await dead_letters.publish(aio_pika.Message(b"orphan", message_id=orphan), "")
+            await wait_depth(stack, 2, RESULTS.spec)
 
-            letters = {letter["message_id"]: letter for letter in await listed(stack, STATUS_RESULTS)}
+            letters = {letter["message_id"]: letter for letter in await listed(stack, RESULTS.spec)}
             assert letters[crashing]["reason"] == "delivery_limit"
             assert (letters[crashing]["original_exchange"], letters[crashing]["original_routing_key"]) == (
                 topology.events, "probe.limit")
@@ -221,7 +222,7 @@ async def test_broker_dead_letters_and_letters_without_origin(new_stack: Callabl
             assert f"replayed {crashing} from arcserve.status.results to exchange '{topology.events}'" in out
 
             async def only_orphan_left() -> bool:
-                return [letter["message_id"] for letter in await listed(stack, STATUS_RESULTS)] == [orphan]
+                return [letter["message_id"] for letter in await listed(stack, RESULTS.spec)] == [orphan]
 
             await eventually(only_orphan_left, "the replayed dead letter to be gone, the skipped one kept")
 
@@ -236,12 +237,12 @@ async def test_broker_dead_letters_and_letters_without_origin(new_stack: Callabl
 
             # --to-queue needs no origin: straight into the consumer's queue (default exchange).
             out = await ok(stack, "replay", orphan, "--to-queue", "--queue", "arcserve.status.results")
-            assert f"to exchange '' routing key '{topology.queue(STATUS_RESULTS)}'" in out
-            results = await channel.get_queue(topology.queue(STATUS_RESULTS))
+            assert f"to exchange '' routing key '{topology.queue(RESULTS.spec)}'" in out
+            results = await channel.get_queue(topology.queue(RESULTS.spec))
             resent = await eventually(lambda: results.get(fail=False), "the orphan in the status.results queue")
             await resent.ack()
             assert resent.body == b"orphan" and (resent.headers or {}).get("x-arcserve-replays") == 1
-            await wait_depth(stack, 0, STATUS_RESULTS)
+            await wait_depth(stack, 0, RESULTS.spec)
         finally:
             await (await connection.channel()).queue_delete(probe)
 

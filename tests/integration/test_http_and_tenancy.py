@@ -1,4 +1,4 @@
-"""The HTTP side of the public contract (DESIGN.md §4) and the security rules (§6):
+"""The HTTP side of the public contract (docs/architecture.md, "Public contract") and the security rules (§6):
 authentication, R4 refusals that publish nothing, size limits, 503 when the broker is
 gone, Idempotency-Key, tenant isolation (404, never data), pagination, health and metrics."""
 from __future__ import annotations
@@ -13,7 +13,7 @@ import asyncpg
 import httpx
 import pytest
 
-from shared.db.migrate import seed_api_keys
+from shared.tenancy import seed_api_keys
 from tests.support.stack import EventTap, Stack, Tenant, eventually, new_application, submission
 
 SERVICES = ("intake", "status", "license_issuer", "order_id")

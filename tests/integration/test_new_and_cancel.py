@@ -49,7 +49,7 @@ async def test_new_application_becomes_an_active_contract_with_keys_and_order_id
     assert 5 <= (expected - submitted).days <= 14
     assert application["completed_at"] is not None and application["reason"] is None
 
-    # The events carry the CloudEvents envelope of DESIGN.md §4.
+    # The events carry the CloudEvents envelope of docs/architecture.md, "Public contract".
     accepted = tap.matching("application.accepted.new", application_id=body["application_id"])
     assert len(accepted) == 1
     event = accepted[0]

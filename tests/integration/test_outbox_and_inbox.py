@@ -1,4 +1,4 @@
-"""The outbox relay and the inbox (DESIGN.md §5): several relays (one per status replica)
+"""The outbox relay and the inbox (docs/architecture.md, "Reliability"): several relays (one per status replica)
 publish each message once and clean up after themselves; handled message ids are forgotten
 after the retention period."""
 from __future__ import annotations
@@ -11,22 +11,23 @@ from typing import Any
 import asyncpg
 
 from shared.contracts.envelope import new_event
-from shared.messaging import inbox
 from shared.messaging.broker import Broker
-from shared.messaging.outbox import OutboxRelay, Outgoing, enqueue
+from shared.messaging.inbox import Inbox
+from shared.messaging.outbox import Outbox, OutboxRelay, Outgoing
 from tests.support.stack import EventTap, Stack, eventually
+
+OUTBOX = Outbox("status")
+INBOX = Inbox("status")
 
 MESSAGES = 400
 
 
 async def test_two_relays_publish_each_message_once_and_clean_up(new_stack: Callable[..., Any]) -> None:
-    stack: Stack = await new_stack()
-    await stack.start("status")  # migrates the database and declares the topology
-    await stack.stop("status")  # its own relay must not take part
+    stack: Stack = await new_stack()  # provisioned: the status schema and its outbox are there
     pool = await asyncpg.create_pool(stack.settings.database_url, min_size=1, max_size=4)
     brokers = [Broker(stack.settings.amqp_url, stack.topology, connection_name=f"test-relay-{n}") for n in range(2)]
     relays = [
-        OutboxRelay(pool, broker, "status", database_url=stack.settings.database_url, batch_size=25)
+        OutboxRelay(pool, broker, OUTBOX, database_url=stack.settings.database_url, batch_size=25)
         for broker in brokers
     ]
     try:
@@ -42,7 +43,7 @@ async def test_two_relays_publish_each_message_once_and_clean_up(new_stack: Call
                 ]
                 ids += [event.id for event in events]
                 async with pool.acquire() as conn, conn.transaction():
-                    await enqueue(conn, "status", [Outgoing(stack.topology.events, "test.relayed", e) for e in events])
+                    await OUTBOX.enqueue(conn, [Outgoing(stack.topology.events, "test.relayed", e) for e in events])
             await eventually(lambda: _received(tap, MESSAGES), f"{MESSAGES} relayed messages")
             await eventually(lambda: _outbox_empty(pool), "the outbox to be cleaned up")
             for relay in relays:
@@ -63,22 +64,22 @@ async def _received(tap: EventTap, count: int) -> bool:
 
 
 async def _outbox_empty(pool: asyncpg.Pool) -> bool:
-    return await pool.fetchval("SELECT count(*) FROM messaging.outbox") == 0
+    return await pool.fetchval("SELECT count(*) FROM status.outbox") == 0
 
 
 async def test_inbox_forgets_handled_messages_after_the_retention_period(stack: Stack) -> None:
     old, recent = str(uuid.uuid4()), str(uuid.uuid4())
     conn = await asyncpg.connect(stack.settings.database_url)
     try:
-        assert await inbox.claim(conn, "test.consumer", old)
-        assert await inbox.claim(conn, "test.consumer", recent)
-        assert not await inbox.claim(conn, "test.consumer", recent)  # a second delivery is refused
+        assert await INBOX.claim(conn, "test.consumer", old)
+        assert await INBOX.claim(conn, "test.consumer", recent)
+        assert not await INBOX.claim(conn, "test.consumer", recent)  # a second delivery is refused
         await conn.execute(
-            "UPDATE messaging.inbox SET processed_at = now() - interval '8 days' WHERE message_id = $1", old
+            "UPDATE status.inbox SET processed_at = now() - interval '8 days' WHERE message_id = $1", old
         )
-        assert await inbox.prune(conn, older_than_days=7) >= 1
-        assert not await inbox.seen(conn, "test.consumer", old)
-        assert await inbox.seen(conn, "test.consumer", recent)
+        assert await INBOX.prune(conn, older_than_days=7) >= 1
+        assert not await INBOX.seen(conn, "test.consumer", old)
+        assert await INBOX.seen(conn, "test.consumer", recent)
     finally:
-        await conn.execute("DELETE FROM messaging.inbox WHERE consumer = 'test.consumer'")
+        await conn.execute("DELETE FROM status.inbox WHERE consumer = 'test.consumer'")
         await conn.close()

@@ -1,4 +1,4 @@
-"""DESIGN.md §4 (envelope, dead letters) and §5 (reliability): duplicates and redeliveries
+"""docs/architecture.md, "Public contract" (envelope, dead letters) and §5 (reliability): duplicates and redeliveries
 have no second effect, poison messages are dead-lettered once with their reason and block
 nothing, and the services ride out dropped database and broker connections by themselves."""
 from __future__ import annotations
@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 import asyncpg
 
-from shared.messaging.topology import STATUS_SUBMISSIONS
+from services.status.handlers import SUBMISSIONS
 from tests.support.drain import queue_depths
 from tests.support.stack import (
     EventTap,
@@ -194,15 +194,15 @@ async def test_poison_submissions_are_dead_lettered_once_and_block_nothing(new_s
         ended = await wait_all(stack, good)
         assert [a["status"] for a in ended] == ["completed"] * len(good)
 
-        letters = await dead_letters(stack, STATUS_SUBMISSIONS.name, len(bad))
-        # The schema-invalid submission is also rejected in the open (DESIGN.md §4).
+        letters = await dead_letters(stack, SUBMISSIONS.name, len(bad))
+        # The schema-invalid submission is also rejected in the open (docs/architecture.md, "Public contract").
         rejected = await tap.wait_for("application.rejected.new", application_id=invalid_id)
         assert rejected["data"]["reason"]["code"] == "invalid_application"
         assert "desired_start_date" in rejected["data"]["reason"]["message"]
         assert rejected["tenantid"] == tenant.name
 
     by_id = {letter.message_id: letter for letter in letters}
-    assert sorted(by_id) == sorted(poison), "each poison message is dead-lettered exactly once"
+    assert set(by_id) == set(poison), "each poison message is dead-lettered exactly once"
     for message_id, (body, reason) in poison.items():
         letter = by_id[message_id]
         assert letter.body == body, "a dead letter keeps the message as it came"
@@ -212,7 +212,7 @@ async def test_poison_submissions_are_dead_lettered_once_and_block_nothing(new_s
     assert "desired_start_date" in _header(by_id[bad[4][0]], "x-arcserve-reason")
 
     # Nothing loops: no further dead letter, nothing left in the submissions queue.
-    assert await queue_depth(stack, stack.topology.dead_letter_queue(STATUS_SUBMISSIONS)) == 0
+    assert await queue_depth(stack, stack.topology.dead_letter_queue(SUBMISSIONS.spec)) == 0
     await stack.drained()
 
     application = await stack.wait_application(tenant, invalid_id, "rejected")

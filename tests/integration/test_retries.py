@@ -1,4 +1,4 @@
-"""Out-of-order and late events, and the delayed retries that absorb them (DESIGN.md §5):
+"""Out-of-order and late events, and the delayed retries that absorb them (docs/architecture.md, "Reliability"):
 a result that overtakes its acceptance is retried until it applies; one that never can is
 dead-lettered after the last retry; a late result changes nothing."""
 from __future__ import annotations
@@ -7,7 +7,8 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from shared.domain.model import contract_id_for, license_id_for
+from services.status.domain.model import contract_id_for, license_id_for
+from services.status.handlers import RESULTS
 from tests.support.stack import EventTap, Stack, dead_letters, eventually, new_application, submission
 
 FORGED_KEYS = ["AAAAA-BBBBB-CCCCC-DDDDD-00001", "AAAAA-BBBBB-CCCCC-DDDDD-00002"]
@@ -49,7 +50,7 @@ async def test_license_issued_before_the_acceptance_applies_once_it_exists(new_s
     async with EventTap(stack, "license.issued") as tap:
         await stack.start("license_issuer")
         real = await tap.wait_for("license.issued", application_id=application_id)
-    await eventually(lambda: stack.handled(real["id"], "status.results"), "the status service to take the late result")
+    await eventually(lambda: stack.handled(real["id"], RESULTS.name), "the status service to take the late result")
     assert (await stack.contract(tenant, contract_id))["licenses"] == contract["licenses"]
 
 
@@ -60,7 +61,8 @@ async def test_a_result_that_can_never_apply_is_dead_lettered_after_the_last_ret
 
     [letter] = await dead_letters(stack, "arcserve.status.results", 1)
     assert letter.message_id == stray["id"]
-    assert letter.headers["x-arcserve-reason"].startswith("retries_exhausted: unknown_contract")
+    reason = letter.headers["x-arcserve-reason"]
+    assert isinstance(reason, str) and reason.startswith("retries_exhausted: unknown_contract"), reason
     assert letter.headers["x-arcserve-original-routing-key"] == "license.issued"
     assert letter.headers["x-arcserve-original-exchange"] == stack.topology.events
     assert letter.headers["x-arcserve-attempt"] == len(stack.settings.retry_delays_s)
@@ -76,7 +78,7 @@ async def test_order_id_issued_after_a_full_cancellation_changes_nothing(stack: 
     late = {**issued, "id": str(uuid.uuid4()), "data": {**issued["data"], "arcserve_order_id": "ARC-20990101-LATE0-LATE0"}}
     async with EventTap(stack) as after:
         await stack.publish_event(stack.topology.events, "order_id.issued", late)
-        await eventually(lambda: stack.handled(late["id"], "status.results"), "the late event to be handled")
+        await eventually(lambda: stack.handled(late["id"], RESULTS.name), "the late event to be handled")
     final = await stack.contract(tenant, contract["contract_id"])
     assert final["status"] == "cancelled"
     assert final["arcserve_order_id"] == {"value": contract["arcserve_order_id"]["value"], "status": "cancelled"}

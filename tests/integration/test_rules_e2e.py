@@ -1,4 +1,4 @@
-"""The rules of DESIGN.md §2 end to end: intake HTTP → RabbitMQ → status → workers → status
+"""The rules of docs/architecture.md, "Rules" end to end: intake HTTP → RabbitMQ → status → workers → status
 HTTP. Each test reads as a rule and asserts only what a tenant would notice: the HTTP
 answers, the application (status, reason code, times) and the contract's detail view.
 

@@ -23,7 +23,9 @@ Rabbitmqctl = Callable[..., Awaitable[str]]
 def work_queues(topology: Topology) -> list[str]:
     """The queues work waits in: each consumer's queue and its retry queues (dead letters
     have left the flow)."""
-    return [name for name in topology.all_queues() if not name.endswith(".dead-letter")]
+    from services.provisioning.boundaries import queue_specs
+
+    return [name for spec in queue_specs() for name in topology.queues_of(spec) if not name.endswith(".dead-letter")]
 
 
 @dataclass(frozen=True)

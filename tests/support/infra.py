@@ -23,7 +23,7 @@ from urllib.parse import urlsplit, urlunsplit
 import aio_pika
 import asyncpg
 
-from shared.messaging.topology import Topology
+from shared.messaging.topology import QueueSpec, Topology
 from tests.support import leftovers
 
 RABBITMQ_IMAGE = os.environ.get("ARCSERVE_TEST_RABBITMQ_IMAGE") or "rabbitmq:3.13-management"
@@ -40,6 +40,7 @@ class Servers:
     amqp_url: str
     admin_url: str  # a database URL with the right to create databases
     _rabbitmqctl: Rabbitmqctl
+    management_url: str = ""  # the broker's management API; default: port 15672 of its host
 
     def __iter__(self) -> Iterator[str]:  # `amqp_url, admin_url = servers`
         return iter((self.amqp_url, self.admin_url))
@@ -63,7 +64,8 @@ async def servers(sweep_first: bool = True) -> AsyncIterator[Servers]:
     amqp, database = os.environ.get("AMQP_URL"), os.environ.get("DATABASE_URL")
     async with contextlib.AsyncExitStack() as stack:
         if amqp and database:
-            infrastructure, deadline_s = Servers(amqp, database, _local_rabbitmqctl), ANSWER_DEADLINE_S
+            infrastructure = Servers(amqp, database, _local_rabbitmqctl, os.environ.get("RABBITMQ_MANAGEMENT_URL", ""))
+            deadline_s = ANSWER_DEADLINE_S
         elif amqp or database:
             raise RuntimeError("set both AMQP_URL and DATABASE_URL, or neither (then the tests start containers)")
         else:
@@ -71,7 +73,8 @@ async def servers(sweep_first: bool = True) -> AsyncIterator[Servers]:
             infrastructure, deadline_s = stack.enter_context(_containers()), STARTUP_DEADLINE_S
         await _wait_until_answering(infrastructure.amqp_url, infrastructure.admin_url, deadline_s)
         if sweep_first:
-            await leftovers.sweep(infrastructure.rabbitmqctl, infrastructure.amqp_url, infrastructure.admin_url)
+            await leftovers.sweep(infrastructure.rabbitmqctl, infrastructure.amqp_url, infrastructure.admin_url,
+                                  management_url=infrastructure.management_url)
         yield infrastructure
 
 
@@ -92,7 +95,7 @@ def _containers() -> Iterator[Servers]:
     user, password = "arcserve", secrets.token_hex(12)  # `guest` may only log in from loopback
     rabbit = (
         DockerContainer(RABBITMQ_IMAGE)
-        .with_exposed_ports(5672)
+        .with_exposed_ports(5672, 15672)
         .with_env("RABBITMQ_DEFAULT_USER", user)
         .with_env("RABBITMQ_DEFAULT_PASS", password)
     )
@@ -113,7 +116,8 @@ def _containers() -> Iterator[Servers]:
             code, out = rabbit.get_wrapped_container().exec_run(["rabbitmqctl", *args])
             return code, out.decode(errors="replace")
 
-        yield Servers(amqp, database, rabbitmqctl)
+        management = f"http://{rabbit.get_container_host_ip()}:{rabbit.get_exposed_port(15672)}"
+        yield Servers(amqp, database, rabbitmqctl, management)
 
 
 async def _wait_until_answering(amqp_url: str, database_url: str, deadline_s: float) -> None:
@@ -162,9 +166,9 @@ def with_database(url: str, name: str) -> str:
     return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
 
 
-async def create_database(admin_url: str) -> str:
+async def create_database(admin_url: str, name: str | None = None) -> str:
     """A fresh database of its own; returns its URL."""
-    name = leftovers.new_database_name()
+    name = name or leftovers.new_database_name()
     conn = await asyncpg.connect(admin_url)
     try:
         await conn.execute(f'CREATE DATABASE "{name}"')
@@ -182,13 +186,14 @@ async def drop_database(admin_url: str, url: str) -> None:
         await conn.close()
 
 
-async def delete_topology(amqp_url: str, topology: Topology, also: Sequence[str] = ()) -> None:
-    """Remove every queue and exchange a test stack declared under its prefix (and the
-    queues `also` names)."""
+async def delete_topology(amqp_url: str, topology: Topology, specs: Sequence[QueueSpec],
+                          also: Sequence[str] = ()) -> None:
+    """Remove every queue and exchange a test stack has under its prefix (and the queues
+    `also` names)."""
     connection = await aio_pika.connect(amqp_url)
     async with connection:
         channel = await connection.channel()
-        for queue in [*topology.all_queues(), *also]:
+        for queue in [*(name for spec in specs for name in topology.queues_of(spec)), *also]:
             await channel.queue_delete(queue)
-        for exchange in (topology.applications, topology.events, topology.dead_letter):
+        for exchange in [topology.applications, topology.events, *(e for spec in specs for e in topology.exchanges_of(spec))]:
             await channel.exchange_delete(exchange)

@@ -1,8 +1,8 @@
 """No topology or database left behind by the tests and the fault suite.
 
-- Every test or fault stack is named `test-<unix time>-<8 hex>.` / `faults-…` (exchanges and
-  queues) and `arcserve_test_<unix time>_<12 hex>` (its database), so its age can be read
-  off its name.
+- Every test or fault stack is named `test-<unix time>-<8 hex>.` / `faults-…` (exchanges,
+  queues and broker users) and `arcserve_test_<unix time>_<12 hex>` (its database, and
+  its roles after it), so its age can be read off its name.
 - Stacks register here while they live. They remove their own topology and database when
   they close; on SIGINT/SIGTERM the process unwinds (the handlers turn both into
   KeyboardInterrupt) so that closing still happens, and at exit whatever is still registered
@@ -31,8 +31,9 @@ import asyncpg
 log = logging.getLogger(__name__)
 
 STALE_AFTER_S = 3 * 3600.0  # longer than any run: `make faults` at 500 takes about 15 min
-_PREFIX = re.compile(r"^(?:test|faults)-(\d{10})-[0-9a-f]{8}\.")
+_PREFIX = re.compile(r"^(?:test|faults)-(\d{10})-[0-9a-f]{8}\.")  # exchanges, queues, broker users
 _DATABASE = re.compile(r"^arcserve_test_(\d{10})_[0-9a-f]{12}$")
+_ROLE = re.compile(r"^(arcserve_test_(\d{10})_[0-9a-f]{12})_\w+$")  # a test database's roles
 
 
 def new_prefix(kind: str = "test") -> str:
@@ -92,13 +93,16 @@ Rabbitmqctl = Callable[..., Awaitable[str]]
 class Swept:
     prefixes: list[str]
     databases: list[str]
+    users: list[str]
+    roles: list[str]
 
 
 def _stale(created: str, now: float) -> bool:
     return now - int(created) > STALE_AFTER_S
 
 
-async def sweep(rabbitmqctl: Rabbitmqctl, amqp_url: str, admin_url: str, now: float | None = None) -> Swept:
+async def sweep(rabbitmqctl: Rabbitmqctl, amqp_url: str, admin_url: str, now: float | None = None,
+                management_url: str = "") -> Swept:
     """Delete this suite's stale exchanges, queues and databases (see the module docstring)."""
     now = time.time() if now is None else now
     queues = (await rabbitmqctl("list_queues", "-q", "--no-table-headers", "name")).split()
@@ -126,7 +130,15 @@ async def sweep(rabbitmqctl: Rabbitmqctl, amqp_url: str, admin_url: str, now: fl
                 if name.startswith(prefix):
                     await channel.exchange_delete(name)
             swept.append(prefix)
-    databases = []
+    from services.provisioning.broker import Management
+
+    management = Management.for_amqp_url(amqp_url, management_url)
+    users = [
+        name for name in management.users()
+        if (match := _PREFIX.match(name)) and _stale(match.group(1), now) and by_prefix.get(match.group(0), ([], 0))[1] == 0
+    ]
+    management.delete_users(users)
+    databases, roles = [], []
     conn = await asyncpg.connect(admin_url)
     try:
         rows = await conn.fetch(
@@ -137,21 +149,30 @@ async def sweep(rabbitmqctl: Rabbitmqctl, amqp_url: str, admin_url: str, now: fl
             if (match := _DATABASE.match(row["datname"])) and _stale(match.group(1), now):
                 await conn.execute(f'DROP DATABASE IF EXISTS "{row["datname"]}"')
                 databases.append(row["datname"])
+        remaining = {r["datname"] for r in await conn.fetch("SELECT datname FROM pg_database")}
+        for row in await conn.fetch("SELECT rolname FROM pg_roles"):
+            match = _ROLE.match(row["rolname"])
+            if match and _stale(match.group(2), now) and match.group(1) not in remaining:
+                await conn.execute(f'DROP ROLE IF EXISTS "{row["rolname"]}"')
+                roles.append(row["rolname"])
     finally:
         await conn.close()
-    if swept or databases:
-        log.warning("swept what earlier runs left: %d topologies, %d databases", len(swept), len(databases))
-    return Swept(swept, databases)
+    if swept or databases or users or roles:
+        log.warning("swept what earlier runs left: %d topologies, %d broker users, %d databases, %d roles",
+                    len(swept), len(users), len(databases), len(roles))
+    return Swept(swept, databases, users, roles)
 
 
 async def _main() -> int:
     from tests.support.infra import servers
 
     async with servers(sweep_first=False) as infrastructure:
-        swept = await sweep(infrastructure.rabbitmqctl, infrastructure.amqp_url, infrastructure.admin_url)
-    print(f"removed {len(swept.prefixes)} stale topologies and {len(swept.databases)} stale databases "
-          f"(this suite's names, older than {STALE_AFTER_S / 3600:g} h, with no consumer or connection)")
-    for name in swept.prefixes + swept.databases:
+        swept = await sweep(infrastructure.rabbitmqctl, infrastructure.amqp_url, infrastructure.admin_url,
+                            management_url=infrastructure.management_url)
+    print(f"removed {len(swept.prefixes)} stale topologies, {len(swept.users)} broker users, "
+          f"{len(swept.databases)} databases and {len(swept.roles)} roles (this suite's names, older than "
+          f"{STALE_AFTER_S / 3600:g} h, with no consumer or connection)")
+    for name in swept.prefixes + swept.users + swept.databases + swept.roles:
         print(f"  {name}")
     return 0
 

@@ -1,5 +1,7 @@
 """A whole system in the test's event loop: the four services with real connections to the
-real broker and database, isolated by a topology prefix and a database of their own."""
+real broker and database, isolated by a topology prefix and a database of their own, and
+provisioned as a deployment is (services/provisioning): each service connects as its own
+broker user and Postgres role."""
 from __future__ import annotations
 
 import asyncio
@@ -18,15 +20,16 @@ import httpx
 from services.intake.bootstrap import build as build_intake
 from services.license_issuer.bootstrap import build as build_license_issuer
 from services.order_id.bootstrap import build as build_order_id
+from services.provisioning.boundaries import BOUNDARIES, queue_specs
 from services.status.bootstrap import build as build_status
 from shared.config import Settings
 from shared.contracts.envelope import CONTENT_TYPE
-from shared.db.migrate import seed_api_keys
-from shared.messaging.topology import QUEUES, Topology
+from shared.messaging.topology import Topology
 from shared.runtime import Service
-from tests.support import leftovers
+from shared.tenancy import seed_api_keys
+from tests.support.deployment import TestDeployment
 from tests.support.drain import drain, work_queues
-from tests.support.infra import Servers, create_database, delete_topology, drop_database
+from tests.support.infra import Servers
 
 BUILDERS = {
     "intake": build_intake,
@@ -34,6 +37,7 @@ BUILDERS = {
     "license_issuer": build_license_issuer,
     "order_id": build_order_id,
 }
+BOUNDARY = {boundary.name.replace("-", "_"): boundary for boundary in BOUNDARIES}  # by module name
 DEADLINE_S = 20.0
 
 
@@ -67,29 +71,43 @@ class Stack:
     )
     closed: bool = False
 
+    deployment: TestDeployment | None = None
+
     @classmethod
-    async def create(cls, servers: Servers, **overrides: Any) -> Stack:
-        database_url = await create_database(servers.admin_url)
+    async def create(cls, servers: Servers, *, provisioned: bool = True, **overrides: Any) -> Stack:
+        """A stack with its own prefix and database. `settings` are the administrator's (the
+        services get their own); `amqp_url` / `database_url` overrides say where the services
+        connect (a fault proxy, say), with their own credentials. `provisioned=False`: leave
+        the provisioning step to the test (`await stack.deployment.provision()`)."""
+        retry_delays_s = overrides.get("retry_delays_s", (0.2, 0.5, 1.0))  # retries that fit in a test
+        deployment = await TestDeployment.create(servers, "test", retry_delays_s)
         settings = Settings(
             amqp_url=servers.amqp_url,
-            database_url=database_url,
-            topology_prefix=leftovers.new_prefix("test"),
+            database_url=deployment.database_url,
+            topology_prefix=deployment.topology.prefix,
             host="127.0.0.1",
             drain_timeout_s=5.0,
-            retry_delays_s=(0.2, 0.5, 1.0),  # short, so retries and their exhaustion fit in a test
+            retry_delays_s=retry_delays_s,
             db_pool_size=5,
         )
-        stack = cls(replace(settings, **overrides), servers)
-        leftovers.hold(stack.settings.topology_prefix, stack._remove)
+        stack = cls(replace(settings, **overrides), servers, deployment=deployment)
+        if provisioned:
+            await deployment.provision()
         return stack
 
     @property
     def topology(self) -> Topology:
         return Topology(self.settings.topology_prefix, self.settings.retry_delays_s)
 
+    def service_settings(self, name: str) -> Settings:
+        """The settings a service runs with: its own broker user and database role."""
+        assert self.deployment is not None
+        amqp_url, database_url = self.deployment.urls(BOUNDARY[name], self.settings.amqp_url, self.settings.database_url)
+        return replace(self.settings, amqp_url=amqp_url, database_url=database_url)
+
     async def start(self, *names: str) -> None:
         for name in names or tuple(BUILDERS):
-            service = BUILDERS[name](self.settings, port=0)
+            service = BUILDERS[name](self.service_settings(name), port=0)
             await service.start()
             self.services[name] = service
 
@@ -107,13 +125,8 @@ class Stack:
             await self.stop()
             await self.http.aclose()
         finally:
-            await self._remove()
-            leftovers.release(self.settings.topology_prefix)
-
-    async def _remove(self) -> None:
-        """Its exchanges, queues and database."""
-        await delete_topology(self.settings.amqp_url, self.topology)
-        await drop_database(self.servers.admin_url, self.settings.database_url)
+            if self.deployment is not None:
+                await self.deployment.remove()
 
     # ---- tenants and HTTP ----------------------------------------------------------------
     async def tenant(self) -> Tenant:
@@ -170,11 +183,13 @@ class Stack:
         await drain(self.servers.rabbitmqctl, self.settings.database_url, work_queues(self.topology))
 
     async def handled(self, message_id: str, consumer: str) -> bool:
-        """Whether `consumer` (e.g. "status.results") has handled the message (its inbox)."""
+        """Whether `consumer` (a subscriber's name, e.g. "arcserve.status.results") has
+        handled the message (its service's inbox)."""
+        schema = next(b.schema.name for b in BOUNDARIES for s in b.subscribers if s.name == consumer and b.schema)
         conn = await asyncpg.connect(self.settings.database_url)
         try:
             return bool(await conn.fetchval(
-                "SELECT true FROM messaging.inbox WHERE message_id = $1 AND consumer = $2", message_id, consumer
+                f"SELECT true FROM {schema}.inbox WHERE message_id = $1 AND consumer = $2", message_id, consumer
             ))
         finally:
             await conn.close()
@@ -263,7 +278,7 @@ class EventTap:
 
 async def dead_letters(stack: Stack, queue: str, count: int) -> list[aio_pika.abc.AbstractIncomingMessage]:
     """Take `count` messages from the dead-letter queue of `queue` (a QueueSpec name)."""
-    spec = next(s for s in QUEUES if s.name == queue)
+    spec = next(s for s in queue_specs() if s.name == queue)
     connection = await aio_pika.connect(stack.settings.amqp_url)
     taken: list[aio_pika.abc.AbstractIncomingMessage] = []
     async with connection:

@@ -83,6 +83,7 @@ def test_valid_body_parses(body, model):
 
 def test_new_keeps_lines_as_given():
     parsed = parse_application(new(VIRTUAL, DEDICATED))
+    assert isinstance(parsed, NewApplication)
     assert [(l.usage, l.license_type, l.quantity, l.vm_count) for l in parsed.licenses] == [
         ("virtual_server", "per_server", 2, None),
         ("hypervisor", "dedicated_hypervisor", 1, 10),
@@ -223,4 +224,6 @@ def test_a_stored_body_still_reads_after_its_product_left_the_catalog():
             "licenses": [{"usage": "bare_metal", "license_type": "per_server", "quantity": 1}]}
     with pytest.raises(InvalidApplication):
         parse_application(body)  # a new application must name a product on sale
-    assert parse_application(body, stored=True).product == "arcserve-udp-8"
+    stored = parse_application(body, stored=True)
+    assert isinstance(stored, NewApplication)
+    assert stored.product == "arcserve-udp-8"

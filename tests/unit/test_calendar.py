@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from shared.domain.calendar import JST, BusinessCalendar, YearEndClosure
+from services.status.domain.calendar import JST, BusinessCalendar, YearEndClosure
 
 DEFAULT = BusinessCalendar()
 NO_CLOSURE = BusinessCalendar(YearEndClosure.parse(""))

@@ -1,7 +1,8 @@
-"""The contract rules R1–R12 (DESIGN.md §2) and every reason code, on the pure domain.
+"""The contract rules R1–R12 (docs/architecture.md, "Rules") and every reason code, on the pure domain.
 
-Contracts are built only through the domain's own API: `Contract.open` with a parsed
-`new` application, then the issuers' results (`license_issued`, `order_id_issued`, ...).
+Contracts are built only through the domain's own API: `Contract.open` with a `new`
+application (a body parsed and mapped to its domain command, as the status service does at
+its edge), then the issuers' results (`license_issued`, `order_id_issued`, ...).
 """
 from __future__ import annotations
 
@@ -11,10 +12,9 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from shared.contracts.applications import Kind, parse_application
-from shared.contracts.reasons import ReasonCode
-from shared.domain.calendar import JST, BusinessCalendar
-from shared.domain.model import (
+from services.status.domain.calendar import JST, BusinessCalendar
+from services.status.domain.commands import Kind
+from services.status.domain.model import (
     Application,
     ApplicationAccepted,
     ApplicationCompleted,
@@ -26,9 +26,10 @@ from shared.domain.model import (
     License,
     LicenseStatus,
     OrderIdStatus,
-    Rejected,
-    reject,
+    ReasonCode,
 )
+from services.status.messages import command_of
+from shared.contracts.applications import parse_application, submission_of
 
 TENANT = "tenant-a"
 PRODUCT = "arcserve-udp-10"
@@ -37,6 +38,7 @@ T0 = datetime(2026, 6, 1, 10, 0, tzinfo=JST)  # a Monday
 ISSUED_AT = T0 + timedelta(minutes=5)
 NOW = T0 + timedelta(days=1)  # when a later application arrives
 DONE_AT = NOW + timedelta(minutes=5)
+CALENDAR = BusinessCalendar()
 
 VIRTUAL = {"usage": "virtual_server", "license_type": "per_server", "quantity": 1}
 BARE_METAL = {"usage": "bare_metal", "license_type": "per_server", "quantity": 1}
@@ -52,13 +54,10 @@ def qty(line: dict, quantity: int) -> dict:
 
 def submit(body: dict, at: datetime = NOW) -> Application:
     parsed = parse_application(body)
-    return Application(
-        application_id=uuid.uuid4(),
-        tenant_id=TENANT,
-        kind=Kind(parsed.kind),
-        contract_id=getattr(parsed, "contract_id", None),
-        body=parsed,
-        submitted_at=at,
+    application_id = uuid.uuid4()
+    return Application.received(
+        application_id, TENANT, command_of(submission_of(parsed, application_id)),
+        kind=Kind(parsed.kind), contract_id=None, submitted_at=at, calendar=CALENDAR,
     )
 
 
@@ -67,7 +66,7 @@ def new_application(*lines: dict) -> Application:
 
 
 def preparing_contract(*lines: dict) -> Contract:
-    return Contract.open(new_application(*(lines or (VIRTUAL,))), live=None, now=T0)
+    return Contract.open(new_application(*(lines or (VIRTUAL,))), now=T0)
 
 
 def issue_keys(contract: Contract, licenses=None, at: datetime = ISSUED_AT) -> None:
@@ -156,33 +155,41 @@ OTHER_KINDS = {
 
 
 def rejection(contract: Contract, body: dict) -> ReasonCode:
-    """Apply and expect a rejection; the contract must be left exactly as it was."""
+    """Apply and expect a rejection, recorded by the contract; the contract must otherwise
+    be left exactly as it was."""
     before = copy.deepcopy(contract)
     application = submit(body)
-    with pytest.raises(Rejected) as caught:
-        contract.apply(application, NOW)
+    contract.apply(application, NOW)
+    assert application.status is ApplicationStatus.REJECTED and application.completed_at == NOW
+    assert contract.events[len(before.events):] == [ApplicationRejected(application)]
+    assert contract.applications.pop(application.application_id) is application  # kept, to be saved
+    del contract.events[len(before.events):]
     assert contract == before, "a rejected application must not change the contract"
-    assert application.application_id not in contract.applications
-    return caught.value.code
+    assert application.reason is not None
+    return application.reason.code
 
 
 # ---- reason codes ---------------------------------------------------------------------
 
 def test_reason_code_values_are_the_public_ones():
-    assert {code.value for code in ReasonCode} == {
+    public = {
         "invalid_application", "contract_exists", "contract_preparing", "change_in_progress",
         "not_dedicated_hypervisor", "hypervisor_partial_cancellation", "license_not_active",
         "contract_cancelled", "not_found",
     }
+    assert {code.value for code in ReasonCode} == public
 
 
-def test_reject_records_the_reason_on_the_application():
+def test_an_application_records_its_own_rejection():
     application = submit(addition(active_contract()))
-    event = reject(application, Rejected(ReasonCode.CONTRACT_PREPARING, "still preparing"), NOW)
-    assert event == ApplicationRejected(application)
+    application.reject(ReasonCode.CONTRACT_PREPARING, "still preparing", NOW)
+    assert application.events == [ApplicationRejected(application)]
     assert application.status is ApplicationStatus.REJECTED
+    assert application.reason is not None
     assert (application.reason.code, application.reason.message) == (ReasonCode.CONTRACT_PREPARING, "still preparing")
     assert application.completed_at == NOW
+    application.reject(ReasonCode.NOT_FOUND, "again", DONE_AT)  # decided once
+    assert application.reason.code is ReasonCode.CONTRACT_PREPARING and len(application.events) == 1
 
 
 # ---- R1: new ----------------------------------------------------------------------------
@@ -202,7 +209,7 @@ def test_reject_records_the_reason_on_the_application():
 )
 def test_r1_new_creates_a_preparing_contract_with_one_key_per_unit(lines, expected_keys):
     application = new_application(*lines)
-    contract = Contract.open(application, live=None, now=T0)
+    contract = Contract.open(application, now=T0)
 
     assert contract.status is ContractStatus.PREPARING
     assert (contract.tenant_id, contract.product_code, contract.contact.email) == (TENANT, PRODUCT, CONTACT["email"])
@@ -218,8 +225,8 @@ def test_r1_new_creates_a_preparing_contract_with_one_key_per_unit(lines, expect
 
 def test_r1_ids_are_deterministic_for_the_same_application():
     application = new_application(qty(VIRTUAL, 2))
-    first = Contract.open(application, live=None, now=T0)
-    again = Contract.open(copy.deepcopy(application), live=None, now=T0)
+    first = Contract.open(application, now=T0)
+    again = Contract.open(copy.deepcopy(application), now=T0)
     assert again.contract_id == first.contract_id
     assert list(again.licenses) == list(first.licenses)
 
@@ -253,6 +260,7 @@ def test_r1_contract_becomes_active_only_when_all_keys_and_the_order_id_arrived(
     steps[last](DONE_AT)
 
     assert contract.status is ContractStatus.ACTIVE
+    assert contract.order_id is not None
     assert contract.order_id.value == "ARC-0001" and contract.order_id.status is OrderIdStatus.ACTIVE
     assert [(l.status, l.license_key) for l in lic] == [(LicenseStatus.ACTIVE, "KEY-0"), (LicenseStatus.ACTIVE, "KEY-1")]
     assert all(l.charge_start_at == DONE_AT for l in lic)  # billing starts when the contract is live
@@ -297,9 +305,12 @@ def test_r1_duplicate_key_before_the_order_id_does_not_complete_early():
 def test_r2_new_is_rejected_while_a_live_contract_exists(live):
     existing = live()
     before = copy.deepcopy(existing)
-    with pytest.raises(Rejected) as caught:
-        Contract.open(new_application(VIRTUAL), live=existing, now=NOW)
-    assert caught.value.code is ReasonCode.CONTRACT_EXISTS
+    application = new_application(VIRTUAL)
+    existing.refuse_second_contract(application, NOW)
+    assert application.status is ApplicationStatus.REJECTED
+    assert application.reason is not None
+    assert application.reason.code is ReasonCode.CONTRACT_EXISTS
+    assert application.events == [ApplicationRejected(application)]  # it has no contract to hold it
     assert existing == before
 
 
@@ -309,7 +320,11 @@ def test_r2_new_is_rejected_while_a_live_contract_exists(live):
 )
 def test_r2_new_is_allowed_without_a_live_contract(live):
     existing = live()
-    contract = Contract.open(new_application(VIRTUAL), live=existing, now=NOW)
+    application = new_application(VIRTUAL)
+    if existing is not None:
+        existing.refuse_second_contract(application, NOW)  # a cancelled one refuses nothing
+        assert application.status is ApplicationStatus.RECEIVED and application.events == []
+    contract = Contract.open(application, now=NOW)
     assert contract.status is ContractStatus.PREPARING
     if existing is not None:
         assert contract.contract_id != existing.contract_id
@@ -484,6 +499,7 @@ def test_r8_partial_cancellation_cancels_the_named_keys_at_once():
     assert (gone.status, gone.charge_end_at) == (LicenseStatus.CANCELLED, NOW)
     assert [(l.status, l.charge_end_at) for l in (kept, bare)] == [(LicenseStatus.ACTIVE, None)] * 2
     assert contract.status is ContractStatus.ACTIVE
+    assert contract.order_id is not None
     assert contract.order_id.status is OrderIdStatus.ACTIVE
     assert application.cancels_contract is False
     assert application.status is ApplicationStatus.PROCESSING
@@ -603,13 +619,14 @@ def test_r9_cancelling_the_last_key_cancels_the_contract_and_its_order_id(how):
     application = FULL_CANCELLATIONS[how](contract)
 
     assert contract.status is ContractStatus.CANCELLED
+    assert contract.order_id is not None
     assert contract.order_id.status is OrderIdStatus.CANCELLED
     assert application.cancels_contract is True
     assert all(l.status is LicenseStatus.CANCELLED for l in contract.licenses.values())
     assert all(l.charge_end_at == NOW for l in licenses_of(contract, application))
     assert application.status is ApplicationStatus.PROCESSING, "waits for the vendor's confirmations"
     assert contract.events == [
-        ApplicationAccepted(application, tuple(licenses_of(contract, application))),
+        ApplicationAccepted(application, tuple(licenses_of(contract, application)), "ARC-0001"),  # R9: its order ID goes
         ContractStatusChanged(contract.contract_id, TENANT, ContractStatus.ACTIVE, ContractStatus.CANCELLED,
                               application.application_id),
     ]
@@ -651,11 +668,12 @@ def test_r9_full_cancellation_completes_after_every_revocation_and_the_order_id_
     steps[last](DONE_AT)
 
     assert application.status is ApplicationStatus.COMPLETED and application.completed_at == DONE_AT
+    assert contract.order_id is not None
     assert contract.order_id.cancel_confirmed_at is not None
     assert contract.events == [ApplicationCompleted(application)]
 
-    for step in steps.values():  # duplicates are no-ops
-        step(DONE_AT + timedelta(minutes=1))
+    for again in steps.values():  # duplicates are no-ops
+        again(DONE_AT + timedelta(minutes=1))
     assert contract.events == [ApplicationCompleted(application)]
 
 
@@ -691,9 +709,7 @@ def test_contact_change_completes_at_once_and_updates_the_contact():
 
 # ---- R12: expected completion ----------------------------------------------------------------
 
-from shared.domain.model import expected_completion  # noqa: E402
-
-CALENDAR = BusinessCalendar()
+from services.status.domain.model import expected_completion  # noqa: E402
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,249 @@
+"""The status service's service layer (services/status/service.py) with an in-memory
+repository, as cosmicpython's tests/unit/test_handlers.py does: decide a submission, join
+the issuers' results, render the detail view (R11); no broker, no database."""
+from __future__ import annotations
+
+import copy
+import uuid
+from datetime import datetime, timedelta
+from uuid import UUID
+
+import pytest
+
+from services.status import service, views
+from services.status.domain.calendar import JST, BusinessCalendar
+from services.status.domain.commands import (
+    CancelLicenses,
+    ChangeContact,
+    Contact,
+    KeysIssued,
+    KeysRevoked,
+    Kind,
+    LicenseLine,
+    LicenseType,
+    OpenContract,
+    OrderIdCancelled,
+    OrderIdIssued,
+    Usage,
+)
+from services.status.domain.model import (
+    Application,
+    ApplicationAccepted,
+    ApplicationCompleted,
+    ApplicationRejected,
+    Contract,
+    ContractStatus,
+    ContractStatusChanged,
+    DomainEvent,
+    collect_events,
+)
+
+T0 = datetime(2026, 6, 1, 10, 0, tzinfo=JST)  # a Monday
+CALENDAR = BusinessCalendar()
+TENANT, OTHER = "acme", "globex"
+PRODUCT = "arcserve-udp-10"
+CONTACT = Contact("ops@example.co.jp", "Acme K.K.")
+VIRTUAL = LicenseLine(Usage.VIRTUAL_SERVER, LicenseType.PER_SERVER, 2)
+
+
+class FakeRepository:
+    """The repository port in memory: what is saved is kept as a copy, as a database would."""
+
+    def __init__(self, tenants: tuple[str, ...] = (TENANT, OTHER)):
+        self.tenants = set(tenants)
+        self.contracts: dict[UUID, Contract] = {}
+        self.applications: dict[UUID, Application] = {}
+        self._touched: dict[UUID, Contract] = {}
+        self._standalone: list[Application] = []
+
+    async def tenant_exists(self, tenant_id: str) -> bool:
+        return tenant_id in self.tenants
+
+    async def serialize(self, application_id: UUID) -> None:
+        return None
+
+    async def tenant_of_application(self, application_id: UUID) -> str | None:
+        found = self.applications.get(application_id)
+        return found.tenant_id if found else None
+
+    async def live_for_product(self, tenant_id: str, product: str) -> Contract | None:
+        for contract in self.contracts.values():
+            if (contract.tenant_id, contract.product_code) == (tenant_id, product) and contract.status is not ContractStatus.CANCELLED:
+                return await self.get(contract.contract_id, tenant_id)
+        return None
+
+    async def get(self, contract_id: UUID, tenant_id: str) -> Contract | None:
+        stored = self.contracts.get(contract_id)
+        if stored is None or stored.tenant_id != tenant_id:
+            return None
+        return self._touched.setdefault(contract_id, copy.deepcopy(stored))
+
+    def add(self, contract: Contract) -> None:
+        self._touched[contract.contract_id] = contract
+
+    def add_application(self, application: Application) -> None:
+        self._standalone.append(application)
+
+    async def save(self) -> list[DomainEvent]:
+        events = collect_events(self._touched.values(), self._standalone)
+        for contract in self._touched.values():
+            contract.updated_at = T0
+            self.contracts[contract.contract_id] = copy.deepcopy(contract)
+            for application in contract.applications.values():
+                self.applications[application.application_id] = copy.deepcopy(application)
+        for application in self._standalone:
+            self.applications[application.application_id] = copy.deepcopy(application)
+        self._touched, self._standalone = {}, []
+        return events
+
+    async def snapshot(self, contract_id: UUID, tenant_id: str) -> tuple[Contract, list[Application]] | None:
+        contract = self.contracts.get(contract_id)
+        if contract is None or contract.tenant_id != tenant_id:
+            return None
+        history = sorted((a for a in self.applications.values() if a.contract_id == contract_id),
+                         key=lambda a: (a.submitted_at, a.application_id))
+        return copy.deepcopy(contract), copy.deepcopy(history)
+
+    async def page(self, tenant_id: str, status: ContractStatus | None, after: tuple[datetime, UUID] | None,
+                   limit: int) -> list[Contract]:
+        mine = sorted((c for c in self.contracts.values() if c.tenant_id == tenant_id and status in (None, c.status)),
+                      key=lambda c: (c.created_at, c.contract_id), reverse=True)
+        return [copy.deepcopy(c) for c in mine if after is None or (c.created_at, c.contract_id) < after][:limit]
+
+
+def submission(command, *, tenant: str = TENANT, at: datetime = T0, application_id: UUID | None = None):
+    return service.Submission(application_id or uuid.uuid4(), tenant, Kind.NEW, command, at)
+
+
+async def decide(repo: FakeRepository, command, **kwargs) -> tuple[service.Submission, list[DomainEvent]]:
+    made = submission(command, **kwargs)
+    return made, await service.decide(made, repo, CALENDAR, kwargs.get("at", T0))
+
+
+async def active_contract(repo: FakeRepository) -> Contract:
+    made, events = await decide(repo, OpenContract(PRODUCT, CONTACT, (VIRTUAL,)))
+    [accepted] = events
+    assert isinstance(accepted, ApplicationAccepted)
+    contract_id = accepted.application.contract_id
+    assert contract_id is not None
+    keys = tuple((license_id, f"KEY-{n}") for n, license_id in enumerate(accepted.application.license_ids))
+    await service.apply(KeysIssued(contract_id, keys), TENANT, repo, T0 + timedelta(minutes=1))
+    await service.apply(OrderIdIssued(contract_id, "ARC-20260601-AAAAA-BBBBB"), TENANT, repo, T0 + timedelta(minutes=2))
+    return repo.contracts[contract_id]
+
+
+async def test_a_new_application_opens_a_preparing_contract_and_saves_it():
+    repo = FakeRepository()
+    made, events = await decide(repo, OpenContract(PRODUCT, CONTACT, (VIRTUAL,)))
+    [accepted] = events
+    assert isinstance(accepted, ApplicationAccepted) and len(accepted.licenses) == 2
+    [contract] = repo.contracts.values()
+    assert contract.status is ContractStatus.PREPARING  # R1
+    assert repo.applications[made.application_id].expected_completion_at == datetime(2026, 6, 8, 10, tzinfo=JST)  # R12
+
+
+async def test_keys_and_order_id_in_any_order_make_it_active():
+    repo = FakeRepository()
+    contract = await active_contract(repo)
+    assert contract.status is ContractStatus.ACTIVE
+    history = [a.status.value for a in repo.applications.values()]
+    assert history == ["completed"]
+
+
+async def test_a_second_new_for_a_held_product_is_rejected_and_saved_without_a_contract():
+    repo = FakeRepository()
+    await active_contract(repo)
+    made, events = await decide(repo, OpenContract(PRODUCT, CONTACT, (VIRTUAL,)))
+    assert [type(e) for e in events] == [ApplicationRejected]
+    rejected = repo.applications[made.application_id]
+    assert rejected.reason is not None and rejected.reason.code.value == "contract_exists"  # R2
+    assert rejected.contract_id is None and len(repo.contracts) == 1
+
+
+async def test_an_unknown_or_foreign_contract_is_not_found():
+    repo = FakeRepository()
+    contract = await active_contract(repo)
+    for tenant, contract_id in ((TENANT, uuid.uuid4()), (OTHER, contract.contract_id)):
+        made, events = await decide(repo, ChangeContact(contract_id, CONTACT), tenant=tenant)
+        [rejected] = events
+        assert isinstance(rejected, ApplicationRejected)
+        assert repo.applications[made.application_id].reason.code.value == "not_found"  # type: ignore[union-attr]
+
+
+async def test_a_submission_that_failed_its_schema_is_rejected_as_invalid():
+    repo = FakeRepository()
+    made = service.Submission(uuid.uuid4(), TENANT, Kind.ADDITION, None, T0, problem="licenses: field required")
+    [rejected] = await service.decide(made, repo, CALENDAR, T0)
+    assert isinstance(rejected, ApplicationRejected)
+    stored = repo.applications[made.application_id]
+    assert (stored.kind, stored.reason.code.value, stored.reason.message) == (  # type: ignore[union-attr]
+        Kind.ADDITION, "invalid_application", "licenses: field required")  # R4
+
+
+async def test_the_same_application_id_is_decided_once_and_never_across_tenants():
+    repo = FakeRepository()
+    made, _ = await decide(repo, OpenContract(PRODUCT, CONTACT, (VIRTUAL,)))
+    again = await service.decide(made, repo, CALENDAR, T0 + timedelta(seconds=1))
+    assert again == [] and len(repo.contracts) == 1
+    stolen = service.Submission(made.application_id, OTHER, Kind.NEW, made.command, T0)
+    with pytest.raises(service.ForeignApplication):
+        await service.decide(stolen, repo, CALENDAR, T0)
+
+
+async def test_an_unknown_tenant_is_refused_before_anything_is_decided():
+    repo = FakeRepository()
+    with pytest.raises(service.UnknownTenant):
+        await decide(repo, OpenContract(PRODUCT, CONTACT, (VIRTUAL,)), tenant="nobody")
+    assert repo.applications == {}
+
+
+async def test_a_result_before_its_contract_is_too_early():
+    with pytest.raises(service.TooEarly):
+        await service.apply(OrderIdIssued(uuid.uuid4(), "ARC-X"), TENANT, FakeRepository(), T0)
+
+
+async def test_full_cancellation_ends_with_the_contract_and_order_id_cancelled():
+    repo = FakeRepository()
+    contract = await active_contract(repo)
+    made, events = await decide(repo, CancelLicenses(contract.contract_id), at=T0 + timedelta(days=1))
+    assert [type(e) for e in events] == [ApplicationAccepted, ContractStatusChanged]  # R9
+    assert events[0].order_id == "ARC-20260601-AAAAA-BBBBB"  # type: ignore[union-attr]
+    later = T0 + timedelta(days=1, minutes=1)
+    revoked = await service.apply(KeysRevoked(contract.contract_id, tuple(contract.licenses)), TENANT, repo, later)
+    assert revoked == []  # waits for the order ID's cancellation too
+    done = await service.apply(OrderIdCancelled(contract.contract_id), TENANT, repo, later)
+    assert [type(e) for e in done] == [ApplicationCompleted]
+    assert repo.contracts[contract.contract_id].status is ContractStatus.CANCELLED
+
+
+async def test_the_detail_view_shows_what_r11_names():
+    repo = FakeRepository()
+    contract = await active_contract(repo)
+    await decide(repo, ChangeContact(contract.contract_id, Contact("it@example.jp", "Renamed K.K.")),
+                 at=T0 + timedelta(days=1))
+    found = await service.contract_detail(contract.contract_id, TENANT, repo)
+    assert found is not None
+    view = views.contract_detail(*found)
+
+    assert view["product"] == {"code": PRODUCT, "name": "Arcserve Unified Data Protection", "version": "10.0"}
+    assert view["support_desk"]["name"] == "Arcserve Japan Software Support"  # from the product catalog
+    assert (view["status"], view["status_label"]) == ("active", "提供中")
+    assert view["arcserve_order_id"] == {"value": "ARC-20260601-AAAAA-BBBBB", "status": "active"}
+    assert view["contact"] == {"email": "it@example.jp", "company_name": "Renamed K.K."}
+    assert [(k["license_key"], k["status"], k["charge_start_at"], k["charge_end_at"]) for k in view["licenses"]] == [
+        ("KEY-0", "active", (T0 + timedelta(minutes=2)).isoformat(), None),
+        ("KEY-1", "active", (T0 + timedelta(minutes=2)).isoformat(), None),
+    ]
+    assert [(a["kind"], a["status"]) for a in view["applications"]] == [("new", "completed"), ("contact_change", "completed")]
+    assert await service.contract_detail(contract.contract_id, OTHER, repo) is None  # another tenant's: not found
+
+
+async def test_the_detail_view_hides_a_key_until_it_is_live():
+    repo = FakeRepository()
+    made, _ = await decide(repo, OpenContract(PRODUCT, CONTACT, (VIRTUAL,)))
+    [contract] = repo.contracts.values()
+    first = next(iter(contract.licenses))
+    await service.apply(KeysIssued(contract.contract_id, ((first, "KEY-0"),)), TENANT, repo, T0)
+    found = await service.contract_detail(contract.contract_id, TENANT, repo)
+    assert found is not None
+    assert [lic["license_key"] for lic in views.contract_detail(*found)["licenses"]] == [None, None]  # R1
