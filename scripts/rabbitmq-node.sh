@@ -81,7 +81,7 @@ case "${1:-}" in
       current=$(limit)
       if [ -n "$current" ] && ((current < MIN_OPEN_FILES)); then
         say "running with an open-files limit of $current: restarting it with the setting above"
-        rabbitmqctl -q stop
+        rabbitmqctl -q shutdown  # returns once the node's process has exited
         start_node
       else
         await_node
@@ -99,7 +99,7 @@ case "${1:-}" in
   restart)
     keep_open_files_limit
     before=$(limit)
-    rabbitmqctl -q stop
+    rabbitmqctl -q shutdown  # returns once the node's process has exited
     start_node
     check_limit "$before"
     ;;

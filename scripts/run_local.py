@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
@@ -23,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 import demo  # noqa: E402  (scripts/demo.py, beside this file)
 
 from services.provisioning.__main__ import provision_all  # noqa: E402
-from services.provisioning.broker import ManagementUnavailable  # noqa: E402
+from services.provisioning.broker import ManagementError  # noqa: E402
 from shared.config import Settings  # noqa: E402
 
 DEMO_KEYS = "acme:acme-demo-key,globex:globex-demo-key"
@@ -33,6 +34,12 @@ HINT = (
     "`pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start` "
     "(Debian packages rabbitmq-server, postgresql), or `docker compose up -d rabbitmq postgres`"
 )
+
+
+def _where(url: str) -> str:
+    """A server's URL without its credentials."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(netloc=f"{parts.hostname}:{parts.port}" if parts.port else parts.hostname or ""))
 
 
 async def _check_broker(url: str) -> None:
@@ -51,16 +58,16 @@ def main() -> int:
     try:
         asyncio.run(_check_broker(settings.amqp_url))
     except Exception as exc:
-        demo.say(f"RabbitMQ does not answer at {settings.amqp_url} ({exc}): {HINT}")
+        demo.say(f"RabbitMQ does not answer at {_where(settings.amqp_url)} ({exc}): {HINT}")
         return 1
     logs = ROOT / ".run"
     credentials = Path(os.environ.get("ARCSERVE_CREDENTIALS_FILE") or logs / "credentials.env")
     try:  # the one-shot step; the services' own URLs are kept in the credentials file
         service_urls = asyncio.run(provision_all(settings, credentials))
-    except (OSError, asyncpg.PostgresError) as exc:
-        demo.say(f"PostgreSQL does not answer at {settings.database_url} ({exc}): {HINT}")
+    except (OSError, asyncpg.CannotConnectNowError, asyncpg.InvalidAuthorizationSpecificationError) as exc:
+        demo.say(f"PostgreSQL does not answer at {_where(settings.database_url)} ({exc}): {HINT}")
         return 1
-    except (ManagementUnavailable, ValueError) as exc:
+    except (ManagementError, ValueError, asyncpg.PostgresError) as exc:
         demo.say(f"provisioning failed: {exc}")
         return 1
 
@@ -68,8 +75,10 @@ def main() -> int:
     processes: list[subprocess.Popen] = []
     for name in SERVICES:
         log = open(logs / f"{name}.log", "ab")
+        # Each service gets its own credentials, never the administrator's.
+        env = {k: v for k, v in os.environ.items() if k not in ("AMQP_URL", "DATABASE_URL")}
         processes.append(subprocess.Popen([sys.executable, "-m", f"services.{name}"], cwd=ROOT, stdout=log, stderr=log,
-                                          env={**os.environ, **service_urls}))
+                                          env={**env, **service_urls}))
 
     def stop_all(*_: object) -> None:
         for process in processes:

@@ -29,7 +29,7 @@ from shared.clock import Clock, utc_now
 from shared.config import Settings
 from shared.db.migrate import missing
 from shared.db.pool import create_pool
-from shared.http.errors import install_error_handlers
+from shared.http.errors import error_response, install_error_handlers
 from shared.messaging.broker import Broker
 from shared.messaging.consumer import Consumer, QueueMissing
 from shared.messaging.inbox import Inbox
@@ -202,6 +202,9 @@ class Service:
 
     async def _observe(self, request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         started = time.perf_counter()
+        if not self._started and request.url.path.startswith("/v1"):
+            # Up, but not provisioned yet (or not connected): nothing it could answer is right.
+            return error_response(503, "unavailable", f"{self.name} is starting; retry later")
         response = await call_next(request)
         route = request.scope.get("route")
         metrics.HTTP_LATENCY.labels(self.name, getattr(route, "path", "unmatched"), str(response.status_code)).observe(

@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -51,6 +52,8 @@ async def provision(settings: Settings, deployment: Deployment, passwords: Passw
         )
         log.info("broker: %d users, their permissions and the topology (prefix %r)", len(BOUNDARIES),
                  deployment.topology.prefix)
+    if not database_side and not keys:
+        return
     if database_side:
         await database.ensure_database(settings.database_url)
     conn = await asyncpg.connect(settings.database_url)
@@ -95,15 +98,15 @@ def _deployment(settings: Settings) -> Deployment:
 
 
 def _passwords(env_file: Path | None) -> Passwords:
-    """The ones an existing env file holds (so running again changes nothing), else from
-    the environment or fresh."""
+    """`<SERVICE>_PASSWORD` where set; else the one an existing env file holds (so running
+    again changes nothing); else a fresh one."""
     held = read_env_file(env_file) if env_file else {}
-    found = passwords_for(BOUNDARIES)
+    from_file = {}
     for boundary in BOUNDARIES:
         url = held.get(f"{boundary.env_prefix}_AMQP_URL")
         if url and urlsplit(url).password:
-            found[boundary.name] = unquote(urlsplit(url).password or "")
-    return found
+            from_file[f"{boundary.env_prefix}_PASSWORD"] = unquote(urlsplit(url).password or "")
+    return passwords_for(BOUNDARIES, env={**from_file, **os.environ})
 
 
 async def main(argv: list[str]) -> int:
@@ -134,7 +137,7 @@ async def main(argv: list[str]) -> int:
             await provision(settings, deployment, passwords, broker_side=args.what == "broker",
                             database_side=args.what == "database",
                             keys=settings.api_keys if args.what == "database" else None)
-    except (broker.ManagementUnavailable, OSError, asyncpg.PostgresError, ValueError) as exc:
+    except (broker.ManagementError, OSError, asyncpg.PostgresError, ValueError) as exc:
         print(f"provisioning failed: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -4,7 +4,8 @@ loads the same document at the broker's boot (deploy/rabbitmq/definitions.json).
 
 Each service's user may only (docs/architecture.md, "Least privilege"):
 - read (consume) its own queues;
-- write (publish) to the public exchanges it publishes to, and to its own queues' retry and
+- write (publish) to the public exchanges it publishes to, and there only under the routing
+  keys of its own messages (topic permissions), and to its own queues' retry and
   dead-letter exchanges (never to the default exchange, which reaches every queue);
 - configure nothing: the topology is declared here, once.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 import secrets
 import urllib.error
 import urllib.request
@@ -22,6 +24,7 @@ from urllib.parse import quote, unquote, urlsplit
 
 from services.provisioning.deployment import Deployment, Passwords
 from shared.boundary import Boundary
+from shared.contracts import catalogue
 from shared.messaging.topology import Topology
 
 HASHING = "rabbit_password_hashing_sha256"
@@ -44,6 +47,16 @@ def permissions(topology: Topology, boundary: Boundary) -> dict[str, str]:
     }
 
 
+def topic_permissions(topology: Topology, boundary: Boundary) -> list[dict[str, str]]:
+    """Per public exchange it publishes to: only the routing keys of the messages it owns,
+    so no service can pass one of its messages off as another's (say, an acceptance)."""
+    keys: dict[str, list[str]] = {}
+    for entry in catalogue.entries(*boundary.publishes):
+        keys.setdefault(entry.exchange, []).append(entry.routing_key)
+    return [{"exchange": topology.name(exchange), "write": "^(" + "|".join(re.escape(k) for k in sorted(set(routing_keys))) + ")$",
+             "read": ".*"} for exchange, routing_keys in sorted(keys.items())]
+
+
 def definitions(
     deployment: Deployment,
     boundaries: tuple[Boundary, ...],
@@ -63,6 +76,8 @@ def definitions(
     users = [{"name": deployment.user(b), "password_hash": password_hash(passwords[b.name], salt(deployment.user(b))),
               "hashing_algorithm": HASHING, "tags": []} for b in boundaries]
     grants = [{"user": deployment.user(b), "vhost": vhost, **permissions(topology, b)} for b in boundaries]
+    topic_grants = [{"user": deployment.user(b), "vhost": vhost, **grant}
+                    for b in boundaries for grant in topic_permissions(topology, b)]
     if admin is not None:
         users.append({"name": admin[0], "password_hash": password_hash(admin[1], salt(admin[0])),
                       "hashing_algorithm": HASHING, "tags": ["administrator"]})
@@ -73,6 +88,7 @@ def definitions(
         "users": users,
         "vhosts": [{"name": vhost}],
         "permissions": grants,
+        "topic_permissions": topic_grants,
         "exchanges": [{"name": e.name, "vhost": vhost, "type": e.type, "durable": True, "auto_delete": False,
                        "internal": False, "arguments": {}} for e in exchanges],
         "queues": [{"name": q.name, "vhost": vhost, "durable": True, "auto_delete": False, "arguments": q.arguments}
@@ -82,8 +98,12 @@ def definitions(
     }
 
 
-class ManagementUnavailable(RuntimeError):
-    pass
+class ManagementError(RuntimeError):
+    """The management API refused a call (its answer says why)."""
+
+
+class ManagementUnavailable(ManagementError):
+    """The management API does not answer."""
 
 
 @dataclass(frozen=True)
@@ -115,7 +135,7 @@ class Management:
         except urllib.error.HTTPError as error:
             if method == "DELETE" and error.code == 404:
                 return None  # already gone
-            raise RuntimeError(f"RabbitMQ management API: {method} /api/{path} answered {error.code}: "
+            raise ManagementError(f"RabbitMQ management API: {method} /api/{path} answered {error.code}: "
                                f"{error.read(500).decode(errors='replace')}") from None
         except OSError as error:
             raise ManagementUnavailable(

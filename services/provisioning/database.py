@@ -48,6 +48,12 @@ def _literal(text: str) -> str:
 async def provision(conn: Connection, deployment: Deployment, boundaries: tuple[Boundary, ...],
                     platform: tuple[Schema, ...], passwords: Passwords) -> list[str]:
     """Roles, migrations, grants; returns the migrations applied."""
+    if await conn.fetchval("SELECT to_regclass('public.schema_migrations') IS NOT NULL"):
+        raise ValueError(
+            "this database holds the layout from before each service had its own schema "
+            "(public.schema_migrations); give the deployment a new database, or drop this one "
+            "(for `make run`: dropdb arcserve)"
+        )
     database = await conn.fetchval("SELECT current_database()")
     owner = _quoted(deployment.owner)
     await _ensure_role(conn, deployment.owner, None)

@@ -16,7 +16,7 @@ from services.status.messages import command_of, to_message
 from services.status.repository import PostgresRepository
 from shared import metrics
 from shared.contracts import applications as wire
-from shared.contracts import events
+from shared.contracts import events, routing
 from shared.contracts.catalogue import InvalidData
 from shared.contracts.envelope import PoisonMessage, RetryLater
 from shared.messaging.subscriber import Subscriber
@@ -30,7 +30,9 @@ class Deps:
 
 Context = ConsumeContext[Deps]
 
-SUBMISSIONS: Subscriber[Deps] = Subscriber("arcserve.status.submissions")
+# Everything published to `arcserve.applications` reaches the gate: a submission under a
+# routing key that is no kind is dead-lettered (unknown_type), never silently unroutable.
+SUBMISSIONS: Subscriber[Deps] = Subscriber("arcserve.status.submissions", takes_all_of=(routing.APPLICATIONS_EXCHANGE,))
 RESULTS: Subscriber[Deps] = Subscriber("arcserve.status.results")
 
 

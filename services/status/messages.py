@@ -58,10 +58,11 @@ def _accepted(event: ApplicationAccepted) -> events.ApplicationAccepted:
         "contract_id": app.contract_id,
         "licenses": [license_summary(lic) for lic in event.licenses],
         "expected_completion_at": app.expected_completion_at,
+        "product": event.product,
     }
     command = app.command
     if isinstance(command, domain.OpenContract):
-        return events.NewAccepted(**common, product=command.product)
+        return events.NewAccepted(**common)
     if isinstance(command, domain.AddLicenses):
         return events.AdditionAccepted(**common)
     if isinstance(command, domain.IncreaseVmCount):

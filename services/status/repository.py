@@ -190,9 +190,9 @@ class PostgresRepository:
                ORDER BY created_at DESC, contract_id DESC LIMIT $5""",
             tenant_id, status.value if status else None, after[0] if after else None, after[1] if after else None, limit,
         )
-        return [await self._load(row, []) for row in rows]
+        return [await self._load(row, [], licenses=False) for row in rows]
 
-    async def _load(self, row: asyncpg.Record, applications: list[Application]) -> Contract:
+    async def _load(self, row: asyncpg.Record, applications: list[Application], *, licenses: bool = True) -> Contract:
         order_id = None
         if row["arcserve_order_id"] is not None:
             order_id = OrderId(row["arcserve_order_id"], OrderIdStatus(row["order_id_status"]),
@@ -207,8 +207,10 @@ class PostgresRepository:
             order_id=order_id,
             updated_at=row["updated_at"],
         )
-        for r in await self.conn.fetch("SELECT * FROM status.licenses WHERE contract_id = $1 ORDER BY position",
-                                       contract.contract_id):
+        rows = await self.conn.fetch(
+            "SELECT * FROM status.licenses WHERE contract_id = $1 ORDER BY position", contract.contract_id
+        ) if licenses else []  # a summary shows none
+        for r in rows:
             contract.licenses[r["license_id"]] = License(
                 license_id=r["license_id"], application_id=r["application_id"], usage=Usage(r["usage"]),
                 license_type=LicenseType(r["license_type"]), vm_count=r["vm_count"], billable=r["billable"],

@@ -92,7 +92,9 @@ def to_event(
 ) -> tuple[MessageType, CloudEvent]:
     """The CloudEvent that carries `message`, and where it goes."""
     entry = entry_of(message)
-    data: dict[str, Any] = message.model_dump(mode="json", by_alias=True, exclude_none=True)
+    # Submissions leave out what they do not say (as intake's bodies always did); events
+    # carry every field, null where there is nothing (as they always did).
+    data: dict[str, Any] = message.model_dump(mode="json", by_alias=True, exclude_none=entry.strict)
     return entry, new_event(type=entry.type, source=source, data=data, tenant_id=tenant_id,
                             subject=subject, id=id, time=time)
 

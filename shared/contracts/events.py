@@ -40,13 +40,13 @@ class ApplicationAccepted(Message):
     application_id: UUID
     contract_id: UUID
     kind: Kind
+    product: str  # the contract's product code
     licenses: list[LicenseSummary]
     expected_completion_at: datetime | None = None  # R12
 
 
 class NewAccepted(ApplicationAccepted):
     kind: Literal[Kind.NEW] = Kind.NEW
-    product: str
 
 
 class AdditionAccepted(ApplicationAccepted):

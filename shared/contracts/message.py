@@ -29,10 +29,6 @@ class Message(BaseModel):
             return {key: value for key, value in data.items() if key in known}
         return data
 
-    def to_data(self) -> dict[str, Any]:
-        """The `data` of a CloudEvent: JSON types, field aliases, absent optionals left out."""
-        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
-
 
 M = TypeVar("M", bound=Message)
 

@@ -55,7 +55,8 @@ CONFLICT_RETRIES = 5
 
 
 class QueueMissing(Exception):
-    """The consumer's queue is not there: the provisioning step has not run yet."""
+    """A queue or exchange of the consumer's is not there: the provisioning step has not run
+    yet (or provisioned other retry delays than this service was given)."""
 
 
 class Consumer:
@@ -90,6 +91,13 @@ class Consumer:
         return self._tag is not None
 
     async def start(self) -> None:
+        """Start consuming, once every queue and exchange this consumer uses is there (as
+        provisioned: with the retry delays this service was configured with)."""
+        topology = self.broker.topology
+        for exchange in topology.exchanges_of(self.spec):
+            await self._exists(exchange, lambda channel, name: channel.get_exchange(name))
+        for queue_name in topology.queues_of(self.spec)[1:]:
+            await self._exists(queue_name, lambda channel, name: channel.get_queue(name))
         channel = await self.broker.channel(self.prefetch)
         try:
             queue = await channel.get_queue(self.queue_name)  # passive: the queue must exist
@@ -99,6 +107,16 @@ class Consumer:
             raise QueueMissing(f"queue {self.queue_name} is not there ({exc})") from None
         self._channel = channel
         self._tag = await queue.consume(self._on_message)
+
+    async def _exists(self, name: str, declare_passively: Callable[[AbstractChannel, str], Awaitable[Any]]) -> None:
+        channel = await self.broker.channel(1)  # a failed passive declaration closes its channel
+        try:
+            await declare_passively(channel, name)
+        except Exception as exc:
+            raise QueueMissing(f"{name} is not there ({exc})") from None
+        finally:
+            with contextlib.suppress(Exception):
+                await channel.close()
 
     async def stop(self, timeout: float) -> None:
         """Stop taking messages, finish the ones in hand, then close the channel; whatever

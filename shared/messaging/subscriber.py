@@ -42,6 +42,10 @@ class Route:
 @dataclass
 class Subscriber(Generic[D]):
     name: str  # the queue, without the topology prefix
+    # Exchanges whose every message this queue takes (`#`), so that one published under a
+    # routing key no handler names is dead-lettered with its reason instead of being
+    # unroutable, and lost for a publisher that did not ask for returns.
+    takes_all_of: tuple[str, ...] = ()
     routes: dict[str, Route] = field(default_factory=dict)  # CloudEvents type → route
     entries: list[MessageType] = field(default_factory=list)
 
@@ -61,5 +65,6 @@ class Subscriber(Generic[D]):
     @property
     def spec(self) -> QueueSpec:
         """The queue and the bindings its handlers need."""
-        bindings = sorted({(entry.exchange, entry.routing_key) for entry in self.entries})
-        return QueueSpec(self.name, tuple(bindings))
+        bindings = {(entry.exchange, entry.routing_key) for entry in self.entries if entry.exchange not in self.takes_all_of}
+        bindings |= {(exchange, "#") for exchange in self.takes_all_of}
+        return QueueSpec(self.name, tuple(sorted(bindings)))

@@ -187,6 +187,7 @@ def _poison(tenant: str) -> list[tuple[str, bytes]]:
         ("new", event(tenantid=None)),
         ("new", event(tenantid=f"unknown-{uuid.uuid4().hex[:6]}")),
         ("new", b'{"specversion": "1.0", "padding": "' + b"x" * 300_000 + b'"}'),
+        ("renew", event(type="arcserve.application.renew")),  # a routing key that is no kind
     ]
 
 

@@ -23,6 +23,7 @@ class Breakage:
     fault: str = "none"  # the fault it needs to show, if any
     sql: str | None = None  # run on the stack's database once the services are up
     what: str = ""
+    shows: str = "wrong"  # the checker's column that must count it: lost, duplicated or wrong
 
 
 def _second_key() -> None:
@@ -103,9 +104,9 @@ def _late_result_applies() -> None:
 
 
 BREAKAGES: dict[str, Breakage] = {
-    "second key": Breakage("license_issuer", _second_key, what="a worker issues a second key"),
+    "second key": Breakage("license_issuer", _second_key, what="a worker issues a second key", shows="duplicated"),
     "order ID never cancelled": Breakage("order_id", _skip_order_id_cancellation,
-                                         what="the order-ID cancellation is skipped"),
+                                         what="the order-ID cancellation is skipped", shows="lost"),
     "spurious rejection": Breakage("status", _spurious_rejection, what="contact changes rejected (change_in_progress)"),
     "R2 not enforced": Breakage("status", _no_r2, sql="DROP INDEX status.contracts_one_live_per_product",
                                 what="a second new for a held product opens a second contract"),

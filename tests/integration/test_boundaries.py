@@ -13,7 +13,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import aio_pika
 import aiormq
@@ -51,19 +51,26 @@ async def test_the_license_issuers_broker_user_cannot_consume_the_status_queues(
                 await queue.consume(_ignore)
 
 
-async def test_the_license_issuers_broker_user_cannot_publish_submissions(stack: Stack, tenant: Any) -> None:
+REFUSED = (aiormq.exceptions.ChannelAccessRefused, aiormq.exceptions.ChannelInvalidStateError)
+
+
+async def test_the_license_issuers_broker_user_publishes_only_its_own_events(new_stack: Callable[..., Any]) -> None:
+    stack: Stack = await new_stack()  # its own: the allowed publish below reaches its status queue
     connection = await _connect_as(stack, "license_issuer")
     async with connection:
         channel = await connection.channel(publisher_confirms=True)
         events = await channel.get_exchange(stack.topology.events, ensure=False)
-        await events.publish(aio_pika.Message(b"{}"), "probe.allowed")  # its own kind of publish: confirmed
-        applications = await channel.get_exchange(stack.topology.applications, ensure=False)
-        with pytest.raises((aiormq.exceptions.ChannelAccessRefused, aiormq.exceptions.ChannelInvalidStateError)):
-            await applications.publish(aio_pika.Message(b"{}"), "new")
-        channel = await connection.channel(publisher_confirms=True)
-        default = channel.default_exchange  # which would reach any queue
-        with pytest.raises((aiormq.exceptions.ChannelAccessRefused, aiormq.exceptions.ChannelInvalidStateError)):
-            await default.publish(aio_pika.Message(b"{}"), stack.topology.queue(SUBMISSIONS.spec))
+        await events.publish(aio_pika.Message(b"{}"), "license.issued")  # its own kind of event: confirmed
+        for exchange, routing_key in (
+            (stack.topology.events, "application.accepted.new"),  # passing itself off as the status service
+            (stack.topology.events, "order_id.issued"),
+            (stack.topology.applications, "new"),  # a submission
+            ("", stack.topology.queue(SUBMISSIONS.spec)),  # the default exchange, which reaches any queue
+        ):
+            channel = await connection.channel(publisher_confirms=True)
+            target = channel.default_exchange if exchange == "" else await channel.get_exchange(exchange, ensure=False)
+            with pytest.raises(REFUSED):
+                await target.publish(aio_pika.Message(b"{}"), routing_key)
 
 
 async def _as_role(stack: Stack, service: str) -> asyncpg.Connection:
@@ -143,10 +150,13 @@ async def test_a_service_started_before_its_schema_is_at_its_version_waits_not_r
 
 
 @pytest.mark.slow
-async def test_four_services_started_at_once_with_a_thousand_tenants_keys_all_come_up(infrastructure: Servers) -> None:
+async def test_four_services_started_at_once_with_a_thousand_tenants_keys_all_come_up(
+    infrastructure: Servers, tmp_path: Path
+) -> None:
     keys = {secrets.token_urlsafe(18): f"tenant-{n:04d}" for n in range(1000)}
     deployment = await TestDeployment.create(infrastructure, "test", (0.2, 0.5, 1.0))
     processes: list[asyncio.subprocess.Process] = []
+    logs: dict[str, BinaryIO] = {}
     try:
         await deployment.provision(keys=keys)
         ports = dict(zip(("intake", "status", "license_issuer", "order_id"), free_ports(4), strict=True))
@@ -156,17 +166,18 @@ async def test_four_services_started_at_once_with_a_thousand_tenants_keys_all_co
         for boundary in BOUNDARIES:
             amqp_url, database_url = deployment.urls(boundary, infrastructure.amqp_url, deployment.database_url)
             env[f"{boundary.env_prefix}_AMQP_URL"], env[f"{boundary.env_prefix}_DATABASE_URL"] = amqp_url, database_url
+        logs.update({name: (tmp_path / f"{name}.log").open("wb") for name in ports})  # read if one crashes
         processes = list(await asyncio.gather(*(
             asyncio.create_subprocess_exec(sys.executable, "-m", f"services.{name}", cwd=ROOT, env=env,
-                                           stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+                                           stdout=logs[name], stderr=logs[name])
             for name in ports
         )))
         async with httpx.AsyncClient(timeout=5) as http:
             deadline = time.monotonic() + 60
             for name, port in ports.items():
                 while True:
-                    crashed = [p for p in processes if p.returncode is not None]
-                    assert not crashed, (await crashed[0].stderr.read()).decode(errors="replace")  # type: ignore[union-attr]
+                    crashed = [n for n, p in zip(ports, processes, strict=True) if p.returncode is not None]
+                    assert not crashed, (tmp_path / f"{crashed[0]}.log").read_text(errors="replace")
                     try:
                         if (await http.get(f"http://127.0.0.1:{port}/readyz")).status_code == 200:
                             break
@@ -184,4 +195,6 @@ async def test_four_services_started_at_once_with_a_thousand_tenants_keys_all_co
                 process.terminate()
         for process in processes:
             await process.wait()
+        for log in logs.values():
+            log.close()
         await deployment.remove()

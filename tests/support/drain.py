@@ -64,14 +64,17 @@ async def database_snapshot(database_url: str) -> DatabaseSnapshot:
 
 
 async def queue_depths(rabbitmqctl: Rabbitmqctl, queues: Iterable[str]) -> dict[str, int]:
-    """Messages per queue, ready plus unacknowledged; a queue that is gone counts as empty."""
+    """Messages per queue, ready plus unacknowledged; a queue that is not there is an error
+    (a wrong name would read as empty, and settled)."""
     wanted = set(queues)
     out = await rabbitmqctl("list_queues", "-q", "--no-table-headers", "name", "messages")
-    depths = dict.fromkeys(wanted, 0)
+    depths: dict[str, int] = {}
     for line in out.splitlines():
         name, _, messages = line.partition("\t")
         if name in wanted:
             depths[name] = int(messages)
+    missing = sorted(wanted - set(depths))
+    assert not missing, f"no such queues: {missing}"
     return depths
 
 

@@ -91,12 +91,25 @@ def test_the_license_issuer_reads_only_its_queue_and_writes_only_events_and_its_
         assert not re.match(rights["write"], foreign), foreign
 
 
+def test_on_the_public_exchanges_each_service_writes_only_its_own_messages_routing_keys():
+    document = definitions(Deployment(TOPOLOGY), BOUNDARIES, {b.name: "pw" for b in BOUNDARIES})
+    topic = {(t["user"], t["exchange"]): t["write"] for t in document["topic_permissions"]}
+    issuer = topic[("p.arcserve-license-issuer", "p.arcserve.events")]
+    assert re.match(issuer, "license.issued") and re.match(issuer, "license.revoked")
+    for forged in ("application.accepted.new", "order_id.issued", "contract.status_changed", "license.issued.x"):
+        assert not re.match(issuer, forged), forged
+    assert re.match(topic[("p.arcserve-intake", "p.arcserve.applications")], "new")
+    assert not re.match(topic[("p.arcserve-intake", "p.arcserve.applications")], "#")
+    assert not re.match(topic[("p.arcserve-status", "p.arcserve.events")], "license.issued")
+
+
 def test_the_definitions_declare_every_queue_once_with_its_bindings():
     document = definitions(Deployment(TOPOLOGY), BOUNDARIES, {b.name: "pw" for b in BOUNDARIES})
     queues = [q["name"] for q in document["queues"]]
     assert len(queues) == len(set(queues))
     assert {u["name"] for u in document["users"]} == {f"p.arcserve-{b.name}" for b in BOUNDARIES}
     bound = {(b["source"], b["destination"], b["routing_key"]) for b in document["bindings"]}
-    assert ("p.arcserve.applications", "p.arcserve.status.submissions", "new") in bound
+    # Every submission reaches the gate, even under a routing key that is no kind (dead-lettered there).
+    assert ("p.arcserve.applications", "p.arcserve.status.submissions", "#") in bound
     assert ("p.arcserve.events", "p.arcserve.order-id", "application.accepted.cancellation") in bound
     assert all(q["arguments"]["x-queue-type"] == "quorum" for q in document["queues"])

@@ -220,7 +220,7 @@ def test_r1_new_creates_a_preparing_contract_with_one_key_per_unit(lines, expect
     assert application.contract_id == contract.contract_id
     assert application.status is ApplicationStatus.PROCESSING
     assert application.license_ids == list(contract.licenses)
-    assert contract.events == [ApplicationAccepted(application, tuple(contract.licenses.values()))]
+    assert contract.events == [ApplicationAccepted(application, tuple(contract.licenses.values()), PRODUCT)]
 
 
 def test_r1_ids_are_deterministic_for_the_same_application():
@@ -365,7 +365,7 @@ def test_r5_addition_keys_are_preparing_then_active_and_the_contract_stays_activ
     ]
     assert contract.status is ContractStatus.ACTIVE
     assert application.status is ApplicationStatus.PROCESSING
-    assert contract.events == [ApplicationAccepted(application, tuple(added))]
+    assert contract.events == [ApplicationAccepted(application, tuple(added), PRODUCT)]
 
     issue_keys(contract, added[:2], at=DONE_AT)
     assert application.status is ApplicationStatus.PROCESSING, "completes only when all its keys are issued"
@@ -432,7 +432,7 @@ def test_r7_vm_count_increase_issues_a_non_billable_key_and_raises_vm_count_on_c
     assert vm_key.status is LicenseStatus.PREPARING
     assert parent.vm_count == 10, "raised only once the VM key exists"
     assert application.status is ApplicationStatus.PROCESSING
-    assert contract.events == [ApplicationAccepted(application, (vm_key,))]
+    assert contract.events == [ApplicationAccepted(application, (vm_key,), PRODUCT)]
 
     issue_keys(contract, [vm_key], at=DONE_AT)
 
@@ -503,7 +503,7 @@ def test_r8_partial_cancellation_cancels_the_named_keys_at_once():
     assert contract.order_id.status is OrderIdStatus.ACTIVE
     assert application.cancels_contract is False
     assert application.status is ApplicationStatus.PROCESSING
-    assert contract.events == [ApplicationAccepted(application, (gone,))]
+    assert contract.events == [ApplicationAccepted(application, (gone,), PRODUCT)]
 
     contract.license_revoked(gone.license_id, DONE_AT)  # no order-ID step for a partial cancellation
     assert application.status is ApplicationStatus.COMPLETED and application.completed_at == DONE_AT
@@ -626,7 +626,7 @@ def test_r9_cancelling_the_last_key_cancels_the_contract_and_its_order_id(how):
     assert all(l.charge_end_at == NOW for l in licenses_of(contract, application))
     assert application.status is ApplicationStatus.PROCESSING, "waits for the vendor's confirmations"
     assert contract.events == [
-        ApplicationAccepted(application, tuple(licenses_of(contract, application)), "ARC-0001"),  # R9: its order ID goes
+        ApplicationAccepted(application, tuple(licenses_of(contract, application)), PRODUCT, "ARC-0001"),  # R9: its order ID goes
         ContractStatusChanged(contract.contract_id, TENANT, ContractStatus.ACTIVE, ContractStatus.CANCELLED,
                               application.application_id),
     ]
@@ -704,7 +704,7 @@ def test_contact_change_completes_at_once_and_updates_the_contact():
     assert application.status is ApplicationStatus.COMPLETED and application.completed_at == NOW
     assert application.license_ids == []
     assert contract.licenses == licenses_before
-    assert contract.events == [ApplicationAccepted(application, ()), ApplicationCompleted(application)]
+    assert contract.events == [ApplicationAccepted(application, (), PRODUCT), ApplicationCompleted(application)]
 
 
 # ---- R12: expected completion ----------------------------------------------------------------

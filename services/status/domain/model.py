@@ -127,6 +127,7 @@ class OrderId:
 class ApplicationAccepted:
     application: Application
     licenses: tuple[License, ...]  # the keys it creates or cancels
+    product: str  # of its contract
     order_id: str | None = None  # a cancellation that cancels the contract: the order ID that goes with it (R9)
 
 
@@ -188,13 +189,13 @@ class Application:
     def is_open(self) -> bool:
         return self.status is ApplicationStatus.PROCESSING
 
-    def accept(self, licenses: Iterable[License], order_id: str | None = None) -> None:
+    def accept(self, licenses: Iterable[License], *, product: str, order_id: str | None = None) -> None:
         if self.status is not ApplicationStatus.RECEIVED:
             return
         licenses = tuple(licenses)
         self.status = ApplicationStatus.PROCESSING
         self.license_ids = [lic.license_id for lic in licenses]
-        self.events.append(ApplicationAccepted(self, licenses, order_id))
+        self.events.append(ApplicationAccepted(self, licenses, product, order_id))
 
     def reject(self, code: ReasonCode, message: str, now: datetime) -> None:
         if self.status is not ApplicationStatus.RECEIVED:
@@ -446,7 +447,8 @@ class Contract:
             self.licenses.setdefault(lic.license_id, lic)
         self.applications[application.application_id] = application
         ending = application.cancels_contract and self.order_id is not None
-        application.accept(licenses, self.order_id.value if ending and self.order_id else None)
+        application.accept(licenses, product=self.product_code,
+                           order_id=self.order_id.value if ending and self.order_id else None)
         self._record(application)
 
     def _complete(self, application: Application, now: datetime) -> None:

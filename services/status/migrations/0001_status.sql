@@ -44,7 +44,7 @@ CREATE TABLE status.applications (
     status                 text NOT NULL CHECK (status IN ('processing', 'completed', 'rejected')),
     reason_code            text,
     reason_message         text,
-    body                   jsonb,                  -- the validated body; null if it failed its schema
+    body                   jsonb,                  -- the domain command it asked for, for the record; null if it failed its schema
     license_ids            uuid[] NOT NULL DEFAULT '{}', -- keys it creates or cancels
     cancels_contract       boolean NOT NULL DEFAULT false,
     submitted_at           timestamptz NOT NULL,
