@@ -80,6 +80,44 @@ async def test_an_interrupted_run_leaves_no_topology_and_no_database(
     assert await _databases(infrastructure.admin_url) <= databases_before, report
 
 
+HANGING_RUN = """
+import signal, sys, threading
+from tests.support import leftovers
+
+async def remove():
+    with open(sys.argv[1], "w") as f:
+        f.write("removed")
+
+leftovers.unwind_on_signals()
+leftovers.hold("test-0000000000-00000000.", remove)
+print("holding", flush=True)
+try:
+    signal.pause()
+except KeyboardInterrupt:
+    threading.Event().wait()  # an unwinding that never ends: a task outliving its cancellation
+"""
+
+
+async def test_an_unwinding_that_hangs_is_cut_short_and_still_removes_what_it_holds(tmp_path: Path) -> None:
+    removed = tmp_path / "removed"
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", HANGING_RUN, str(removed), cwd=ROOT.parent,
+        env={**os.environ, "LEFTOVERS_UNWIND_GRACE_S": "1"},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert await asyncio.wait_for(process.stdout.readline(), timeout=DEADLINE_S) == b"holding\n"  # type: ignore[union-attr]
+        process.send_signal(signal.SIGTERM)
+        _, err = await asyncio.wait_for(process.communicate(), timeout=DEADLINE_S)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert process.returncode == 128 + signal.SIGTERM, err.decode()
+    assert "still unwinding 1 s after SIGTERM" in err.decode()
+    assert removed.read_text() == "removed"
+
+
 async def _declare(amqp_url: str, prefix: str, *, consume: bool = False) -> aio_pika.abc.AbstractConnection:
     connection = await aio_pika.connect(amqp_url)
     channel = await connection.channel()

@@ -6,7 +6,9 @@
 - Stacks register here while they live. They remove their own topology and database when
   they close; on SIGINT/SIGTERM the process unwinds (the handlers turn both into
   KeyboardInterrupt) so that closing still happens, and at exit whatever is still registered
-  is removed.
+  is removed. An unwinding that hangs (a task that outlives its cancellation while the event
+  loop closes) is cut short after UNWIND_GRACE_S: what is still registered is removed from
+  another thread and the process exits.
 - What a killed run (SIGKILL, a crash) still leaves is swept at the start of the next run:
   only names of this pattern, only older than any run lasts, and never a stack that still
   has consumers. `make clean-broker` sweeps by hand (`python -m tests.support.leftovers`).
@@ -20,6 +22,7 @@ import os
 import re
 import signal
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -30,6 +33,7 @@ import asyncpg
 
 log = logging.getLogger(__name__)
 
+UNWIND_GRACE_S = float(os.environ.get("LEFTOVERS_UNWIND_GRACE_S", "30"))
 STALE_AFTER_S = 3 * 3600.0  # longer than any run: `make faults` at 500 takes about 15 min
 _PREFIX = re.compile(r"^(?:test|faults)-(\d{10})-[0-9a-f]{8}\.")  # exchanges, queues, broker users
 _DATABASE = re.compile(r"^arcserve_test_(\d{10})_[0-9a-f]{12}$")
@@ -49,6 +53,7 @@ def new_database_name() -> str:
 
 Closer = Callable[[], Awaitable[None]]
 _live: dict[str, Closer] = {}
+_closing = threading.Lock()  # the exit hook and the unwinding watchdog, never both at once
 
 
 def hold(name: str, close: Closer) -> None:
@@ -63,9 +68,6 @@ def release(name: str) -> None:
 
 @atexit.register
 def _close_what_is_left() -> None:
-    if not _live:
-        return
-
     async def close_all() -> None:
         for name, close in list(_live.items()):
             try:
@@ -74,14 +76,36 @@ def _close_what_is_left() -> None:
                 print(f"leftovers: could not remove {name}: {exc!r}", file=sys.stderr)
             _live.pop(name, None)
 
-    asyncio.run(close_all())
+    with _closing:
+        if _live:
+            asyncio.run(close_all())  # its own event loop, whichever thread calls
 
 
 def unwind_on_signals() -> None:
     """SIGTERM, like SIGINT, raises KeyboardInterrupt, so `finally` blocks and fixture
-    teardowns run, and then the exit hook above."""
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    teardowns run, and then the exit hook above; the first signal also starts a watchdog
+    that ends an unwinding still going after UNWIND_GRACE_S."""
+    signal.signal(signal.SIGTERM, _interrupted)
+    signal.signal(signal.SIGINT, _interrupted)
+
+
+_watchdog: threading.Timer | None = None
+
+
+def _interrupted(signum: int, frame: object) -> None:
+    global _watchdog
+    if _watchdog is None:
+        _watchdog = threading.Timer(UNWIND_GRACE_S, _cut_short, args=(signum,))
+        _watchdog.daemon = True  # a process that unwinds in time exits without waiting for it
+        _watchdog.start()
+    raise KeyboardInterrupt
+
+
+def _cut_short(signum: int) -> None:
+    print(f"leftovers: still unwinding {UNWIND_GRACE_S:g} s after {signal.Signals(signum).name}; "
+          "removing what this run holds and exiting", file=sys.stderr, flush=True)
+    _close_what_is_left()
+    os._exit(128 + signum)
 
 
 # ---- what earlier runs left ------------------------------------------------------------------
