@@ -34,6 +34,18 @@ async def _remains(infrastructure: Servers, prefix: str) -> list[str]:
     return [name for name in queues.split() + exchanges.split() if name.startswith(prefix)]
 
 
+def _processes_of(prefix: str) -> list[int]:
+    """Processes (the fault suite's services) running on this topology prefix."""
+    found = []
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if f"ARCSERVE_TOPOLOGY_PREFIX={prefix}".encode() in environ.read_bytes().split(b"\0"):
+                found.append(int(environ.parent.name))
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+    return found
+
+
 async def _databases(admin_url: str) -> set[str]:
     conn = await asyncpg.connect(admin_url)
     try:
@@ -67,6 +79,10 @@ async def test_an_interrupted_run_leaves_no_topology_and_no_database(
             assert process.returncode is None, (await process.stdout.read()).decode(errors="replace")  # type: ignore[union-attr]
             assert time.monotonic() < deadline, "the run never declared its topology"
             await asyncio.sleep(0.2)
+        while kind == "faults" and sum(len(_processes_of(prefix)) for prefix in started) < 4:  # under load
+            assert process.returncode is None, (await process.stdout.read()).decode(errors="replace")  # type: ignore[union-attr]
+            assert time.monotonic() < deadline, "the run never started its services"
+            await asyncio.sleep(0.2)
         process.send_signal(sig)
         out, _ = await asyncio.wait_for(process.communicate(), timeout=DEADLINE_S)
     finally:
@@ -77,6 +93,7 @@ async def test_an_interrupted_run_leaves_no_topology_and_no_database(
     assert process.returncode != 0, report  # interrupted, not finished
     for prefix in started:
         assert await _remains(infrastructure, prefix) == [], report
+        assert _processes_of(prefix) == [], f"services of {prefix} outlived the run"
     assert await _databases(infrastructure.admin_url) <= databases_before, report
 
 

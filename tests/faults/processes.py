@@ -73,9 +73,13 @@ class ProcessStack:
         await self.broker_proxy.start()
         await self.database_proxy.start()
         self.logs.mkdir(parents=True, exist_ok=True)
-        for name in SERVICES:
-            await self.start(name)
-        await self.wait_ready()
+        try:
+            for name in SERVICES:
+                await self.start(name)
+            await self.wait_ready()
+        except BaseException:  # interrupted while starting: `async with` will not exit for us
+            await self.__aexit__(None, None, None)
+            raise
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import logging
 import os
 import re
@@ -27,6 +28,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import aio_pika
 import asyncpg
@@ -98,6 +100,18 @@ def _interrupted(signum: int, frame: object) -> None:
         _watchdog = threading.Timer(UNWIND_GRACE_S, _cut_short, args=(signum,))
         _watchdog.daemon = True  # a process that unwinds in time exits without waiting for it
         _watchdog.start()
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        raise KeyboardInterrupt from None
+    # Inside an event loop, not at whatever bytecode the signal landed on: raised halfway
+    # through one of the loop's own callbacks, the interrupt can leave a future that is never
+    # resolved, and the unwinding then waits on it for ever (seen in CI). Between callbacks,
+    # every task is whole, and cancelling them unwinds each.
+    loop.call_soon_threadsafe(_raise_interrupt)
+
+
+def _raise_interrupt() -> None:
     raise KeyboardInterrupt
 
 
@@ -105,7 +119,22 @@ def _cut_short(signum: int) -> None:
     print(f"leftovers: still unwinding {UNWIND_GRACE_S:g} s after {signal.Signals(signum).name}; "
           "removing what this run holds and exiting", file=sys.stderr, flush=True)
     _close_what_is_left()
+    _kill_children()
     os._exit(128 + signum)
+
+
+def _kill_children() -> None:
+    """SIGKILL to this process's children (the fault suite's services), so that none
+    outlives it; Linux's /proc names them."""
+    me = str(os.getpid())
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[1] == me:  # the parent's pid, after the state
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(stat.parent.name), signal.SIGKILL)
 
 
 # ---- what earlier runs left ------------------------------------------------------------------
