@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -25,9 +26,13 @@ import demo  # noqa: E402  (scripts/demo.py, beside this file)
 
 from services.provisioning.__main__ import provision_all  # noqa: E402
 from services.provisioning.broker import ManagementError  # noqa: E402
+from services.provisioning.deployment import read_env_file, write_env_file  # noqa: E402
 from shared.config import Settings  # noqa: E402
 
 DEMO_KEYS = "acme:acme-demo-key,globex:globex-demo-key"
+# Server secrets the services need; made once and kept in the credentials file (mode 600),
+# unless the environment sets them.
+LOCAL_SECRETS = ("ARCSERVE_ID_SECRET",)
 SERVICES = ("intake", "status", "license_issuer", "order_id")
 HINT = (
     "start them with `rabbitmq-server -detached` and "
@@ -62,8 +67,11 @@ def main() -> int:
         return 1
     logs = ROOT / ".run"
     credentials = Path(os.environ.get("ARCSERVE_CREDENTIALS_FILE") or logs / "credentials.env")
+    kept = read_env_file(credentials)
+    server_secrets = {name: os.environ.get(name) or kept.get(name) or secrets.token_urlsafe(32) for name in LOCAL_SECRETS}
     try:  # the one-shot step; the services' own URLs are kept in the credentials file
         service_urls = asyncio.run(provision_all(settings, credentials))
+        write_env_file(credentials, {**read_env_file(credentials), **server_secrets})
     except (OSError, asyncpg.CannotConnectNowError, asyncpg.InvalidAuthorizationSpecificationError) as exc:
         demo.say(f"PostgreSQL does not answer at {_where(settings.database_url)} ({exc}): {HINT}")
         return 1
@@ -78,7 +86,7 @@ def main() -> int:
         # Each service gets its own credentials, never the administrator's.
         env = {k: v for k, v in os.environ.items() if k not in ("AMQP_URL", "DATABASE_URL")}
         processes.append(subprocess.Popen([sys.executable, "-m", f"services.{name}"], cwd=ROOT, stdout=log, stderr=log,
-                                          env={**env, **service_urls}))
+                                          env={**env, **service_urls, **server_secrets}))
 
     def stop_all(*_: object) -> None:
         for process in processes:

@@ -22,6 +22,8 @@ class Boundary:
     publishes: tuple[type[BaseModel], ...] = ()  # catalogue models
     schema: Schema | None = None  # the schema it owns (its inbox and outbox too, if it consumes)
     reads: tuple[Schema, ...] = ()  # other schemas it may read (SELECT only)
+    # It authenticates tenants itself, so its submissions act for any tenant (intake).
+    acts_for_every_tenant: bool = False
 
     @property
     def env_prefix(self) -> str:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from shared.secrets import secret
+
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/arcserve"
 # Bounded exponential backoff of delayed retries: attempt n waits the n-th delay; after the
@@ -78,6 +80,8 @@ class Settings:
     host: str = "0.0.0.0"
     status_url: str = ""  # public base URL of the status API, for intake's Location header
     api_keys: dict[str, str] = field(default_factory=dict, repr=False)  # key → tenant; never logged
+    # Intake: the server secret its application ids are derived with (ARCSERVE_ID_SECRET).
+    id_secret: str = field(default="", repr=False)
     sim_new_delay_s: float = 0.0
     sim_change_delay_s: float = 0.0
     year_end_closure: str = "12-29/01-03"
@@ -110,6 +114,7 @@ class Settings:
             host=env("ARCSERVE_HOST") or "0.0.0.0",
             status_url=env("ARCSERVE_STATUS_URL", ""),
             api_keys=parse_api_keys(env("ARCSERVE_API_KEYS", "")),
+            id_secret=secret("ARCSERVE_ID_SECRET"),
             sim_new_delay_s=_float("ARCSERVE_SIM_NEW_DELAY_S", 0.0),
             sim_change_delay_s=_float("ARCSERVE_SIM_CHANGE_DELAY_S", 0.0),
             year_end_closure=env("ARCSERVE_YEAR_END_CLOSURE", "12-29/01-03"),  # the status service reads it

@@ -63,7 +63,7 @@ class Service:
         install_error_handlers(self.app)
         self.app.middleware("http")(self._observe)
         self._add_health_routes()
-        schema = boundary.schema.name if boundary.schema else None
+        schema = boundary.schema.name if boundary.schema and boundary.schema.messaging else None
         self.inbox = Inbox(schema) if schema else None
         self.outbox = Outbox(schema) if schema else None
         self._consumers: list[Consumer] = []

@@ -174,11 +174,15 @@ def test_the_provisioning_step_runs_once_as_the_database_administrator():
     assert {f"{name.upper().replace('-', '_')}_PASSWORD" for name in APP_SERVICES} <= set(env)
 
 
-def test_the_broker_loads_the_committed_definitions_at_boot_and_they_match_the_code():
-    mounts = {
+def _mounts(service: str) -> set[tuple[str, ...]]:
+    return {
         (tuple(v.split(":")[:2]) if isinstance(v, str) else (v.get("source"), v.get("target")))
-        for v in services()["rabbitmq"].get("volumes", [])
+        for v in services()[service].get("volumes", [])
     }
+
+
+def test_the_broker_loads_the_committed_definitions_at_boot_and_they_match_the_code():
+    mounts = _mounts("rabbitmq")
     definitions = ROOT / "deploy" / "rabbitmq" / "definitions.json"
     conf = ROOT / "deploy" / "rabbitmq" / "30-definitions.conf"
     assert (str(definitions), "/etc/rabbitmq/definitions.json") in mounts, mounts
@@ -190,6 +194,15 @@ def test_the_broker_loads_the_committed_definitions_at_boot_and_they_match_the_c
     assert regenerated.returncode == 0, regenerated.stderr
     assert json.loads(definitions.read_text()) == json.loads(regenerated.stdout), \
         "deploy/rabbitmq/definitions.json is stale: run `make definitions`"
+
+
+def test_the_broker_refuses_messages_past_its_size_limit_above_the_services_own():
+    from shared.contracts.envelope import MAX_MESSAGE_BYTES
+
+    conf = ROOT / "deploy" / "rabbitmq" / "20-limits.conf"
+    assert (str(conf), "/etc/rabbitmq/conf.d/20-limits.conf") in _mounts("rabbitmq")
+    [limit] = re.findall(r"^max_message_size = (\d+)$", conf.read_text(), re.MULTILINE)
+    assert MAX_MESSAGE_BYTES < int(limit) <= 16 * 1024 * 1024  # RabbitMQ's own default is 128 MiB
 
 
 @pytest.mark.parametrize("name", APP_SERVICES)

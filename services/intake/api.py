@@ -1,18 +1,23 @@
 """`POST /v1/applications` (docs/architecture.md, "Public contract"): authenticate, validate (R4), publish with a
-confirm, answer 202. Intake keeps no state: the application id is chosen here (derived
-from the Idempotency-Key when one is given) and the status service decides."""
+confirm, answer 202. The application id is chosen here, derived from the Idempotency-Key
+when one is given, and the status service decides. Intake remembers only which body each
+Idempotency-Key was first used with."""
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
 import uuid
+from collections.abc import Callable
 from typing import Any
 
+import asyncpg
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from shared import metrics
-from shared.contracts import catalogue
+from shared.contracts import catalogue, limits
 from shared.contracts.applications import (
     InvalidApplication,
     application_json_schema,
@@ -26,15 +31,33 @@ from shared.messaging.broker import Broker
 log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 64 * 1024
 MAX_IDEMPOTENCY_KEY = 255
-# Idempotency keys map to application ids by a name-based UUID: the same tenant and key
-# always give the same application, and the status service ignores a repeated id.
-_IDEMPOTENCY_NAMESPACE = uuid.UUID("a3c1e9a4-5b8e-4d36-8d8f-3f0f3e2f7b10")
 
 
-def application_id_for(tenant: str, idempotency_key: str | None) -> uuid.UUID:
+def application_id_for(secret: bytes, tenant: str, idempotency_key: str | None) -> uuid.UUID:
+    """The same tenant and key always give the same application (the status service ignores
+    a repeated id); keyed with the server's secret, so nobody else can compute it."""
     if idempotency_key is None:
         return uuid.uuid4()
-    return uuid.uuid5(_IDEMPOTENCY_NAMESPACE, f"{tenant}\n{idempotency_key}")
+    digest = hmac.new(secret, f"{tenant}\n{idempotency_key}".encode(), hashlib.sha256).digest()
+    return uuid.UUID(bytes=digest[:16], version=4)
+
+
+async def first_use(pool: asyncpg.Pool, tenant: str, application_id: uuid.UUID, body_sha256: bytes) -> bytes:
+    """The digest of the body this tenant's Idempotency-Key was first used with (this one,
+    if it is the first use)."""
+    async with pool.acquire() as conn:
+        first: bytes | None = await conn.fetchval(
+            """INSERT INTO intake.idempotency_keys (tenant_id, application_id, body_sha256) VALUES ($1, $2, $3)
+               ON CONFLICT DO NOTHING RETURNING body_sha256""",
+            tenant, application_id, body_sha256,
+        )
+        if first is None:
+            first = await conn.fetchval(
+                "SELECT body_sha256 FROM intake.idempotency_keys WHERE tenant_id = $1 AND application_id = $2",
+                tenant, application_id,
+            )
+    assert first is not None
+    return first
 
 
 async def _read_json(request: Request) -> Any:
@@ -47,12 +70,15 @@ async def _read_json(request: Request) -> Any:
         if len(body) > MAX_BODY_BYTES:
             raise ApiError(413, "payload_too_large", f"the body is over {MAX_BODY_BYTES} bytes")
     try:
-        return json.loads(body)
+        return limits.loads(bytes(body))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ApiError(422, "invalid_application", f"the body is not valid JSON: {exc}") from None
+    except limits.LimitExceeded as exc:
+        raise ApiError(422, "invalid_application", f"the body is past a limit: {exc}") from None
 
 
-def router(broker: Broker, auth: Authenticator, source: str, status_url: str = "") -> APIRouter:
+def router(broker: Broker, auth: Authenticator, pool: Callable[[], asyncpg.Pool], id_secret: bytes, source: str,
+           status_url: str = "") -> APIRouter:
     api = APIRouter(prefix="/v1")
 
     @api.post(
@@ -69,7 +95,12 @@ def router(broker: Broker, auth: Authenticator, source: str, status_url: str = "
             application = parse_application(raw)
         except InvalidApplication as exc:  # R4: nothing is published
             raise ApiError(422, "invalid_application", str(exc), errors=exc.errors) from None
-        application_id = application_id_for(tenant, idempotency_key)
+        application_id = application_id_for(id_secret, tenant, idempotency_key)
+        if idempotency_key is not None:
+            body_sha256 = hashlib.sha256(application.model_dump_json().encode()).digest()
+            if await first_use(pool(), tenant, application_id, body_sha256) != body_sha256:
+                raise ApiError(409, "idempotency_key_reused",
+                               "this Idempotency-Key was used before with another body; a new application needs a new key")
         contract_id = getattr(application, "contract_id", None)
         entry, event = catalogue.to_event(
             submission_of(application, application_id),

@@ -5,12 +5,15 @@ from services.intake.boundary import BOUNDARY
 from shared.config import Settings
 from shared.http.auth import Authenticator
 from shared.runtime import Service
+from shared.secrets import required
 
 
 def build(settings: Settings, port: int | None = None) -> Service:
     # Intake only publishes, each with its confirm: no consumers, no outbox.
     service = Service(BOUNDARY, settings, settings.intake_port if port is None else port)
-    service.app.include_router(
-        api.router(service.broker, Authenticator(lambda: service.pool), BOUNDARY.source, settings.status_url.rstrip("/"))
-    )
+    id_secret = required("ARCSERVE_ID_SECRET", settings.id_secret, "intake derives application ids with it")
+    service.app.include_router(api.router(
+        service.broker, Authenticator(lambda: service.pool), lambda: service.pool, id_secret, BOUNDARY.source,
+        settings.status_url.rstrip("/"),
+    ))
     return service

@@ -28,7 +28,7 @@ from urllib.parse import unquote, urlsplit
 import asyncpg
 
 from services.provisioning import broker, database
-from services.provisioning.boundaries import BOUNDARIES, PLATFORM_SCHEMAS
+from services.provisioning.boundaries import BOUNDARIES, PLATFORM_SCHEMAS, own_publishers
 from services.provisioning.deployment import (
     Deployment,
     Passwords,
@@ -61,6 +61,10 @@ async def provision(settings: Settings, deployment: Deployment, passwords: Passw
         if database_side:
             applied = await database.provision(conn, deployment, BOUNDARIES, PLATFORM_SCHEMAS, passwords)
             log.info("database: roles and grants; migrations applied: %s", ", ".join(applied) or "none (up to date)")
+            publishers = own_publishers(deployment, unquote(urlsplit(settings.amqp_url).username or "") or "guest")
+            await tenancy.register_publishers(conn, publishers)
+            log.info("tenancy: the deployment's own publishers of submissions: %s",
+                     ", ".join(f"{user} ({role})" for user, role in sorted(publishers.items())))
         if keys:
             await tenancy.seed_api_keys(conn, keys)
             log.info("tenancy: %d API keys of %d tenants", len(keys), len(set(keys.values())))

@@ -3,14 +3,29 @@ commands know of). The services themselves never import one another."""
 from services.intake.boundary import BOUNDARY as INTAKE
 from services.license_issuer.boundary import BOUNDARY as LICENSE_ISSUER
 from services.order_id.boundary import BOUNDARY as ORDER_ID
+from services.provisioning.deployment import Deployment
 from services.status.boundary import BOUNDARY as STATUS
-from shared import tenancy
+from shared import audit, tenancy
 from shared.boundary import Boundary
 from shared.messaging.topology import QueueSpec
 
 BOUNDARIES: tuple[Boundary, ...] = (INTAKE, STATUS, LICENSE_ISSUER, ORDER_ID)
-# Not one service's: provisioned here, read by the services that authenticate tenants.
-PLATFORM_SCHEMAS = (tenancy.SCHEMA,)
+# Not one service's: provisioned here; tenancy is read by the services that authenticate
+# tenants or submissions, audit is written by the operator commands.
+PLATFORM_SCHEMAS = (tenancy.SCHEMA, audit.SCHEMA)
+
+
+def own_publishers(deployment: Deployment, administrator: str) -> dict[str, tenancy.Role]:
+    """The deployment's own publishers of submissions (shared/tenancy/migrations/0002): its
+    edge, and the relays that pass others' submissions on: the gate (its retries) and the
+    administrator (the operator's dead-letter replays)."""
+    roles = {administrator: tenancy.Role.RELAY}
+    for boundary in BOUNDARIES:
+        if boundary.acts_for_every_tenant:
+            roles[deployment.user(boundary)] = tenancy.Role.EDGE
+        if any(subscriber.identifies_publishers for subscriber in boundary.subscribers):
+            roles[deployment.user(boundary)] = tenancy.Role.RELAY
+    return roles
 
 
 def queue_specs() -> list[QueueSpec]:

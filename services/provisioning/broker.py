@@ -98,6 +98,20 @@ def definitions(
     }
 
 
+def direct_publisher(topology: Topology, user: str, password: str, vhost: str = "/") -> dict[str, Any]:
+    """Definitions of another system's broker user (README, "Onboarding a direct
+    publisher"): it may write submissions to `arcserve.applications` and nothing else; which
+    tenants it acts for is the gate's to check (`python -m services.tools.publishers`)."""
+    kinds = "|".join(re.escape(kind.value) for kind in catalogue.Kind)
+    return {
+        "users": [{"name": user, "password_hash": password_hash(password), "hashing_algorithm": HASHING, "tags": []}],
+        "permissions": [{"user": user, "vhost": vhost, "configure": "^$",
+                         "write": topology.pattern([topology.applications]), "read": "^$"}],
+        "topic_permissions": [{"user": user, "vhost": vhost, "exchange": topology.applications,
+                               "write": f"^({kinds})$", "read": "^$"}],
+    }
+
+
 class ManagementError(RuntimeError):
     """The management API refused a call (its answer says why)."""
 

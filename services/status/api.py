@@ -79,6 +79,6 @@ def router(pool: Callable[[], asyncpg.Pool], auth: Authenticator) -> APIRouter:
             found = await service.contract_detail(_uuid(contract_id, "contract"), tenant, PostgresRepository(conn))
         if found is None:
             raise _not_found("contract", contract_id)
-        return views.contract_detail(*found)
+        return views.contract_detail(found)
 
     return api

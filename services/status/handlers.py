@@ -32,7 +32,8 @@ Context = ConsumeContext[Deps]
 
 # Everything published to `arcserve.applications` reaches the gate: a submission under a
 # routing key that is no kind is dead-lettered (unknown_type), never silently unroutable.
-SUBMISSIONS: Subscriber[Deps] = Subscriber("arcserve.status.submissions", takes_all_of=(routing.APPLICATIONS_EXCHANGE,))
+SUBMISSIONS: Subscriber[Deps] = Subscriber("arcserve.status.submissions", takes_all_of=(routing.APPLICATIONS_EXCHANGE,),
+                                           identifies_publishers=True)
 RESULTS: Subscriber[Deps] = Subscriber("arcserve.status.results")
 
 
@@ -46,10 +47,10 @@ async def _decide(ctx: Context, submission: service.Submission) -> None:
     repo = PostgresRepository(ctx.conn, ctx.now)
     try:
         happened = await service.decide(submission, repo, ctx.deps.calendar, ctx.now)
+    except service.UnauthorizedPublisher as exc:  # no effect at all: not even a rejection
+        raise PoisonMessage(f"unauthorized_publisher: {exc}") from None
     except service.UnknownTenant as exc:
         raise PoisonMessage(f"unknown_tenant: {str(exc)!r}") from None
-    except service.ForeignApplication as exc:
-        raise PoisonMessage(f"duplicate_application_id: {exc}") from None
     _publish(ctx, happened)
     for event in happened:
         if isinstance(event, ApplicationAccepted | ApplicationRejected) \
@@ -68,9 +69,10 @@ async def reject_invalid(invalid: InvalidData, ctx: Context) -> None:
         tenant_id=ctx.event.tenantid or "",
         kind=domain.Kind(invalid.entry.routing_key),  # a submission's routing key is its kind
         command=None,
-        submitted_at=ctx.event.time or ctx.now,
+        claimed_at=ctx.event.time,
         contract_id=_uuid(data.get("contract_id")),
         problem="; ".join(f"{e['field']}: {e['problem']}" for e in invalid.errors),
+        publisher=ctx.publisher,
     ))
 
 
@@ -81,7 +83,8 @@ async def decide(submission: wire.Submission, ctx: Context) -> None:
         tenant_id=ctx.event.tenantid or "",
         kind=domain.Kind(submission.kind),
         command=command_of(submission),
-        submitted_at=ctx.event.time or ctx.now,
+        claimed_at=ctx.event.time,
+        publisher=ctx.publisher,
     ))
 
 

@@ -25,6 +25,7 @@ from services.status.domain.model import (
     ReasonCode,
     collect_events,
 )
+from services.status.service import Detail
 from shared import tenancy
 from shared.db.pool import Connection
 
@@ -55,11 +56,16 @@ class PostgresRepository:
     async def tenant_exists(self, tenant_id: str) -> bool:
         return await tenancy.is_known(self.conn, tenant_id)
 
-    async def serialize(self, application_id: UUID) -> None:
-        await self.conn.execute("SELECT pg_advisory_xact_lock($1)", int.from_bytes(application_id.bytes[:8], "big", signed=True))
+    async def publisher_trust(self, broker_user: str, tenant_id: str) -> tenancy.Role | None:
+        return await tenancy.trust(self.conn, broker_user, tenant_id)
 
-    async def tenant_of_application(self, application_id: UUID) -> str | None:
-        return await self.conn.fetchval("SELECT tenant_id FROM status.applications WHERE application_id = $1", application_id)
+    async def serialize(self, tenant_id: str, application_id: UUID) -> None:
+        await self.conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", f"{tenant_id}/{application_id}")
+
+    async def decided(self, tenant_id: str, application_id: UUID) -> bool:
+        return bool(await self.conn.fetchval(
+            "SELECT true FROM status.applications WHERE tenant_id = $1 AND application_id = $2", tenant_id, application_id
+        ))
 
     async def get(self, contract_id: UUID, tenant_id: str) -> Contract | None:
         row = await self.conn.fetchrow(
@@ -150,7 +156,7 @@ class PostgresRepository:
                    reason_code, reason_message, body, license_ids, cancels_contract, submitted_at,
                    expected_completion_at, completed_at)
                VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, $10, $11, $12, $13)
-               ON CONFLICT (application_id) DO UPDATE SET status = $5, reason_code = $6,
+               ON CONFLICT (tenant_id, application_id) DO UPDATE SET status = $5, reason_code = $6,
                    reason_message = $7, license_ids = $9, cancels_contract = $10, completed_at = $13""",
             app.application_id, app.tenant_id, app.kind.value, app.contract_id, app.status.value,
             app.reason.code.value if app.reason else None, app.reason.message if app.reason else None,
@@ -159,7 +165,7 @@ class PostgresRepository:
         )
 
     # ---- the read side ------------------------------------------------------------------
-    async def snapshot(self, contract_id: UUID, tenant_id: str) -> tuple[Contract, list[Application]] | None:
+    async def snapshot(self, contract_id: UUID, tenant_id: str, history: int) -> Detail | None:
         # One snapshot: a decision committed between the reads would show a contract whose
         # status disagrees with its keys.
         async with self.conn.transaction(isolation="repeatable_read", readonly=True):
@@ -168,12 +174,15 @@ class PostgresRepository:
             )
             if row is None:
                 return None
-            history = [_application_from_row(r) for r in await self.conn.fetch(
+            newest = [_application_from_row(r) for r in await self.conn.fetch(
                 """SELECT * FROM status.applications WHERE contract_id = $1 AND tenant_id = $2
-                   ORDER BY submitted_at, application_id""",
-                contract_id, tenant_id,
+                   ORDER BY submitted_at DESC, application_id DESC LIMIT $3""",
+                contract_id, tenant_id, history,
             )]
-            return await self._load(row, []), history
+            total = await self.conn.fetchval(
+                "SELECT count(*) FROM status.applications WHERE contract_id = $1 AND tenant_id = $2", contract_id, tenant_id
+            )
+            return Detail(await self._load(row, []), newest[::-1], total)
 
     async def application(self, application_id: UUID, tenant_id: str) -> Application | None:
         row = await self.conn.fetchrow(

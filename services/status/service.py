@@ -28,6 +28,7 @@ from services.status.domain.model import (
     DomainEvent,
     ReasonCode,
 )
+from shared.tenancy import Role
 
 
 class Repository(Protocol):
@@ -36,11 +37,15 @@ class Repository(Protocol):
 
     async def tenant_exists(self, tenant_id: str) -> bool: ...
 
-    async def serialize(self, application_id: UUID) -> None:
-        """Until the unit of work ends, no other one decides this application id."""
+    async def publisher_trust(self, broker_user: str, tenant_id: str) -> Role | None:
+        """The role in which the broker user may submit for the tenant; None: it may not."""
 
-    async def tenant_of_application(self, application_id: UUID) -> str | None:
-        """The tenant of an application decided before, if any."""
+    async def serialize(self, tenant_id: str, application_id: UUID) -> None:
+        """Until the unit of work ends, no other one decides this tenant's application id."""
+
+    async def decided(self, tenant_id: str, application_id: UUID) -> bool:
+        """Whether the tenant's application of this id was decided before (another tenant's
+        of the same id is another application)."""
 
     async def live_for_product(self, tenant_id: str, product: str) -> Contract | None: ...
 
@@ -54,12 +59,25 @@ class Repository(Protocol):
     async def save(self) -> list[DomainEvent]:
         """Write every change of the unit of work; return the events recorded meanwhile."""
 
-    async def snapshot(self, contract_id: UUID, tenant_id: str) -> tuple[Contract, list[Application]] | None:
-        """The contract and its whole application history, read-only and consistent."""
+    async def snapshot(self, contract_id: UUID, tenant_id: str, history: int) -> Detail | None:
+        """The contract, its newest `history` applications and how many it has, read-only
+        and consistent."""
 
     async def page(self, tenant_id: str, status: ContractStatus | None, after: tuple[datetime, UUID] | None,
                    limit: int) -> list[Contract]:
         """The tenant's contracts, newest first, after the cursor."""
+
+
+# docs/architecture.md, "Security": the detail view is bounded. Its keys are by the limit of
+# keys per contract; its application history shows the newest ones.
+DETAIL_HISTORY = 100
+
+
+@dataclass(frozen=True)
+class Detail:
+    contract: Contract
+    history: list[Application]  # the newest DETAIL_HISTORY applications, oldest first
+    applications_total: int
 
 
 @dataclass(frozen=True)
@@ -70,17 +88,18 @@ class Submission:
     tenant_id: str
     kind: Kind
     command: Command | None
-    submitted_at: datetime
+    claimed_at: datetime | None  # the publisher's `time`; R12 trusts only the edge's
     contract_id: UUID | None = None  # as the data named it, when there is no command
     problem: str | None = None  # R4: why it failed its schema
+    publisher: str | None = None  # the broker user who published it, as the broker proved
 
 
 class UnknownTenant(Exception):
     pass
 
 
-class ForeignApplication(Exception):
-    """The application id was decided before, for another tenant."""
+class UnauthorizedPublisher(Exception):
+    """The publisher may not act for the submission's tenant (docs/architecture.md, "Security")."""
 
 
 class TooEarly(Exception):
@@ -89,18 +108,23 @@ class TooEarly(Exception):
 
 async def decide(submission: Submission, repo: Repository, calendar: BusinessCalendar, now: datetime) -> list[DomainEvent]:
     """Decide a submission by the rules R1–R10 (R12 for its expected completion); return
-    what happened. The same application id decided before is not decided again."""
+    what happened. The same application id decided before is not decided again; a
+    publisher not allowed for the tenant decides nothing."""
+    role = await repo.publisher_trust(submission.publisher, submission.tenant_id) if submission.publisher else None
+    if role is None:
+        raise UnauthorizedPublisher(f"{submission.publisher or 'a message without user_id'} may not act for "
+                                    f"tenant {submission.tenant_id!r}")
     if not await repo.tenant_exists(submission.tenant_id):
         raise UnknownTenant(submission.tenant_id)
-    await repo.serialize(submission.application_id)
-    previous = await repo.tenant_of_application(submission.application_id)
-    if previous is not None:
-        if previous != submission.tenant_id:  # never a silent no-op across tenants
-            raise ForeignApplication(f"{submission.application_id} belongs to another tenant")
+    # R12 counts from when the system received the application: the edge's own clock says
+    # so; what another publisher claims does not count.
+    submitted_at = submission.claimed_at if role is Role.EDGE and submission.claimed_at else now
+    await repo.serialize(submission.tenant_id, submission.application_id)
+    if await repo.decided(submission.tenant_id, submission.application_id):
         return []
     application = Application.received(
         submission.application_id, submission.tenant_id, submission.command, kind=submission.kind,
-        contract_id=submission.contract_id, submitted_at=submission.submitted_at, calendar=calendar,
+        contract_id=submission.contract_id, submitted_at=submitted_at, calendar=calendar,
     )
     command = submission.command
     if command is None:  # R4
@@ -143,7 +167,7 @@ async def apply(result: Result, tenant_id: str, repo: Repository, now: datetime)
     return await repo.save()
 
 
-async def contract_detail(contract_id: UUID, tenant_id: str, repo: Repository) -> tuple[Contract, list[Application]] | None:
+async def contract_detail(contract_id: UUID, tenant_id: str, repo: Repository) -> Detail | None:
     """R11: what the detail view shows (services/status/views.py renders it); None for a
     contract that is not the tenant's."""
-    return await repo.snapshot(contract_id, tenant_id)
+    return await repo.snapshot(contract_id, tenant_id, DETAIL_HISTORY)

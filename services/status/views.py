@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from services.status.domain.model import STATUS_LABELS_JA, Application, Contract, ContractStatus, License
+from services.status.service import Detail
 from shared.catalog import products
 
 
@@ -64,12 +65,15 @@ def license_view(lic: License) -> dict[str, Any]:
     }
 
 
-def contract_detail(contract: Contract, history: list[Application]) -> dict[str, Any]:
+def contract_detail(detail: Detail) -> dict[str, Any]:
     """R11: product and version, support desk, order ID and its status, every key with its
-    status and charge start and end, and the application history."""
+    status and charge start and end, and the application history (the newest applications,
+    oldest first, with how many there are in all)."""
+    contract = detail.contract
     view = contract_summary(contract)
     desk = products().get(contract.product_code)
     view["support_desk"] = desk.support_desk.model_dump() if desk else None
     view["licenses"] = [license_view(lic) for lic in contract.licenses.values()]
-    view["applications"] = [application_view(app) for app in history]
+    view["applications"] = [application_view(app) for app in detail.history]
+    view["applications_total"] = detail.applications_total
     return view

@@ -6,7 +6,8 @@ show one, replay selected ones to where they were first published, purge.
     python -m services.tools.dlq replay (MESSAGE_ID... | --all) [--queue NAME] [--to-queue]
     python -m services.tools.dlq purge (MESSAGE_ID... | --all) [--queue NAME]
 
-Configured like the services (AMQP_URL, ARCSERVE_TOPOLOGY_PREFIX). `--queue` names a
+Configured like the other operator commands (AMQP_URL, DATABASE_URL, ARCSERVE_TOPOLOGY_PREFIX);
+every replay and purge leaves an audit record. `--queue` names a
 consumer's queue: `arcserve.status.submissions`, `status.submissions`, or its dead-letter
 queue. Exit status: 0 done; 1 a named message id was not found, a message could not be
 replayed, or the broker is unreachable; 2 usage error.
@@ -27,16 +28,20 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import aio_pika
+import asyncpg
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
 
 from services.provisioning.boundaries import queue_specs
+from shared import audit
 from shared.config import Settings
 from shared.messaging.consumer import (
     DELIVERY_COUNT_HEADER,
     ORIGINAL_EXCHANGE_HEADER,
     ORIGINAL_ROUTING_KEY_HEADER,
+    PUBLISHER_HEADER,
     REASON_HEADER,
 )
 from shared.messaging.topology import QueueSpec, Topology
@@ -249,9 +254,12 @@ async def cmd_show(connection: AbstractConnection, topology: Topology, specs: li
     return await _selected(connection, topology, specs, args, show)
 
 
-def replay_message(letter: DeadLetter, *, keep_origin: bool) -> aio_pika.Message:
+def replay_message(letter: DeadLetter, *, keep_origin: bool, user_id: str) -> aio_pika.Message:
+    """The copy to publish. It says who first published it (the consumer recorded that in
+    PUBLISHER_HEADER) and is published as the operator, whom the gate trusts to relay it."""
     source = letter.message
-    headers = {k: v for k, v in (source.headers or {}).items() if not k.startswith(DROPPED_ON_REPLAY)}
+    headers = {k: v for k, v in (source.headers or {}).items()
+               if k == PUBLISHER_HEADER or not k.startswith(DROPPED_ON_REPLAY)}
     headers[REPLAYS_HEADER] = letter.replays + 1
     if keep_origin and letter.original_routing_key:  # sent straight to the queue: keep where it was first published
         headers[ORIGINAL_EXCHANGE_HEADER] = letter.original_exchange or ""
@@ -264,12 +272,14 @@ def replay_message(letter: DeadLetter, *, keep_origin: bool) -> aio_pika.Message
         content_encoding=source.content_encoding,
         correlation_id=source.correlation_id,
         delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        user_id=user_id,
     )
 
 
 async def cmd_replay(connection: AbstractConnection, topology: Topology, specs: list[QueueSpec], args: argparse.Namespace) -> int:
     publisher: AbstractChannel | None = None
     totals = {"replayed": 0, "not replayed": 0}
+    operator = args.broker_user  # the broker checks that it is this connection's
 
     async def replay(letters: list[DeadLetter]) -> bool:
         nonlocal publisher
@@ -292,7 +302,7 @@ async def cmd_replay(connection: AbstractConnection, topology: Topology, specs: 
             try:
                 exchange = (publisher.default_exchange if exchange_name == ""
                             else await publisher.get_exchange(exchange_name, ensure=False))
-                await exchange.publish(replay_message(letter, keep_origin=args.to_queue), routing_key,
+                await exchange.publish(replay_message(letter, keep_origin=args.to_queue, user_id=operator), routing_key,
                                        mandatory=True, timeout=PUBLISH_TIMEOUT_S)
             except (TimeoutError, aio_pika.exceptions.AMQPError, aio_pika.exceptions.ChannelInvalidStateError) as exc:
                 print(f"failed {letter.message_id} in {letter.spec.name}: publish to exchange {exchange_name!r} "
@@ -301,6 +311,8 @@ async def cmd_replay(connection: AbstractConnection, topology: Topology, specs: 
                 failed = True
                 continue
             await letter.message.ack()  # only now: the broker has the copy
+            await audit.record(args.audit, "dlq.replay", letter.message_id, queue=letter.spec.name,
+                               reason=letter.reason, exchange=exchange_name, routing_key=routing_key)
             totals["replayed"] += 1
             print(f"replayed {letter.message_id} from {letter.spec.name} to exchange {exchange_name!r} "
                   f"routing key {routing_key!r} ({_short(letter.reason, 60)})")
@@ -318,6 +330,7 @@ async def cmd_purge(connection: AbstractConnection, topology: Topology, specs: l
         nonlocal purged
         for letter in letters:
             await letter.message.ack()
+            await audit.record(args.audit, "dlq.purge", letter.message_id, queue=letter.spec.name, reason=letter.reason)
             purged += 1
         return False
 
@@ -374,11 +387,18 @@ def _queues(parser: argparse.ArgumentParser, name: str | None, prefix: str) -> l
 
 
 async def _run(args: argparse.Namespace, settings: Settings, specs: list[QueueSpec]) -> int:
-    connection = await aio_pika.connect(
-        settings.amqp_url, client_properties={"connection_name": f"{settings.topology_prefix}dlq-tool"}
-    )
-    async with connection:
-        return await COMMANDS[args.command](connection, Topology(settings.topology_prefix), specs, args)
+    # Replays and purges leave an audit record each (docs/architecture.md, "Security"): no
+    # database, no change.
+    args.audit = await asyncpg.connect(settings.database_url) if args.command in ("replay", "purge") else None
+    try:
+        connection = await aio_pika.connect(
+            settings.amqp_url, client_properties={"connection_name": f"{settings.topology_prefix}dlq-tool"}
+        )
+        async with connection:
+            return await COMMANDS[args.command](connection, Topology(settings.topology_prefix), specs, args)
+    finally:
+        if args.audit is not None:
+            await args.audit.close()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -389,11 +409,15 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "limit", None) is not None and args.limit < 0:
         parser.error("--limit must be 0 or more")
     settings = Settings.from_env()
+    args.broker_user = unquote(urlsplit(settings.amqp_url).username or "") or "guest"
     specs = _queues(parser, args.queue, settings.topology_prefix)
     try:
         return asyncio.run(_run(args, settings, specs))
     except (OSError, aio_pika.exceptions.AMQPConnectionError) as exc:
-        print(f"error: cannot reach the broker (AMQP_URL): {exc}", file=sys.stderr)
+        print(f"error: cannot reach the broker (AMQP_URL) or the database (DATABASE_URL): {exc}", file=sys.stderr)
+        return 1
+    except asyncpg.PostgresError as exc:
+        print(f"error: the database (DATABASE_URL) refused: {exc}", file=sys.stderr)
         return 1
 
 

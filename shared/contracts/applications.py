@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal, Union
 from uuid import UUID
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     EmailStr,
@@ -20,6 +21,7 @@ from pydantic import (
 )
 
 from shared.catalog import products
+from shared.contracts import limits
 from shared.contracts.vocabulary import Kind, LicenseType, Usage
 
 __all__ = ["Kind", "LicenseType", "Usage"]  # with the models below: the vocabulary they use
@@ -30,6 +32,7 @@ MAX_QUANTITY = 100
 MAX_VM_COUNT = 10_000
 MAX_LICENSE_IDS = 500
 MAX_COMPANY_NAME = 200
+MAX_KEYS_PER_APPLICATION = 100  # the sum of the quantities: one key per unit (R1, R5)
 
 
 VALID_USAGE_TYPES = frozenset(
@@ -48,7 +51,9 @@ class _Body(BaseModel):
 
 class Contact(_Body):
     email: EmailStr = Field(max_length=254)
-    company_name: str = Field(min_length=1, max_length=MAX_COMPANY_NAME)
+    company_name: Annotated[str, AfterValidator(limits.no_control_characters)] = Field(
+        min_length=1, max_length=MAX_COMPANY_NAME
+    )
 
 
 class LicenseLine(_Body):
@@ -71,7 +76,18 @@ class LicenseLine(_Body):
         return self
 
 
-Lines = Annotated[list[LicenseLine], Field(min_length=1, max_length=MAX_LICENSE_LINES)]
+def _within_keys_per_application(lines: list[LicenseLine]) -> list[LicenseLine]:
+    keys = sum(line.quantity for line in lines)
+    if keys > MAX_KEYS_PER_APPLICATION:
+        raise ValueError(f"{keys} license keys in one application; the limit is {MAX_KEYS_PER_APPLICATION}")
+    return lines
+
+
+Lines = Annotated[
+    list[LicenseLine],
+    Field(min_length=1, max_length=MAX_LICENSE_LINES),
+    AfterValidator(_within_keys_per_application),
+]
 
 
 class NewApplication(_Body):
@@ -193,7 +209,7 @@ def describe(error: Any) -> dict[str, str]:
         loc = loc[1:]  # pydantic prefixes the discriminator's tag; the field path is what helps
     if error["type"].startswith("union_tag"):
         loc = ["kind"]
-    field = ".".join(str(part) for part in loc) or "(body)"
+    field = ".".join(limits.printable(str(part)) for part in loc) or "(body)"
     problem = error["msg"]
     if error["type"] == "extra_forbidden":
         problem = "unknown field (wished-for dates and other extra fields are not accepted, R4)"

@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from shared.contracts import applications, events, routing
+from shared.contracts import applications, events, limits, routing
 from shared.contracts.applications import Kind
 from shared.contracts.envelope import CloudEvent, PoisonMessage, new_event
 from shared.contracts.message import read
@@ -120,6 +120,10 @@ def parse(event: CloudEvent, expected: Iterable[MessageType] | None = None) -> B
         raise PoisonMessage(f"unknown_type: {event.type!r}")
     if event.tenantid is None:
         raise PoisonMessage("missing_tenant: the CloudEvents extension `tenantid` is required")
+    try:
+        limits.check(event.data, where="data")
+    except limits.LimitExceeded as exc:
+        raise InvalidData(entry, [{"field": "data", "problem": str(exc)}]) from None
     try:
         if entry.strict:
             if not isinstance(event.data, dict):

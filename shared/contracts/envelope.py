@@ -4,12 +4,19 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+
+from shared.contracts import limits
 
 CONTENT_TYPE = "application/cloudevents+json"
-MAX_MESSAGE_BYTES = 256 * 1024  # docs/architecture.md, "Security": bodies have size limits
+# docs/architecture.md, "Security": bodies have size limits. The broker refuses bigger
+# messages still (`max_message_size` in deploy/images/rabbitmq/rabbitmq.conf).
+MAX_MESSAGE_BYTES = 256 * 1024
+
+# Identifiers end up in tables, logs and headers: one line of text.
+Line = Annotated[str, AfterValidator(limits.no_control_characters)]
 
 
 class CloudEvent(BaseModel):
@@ -17,13 +24,13 @@ class CloudEvent(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True)
 
     specversion: Literal["1.0"]
-    id: str = Field(min_length=1, max_length=256)
-    source: str = Field(min_length=1, max_length=1024)
-    type: str = Field(min_length=1, max_length=256)
-    time: AwareDatetime | None = None  # RFC 3339 requires the offset; R12 counts from it
-    subject: str | None = Field(default=None, max_length=256)
-    datacontenttype: str | None = None
-    tenantid: str | None = Field(default=None, min_length=1, max_length=128)
+    id: Line = Field(min_length=1, max_length=256)
+    source: Line = Field(min_length=1, max_length=1024)
+    type: Line = Field(min_length=1, max_length=256)
+    time: AwareDatetime | None = None  # as the publisher claims it; R12 counts from receipt
+    subject: Line | None = Field(default=None, max_length=256)
+    datacontenttype: Line | None = Field(default=None, max_length=256)
+    tenantid: Line | None = Field(default=None, min_length=1, max_length=128)
     data: Any = None
 
     def to_json(self) -> bytes:
@@ -48,15 +55,23 @@ class RetryLater(Exception):
 
 
 def parse_event(body: bytes) -> CloudEvent:
-    """Decode a message body; raise PoisonMessage saying what is wrong with it."""
+    """Decode a message body; raise PoisonMessage saying what is wrong with it. The limits
+    of `data` are checked with its model (shared/contracts/catalogue.py), so that a
+    submission past them is still rejected for its tenant to see."""
     if len(body) > MAX_MESSAGE_BYTES:
         raise PoisonMessage(f"oversized: {len(body)} bytes, limit {MAX_MESSAGE_BYTES}")
     try:
-        raw = json.loads(body)
+        raw = limits.parse(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise PoisonMessage(f"not_json: {exc}") from None
+    except limits.LimitExceeded as exc:
+        raise PoisonMessage(f"limit_exceeded: {exc}") from None
     if not isinstance(raw, dict):
         raise PoisonMessage("not_cloudevent: body is JSON but not an object")
+    try:
+        limits.check({name: value for name, value in raw.items() if name != "data"})
+    except limits.LimitExceeded as exc:
+        raise PoisonMessage(f"limit_exceeded: {exc}") from None
     try:
         return CloudEvent.model_validate(raw)
     except ValidationError as exc:

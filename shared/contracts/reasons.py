@@ -12,3 +12,4 @@ class ReasonCode(StrEnum):
     LICENSE_NOT_ACTIVE = "license_not_active"  # R8
     CONTRACT_CANCELLED = "contract_cancelled"  # R10
     NOT_FOUND = "not_found"
+    TOO_MANY_LICENSES = "too_many_licenses"  # a contract's keys are bounded (docs/architecture.md, "Security")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnection
@@ -24,6 +25,9 @@ PUBLISH_TIMEOUT_S = 10.0
 class Broker:
     def __init__(self, url: str, topology: Topology, *, connection_name: str):
         self.url = url
+        # Every message says who published it; the broker refuses a `user_id` that is not
+        # the connection's user, so a consumer can trust it (docs/architecture.md, "Security").
+        self.user = unquote(urlsplit(url).username or "") or "guest"
         self.topology = topology
         self.connection_name = connection_name
         self.connection: AbstractRobustConnection | None = None
@@ -100,6 +104,7 @@ class Broker:
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
             message_id=message_id,
             headers=headers,
+            user_id=self.user,
         )
         await target.publish(message, routing_key, mandatory=mandatory, timeout=PUBLISH_TIMEOUT_S)
 

@@ -32,7 +32,7 @@ from typing import Any
 import asyncpg
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 
-from shared import metrics
+from shared import metrics, tenancy
 from shared.backoff import Backoff
 from shared.contracts import catalogue
 from shared.contracts.catalogue import InvalidData
@@ -51,6 +51,9 @@ ORIGINAL_ROUTING_KEY_HEADER = "x-arcserve-original-routing-key"
 DELIVERY_COUNT_HEADER = "x-arcserve-delivery-count"
 # How many delayed retries a message has had (set on the copies sent to retry queues).
 ATTEMPT_HEADER = "x-arcserve-attempt"
+# Who first published a message that a relay (a retry, a replay) now carries; set by the
+# consumer of an identifying subscriber, trusted only on a relay's message.
+PUBLISHER_HEADER = "x-arcserve-publisher"
 CONFLICT_RETRIES = 5
 
 
@@ -143,32 +146,46 @@ class Consumer:
             self._in_hand.discard(task)
 
     async def _process(self, message: AbstractIncomingMessage) -> None:
+        publisher: str | None = None
         try:
+            if self.subscriber.identifies_publishers:
+                publisher = await self._transient_safe(lambda: self._publisher_of(message))
             event = parse_event(message.body)
             route = self.subscriber.routes.get(event.type)
             if route is None:
                 raise PoisonMessage(f"unknown_type: {event.type!r} is not handled by {self.spec.name}")
-            await self._deliver(route, event)
+            await self._deliver(route, event, publisher)
         except PoisonMessage as poison:
-            await self._move(message, reason=poison.reason, dead=True)
+            await self._move(message, reason=poison.reason, dead=True, publisher=publisher)
         except RetryLater as later:
-            await self._move(message, reason=later.reason, dead=False)
+            await self._move(message, reason=later.reason, dead=False, publisher=publisher)
         except _Stopping:
             return  # unacked: the broker gives it to the next consumer
         except Exception as exc:
             log.exception("handler failed on %s (message %s)", self.queue_name, message.message_id)
-            await self._move(message, reason=f"handler_error: {exc!r}", dead=False)
+            await self._move(message, reason=f"handler_error: {exc!r}", dead=False, publisher=publisher)
         else:
             metrics.MESSAGES.labels(self.spec.name, "handled").inc()
             await _settle(message.ack())
 
-    async def _deliver(self, route: Route, event: CloudEvent) -> None:
+    async def _publisher_of(self, message: AbstractIncomingMessage) -> str | None:
+        """Who published the message: its `user_id`, which the broker checked against the
+        connection; for a relay's copy, the publisher the copy names (else the relay)."""
+        user = message.user_id
+        if not user:
+            return None
+        if await tenancy.role_of(self.pool(), user) is tenancy.Role.RELAY:
+            named = (message.headers or {}).get(PUBLISHER_HEADER)
+            return (named.decode() if isinstance(named, bytes) else str(named)) if named else user
+        return user
+
+    async def _deliver(self, route: Route, event: CloudEvent, publisher: str | None) -> None:
         try:
             parsed = catalogue.parse(event, self._entries)
         except InvalidData as invalid:
             if route.on_invalid is not None:
                 on_invalid, problem = route.on_invalid, invalid
-                await self._transient_safe(lambda: self._unit_of_work(on_invalid, problem, event))
+                await self._transient_safe(lambda: self._unit_of_work(on_invalid, problem, event, None, publisher))
             raise
         obtained = None
         if route.outside is not None:
@@ -179,10 +196,12 @@ class Consumer:
                 return
             context = OutsideContext(event, self.deps, self.pool())
             obtained = await self._transient_safe(lambda: outside(parsed, context))
-        await self._transient_safe(lambda: self._unit_of_work(route.handler, parsed, event, obtained))
+        await self._transient_safe(lambda: self._unit_of_work(route.handler, parsed, event, obtained, publisher))
 
-    async def _unit_of_work(self, handler: Any, message: Any, event: CloudEvent, obtained: Any = None) -> bool:
-        return await self.uow.run(self.pool(), handler, message, event, self.deps, self.clock(), obtained)
+    async def _unit_of_work(self, handler: Any, message: Any, event: CloudEvent, obtained: Any,
+                            publisher: str | None) -> bool:
+        key = f"{event.tenantid}/{event.id}" if self.subscriber.identifies_publishers else event.id
+        return await self.uow.run(self.pool(), handler, message, event, self.deps, self.clock(), obtained, publisher, key)
 
     async def _transient_safe(self, attempt: Callable[[], Awaitable[Any]]) -> Any:
         """Run `attempt`, waiting out outages and retrying lost races in place."""
@@ -202,9 +221,14 @@ class Consumer:
                 metrics.MESSAGES.labels(self.spec.name, "retried_in_place").inc()
                 await asyncio.sleep(delay)
 
-    async def _move(self, message: AbstractIncomingMessage, *, reason: str, dead: bool) -> None:
-        """Send the message to its next delayed retry, or to the dead-letter queue."""
+    async def _move(self, message: AbstractIncomingMessage, *, reason: str, dead: bool, publisher: str | None) -> None:
+        """Send the message to its next delayed retry, or to the dead-letter queue (as the
+        publisher this service identified, whose copy it now carries)."""
         headers: dict[str, Any] = dict(message.headers or {})
+        if self.subscriber.identifies_publishers:
+            headers.pop(PUBLISHER_HEADER, None)  # whatever the publisher claimed: ours replaces it
+            if publisher:
+                headers[PUBLISHER_HEADER] = publisher
         attempt = int(headers.get(ATTEMPT_HEADER, 0) or 0) + 1
         topology = self.broker.topology
         if not dead and attempt > len(topology.retry_delays_s):

@@ -42,6 +42,7 @@ class ConsumeContext(Generic[D]):
     deps: D
     now: datetime
     obtained: Any = None
+    publisher: str | None = None  # the broker user who published it (identifying subscribers)
     published: list[tuple[BaseModel, str | None]] = field(default_factory=list)
 
     def publish(self, message: BaseModel, *, subject: str | None = None) -> None:
@@ -62,12 +63,13 @@ class UnitOfWork:
     topology: Topology
 
     async def run(self, pool: asyncpg.Pool, handler: Any, message: Any, event: CloudEvent, deps: Any,
-                  now: datetime, obtained: Any = None) -> bool:
-        """Run `handler` once for this message; False when this consumer had already done so."""
+                  now: datetime, obtained: Any = None, publisher: str | None = None, key: str | None = None) -> bool:
+        """Run `handler` once for this message (`key`: its dedupe key, default its id);
+        False when this consumer had already done so."""
         async with pool.acquire() as conn, conn.transaction():
-            if not await self.inbox.claim(conn, self.consumer, event.id):
+            if not await self.inbox.claim(conn, self.consumer, key or event.id):
                 return False
-            ctx = ConsumeContext(conn, event, deps, now, obtained)
+            ctx = ConsumeContext(conn, event, deps, now, obtained, publisher)
             await handler(message, ctx)
             await self.outbox.enqueue(conn, [self.outgoing(m, event, subject) for m, subject in ctx.published])
         return True

@@ -1,9 +1,12 @@
-"""Tenancy (docs/architecture.md, "Security"): tenants and their API keys, in the `tenancy` schema. Not one
-service's data: the provisioning step owns and writes it; the HTTP services read it to
-authenticate callers, and the status service to know the tenant of an AMQP submission."""
+"""Tenancy (docs/architecture.md, "Security"): tenants, their API keys and the direct
+publishers that may act for them, in the `tenancy` schema. Not one service's data: the
+provisioning step and the operator commands write it; the HTTP services read it to
+authenticate callers, and the status service to know who may submit for a tenant."""
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
 from shared.db.migrate import Schema
@@ -47,3 +50,101 @@ async def seed_api_keys(conn: Connection, keys: dict[str, str]) -> None:
         moved = sorted({wanted[r["key_hash"]] for r in owners if r["tenant_id"] != wanted[r["key_hash"]]})
         if moved:
             raise ValueError(f"ARCSERVE_API_KEYS gives tenant(s) {', '.join(moved)} a key that belongs to another tenant")
+
+
+# ---- direct publishers (migrations/0002_publishers.sql says what each role may do) ----------
+
+
+class Role(StrEnum):
+    EDGE = "edge"
+    RELAY = "relay"
+    PUBLISHER = "publisher"
+
+
+@dataclass(frozen=True)
+class Publisher:
+    broker_user: str
+    role: Role
+    tenants: tuple[str, ...]  # those it may act for (an edge: every tenant)
+
+
+class UnknownTenants(ValueError):
+    pass
+
+
+async def role_of(conn: Queryable, broker_user: str) -> Role | None:
+    role = await conn.fetchval("SELECT role FROM tenancy.publishers WHERE broker_user = $1", broker_user)
+    return Role(role) if role else None
+
+
+async def trust(conn: Queryable, broker_user: str, tenant_id: str) -> Role | None:
+    """The role in which `broker_user` may act for `tenant_id`, or None if it may not."""
+    role = await conn.fetchval(
+        """SELECT p.role FROM tenancy.publishers p
+           WHERE p.broker_user = $1 AND (p.role = 'edge' OR EXISTS (
+               SELECT 1 FROM tenancy.publisher_tenants t WHERE t.broker_user = p.broker_user AND t.tenant_id = $2))""",
+        broker_user, tenant_id,
+    )
+    return Role(role) if role else None
+
+
+async def register_publishers(conn: Connection, roles: dict[str, Role]) -> None:
+    """The deployment's own publishers (the provisioning step): their roles, made so again."""
+    await conn.executemany(
+        """INSERT INTO tenancy.publishers (broker_user, role) VALUES ($1, $2)
+           ON CONFLICT (broker_user) DO UPDATE SET role = EXCLUDED.role""",
+        sorted(roles.items()),
+    )
+
+
+async def allow(conn: Connection, broker_user: str, tenants: list[str]) -> list[str]:
+    """Let `broker_user` act for `tenants`; returns those it may act for now (an error for
+    an unknown tenant, and nothing changed)."""
+    async with conn.transaction():
+        known = {r["tenant_id"] for r in await conn.fetch(
+            "SELECT tenant_id FROM tenancy.tenants WHERE tenant_id = ANY($1::text[])", tenants)}
+        if unknown := sorted(set(tenants) - known):
+            raise UnknownTenants(f"no such tenant: {', '.join(unknown)} (a tenant exists once it has an API key)")
+        await conn.execute(
+            "INSERT INTO tenancy.publishers (broker_user, role) VALUES ($1, 'publisher') ON CONFLICT DO NOTHING",
+            broker_user,
+        )
+        await conn.executemany(
+            "INSERT INTO tenancy.publisher_tenants (broker_user, tenant_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            [(broker_user, tenant) for tenant in sorted(set(tenants))],
+        )
+        return await _tenants_of(conn, broker_user)
+
+
+async def revoke(conn: Connection, broker_user: str, tenants: list[str] | None = None) -> list[str]:
+    """Take back `tenants` (all of them when None) from a direct publisher; returns the
+    tenants it may still act for. The deployment's own publishers are not revoked here."""
+    async with conn.transaction():
+        if await role_of(conn, broker_user) in (Role.EDGE, Role.RELAY) and tenants is None:
+            raise ValueError(f"{broker_user} is one of this deployment's own services or its administrator; "
+                             "its role is the provisioning step's")
+        if tenants is None:
+            await conn.execute("DELETE FROM tenancy.publisher_tenants WHERE broker_user = $1", broker_user)
+        else:
+            await conn.execute(
+                "DELETE FROM tenancy.publisher_tenants WHERE broker_user = $1 AND tenant_id = ANY($2::text[])",
+                broker_user, tenants,
+            )
+        return await _tenants_of(conn, broker_user)
+
+
+async def _tenants_of(conn: Queryable, broker_user: str) -> list[str]:
+    rows = await conn.fetch(
+        "SELECT tenant_id FROM tenancy.publisher_tenants WHERE broker_user = $1 ORDER BY tenant_id", broker_user
+    )
+    return [r["tenant_id"] for r in rows]
+
+
+async def publishers(conn: Queryable) -> list[Publisher]:
+    rows = await conn.fetch(
+        """SELECT p.broker_user, p.role,
+                  coalesce(array_agg(t.tenant_id ORDER BY t.tenant_id) FILTER (WHERE t.tenant_id IS NOT NULL), '{}') AS tenants
+           FROM tenancy.publishers p LEFT JOIN tenancy.publisher_tenants t USING (broker_user)
+           GROUP BY p.broker_user, p.role ORDER BY p.broker_user"""
+    )
+    return [Publisher(r["broker_user"], Role(r["role"]), tuple(r["tenants"])) for r in rows]

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import aio_pika
 
@@ -194,6 +195,7 @@ def _poison(tenant: str) -> list[tuple[str, bytes]]:
 async def flood_bad_input(run: Run) -> None:
     """6. Bad input published straight to arcserve.applications, between good submissions."""
     stack = run.stack
+    administrator = urlsplit(stack.amqp_url).username or "guest"
     connection = await aio_pika.connect(stack.amqp_url)
     async with connection:
         channel = await connection.channel(publisher_confirms=True)
@@ -201,7 +203,8 @@ async def flood_bad_input(run: Run) -> None:
         for n in range(10):
             await run.at(n / 10)
             for routing_key, body in _poison("faults-poison"):
-                await exchange.publish(aio_pika.Message(body, message_id=str(uuid.uuid4())), routing_key)
+                await exchange.publish(aio_pika.Message(body, message_id=str(uuid.uuid4()), user_id=administrator),
+                                       routing_key)
                 run.poison_sent += 1
     run.notes.append(f"published {run.poison_sent} bad messages")
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import secrets
 import signal
 import sys
 import time
@@ -45,6 +46,7 @@ class ProcessStack:
     ports: dict[str, int] = field(default_factory=lambda: dict(zip(SERVICES, free_ports(len(SERVICES)), strict=True)))
     processes: dict[str, asyncio.subprocess.Process] = field(default_factory=dict)
     exit_codes: list[tuple[str, int]] = field(default_factory=list)
+    id_secret: str = field(default_factory=lambda: secrets.token_urlsafe(24))
 
     @property
     def amqp_url(self) -> str:
@@ -123,6 +125,7 @@ class ProcessStack:
             ARCSERVE_RETRY_DELAYS_S=",".join(f"{d:g}" for d in RETRY_DELAYS),
             ARCSERVE_HOST="127.0.0.1",
             ARCSERVE_DRAIN_TIMEOUT_S="10",
+            ARCSERVE_ID_SECRET=self.id_secret,
             LOG_LEVEL="WARNING",
         )
         env[PORT_VARIABLES[name]] = str(self.ports[name])

@@ -161,6 +161,7 @@ async def test_four_services_started_at_once_with_a_thousand_tenants_keys_all_co
         await deployment.provision(keys=keys)
         ports = dict(zip(("intake", "status", "license_issuer", "order_id"), free_ports(4), strict=True))
         env = {**os.environ, "ARCSERVE_TOPOLOGY_PREFIX": deployment.topology.prefix, "ARCSERVE_HOST": "127.0.0.1",
+               "ARCSERVE_ID_SECRET": secrets.token_urlsafe(24),
                "ARCSERVE_RETRY_DELAYS_S": "0.2,0.5,1", "ARCSERVE_API_KEYS": ",".join(f"{t}:{k}" for k, t in keys.items()),
                **{f"{name.upper()}_PORT": str(port) for name, port in ports.items()}}
         for boundary in BOUNDARIES:

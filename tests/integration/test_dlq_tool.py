@@ -3,14 +3,10 @@
 letters are real ones, made by the status service as in the poison-message test."""
 from __future__ import annotations
 
-import asyncio
 import json
-import os
 import secrets
-import sys
 import uuid
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import aio_pika
@@ -20,26 +16,17 @@ from services.status.handlers import RESULTS, SUBMISSIONS
 from shared.messaging.topology import QueueSpec
 from shared.tenancy import seed_api_keys
 from tests.support.stack import Stack, Tenant, eventually, new_application, submission
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.tools import ok as ok_tool
+from tests.support.tools import run_tool
 
 
 async def dlq(stack: Stack, *args: str) -> tuple[int, str, str]:
     """Run the command as an operator would, configured like the stack's services."""
-    env = {**os.environ, "AMQP_URL": stack.settings.amqp_url, "ARCSERVE_TOPOLOGY_PREFIX": stack.settings.topology_prefix}
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "services.tools.dlq", *args,
-        cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), timeout=60)
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
+    return await run_tool(stack, "dlq", *args)
 
 
 async def ok(stack: Stack, *args: str) -> str:
-    code, out, err = await dlq(stack, *args)
-    assert code == 0, (args, code, out, err)
-    return out
+    return await ok_tool(stack, "dlq", *args)
 
 
 async def listed(stack: Stack, spec: QueueSpec = SUBMISSIONS.spec) -> list[dict[str, Any]]:
@@ -84,7 +71,8 @@ async def test_list_show_purge_and_replay_after_the_cause_is_fixed(new_stack: Ca
     await stack.publish_event(exchange, "new", submission(
         tenant.name, {**new_application(), "desired_start_date": "2026-12-01"},
         application_id=invalid_application, event_id=invalid))
-    # A good submission from a tenant that does not exist yet: dead-lettered until it does.
+    # A good submission for a tenant that does not exist yet, so its publisher cannot be
+    # allowed for it: dead-lettered until both are so.
     await stack.publish_event(exchange, "new", submission(late_tenant, new_application(),
                                                           application_id=late_application, event_id=stranger))
     await wait_depth(stack, 4)
@@ -92,7 +80,7 @@ async def test_list_show_purge_and_replay_after_the_cause_is_fixed(new_stack: Ca
     # ---- list: every dead letter with its reason and origin; nothing taken ----------------
     out = await ok(stack, "list")
     for message_id, reason in ((not_json, "not_json"), (not_cloudevent, "not_cloudevent"),
-                               (invalid, "invalid_application"), (stranger, "unknown_tenant")):
+                               (invalid, "invalid_application"), (stranger, "unauthorized_publisher")):
         line = line_of(out, message_id)
         assert line.startswith("arcserve.status.submissions "), line
         assert reason in line and f"{exchange}  new" in line, line
@@ -106,7 +94,7 @@ async def test_list_show_purge_and_replay_after_the_cause_is_fixed(new_stack: Ca
     by_id = {letter["message_id"]: letter for letter in before}
     assert sorted(by_id) == sorted([not_json, not_cloudevent, invalid, stranger])
     assert by_id[invalid]["reason"].startswith("invalid_application") and "desired_start_date" in by_id[invalid]["reason"]
-    assert by_id[stranger]["reason"] == f"unknown_tenant: {late_tenant!r}"
+    assert by_id[stranger]["reason"] == f"unauthorized_publisher: {stack.administrator} may not act for tenant {late_tenant!r}"
     assert by_id[not_cloudevent]["size"] == len(b'{"hello": "world"}')
     assert {(letter["original_exchange"], letter["original_routing_key"]) for letter in before} == {(exchange, "new")}
     assert all(letter["delivery_count"] == 1 and letter["replays"] == 0 for letter in before)
@@ -135,13 +123,14 @@ async def test_list_show_purge_and_replay_after_the_cause_is_fixed(new_stack: Ca
 
     await eventually(purged, "exactly the purged dead letter to be gone, the others in order")
 
-    # ---- replay after the cause is fixed: the tenant now exists ----------------------------
+    # ---- replay after the cause is fixed: the tenant exists, its publisher is allowed -----
     key = secrets.token_urlsafe(24)
     conn = await asyncpg.connect(stack.settings.database_url)
     try:
         await seed_api_keys(conn, {key: late_tenant})
     finally:
         await conn.close()
+    await ok_tool(stack, "publishers", "allow", stack.administrator, late_tenant)
     out = await ok(stack, "replay", stranger)
     assert f"replayed {stranger}" in out and f"to exchange '{exchange}' routing key 'new'" in out
     application = await stack.wait_application(Tenant(late_tenant, key), late_application)

@@ -8,56 +8,21 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-import aio_pika
 import asyncpg
-import httpx
 import pytest
 
 from shared.tenancy import seed_api_keys
-from tests.support.stack import EventTap, Stack, Tenant, eventually, new_application, submission
+from tests.support.stack import (
+    EventTap,
+    Stack,
+    SubmissionTap,
+    Tenant,
+    assert_error,
+    new_application,
+    submission,
+)
 
 SERVICES = ("intake", "status", "license_issuer", "order_id")
-
-
-class SubmissionTap:
-    """Everything published to `arcserve.applications` while open (a queue of its own)."""
-
-    def __init__(self, stack: Stack):
-        self.stack = stack
-        self.messages: list[dict[str, Any]] = []
-
-    async def __aenter__(self) -> SubmissionTap:
-        self._connection = await aio_pika.connect(self.stack.settings.amqp_url)
-        channel = await self._connection.channel()
-        queue = await channel.declare_queue(exclusive=True, auto_delete=True)
-        await queue.bind(self.stack.topology.applications, "#")
-
-        async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
-            async with message.process():
-                self.messages.append(json.loads(message.body))
-
-        await queue.consume(on_message)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self._connection.close()
-
-    def of(self, tenant: Tenant) -> list[dict[str, Any]]:
-        return [m for m in self.messages if m.get("tenantid") == tenant.name]
-
-    async def wait_for(self, application_id: str) -> dict[str, Any]:
-        async def probe() -> dict[str, Any] | None:
-            found = [m for m in self.messages if m.get("data", {}).get("application_id") == application_id]
-            return found[0] if found else None
-
-        return await eventually(probe, f"submission {application_id} on the applications exchange")
-
-
-def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert body["code"] == code and isinstance(body["message"], str) and body["message"], body
-    return body
 
 
 async def contract_list(stack: Stack, tenant: Tenant, query: str = "") -> dict[str, Any]:
@@ -198,11 +163,45 @@ async def test_idempotency_key_returns_the_same_application(stack: Stack, tenant
     assert theirs.status_code == 202 and theirs.json()["application_id"] != application_id
     assert (await stack.wait_application(other_tenant, theirs.json()["application_id"]))["status"] == "completed"
 
+    # The same key with another body: refused, not silently the first application.
+    reused = await stack.submit(tenant, new_application(product="arcserve-udp-9"), idempotency_key=key)
+    body = assert_error(reused, 409, "idempotency_key_reused")
+    assert "another body" in body["message"]
+
     items = (await contract_list(stack, tenant))["items"]
     assert [c["contract_id"] for c in items] == [application["contract_id"]]
     contract = await stack.contract(tenant, application["contract_id"])
     assert [a["application_id"] for a in contract["applications"]] == [application_id]
     assert (await stack.wait_application(tenant, application_id)) == application
+
+
+async def test_an_application_id_cannot_be_computed_from_the_idempotency_key(stack: Stack, tenant: Tenant) -> None:
+    """The old derivation (a name-based UUID of tenant and key) no longer predicts the id:
+    a direct publisher cannot take another tenant's application id ahead of it."""
+    key = f"order-{uuid.uuid4()}"
+    answered = await stack.submit(tenant, new_application(), idempotency_key=key)
+    assert answered.status_code == 202, answered.text
+    guessable = uuid.uuid5(uuid.UUID("a3c1e9a4-5b8e-4d36-8d8f-3f0f3e2f7b10"), f"{tenant.name}\n{key}")
+    assert answered.json()["application_id"] != str(guessable)
+    assert uuid.UUID(answered.json()["application_id"]).version == 4
+
+
+async def test_a_foreign_submission_under_the_same_application_id_suppresses_nothing(
+    stack: Stack, tenant: Tenant, other_tenant: Tenant
+) -> None:
+    """Another tenant's publisher that got hold of an application id (and the message id)
+    publishes first: the tenant's own submission under that id is still decided."""
+    application_id = str(uuid.uuid4())
+    await stack.publish_event(stack.topology.applications, "new",
+                              submission(other_tenant.name, new_application(), application_id=application_id,
+                                         event_id=application_id))
+    await stack.wait_application(other_tenant, application_id, "completed")
+    await stack.publish_event(stack.topology.applications, "new",
+                              submission(tenant.name, new_application(), application_id=application_id,
+                                         event_id=application_id))
+    mine = await stack.wait_application(tenant, application_id, "completed")
+    theirs = await stack.wait_application(other_tenant, application_id, "completed")
+    assert mine["contract_id"] != theirs["contract_id"]
 
 
 async def test_idempotency_key_over_the_limit_is_refused(stack: Stack, tenant: Tenant) -> None:

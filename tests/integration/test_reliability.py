@@ -178,7 +178,7 @@ async def test_poison_submissions_are_dead_lettered_once_and_block_nothing(new_s
         add("unknown_type", json.dumps(unknown_type).encode()),
         add("invalid_application", json.dumps(invalid).encode()),
         add("missing_tenant", json.dumps(no_tenant).encode()),
-        add("unknown_tenant", json.dumps(stranger).encode()),
+        add("unauthorized_publisher", json.dumps(stranger).encode()),  # no publisher may act for no tenant
     ]
     # The envelope ids of the parseable ones are their message ids, as a publisher sets them.
     good: list[tuple[Tenant, str]] = []

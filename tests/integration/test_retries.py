@@ -16,7 +16,7 @@ FORGED_KEYS = ["AAAAA-BBBBB-CCCCC-DDDDD-00001", "AAAAA-BBBBB-CCCCC-DDDDD-00002"]
 
 def license_issued(tenant: str, application_id: str, contract_id: str, keys: list[str]) -> dict[str, Any]:
     licenses = [
-        {"license_id": str(license_id_for(uuid.UUID(application_id), n)), "usage": "virtual_server",
+        {"license_id": str(license_id_for(tenant, uuid.UUID(application_id), n)), "usage": "virtual_server",
          "license_type": "per_server", "status": "active", "license_key": key}
         for n, key in enumerate(keys)
     ]
@@ -32,7 +32,7 @@ async def test_license_issued_before_the_acceptance_applies_once_it_exists(new_s
     await stack.start("intake", "status", "order_id")  # the real issuer comes later
     tenant = await stack.tenant()
     application_id = str(uuid.uuid4())
-    contract_id = str(contract_id_for(uuid.UUID(application_id)))
+    contract_id = str(contract_id_for(tenant.name, uuid.UUID(application_id)))
 
     # The result arrives first: its contract does not exist yet, so it waits in a retry queue.
     await stack.publish_event(stack.topology.events, "license.issued",
@@ -56,7 +56,7 @@ async def test_license_issued_before_the_acceptance_applies_once_it_exists(new_s
 
 async def test_a_result_that_can_never_apply_is_dead_lettered_after_the_last_retry(stack: Stack, tenant) -> None:
     application_id = str(uuid.uuid4())
-    stray = license_issued(tenant.name, application_id, str(contract_id_for(uuid.UUID(application_id))), FORGED_KEYS[:1])
+    stray = license_issued(tenant.name, application_id, str(contract_id_for(tenant.name, uuid.UUID(application_id))), FORGED_KEYS[:1])
     await stack.publish_event(stack.topology.events, "license.issued", stray)
 
     [letter] = await dead_letters(stack, "arcserve.status.results", 1)

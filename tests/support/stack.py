@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import aio_pika
 import asyncpg
@@ -22,6 +23,7 @@ from services.license_issuer.bootstrap import build as build_license_issuer
 from services.order_id.bootstrap import build as build_order_id
 from services.provisioning.boundaries import BOUNDARIES, queue_specs
 from services.status.bootstrap import build as build_status
+from shared import tenancy
 from shared.config import Settings
 from shared.contracts.envelope import CONTENT_TYPE
 from shared.messaging.topology import Topology
@@ -89,6 +91,7 @@ class Stack:
             drain_timeout_s=5.0,
             retry_delays_s=retry_delays_s,
             db_pool_size=5,
+            id_secret=secrets.token_urlsafe(24),
         )
         stack = cls(replace(settings, **overrides), servers, deployment=deployment)
         if provisioned:
@@ -130,13 +133,21 @@ class Stack:
 
     # ---- tenants and HTTP ----------------------------------------------------------------
     async def tenant(self) -> Tenant:
+        """A new tenant with an API key, for which the administrator may also publish
+        submissions straight to the broker (`publish_raw`), as an allowed direct publisher."""
         tenant = Tenant(f"tenant-{uuid.uuid4().hex[:8]}", secrets.token_urlsafe(24))
         conn = await asyncpg.connect(self.settings.database_url)
         try:
             await seed_api_keys(conn, {tenant.key: tenant.name})
+            await tenancy.allow(conn, self.administrator, [tenant.name])
         finally:
             await conn.close()
         return tenant
+
+    @property
+    def administrator(self) -> str:
+        """The broker user of the administrator's AMQP URL."""
+        return urlsplit(self.settings.amqp_url).username or "guest"
 
     def url(self, service: str, path: str) -> str:
         return f"http://127.0.0.1:{self.services[service].bound_port}{path}"
@@ -195,14 +206,19 @@ class Stack:
             await conn.close()
 
     # ---- raw AMQP ------------------------------------------------------------------------
-    async def publish_raw(self, exchange: str, routing_key: str, body: bytes, *, message_id: str | None = None) -> None:
-        connection = await aio_pika.connect(self.settings.amqp_url)
+    async def publish_raw(self, exchange: str, routing_key: str, body: bytes, *, message_id: str | None = None,
+                          amqp_url: str | None = None) -> None:
+        """Publish as the administrator (or as the user of `amqp_url`), with `user_id` set
+        as a direct publisher must set it."""
+        amqp_url = amqp_url or self.settings.amqp_url
+        connection = await aio_pika.connect(amqp_url)
         async with connection:
             channel = await connection.channel(publisher_confirms=True)
             target = await channel.get_exchange(exchange, ensure=False)
             await target.publish(
                 aio_pika.Message(body, content_type=CONTENT_TYPE, message_id=message_id,
-                                 delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+                                 delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                                 user_id=unquote(urlsplit(amqp_url).username or "guest")),
                 routing_key,
             )
 
@@ -274,6 +290,47 @@ class EventTap:
             return found[0] if found else None
 
         return await eventually(probe, f"event {routing_key} {data}")
+
+
+class SubmissionTap:
+    """Everything published to `arcserve.applications` while open (a queue of its own)."""
+
+    def __init__(self, stack: Stack):
+        self.stack = stack
+        self.messages: list[dict[str, Any]] = []
+
+    async def __aenter__(self) -> SubmissionTap:
+        self._connection = await aio_pika.connect(self.stack.settings.amqp_url)
+        channel = await self._connection.channel()
+        queue = await channel.declare_queue(exclusive=True, auto_delete=True)
+        await queue.bind(self.stack.topology.applications, "#")
+
+        async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+            async with message.process():
+                self.messages.append(json.loads(message.body))
+
+        await queue.consume(on_message)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._connection.close()
+
+    def of(self, tenant: Tenant) -> list[dict[str, Any]]:
+        return [m for m in self.messages if m.get("tenantid") == tenant.name]
+
+    async def wait_for(self, application_id: str) -> dict[str, Any]:
+        async def probe() -> dict[str, Any] | None:
+            found = [m for m in self.messages if m.get("data", {}).get("application_id") == application_id]
+            return found[0] if found else None
+
+        return await eventually(probe, f"submission {application_id} on the applications exchange")
+
+
+def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["code"] == code and isinstance(body["message"], str) and body["message"], body
+    return body
 
 
 async def dead_letters(stack: Stack, queue: str, count: int) -> list[aio_pika.abc.AbstractIncomingMessage]:

@@ -175,7 +175,7 @@ def test_reason_code_values_are_the_public_ones():
     public = {
         "invalid_application", "contract_exists", "contract_preparing", "change_in_progress",
         "not_dedicated_hypervisor", "hypervisor_partial_cancellation", "license_not_active",
-        "contract_cancelled", "not_found",
+        "contract_cancelled", "not_found", "too_many_licenses",
     }
     assert {code.value for code in ReasonCode} == public
 
@@ -733,3 +733,25 @@ from services.status.domain.model import expected_completion  # noqa: E402
 )
 def test_r12_expected_completion(kind, submitted, expected):
     assert expected_completion(kind, submitted, CALENDAR) == expected
+
+
+def test_a_contract_holds_at_most_its_limit_of_keys_cancelled_ones_included():
+    from services.status.domain.model import MAX_LICENSES_PER_CONTRACT
+
+    contract = active_contract(qty(VIRTUAL, 99), DEDICATED)
+    hypervisor = keys(contract, license_type="dedicated_hypervisor")[0]
+    for _ in range(MAX_LICENSES_PER_CONTRACT // 100 - 1):
+        added = apply(contract, addition(contract, qty(VIRTUAL, 100)))
+        issue_keys(contract, licenses_of(contract, added), at=DONE_AT)
+    assert len(contract.licenses) == MAX_LICENSES_PER_CONTRACT
+    apply(contract, cancel(contract, *keys(contract, usage="virtual_server")[:10]))
+    contract.events.clear()
+
+    one_more = apply(contract, addition(contract, VIRTUAL))
+    more_vms = apply(contract, vm_increase(contract, hypervisor.license_id))
+
+    assert one_more.reason is not None and more_vms.reason is not None
+    assert one_more.reason.code is more_vms.reason.code is ReasonCode.TOO_MANY_LICENSES
+    assert "1000 keys, cancelled ones included; 1 more would pass the limit of 1000" in one_more.reason.message
+    assert len(contract.licenses) == MAX_LICENSES_PER_CONTRACT
+    assert events_of(contract, ApplicationAccepted) == []

@@ -37,9 +37,11 @@ from services.status.domain.model import (
     DomainEvent,
     collect_events,
 )
+from shared.tenancy import Role
 
 T0 = datetime(2026, 6, 1, 10, 0, tzinfo=JST)  # a Monday
 CALENDAR = BusinessCalendar()
+EDGE = "arcserve-intake"  # the edge's broker user: it acts for every tenant
 TENANT, OTHER = "acme", "globex"
 PRODUCT = "arcserve-udp-10"
 CONTACT = Contact("ops@example.co.jp", "Acme K.K.")
@@ -51,20 +53,25 @@ class FakeRepository:
 
     def __init__(self, tenants: tuple[str, ...] = (TENANT, OTHER)):
         self.tenants = set(tenants)
+        # broker user → (role, the tenants it may act for)
+        self.publishers: dict[str, tuple[Role, set[str]]] = {EDGE: (Role.EDGE, set())}
         self.contracts: dict[UUID, Contract] = {}
-        self.applications: dict[UUID, Application] = {}
+        self.applications: dict[tuple[str, UUID], Application] = {}  # by tenant and id
         self._touched: dict[UUID, Contract] = {}
         self._standalone: list[Application] = []
 
     async def tenant_exists(self, tenant_id: str) -> bool:
         return tenant_id in self.tenants
 
-    async def serialize(self, application_id: UUID) -> None:
+    async def publisher_trust(self, broker_user: str, tenant_id: str) -> Role | None:
+        role, tenants = self.publishers.get(broker_user, (None, set()))
+        return role if role is Role.EDGE or tenant_id in tenants else None
+
+    async def serialize(self, tenant_id: str, application_id: UUID) -> None:
         return None
 
-    async def tenant_of_application(self, application_id: UUID) -> str | None:
-        found = self.applications.get(application_id)
-        return found.tenant_id if found else None
+    async def decided(self, tenant_id: str, application_id: UUID) -> bool:
+        return (tenant_id, application_id) in self.applications
 
     async def live_for_product(self, tenant_id: str, product: str) -> Contract | None:
         for contract in self.contracts.values():
@@ -90,19 +97,19 @@ class FakeRepository:
             contract.updated_at = T0
             self.contracts[contract.contract_id] = copy.deepcopy(contract)
             for application in contract.applications.values():
-                self.applications[application.application_id] = copy.deepcopy(application)
+                self.applications[application.tenant_id, application.application_id] = copy.deepcopy(application)
         for application in self._standalone:
-            self.applications[application.application_id] = copy.deepcopy(application)
+            self.applications[application.tenant_id, application.application_id] = copy.deepcopy(application)
         self._touched, self._standalone = {}, []
         return events
 
-    async def snapshot(self, contract_id: UUID, tenant_id: str) -> tuple[Contract, list[Application]] | None:
+    async def snapshot(self, contract_id: UUID, tenant_id: str, history: int) -> service.Detail | None:
         contract = self.contracts.get(contract_id)
         if contract is None or contract.tenant_id != tenant_id:
             return None
-        history = sorted((a for a in self.applications.values() if a.contract_id == contract_id),
-                         key=lambda a: (a.submitted_at, a.application_id))
-        return copy.deepcopy(contract), copy.deepcopy(history)
+        every = sorted((a for a in self.applications.values() if a.contract_id == contract_id),
+                       key=lambda a: (a.submitted_at, a.application_id))
+        return service.Detail(copy.deepcopy(contract), copy.deepcopy(every[-history:]), len(every))
 
     async def page(self, tenant_id: str, status: ContractStatus | None, after: tuple[datetime, UUID] | None,
                    limit: int) -> list[Contract]:
@@ -111,8 +118,9 @@ class FakeRepository:
         return [copy.deepcopy(c) for c in mine if after is None or (c.created_at, c.contract_id) < after][:limit]
 
 
-def submission(command, *, tenant: str = TENANT, at: datetime = T0, application_id: UUID | None = None):
-    return service.Submission(application_id or uuid.uuid4(), tenant, Kind.NEW, command, at)
+def submission(command, *, tenant: str = TENANT, at: datetime = T0, application_id: UUID | None = None,
+               publisher: str = EDGE):
+    return service.Submission(application_id or uuid.uuid4(), tenant, Kind.NEW, command, at, publisher=publisher)
 
 
 async def decide(repo: FakeRepository, command, **kwargs) -> tuple[service.Submission, list[DomainEvent]]:
@@ -139,7 +147,7 @@ async def test_a_new_application_opens_a_preparing_contract_and_saves_it():
     assert isinstance(accepted, ApplicationAccepted) and len(accepted.licenses) == 2
     [contract] = repo.contracts.values()
     assert contract.status is ContractStatus.PREPARING  # R1
-    assert repo.applications[made.application_id].expected_completion_at == datetime(2026, 6, 8, 10, tzinfo=JST)  # R12
+    assert repo.applications[made.tenant_id, made.application_id].expected_completion_at == datetime(2026, 6, 8, 10, tzinfo=JST)  # R12
 
 
 async def test_keys_and_order_id_in_any_order_make_it_active():
@@ -155,7 +163,7 @@ async def test_a_second_new_for_a_held_product_is_rejected_and_saved_without_a_c
     await active_contract(repo)
     made, events = await decide(repo, OpenContract(PRODUCT, CONTACT, (VIRTUAL,)))
     assert [type(e) for e in events] == [ApplicationRejected]
-    rejected = repo.applications[made.application_id]
+    rejected = repo.applications[made.tenant_id, made.application_id]
     assert rejected.reason is not None and rejected.reason.code.value == "contract_exists"  # R2
     assert rejected.contract_id is None and len(repo.contracts) == 1
 
@@ -167,27 +175,32 @@ async def test_an_unknown_or_foreign_contract_is_not_found():
         made, events = await decide(repo, ChangeContact(contract_id, CONTACT), tenant=tenant)
         [rejected] = events
         assert isinstance(rejected, ApplicationRejected)
-        assert repo.applications[made.application_id].reason.code.value == "not_found"  # type: ignore[union-attr]
+        assert repo.applications[made.tenant_id, made.application_id].reason.code.value == "not_found"  # type: ignore[union-attr]
 
 
 async def test_a_submission_that_failed_its_schema_is_rejected_as_invalid():
     repo = FakeRepository()
-    made = service.Submission(uuid.uuid4(), TENANT, Kind.ADDITION, None, T0, problem="licenses: field required")
+    made = service.Submission(uuid.uuid4(), TENANT, Kind.ADDITION, None, T0, problem="licenses: field required",
+                              publisher=EDGE)
     [rejected] = await service.decide(made, repo, CALENDAR, T0)
     assert isinstance(rejected, ApplicationRejected)
-    stored = repo.applications[made.application_id]
+    stored = repo.applications[made.tenant_id, made.application_id]
     assert (stored.kind, stored.reason.code.value, stored.reason.message) == (  # type: ignore[union-attr]
         Kind.ADDITION, "invalid_application", "licenses: field required")  # R4
 
 
-async def test_the_same_application_id_is_decided_once_and_never_across_tenants():
+async def test_the_same_application_id_is_decided_once_per_tenant_and_never_suppresses_another_tenants():
     repo = FakeRepository()
     made, _ = await decide(repo, OpenContract(PRODUCT, CONTACT, (VIRTUAL,)))
     again = await service.decide(made, repo, CALENDAR, T0 + timedelta(seconds=1))
     assert again == [] and len(repo.contracts) == 1
-    stolen = service.Submission(made.application_id, OTHER, Kind.NEW, made.command, T0)
-    with pytest.raises(service.ForeignApplication):
-        await service.decide(stolen, repo, CALENDAR, T0)
+    # Another tenant that chose the same id: its own application, contract and keys.
+    same_id = service.Submission(made.application_id, OTHER, Kind.NEW, made.command, T0, publisher=EDGE)
+    [accepted] = await service.decide(same_id, repo, CALENDAR, T0)
+    assert isinstance(accepted, ApplicationAccepted) and accepted.application.tenant_id == OTHER
+    [mine, theirs] = repo.contracts.values()
+    assert mine.contract_id != theirs.contract_id and not set(mine.licenses) & set(theirs.licenses)
+    assert {key for key in repo.applications} == {(TENANT, made.application_id), (OTHER, made.application_id)}
 
 
 async def test_an_unknown_tenant_is_refused_before_anything_is_decided():
@@ -223,7 +236,7 @@ async def test_the_detail_view_shows_what_r11_names():
                  at=T0 + timedelta(days=1))
     found = await service.contract_detail(contract.contract_id, TENANT, repo)
     assert found is not None
-    view = views.contract_detail(*found)
+    view = views.contract_detail(found)
 
     assert view["product"] == {"code": PRODUCT, "name": "Arcserve Unified Data Protection", "version": "10.0"}
     assert view["support_desk"]["name"] == "Arcserve Japan Software Support"  # from the product catalog
@@ -246,4 +259,39 @@ async def test_the_detail_view_hides_a_key_until_it_is_live():
     await service.apply(KeysIssued(contract.contract_id, ((first, "KEY-0"),)), TENANT, repo, T0)
     found = await service.contract_detail(contract.contract_id, TENANT, repo)
     assert found is not None
-    assert [lic["license_key"] for lic in views.contract_detail(*found)["licenses"]] == [None, None]  # R1
+    assert [lic["license_key"] for lic in views.contract_detail(found)["licenses"]] == [None, None]  # R1
+
+
+# ---- who may submit (docs/architecture.md, "Security": direct publishers) -----------------
+
+
+async def test_a_publisher_allowed_for_one_tenant_decides_nothing_for_another():
+    repo = FakeRepository()
+    repo.publishers["billing-system"] = (Role.PUBLISHER, {TENANT})
+    for publisher, tenant in (("billing-system", OTHER), ("stranger", TENANT), (None, TENANT)):
+        forged = service.Submission(uuid.uuid4(), tenant, Kind.NEW, OpenContract(PRODUCT, CONTACT, (VIRTUAL,)), T0,
+                                    publisher=publisher)
+        with pytest.raises(service.UnauthorizedPublisher):
+            await service.decide(forged, repo, CALENDAR, T0)
+    assert repo.applications == {} and repo.contracts == {}
+
+    _, [accepted] = await decide(repo, OpenContract(PRODUCT, CONTACT, (VIRTUAL,)), publisher="billing-system")
+    assert isinstance(accepted, ApplicationAccepted) and accepted.application.tenant_id == TENANT
+
+
+async def test_r12_counts_from_the_edges_time_but_from_receipt_for_any_other_publisher():
+    repo = FakeRepository()
+    repo.publishers["billing-system"] = (Role.PUBLISHER, {TENANT})
+    received = T0 + timedelta(days=3)
+    claimed = T0 - timedelta(days=30)  # a direct publisher's claim to have applied a month ago
+
+    [from_edge] = await service.decide(submission(OpenContract(PRODUCT, CONTACT, (VIRTUAL,)), at=T0), repo,
+                                       CALENDAR, received)
+    [from_other] = await service.decide(
+        submission(OpenContract("arcserve-udp-9", CONTACT, (VIRTUAL,)), at=claimed, publisher="billing-system"),
+        repo, CALENDAR, received,
+    )
+    assert isinstance(from_edge, ApplicationAccepted) and isinstance(from_other, ApplicationAccepted)
+    assert from_edge.application.submitted_at == T0
+    assert from_other.application.submitted_at == received
+    assert from_other.application.expected_completion_at == CALENDAR.add_business_days(received, 5)

@@ -71,6 +71,9 @@ STATUS_LABELS_JA = {
 LIVE_STATUSES = frozenset({ContractStatus.PREPARING, ContractStatus.ACTIVE})
 
 # R12: expected completion per kind.
+# docs/architecture.md, "Security": what one contract may hold, so that its detail view and
+# every load of it stay bounded (a body holds at most 100 keys: MAX_KEYS_PER_APPLICATION).
+MAX_LICENSES_PER_CONTRACT = 1000
 NEW_BUSINESS_DAYS = 5
 CHANGE_DURATION = timedelta(minutes=30)
 
@@ -223,23 +226,25 @@ def expected_completion(kind: Kind, submitted_at: datetime, calendar: BusinessCa
     return submitted_at
 
 
-def contract_id_for(application_id: UUID) -> UUID:
-    return uuid.uuid5(_IDS, f"contract:{application_id}")
+# Derived ids name the tenant: an application id is the submitter's choice, so another
+# tenant may choose the same one, and their contracts and keys must still be apart.
+def contract_id_for(tenant_id: str, application_id: UUID) -> UUID:
+    return uuid.uuid5(_IDS, f"contract:{tenant_id}:{application_id}")
 
 
-def license_id_for(application_id: UUID, position: int) -> UUID:
+def license_id_for(tenant_id: str, application_id: UUID, position: int) -> UUID:
     """The id of the application's `position`-th key (0-based, in the order of its lines)."""
-    return uuid.uuid5(_IDS, f"license:{application_id}:{position}")
+    return uuid.uuid5(_IDS, f"license:{tenant_id}:{application_id}:{position}")
 
 
-def _licenses_from(lines: Iterable[LicenseLine], application_id: UUID) -> list[License]:
+def _licenses_from(lines: Iterable[LicenseLine], tenant_id: str, application_id: UUID) -> list[License]:
     """One key per unit of quantity (R1, R5)."""
     licenses: list[License] = []
     for line in lines:
         for _ in range(line.quantity):
             licenses.append(
                 License(
-                    license_id=license_id_for(application_id, len(licenses)),
+                    license_id=license_id_for(tenant_id, application_id, len(licenses)),
                     application_id=application_id,
                     usage=line.usage,
                     license_type=line.license_type,
@@ -272,7 +277,7 @@ class Contract:
         command = application.command
         assert isinstance(command, OpenContract)
         contract = cls(
-            contract_id=contract_id_for(application.application_id),
+            contract_id=contract_id_for(application.tenant_id, application.application_id),
             tenant_id=application.tenant_id,
             product_code=command.product,
             contact=command.contact,
@@ -280,7 +285,7 @@ class Contract:
             created_at=now,
         )
         application.contract_id = contract.contract_id
-        contract._accept(application, _licenses_from(command.lines, application.application_id))
+        contract._accept(application, _licenses_from(command.lines, application.tenant_id, application.application_id))
         return contract
 
     def refuse_second_contract(self, application: Application, now: datetime) -> None:
@@ -332,7 +337,19 @@ class Contract:
 
     def _add_licenses(self, application: Application, command: AddLicenses) -> None:
         """R5: new keys are `preparing` until issued; the contract stays active."""
-        self._accept(application, _licenses_from(command.lines, application.application_id))
+        adding = _licenses_from(command.lines, application.tenant_id, application.application_id)
+        self._within_license_limit(len(adding))
+        self._accept(application, adding)
+
+    def _within_license_limit(self, adding: int) -> None:
+        """A contract holds at most MAX_LICENSES_PER_CONTRACT keys, cancelled ones included,
+        so that its detail view and every load of it stay bounded."""
+        if len(self.licenses) + adding > MAX_LICENSES_PER_CONTRACT:
+            raise Rejected(
+                ReasonCode.TOO_MANY_LICENSES,
+                f"the contract holds {len(self.licenses)} keys, cancelled ones included; {adding} more "
+                f"would pass the limit of {MAX_LICENSES_PER_CONTRACT} keys per contract",
+            )
 
     def _increase_vm_count(self, application: Application, command: IncreaseVmCount) -> None:
         """R7: only an active dedicated hypervisor license; the new VM keys are not billable."""
@@ -349,8 +366,9 @@ class Contract:
                 f"license {target.license_id} holds the VM keys of license {target.parent_license_id}; "
                 "increase that license instead",
             )
+        self._within_license_limit(1)
         vm_key = License(
-            license_id=license_id_for(application.application_id, 0),
+            license_id=license_id_for(application.tenant_id, application.application_id, 0),
             application_id=application.application_id,
             usage=target.usage,
             license_type=target.license_type,

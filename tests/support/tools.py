@@ -1,0 +1,31 @@
+"""The operator commands (docs/architecture.md, "Operator commands") run as an operator runs them: a real
+process, configured by the environment with the administrator's URLs of a test stack."""
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+from tests.support.stack import Stack
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+async def run_tool(stack: Stack, tool: str, *args: str, **env: str) -> tuple[int, str, str]:
+    """`python -m services.tools.<tool> ARGS`: its exit status, stdout and stderr."""
+    environment = {**os.environ, "AMQP_URL": stack.settings.amqp_url, "DATABASE_URL": stack.settings.database_url,
+                   "ARCSERVE_TOPOLOGY_PREFIX": stack.settings.topology_prefix, **env}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", f"services.tools.{tool}", *args,
+        cwd=ROOT, env=environment, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+async def ok(stack: Stack, tool: str, *args: str) -> str:
+    code, out, err = await run_tool(stack, tool, *args)
+    assert code == 0, (tool, args, code, out, err)
+    return out

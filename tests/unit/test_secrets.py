@@ -1,0 +1,29 @@
+"""Server secrets from the environment or a mounted file (shared/secrets.py)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from shared.config import Settings
+from shared.secrets import MissingSecret, required, secret
+
+
+def test_a_secret_comes_from_the_variable_else_from_the_file_it_names(tmp_path: Path) -> None:
+    mounted = tmp_path / "id-secret"
+    mounted.write_text("from-a-mounted-file-0123456789\n")
+    assert secret("ARCSERVE_ID_SECRET", {"ARCSERVE_ID_SECRET_FILE": str(mounted)}) == "from-a-mounted-file-0123456789"
+    assert secret("ARCSERVE_ID_SECRET", {"ARCSERVE_ID_SECRET": "direct", "ARCSERVE_ID_SECRET_FILE": str(mounted)}) == "direct"
+    assert secret("ARCSERVE_ID_SECRET", {}) == ""
+
+
+def test_an_unreadable_file_or_a_short_secret_stops_the_service_naming_the_variable(tmp_path: Path) -> None:
+    with pytest.raises(MissingSecret, match="ARCSERVE_ID_SECRET_FILE names .* which cannot be read"):
+        secret("ARCSERVE_ID_SECRET", {"ARCSERVE_ID_SECRET_FILE": str(tmp_path / "missing")})
+    with pytest.raises(MissingSecret, match="ARCSERVE_ID_SECRET .* at least 16 characters: intake derives"):
+        required("ARCSERVE_ID_SECRET", "short", "intake derives application ids with it")
+    assert required("ARCSERVE_ID_SECRET", "x" * 16, "why") == b"x" * 16
+
+
+def test_settings_never_show_the_secret() -> None:
+    assert "s3cret-s3cret-s3cret" not in repr(Settings(id_secret="s3cret-s3cret-s3cret"))
