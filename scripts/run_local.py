@@ -28,11 +28,15 @@ from services.provisioning.__main__ import provision_all  # noqa: E402
 from services.provisioning.broker import ManagementError  # noqa: E402
 from services.provisioning.deployment import read_env_file, write_env_file  # noqa: E402
 from shared.config import Settings  # noqa: E402
+from shared.sealing import Keyring  # noqa: E402
 
-DEMO_KEYS = "acme:acme-demo-key,globex:globex-demo-key"
 # Server secrets the services need; made once and kept in the credentials file (mode 600),
 # unless the environment sets them.
-LOCAL_SECRETS = ("ARCSERVE_ID_SECRET",)
+LOCAL_SECRETS = {
+    "ARCSERVE_ID_SECRET": lambda: secrets.token_urlsafe(32),
+    "ARCSERVE_LICENSE_KEY_KEYRING": Keyring.new_key_text,
+    "ARCSERVE_API_KEY_PEPPER": lambda: secrets.token_urlsafe(32),
+}
 SERVICES = ("intake", "status", "license_issuer", "order_id")
 HINT = (
     "start them with `rabbitmq-server -detached` and "
@@ -47,6 +51,18 @@ def _where(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{parts.hostname}:{parts.port}" if parts.port else parts.hostname or ""))
 
 
+async def _demo_tenant(settings: Settings) -> tuple[str, tuple[str, str]]:
+    """A tenant of this run's own, with a new API key: (tenant, (key id, key))."""
+    from shared.tenancy import create_api_key
+
+    tenant = f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        return tenant, await create_api_key(conn, settings.api_key_pepper.encode(), tenant)
+    finally:
+        await conn.close()
+
+
 async def _check_broker(url: str) -> None:
     import aio_pika
 
@@ -55,23 +71,24 @@ async def _check_broker(url: str) -> None:
 
 
 def main() -> int:
-    os.environ.setdefault("ARCSERVE_API_KEYS", DEMO_KEYS)
     os.environ.setdefault("ARCSERVE_STATUS_URL", f"http://127.0.0.1:{os.environ.get('STATUS_PORT', '8081')}")
     # The simulator's default is near zero; two seconds let the demo show 新規準備中.
     os.environ.setdefault("ARCSERVE_SIM_NEW_DELAY_S", "2")
+    logs = ROOT / ".run"
+    credentials = Path(os.environ.get("ARCSERVE_CREDENTIALS_FILE") or logs / "credentials.env")
+    kept = read_env_file(credentials)
+    server_secrets = {name: os.environ.get(name) or kept.get(name) or make() for name, make in LOCAL_SECRETS.items()}
+    os.environ.update(server_secrets)  # the provisioning step seeds keys under the same pepper
     settings = Settings.from_env()
     try:
         asyncio.run(_check_broker(settings.amqp_url))
     except Exception as exc:
         demo.say(f"RabbitMQ does not answer at {_where(settings.amqp_url)} ({exc}): {HINT}")
         return 1
-    logs = ROOT / ".run"
-    credentials = Path(os.environ.get("ARCSERVE_CREDENTIALS_FILE") or logs / "credentials.env")
-    kept = read_env_file(credentials)
-    server_secrets = {name: os.environ.get(name) or kept.get(name) or secrets.token_urlsafe(32) for name in LOCAL_SECRETS}
     try:  # the one-shot step; the services' own URLs are kept in the credentials file
         service_urls = asyncio.run(provision_all(settings, credentials))
         write_env_file(credentials, {**read_env_file(credentials), **server_secrets})
+        demo_tenant, (demo_key_id, demo_key) = asyncio.run(_demo_tenant(settings))
     except (OSError, asyncpg.CannotConnectNowError, asyncpg.InvalidAuthorizationSpecificationError) as exc:
         demo.say(f"PostgreSQL does not answer at {_where(settings.database_url)} ({exc}): {HINT}")
         return 1
@@ -103,8 +120,8 @@ def main() -> int:
         demo.say(f"  status  http://127.0.0.1:{settings.status_port}/v1/contracts")
         demo.say(f"  workers http://127.0.0.1:{settings.license_issuer_port}/readyz, "
              f"http://127.0.0.1:{settings.order_id_port}/readyz")
-        demo.say("  API keys: " + ", ".join(f"{tenant} → {key}" for key, tenant in settings.api_keys.items()))
-        demo_key = next(iter(settings.api_keys))
+        # Only the key this run made, in a tenant of its own: never one an operator configured.
+        demo.say(f"  demo tenant {demo_tenant}, API key (id {demo_key_id}): {demo_key}")
         demo.run(f"http://127.0.0.1:{settings.intake_port}", f"http://127.0.0.1:{settings.status_port}", demo_key)
         if "--demo-and-exit" in sys.argv:
             return 0

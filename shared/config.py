@@ -82,6 +82,10 @@ class Settings:
     api_keys: dict[str, str] = field(default_factory=dict, repr=False)  # key → tenant; never logged
     # Intake: the server secret its application ids are derived with (ARCSERVE_ID_SECRET).
     id_secret: str = field(default="", repr=False)
+    # Intake, status, provisioning: the pepper API keys are stored and looked up under (HMAC).
+    api_key_pepper: str = field(default="", repr=False)
+    # License issuer and status: the keyring license keys are sealed with (shared/sealing.py).
+    license_key_keyring: str = field(default="", repr=False)
     sim_new_delay_s: float = 0.0
     sim_change_delay_s: float = 0.0
     year_end_closure: str = "12-29/01-03"
@@ -115,6 +119,8 @@ class Settings:
             status_url=env("ARCSERVE_STATUS_URL", ""),
             api_keys=parse_api_keys(env("ARCSERVE_API_KEYS", "")),
             id_secret=secret("ARCSERVE_ID_SECRET"),
+            license_key_keyring=secret("ARCSERVE_LICENSE_KEY_KEYRING"),
+            api_key_pepper=secret("ARCSERVE_API_KEY_PEPPER"),
             sim_new_delay_s=_float("ARCSERVE_SIM_NEW_DELAY_S", 0.0),
             sim_change_delay_s=_float("ARCSERVE_SIM_CHANGE_DELAY_S", 0.0),
             year_end_closure=env("ARCSERVE_YEAR_END_CLOSURE", "12-29/01-03"),  # the status service reads it

@@ -82,6 +82,7 @@ class Service:
         self._server: _EmbeddedServer | None = None
         self._server_task: asyncio.Task[None] | None = None
         self.stopping = asyncio.Event()
+        self.on_stop: list[Callable[[], Awaitable[None]]] = []  # once HTTP is done (e.g. a listener to close)
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -150,6 +151,8 @@ class Service:
             self._server.should_exit = True
             if self._server_task is not None:
                 await self._server_task
+        for close in self.on_stop:
+            await close()
         if self._housekeeping is not None:
             self._housekeeping.cancel()
         await asyncio.gather(*(consumer.stop(left()) for consumer in self._consumers))

@@ -26,6 +26,9 @@ def secret(name: str, env: Mapping[str, str] | None = None) -> str:
     return ""
 
 
+PEPPER_WHY = "API keys are stored and looked up as HMACs under it"
+
+
 def required(name: str, value: str, why: str) -> bytes:
     """`value` (a secret read with `secret(name)`) as bytes, or exit naming what is missing."""
     if len(value) < 16:

@@ -16,7 +16,7 @@ import asyncpg
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
-from shared import metrics
+from shared import metrics, tenancy
 from shared.contracts import catalogue, limits
 from shared.contracts.applications import (
     InvalidApplication,
@@ -86,7 +86,8 @@ def router(broker: Broker, auth: Authenticator, pool: Callable[[], asyncpg.Pool]
         status_code=202,
         openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": application_json_schema()}}}},
     )
-    async def submit(request: Request, tenant: str = Depends(auth)) -> JSONResponse:
+    async def submit(request: Request, caller: tenancy.Caller = Depends(auth.caller)) -> JSONResponse:
+        tenant = caller.tenant_id
         idempotency_key = request.headers.get("idempotency-key")
         if idempotency_key is not None and not 1 <= len(idempotency_key) <= MAX_IDEMPOTENCY_KEY:
             raise ApiError(422, "invalid_request", f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} characters")
@@ -108,6 +109,7 @@ def router(broker: Broker, auth: Authenticator, pool: Callable[[], asyncpg.Pool]
             source=source,
             tenant_id=tenant,
             subject=str(contract_id) if contract_id else None,
+            extensions={"apikeyid": caller.key_id},  # who submitted it, for the record
         )
         try:
             await broker.publish(

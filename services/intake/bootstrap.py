@@ -5,15 +5,17 @@ from services.intake.boundary import BOUNDARY
 from shared.config import Settings
 from shared.http.auth import Authenticator
 from shared.runtime import Service
-from shared.secrets import required
+from shared.secrets import PEPPER_WHY, required
 
 
 def build(settings: Settings, port: int | None = None) -> Service:
     # Intake only publishes, each with its confirm: no consumers, no outbox.
     service = Service(BOUNDARY, settings, settings.intake_port if port is None else port)
     id_secret = required("ARCSERVE_ID_SECRET", settings.id_secret, "intake derives application ids with it")
+    pepper = required("ARCSERVE_API_KEY_PEPPER", settings.api_key_pepper, PEPPER_WHY)
+    auth = Authenticator(lambda: service.pool, settings.database_url, pepper)
+    service.on_stop.append(auth.close)
     service.app.include_router(api.router(
-        service.broker, Authenticator(lambda: service.pool), lambda: service.pool, id_secret, BOUNDARY.source,
-        settings.status_url.rstrip("/"),
+        service.broker, auth, lambda: service.pool, id_secret, BOUNDARY.source, settings.status_url.rstrip("/"),
     ))
     return service

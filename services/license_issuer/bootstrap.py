@@ -6,9 +6,11 @@ from shared.clock import Clock, utc_now
 from shared.config import Settings
 from shared.issuance import Simulator
 from shared.runtime import Service
+from shared.sealing import keyring_or_exit
 
 
 def build(settings: Settings, port: int | None = None, clock: Clock = utc_now) -> Service:
-    deps = Deps(Simulator(settings.sim_new_delay_s, settings.sim_change_delay_s))
+    deps = Deps(Simulator(settings.sim_new_delay_s, settings.sim_change_delay_s),
+                keyring_or_exit(settings.license_key_keyring))
     port = settings.license_issuer_port if port is None else port
     return Service(BOUNDARY, settings, port, deps=deps, clock=clock)

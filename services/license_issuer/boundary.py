@@ -1,5 +1,6 @@
 """What the license issuer owns: its queue, the `license_issuer` schema (the keys it
-obtained, its inbox and outbox), and the license events it publishes."""
+obtained, sealed, its inbox and outbox), and the license events it publishes (the keys
+themselves only on `arcserve.license-keys`, for the status service)."""
 from pathlib import Path
 
 from services.license_issuer.handlers import QUEUE
@@ -10,6 +11,6 @@ from shared.db.migrate import Schema
 BOUNDARY = Boundary(
     name="license-issuer",
     subscribers=(QUEUE,),
-    publishes=(events.LicenseIssued, events.LicenseRevoked),
+    publishes=(events.LicenseIssued, events.LicenseKeys, events.LicenseRevoked),
     schema=Schema("license_issuer", Path(__file__).with_name("migrations"), messaging=True),
 )

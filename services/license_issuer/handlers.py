@@ -16,11 +16,13 @@ from shared.contracts.applications import Kind
 from shared.issuance import IssuanceBackend
 from shared.messaging.subscriber import Subscriber
 from shared.messaging.unit_of_work import ConsumeContext, OutsideContext
+from shared.sealing import Keyring
 
 
 @dataclass(frozen=True)
 class Deps:
     backend: IssuanceBackend
+    keyring: Keyring  # keys are sealed at rest and on their way to the status service
 
 
 QUEUE: Subscriber[Deps] = Subscriber("arcserve.license-issuer")
@@ -40,29 +42,39 @@ async def issue(accepted: events.ApplicationAccepted, ctx: ConsumeContext[Deps])
     keys: dict[UUID, str] = ctx.obtained
     if not keys:
         return
+    keyring = ctx.deps.keyring
     await ctx.conn.executemany(
-        """INSERT INTO license_issuer.keys (license_id, contract_id, application_id, license_key, issued_at)
+        """INSERT INTO license_issuer.keys (license_id, contract_id, application_id, sealed_key, issued_at)
            VALUES ($1, $2, $3, $4, $5) ON CONFLICT (license_id) DO NOTHING""",
-        [(i, accepted.contract_id, accepted.application_id, key, ctx.now) for i, key in keys.items()],
+        [(i, accepted.contract_id, accepted.application_id, keyring.seal(key, context=str(i)), ctx.now)
+         for i, key in keys.items()],
     )
     stored = dict(await ctx.conn.fetch(
-        "SELECT license_id, license_key FROM license_issuer.keys WHERE license_id = ANY($1::uuid[])", list(keys)
+        "SELECT license_id, sealed_key FROM license_issuer.keys WHERE license_id = ANY($1::uuid[])", list(keys)
     ))
+    # Which licenses, for anyone bound to arcserve.events; their keys, sealed, for the status
+    # service alone (docs/architecture.md, "Security").
     ctx.publish(events.LicenseIssued(
         application_id=accepted.application_id,
         contract_id=accepted.contract_id,
-        licenses=[events.IssuedLicense(**{**dict(lic), "status": "active"}, license_key=stored[lic.license_id])
-                  for lic in accepted.licenses],
+        licenses=[lic.model_copy(update={"status": "active"}) for lic in accepted.licenses],
+    ))
+    ctx.publish(events.LicenseKeys(
+        application_id=accepted.application_id,
+        contract_id=accepted.contract_id,
+        keys=[events.SealedKey(license_id=lic.license_id, sealed_key=stored[lic.license_id])
+              for lic in accepted.licenses],
     ))
 
 
 async def revoke_at_vendor(accepted: events.CancellationAccepted, ctx: OutsideContext[Deps]) -> None:
     """Revocation is immediate at the vendor (R8); revoking a key twice is harmless there."""
     rows = await ctx.pool.fetch(
-        "SELECT license_key FROM license_issuer.keys WHERE license_id = ANY($1::uuid[]) AND revoked_at IS NULL",
+        "SELECT license_id, sealed_key FROM license_issuer.keys WHERE license_id = ANY($1::uuid[]) AND revoked_at IS NULL",
         [lic.license_id for lic in accepted.licenses],
     )
-    await ctx.deps.backend.revoke_license_keys(accepted.application_id, [r["license_key"] for r in rows])
+    keys = [ctx.deps.keyring.open(r["sealed_key"], context=str(r["license_id"])) for r in rows]
+    await ctx.deps.backend.revoke_license_keys(accepted.application_id, keys)
 
 
 @QUEUE.handler(events.CancellationAccepted, outside=revoke_at_vendor)

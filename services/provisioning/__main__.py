@@ -40,6 +40,7 @@ from services.provisioning.deployment import (
 from shared import tenancy
 from shared.config import Settings
 from shared.messaging.topology import Topology
+from shared.secrets import PEPPER_WHY, required
 
 log = logging.getLogger("provisioning")
 
@@ -66,7 +67,8 @@ async def provision(settings: Settings, deployment: Deployment, passwords: Passw
             log.info("tenancy: the deployment's own publishers of submissions: %s",
                      ", ".join(f"{user} ({role})" for user, role in sorted(publishers.items())))
         if keys:
-            await tenancy.seed_api_keys(conn, keys)
+            await tenancy.seed_api_keys(conn, keys, required("ARCSERVE_API_KEY_PEPPER", settings.api_key_pepper,
+                                                             PEPPER_WHY))
             log.info("tenancy: %d API keys of %d tenants", len(keys), len(set(keys.values())))
     finally:
         await conn.close()

@@ -17,6 +17,7 @@ from services.status.domain.model import Contract, ContractStatus
 from services.status.repository import PostgresRepository
 from shared.http.auth import Authenticator
 from shared.http.errors import ApiError
+from shared.sealing import Keyring
 
 MAX_PAGE = 100
 
@@ -45,7 +46,7 @@ def _decode_cursor(cursor: str) -> tuple[datetime, UUID]:
         raise ApiError(422, "invalid_request", "cursor: not a cursor this API returned") from None
 
 
-def router(pool: Callable[[], asyncpg.Pool], auth: Authenticator) -> APIRouter:
+def router(pool: Callable[[], asyncpg.Pool], auth: Authenticator, keyring: Keyring) -> APIRouter:
     api = APIRouter(prefix="/v1")
 
     @api.get("/applications/{application_id}")
@@ -79,6 +80,6 @@ def router(pool: Callable[[], asyncpg.Pool], auth: Authenticator) -> APIRouter:
             found = await service.contract_detail(_uuid(contract_id, "contract"), tenant, PostgresRepository(conn))
         if found is None:
             raise _not_found("contract", contract_id)
-        return views.contract_detail(found)
+        return views.contract_detail(found, keyring)
 
     return api

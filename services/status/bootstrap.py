@@ -9,6 +9,8 @@ from shared.clock import Clock, utc_now
 from shared.config import Settings
 from shared.http.auth import Authenticator
 from shared.runtime import Service
+from shared.sealing import keyring_or_exit
+from shared.secrets import PEPPER_WHY, required
 
 
 def build(settings: Settings, port: int | None = None, clock: Clock = utc_now) -> Service:
@@ -16,7 +18,11 @@ def build(settings: Settings, port: int | None = None, clock: Clock = utc_now) -
         closure = YearEndClosure.parse(settings.year_end_closure)
     except ValueError as exc:
         raise SystemExit(f"ARCSERVE_YEAR_END_CLOSURE: {exc}") from None
-    deps = Deps(BusinessCalendar(closure))
+    keyring = keyring_or_exit(settings.license_key_keyring)
+    deps = Deps(BusinessCalendar(closure), keyring)
     service = Service(BOUNDARY, settings, settings.status_port if port is None else port, deps=deps, clock=clock)
-    service.app.include_router(api.router(lambda: service.pool, Authenticator(lambda: service.pool)))
+    auth = Authenticator(lambda: service.pool, settings.database_url,
+                         required("ARCSERVE_API_KEY_PEPPER", settings.api_key_pepper, PEPPER_WHY))
+    service.on_stop.append(auth.close)
+    service.app.include_router(api.router(lambda: service.pool, auth, keyring))
     return service

@@ -21,11 +21,13 @@ from shared.contracts.catalogue import InvalidData
 from shared.contracts.envelope import PoisonMessage, RetryLater
 from shared.messaging.subscriber import Subscriber
 from shared.messaging.unit_of_work import ConsumeContext
+from shared.sealing import Keyring, KeyringError
 
 
 @dataclass(frozen=True)
 class Deps:
     calendar: BusinessCalendar
+    keyring: Keyring  # license keys arrive sealed and stay so; it checks they open
 
 
 Context = ConsumeContext[Deps]
@@ -73,6 +75,7 @@ async def reject_invalid(invalid: InvalidData, ctx: Context) -> None:
         contract_id=_uuid(data.get("contract_id")),
         problem="; ".join(f"{e['field']}: {e['problem']}" for e in invalid.errors),
         publisher=ctx.publisher,
+        api_key_id=_api_key_id(ctx),
     ))
 
 
@@ -85,6 +88,7 @@ async def decide(submission: wire.Submission, ctx: Context) -> None:
         command=command_of(submission),
         claimed_at=ctx.event.time,
         publisher=ctx.publisher,
+        api_key_id=_api_key_id(ctx),
     ))
 
 
@@ -96,10 +100,15 @@ async def _join(ctx: Context, result: domain.Result) -> None:
     _publish(ctx, happened)
 
 
-@RESULTS.handler(events.LicenseIssued)
-async def license_issued(message: events.LicenseIssued, ctx: Context) -> None:
-    keys = tuple((lic.license_id, lic.license_key) for lic in message.licenses)
-    await _join(ctx, domain.KeysIssued(message.contract_id, keys))
+@RESULTS.handler(events.LicenseKeys)
+async def license_keys(message: events.LicenseKeys, ctx: Context) -> None:
+    """The keys of `license.issued`, sealed, by their private route; kept sealed."""
+    for key in message.keys:
+        try:
+            ctx.deps.keyring.open(key.sealed_key, context=str(key.license_id))
+        except KeyringError as exc:
+            raise PoisonMessage(f"invalid_data: the key of license {key.license_id}: {exc}") from None
+    await _join(ctx, domain.KeysIssued(message.contract_id, tuple((k.license_id, k.sealed_key) for k in message.keys)))
 
 
 @RESULTS.handler(events.LicenseRevoked)
@@ -115,6 +124,12 @@ async def order_id_issued(message: events.OrderIdIssued, ctx: Context) -> None:
 @RESULTS.handler(events.OrderIdCancelled)
 async def order_id_cancelled(message: events.OrderIdCancelled, ctx: Context) -> None:
     await _join(ctx, domain.OrderIdCancelled(message.contract_id))
+
+
+def _api_key_id(ctx: Context) -> str | None:
+    """The CloudEvents extension `apikeyid` intake sets (the service layer trusts it from intake only)."""
+    value = getattr(ctx.event, "apikeyid", None)
+    return value if isinstance(value, str) and value and len(value) <= 64 else None
 
 
 def _uuid(raw: Any) -> UUID | None:

@@ -23,6 +23,7 @@ from services.status.domain.model import (
     OrderIdStatus,
     Reason,
     ReasonCode,
+    Submitter,
     collect_events,
 )
 from services.status.service import Detail
@@ -133,10 +134,10 @@ class PostgresRepository:
         if licenses:
             await self.conn.executemany(
                 """INSERT INTO status.licenses (license_id, contract_id, position, application_id,
-                       parent_license_id, usage, license_type, vm_count, billable, status, license_key,
+                       parent_license_id, usage, license_type, vm_count, billable, status, sealed_key,
                        issued_at, charge_start_at, charge_end_at, revoked_at)
                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
-                   ON CONFLICT (license_id) DO UPDATE SET vm_count = $8, status = $10, license_key = $11,
+                   ON CONFLICT (license_id) DO UPDATE SET vm_count = $8, status = $10, sealed_key = $11,
                        issued_at = $12, charge_start_at = $13, charge_end_at = $14, revoked_at = $15""",
                 [
                     (lic.license_id, contract.contract_id, position, lic.application_id, lic.parent_license_id,
@@ -154,14 +155,15 @@ class PostgresRepository:
         await self.conn.execute(
             """INSERT INTO status.applications (application_id, tenant_id, kind, contract_id, status,
                    reason_code, reason_message, body, license_ids, cancels_contract, submitted_at,
-                   expected_completion_at, completed_at)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, $10, $11, $12, $13)
+                   expected_completion_at, completed_at, submitted_by_kind, submitted_by_id)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, $10, $11, $12, $13, $14, $15)
                ON CONFLICT (tenant_id, application_id) DO UPDATE SET status = $5, reason_code = $6,
                    reason_message = $7, license_ids = $9, cancels_contract = $10, completed_at = $13""",
             app.application_id, app.tenant_id, app.kind.value, app.contract_id, app.status.value,
             app.reason.code.value if app.reason else None, app.reason.message if app.reason else None,
             command, app.license_ids, app.cancels_contract, app.submitted_at, app.expected_completion_at,
-            app.completed_at,
+            app.completed_at, app.submitted_by.kind if app.submitted_by else None,
+            app.submitted_by.id if app.submitted_by else None,
         )
 
     # ---- the read side ------------------------------------------------------------------
@@ -223,7 +225,7 @@ class PostgresRepository:
             contract.licenses[r["license_id"]] = License(
                 license_id=r["license_id"], application_id=r["application_id"], usage=Usage(r["usage"]),
                 license_type=LicenseType(r["license_type"]), vm_count=r["vm_count"], billable=r["billable"],
-                status=LicenseStatus(r["status"]), license_key=r["license_key"],
+                status=LicenseStatus(r["status"]), license_key=r["sealed_key"],
                 parent_license_id=r["parent_license_id"], issued_at=r["issued_at"],
                 charge_start_at=r["charge_start_at"], charge_end_at=r["charge_end_at"], revoked_at=r["revoked_at"],
             )
@@ -245,4 +247,5 @@ def _application_from_row(r: asyncpg.Record) -> Application:
         completed_at=r["completed_at"],
         license_ids=list(r["license_ids"]),
         cancels_contract=r["cancels_contract"],
+        submitted_by=Submitter(r["submitted_by_kind"], r["submitted_by_id"]) if r["submitted_by_kind"] else None,
     )

@@ -27,6 +27,7 @@ from services.status.domain.model import (
     ContractStatus,
     DomainEvent,
     ReasonCode,
+    Submitter,
 )
 from shared.tenancy import Role
 
@@ -92,6 +93,7 @@ class Submission:
     contract_id: UUID | None = None  # as the data named it, when there is no command
     problem: str | None = None  # R4: why it failed its schema
     publisher: str | None = None  # the broker user who published it, as the broker proved
+    api_key_id: str | None = None  # the key intake authenticated it with (trusted from the edge only)
 
 
 class UnknownTenant(Exception):
@@ -119,12 +121,16 @@ async def decide(submission: Submission, repo: Repository, calendar: BusinessCal
     # R12 counts from when the system received the application: the edge's own clock says
     # so; what another publisher claims does not count.
     submitted_at = submission.claimed_at if role is Role.EDGE and submission.claimed_at else now
+    if role is Role.EDGE and submission.api_key_id:
+        submitted_by = Submitter("api_key", submission.api_key_id)
+    else:
+        submitted_by = Submitter("publisher", submission.publisher or "")
     await repo.serialize(submission.tenant_id, submission.application_id)
     if await repo.decided(submission.tenant_id, submission.application_id):
         return []
     application = Application.received(
         submission.application_id, submission.tenant_id, submission.command, kind=submission.kind,
-        contract_id=submission.contract_id, submitted_at=submitted_at, calendar=calendar,
+        contract_id=submission.contract_id, submitted_at=submitted_at, calendar=calendar, submitted_by=submitted_by,
     )
     command = submission.command
     if command is None:  # R4

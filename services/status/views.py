@@ -2,12 +2,16 @@
 the contract summary of the list, and the detail view (R11)."""
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from typing import Any
 
 from services.status.domain.model import STATUS_LABELS_JA, Application, Contract, ContractStatus, License
 from services.status.service import Detail
 from shared.catalog import products
+from shared.sealing import Keyring, KeyringError
+
+log = logging.getLogger(__name__)
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -24,6 +28,7 @@ def application_view(app: Application) -> dict[str, Any]:
         "submitted_at": _iso(app.submitted_at),
         "expected_completion_at": _iso(app.expected_completion_at),
         "completed_at": _iso(app.completed_at),
+        "submitted_by": {"kind": app.submitted_by.kind, "id": app.submitted_by.id} if app.submitted_by else None,
     }
 
 
@@ -48,11 +53,22 @@ def contract_summary(contract: Contract) -> dict[str, Any]:
     }
 
 
-def license_view(lic: License) -> dict[str, Any]:
+def _key(lic: License, keyring: Keyring) -> str | None:
+    """A key is shown once it is live (R1: both key and order ID are there), and only here:
+    it is held sealed."""
+    if lic.license_key is None or lic.status.value == "preparing":
+        return None
+    try:
+        return keyring.open(lic.license_key, context=str(lic.license_id))
+    except KeyringError as exc:  # a key sealed with a key no longer in the keyring
+        log.error("license %s: its key cannot be shown: %s", lic.license_id, exc)
+        return None
+
+
+def license_view(lic: License, keyring: Keyring) -> dict[str, Any]:
     return {
         "license_id": str(lic.license_id),
-        # A key is shown once it is live (R1: both key and order ID are there).
-        "license_key": lic.license_key if lic.status.value != "preparing" else None,
+        "license_key": _key(lic, keyring),
         "usage": lic.usage.value,
         "license_type": lic.license_type.value,
         "vm_count": lic.vm_count,
@@ -65,7 +81,7 @@ def license_view(lic: License) -> dict[str, Any]:
     }
 
 
-def contract_detail(detail: Detail) -> dict[str, Any]:
+def contract_detail(detail: Detail, keyring: Keyring) -> dict[str, Any]:
     """R11: product and version, support desk, order ID and its status, every key with its
     status and charge start and end, and the application history (the newest applications,
     oldest first, with how many there are in all)."""
@@ -73,7 +89,7 @@ def contract_detail(detail: Detail) -> dict[str, Any]:
     view = contract_summary(contract)
     desk = products().get(contract.product_code)
     view["support_desk"] = desk.support_desk.model_dump() if desk else None
-    view["licenses"] = [license_view(lic) for lic in contract.licenses.values()]
+    view["licenses"] = [license_view(lic, keyring) for lic in contract.licenses.values()]
     view["applications"] = [application_view(app) for app in detail.history]
     view["applications_total"] = detail.applications_total
     return view

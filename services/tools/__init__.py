@@ -1,0 +1,25 @@
+"""The operator commands (docs/architecture.md, "Operator commands"). They read the same configuration
+as the stack `make run` started: the environment first, then the server secrets `make run`
+keeps in its credentials file (`ARCSERVE_CREDENTIALS_FILE`, default `.run/credentials.env`)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from shared.config import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+# What an operator command may take from the credentials file: server secrets, never a
+# service's own URLs (the commands connect as the administrator).
+FROM_CREDENTIALS_FILE = ("ARCSERVE_ID_SECRET", "ARCSERVE_LICENSE_KEY_KEYRING", "ARCSERVE_API_KEY_PEPPER")
+
+
+def operator_settings() -> Settings:
+    from services.provisioning.deployment import read_env_file
+
+    path = Path(os.environ.get("ARCSERVE_CREDENTIALS_FILE") or ROOT / ".run" / "credentials.env")
+    kept = read_env_file(path)
+    for name in FROM_CREDENTIALS_FILE:
+        if name in kept and not os.environ.get(name) and not os.environ.get(f"{name}_FILE"):
+            os.environ[name] = kept[name]
+    return Settings.from_env()

@@ -35,6 +35,7 @@ import asyncpg
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
 
 from services.provisioning.boundaries import queue_specs
+from services.tools import operator_settings
 from shared import audit
 from shared.config import Settings
 from shared.messaging.consumer import (
@@ -45,6 +46,7 @@ from shared.messaging.consumer import (
     REASON_HEADER,
 )
 from shared.messaging.topology import QueueSpec, Topology
+from shared.sealing import Keyring, KeyringError
 
 # How often the message was replayed by this command (kept across dead-letterings).
 REPLAYS_HEADER = "x-arcserve-replays"
@@ -227,10 +229,47 @@ async def _selected(
     return status
 
 
+REDACTED = "<redacted: --reveal-keys shows it>"
+KEY_FIELDS = ("license_key", "sealed_key")
+
+
+def _redacted(value: Any, keyring: Keyring | None) -> Any:
+    """License keys out of sight (docs/architecture.md, "Security"); with a keyring (--reveal-keys), opened."""
+    if isinstance(value, list):
+        return [_redacted(item, keyring) for item in value]
+    if not isinstance(value, dict):
+        return value
+    shown = {}
+    for name, member in value.items():
+        if name in KEY_FIELDS and isinstance(member, str):
+            shown[name] = REDACTED if keyring is None else _opened(member, value, keyring)
+        else:
+            shown[name] = _redacted(member, keyring)
+    return shown
+
+
+def _opened(sealed: str, holder: dict[str, Any], keyring: Keyring) -> str:
+    try:
+        return keyring.open(sealed, context=str(holder.get("license_id")))
+    except KeyringError as exc:
+        return f"<cannot open: {exc}>"
+
+
 async def cmd_show(connection: AbstractConnection, topology: Topology, specs: list[QueueSpec], args: argparse.Namespace) -> int:
+    keyring = None
+    if args.reveal_keys:
+        try:
+            keyring = Keyring.parse(args.keyring)
+        except KeyringError as exc:
+            print(f"error: --reveal-keys needs the keyring: {exc}", file=sys.stderr)
+            return 2
+        print("note: showing license keys in clear, as asked (--reveal-keys)", file=sys.stderr)
+
     async def show(letters: list[DeadLetter]) -> bool:
         for letter in letters:
             message = letter.message
+            if keyring is not None:
+                await audit.record(args.audit, "dlq.reveal_keys", letter.message_id, queue=letter.spec.name)
             print(f"queue:            {letter.spec.name} ({topology.dead_letter_queue(letter.spec)})")
             print(f"message id:       {letter.message_id}")
             print(f"reason:           {letter.reason}")
@@ -243,7 +282,7 @@ async def cmd_show(connection: AbstractConnection, topology: Topology, specs: li
                 print(f"  {key}: {json.dumps(_plain(value), ensure_ascii=False)}")
             print(f"body ({len(message.body)} bytes):")
             try:
-                print(json.dumps(json.loads(message.body), indent=2, ensure_ascii=False))
+                print(json.dumps(_redacted(json.loads(message.body), keyring), indent=2, ensure_ascii=False))
             except ValueError:  # not JSON (UnicodeDecodeError is a ValueError too)
                 more = f" … ({len(message.body) - BODY_PREVIEW} more bytes)" if len(message.body) > BODY_PREVIEW else ""
                 print(repr(message.body[:BODY_PREVIEW]) + more)
@@ -360,6 +399,8 @@ def _parser() -> argparse.ArgumentParser:
     show = commands.add_parser("show", help="the headers and body of one dead letter")
     show.add_argument("message_ids", nargs=1, metavar="MESSAGE_ID")
     show.add_argument("--queue", help=queue_help)
+    show.add_argument("--reveal-keys", action="store_true",
+                      help="show license keys in clear (they are redacted otherwise; needs the keyring)")
 
     for name, text in (("replay", "republish to the original exchange and routing key, then remove"),
                        ("purge", "delete dead letters")):
@@ -387,9 +428,10 @@ def _queues(parser: argparse.ArgumentParser, name: str | None, prefix: str) -> l
 
 
 async def _run(args: argparse.Namespace, settings: Settings, specs: list[QueueSpec]) -> int:
-    # Replays and purges leave an audit record each (docs/architecture.md, "Security"): no
-    # database, no change.
-    args.audit = await asyncpg.connect(settings.database_url) if args.command in ("replay", "purge") else None
+    # Replays, purges and keys shown in clear leave an audit record each (docs/architecture.md, "Security"):
+    # no database, no change.
+    audited = args.command in ("replay", "purge") or getattr(args, "reveal_keys", False)
+    args.audit = await asyncpg.connect(settings.database_url) if audited else None
     try:
         connection = await aio_pika.connect(
             settings.amqp_url, client_properties={"connection_name": f"{settings.topology_prefix}dlq-tool"}
@@ -408,7 +450,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"{args.command}: give message ids or --all (not both)")
     if getattr(args, "limit", None) is not None and args.limit < 0:
         parser.error("--limit must be 0 or more")
-    settings = Settings.from_env()
+    settings = operator_settings()
+    args.keyring = settings.license_key_keyring
     args.broker_user = unquote(urlsplit(settings.amqp_url).username or "") or "guest"
     specs = _queues(parser, args.queue, settings.topology_prefix)
     try:

@@ -25,8 +25,8 @@ import sys
 
 import asyncpg
 
+from services.tools import operator_settings
 from shared import audit, tenancy
-from shared.config import Settings
 
 
 async def run(args: argparse.Namespace, database_url: str) -> int:
@@ -68,7 +68,7 @@ def main(argv: list[str]) -> int:
     listing.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     try:
-        return asyncio.run(run(args, Settings.from_env().database_url))
+        return asyncio.run(run(args, operator_settings().database_url))
     except (tenancy.UnknownTenants, ValueError) as exc:
         print(f"refused: {exc}", file=sys.stderr)
         return 1

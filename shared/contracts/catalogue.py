@@ -35,8 +35,9 @@ def _submission(kind: Kind) -> MessageType:
                        routing.submission_type(kind), strict=True)
 
 
-def _event(model: type[BaseModel], routing_key: str, kind: Kind | None = None) -> MessageType:
-    return MessageType(model, routing.EVENTS_EXCHANGE, routing_key, routing.event_type(routing_key), kind)
+def _event(model: type[BaseModel], routing_key: str, kind: Kind | None = None,
+           exchange: str = routing.EVENTS_EXCHANGE) -> MessageType:
+    return MessageType(model, exchange, routing_key, routing.event_type(routing_key), kind)
 
 
 _ACCEPTED: dict[Kind, type[BaseModel]] = dict(zip(Kind, events.ACCEPTED, strict=True))
@@ -48,6 +49,7 @@ CATALOGUE: tuple[MessageType, ...] = (
     *(_event(events.ApplicationCompleted, routing.completed(kind), kind) for kind in Kind),
     _event(events.LicenseIssued, routing.LICENSE_ISSUED),
     _event(events.LicenseRevoked, routing.LICENSE_REVOKED),
+    _event(events.LicenseKeys, routing.LICENSE_KEYS, exchange=routing.LICENSE_KEYS_EXCHANGE),
     _event(events.OrderIdIssued, routing.ORDER_ID_ISSUED),
     _event(events.OrderIdCancelled, routing.ORDER_ID_CANCELLED),
     _event(events.ContractStatusChanged, routing.CONTRACT_STATUS_CHANGED),
@@ -89,14 +91,16 @@ def to_event(
     subject: str | None = None,
     id: str | None = None,
     time: datetime | None = None,
+    extensions: dict[str, str] | None = None,
 ) -> tuple[MessageType, CloudEvent]:
-    """The CloudEvent that carries `message`, and where it goes."""
+    """The CloudEvent that carries `message`, and where it goes (`extensions`: CloudEvents
+    extension attributes beside `tenantid`)."""
     entry = entry_of(message)
     # Submissions leave out what they do not say (as intake's bodies always did); events
     # carry every field, null where there is nothing (as they always did).
     data: dict[str, Any] = message.model_dump(mode="json", by_alias=True, exclude_none=entry.strict)
     return entry, new_event(type=entry.type, source=source, data=data, tenant_id=tenant_id,
-                            subject=subject, id=id, time=time)
+                            subject=subject, id=id, time=time, extensions=extensions)
 
 
 class InvalidData(PoisonMessage):

@@ -90,8 +90,10 @@ def new_event(
     subject: str | None = None,
     id: str | None = None,
     time: datetime | None = None,
+    extensions: dict[str, str] | None = None,
 ) -> CloudEvent:
     return CloudEvent(
+        **(extensions or {}),
         specversion="1.0",
         id=id or str(uuid.uuid4()),
         source=source,

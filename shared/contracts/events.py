@@ -29,10 +29,6 @@ class LicenseSummary(Message):
     billable: bool | None = None
 
 
-class IssuedLicense(LicenseSummary):
-    license_key: str = Field(min_length=1, max_length=128)
-
-
 class ApplicationAccepted(Message):
     """`application.accepted.<kind>`: the status service took the application; the keys it
     creates or cancels are listed (R1, R5, R7, R8)."""
@@ -93,11 +89,26 @@ class ApplicationCompleted(Message):
 
 
 class LicenseIssued(Message):
-    """`license.issued`: keys the license issuer obtained for an accepted application."""
+    """`license.issued`: the license issuer obtained keys for an accepted application. Which
+    licenses, never the keys (they travel as `license.keys`)."""
 
     application_id: UUID | None = None
     contract_id: UUID
-    licenses: list[IssuedLicense]
+    licenses: list[LicenseSummary]
+
+
+class SealedKey(Message):
+    license_id: UUID
+    sealed_key: str = Field(min_length=1, max_length=512)  # shared/sealing.py, context: the license id
+
+
+class LicenseKeys(Message):
+    """`license.keys`, on `arcserve.license-keys` (not public): the keys of `license.issued`,
+    sealed, for the status service alone."""
+
+    application_id: UUID | None = None
+    contract_id: UUID
+    keys: list[SealedKey]
 
 
 class LicenseRevoked(Message):

@@ -3,11 +3,15 @@ from shared.contracts.applications import Kind
 
 APPLICATIONS_EXCHANGE = "arcserve.applications"
 EVENTS_EXCHANGE = "arcserve.events"
+# Not public: license keys, sealed, from the license issuer to the status service. Only they
+# may write and read it; no other system is granted anything on it (docs/architecture.md, "Security").
+LICENSE_KEYS_EXCHANGE = "arcserve.license-keys"
 
 SUBMISSION_TYPE_PREFIX = "arcserve.application."
 
 LICENSE_ISSUED = "license.issued"
 LICENSE_REVOKED = "license.revoked"
+LICENSE_KEYS = "license.keys"
 ORDER_ID_ISSUED = "order_id.issued"
 ORDER_ID_CANCELLED = "order_id.cancelled"
 CONTRACT_STATUS_CHANGED = "contract.status_changed"

@@ -1,9 +1,16 @@
-"""Bearer API keys per tenant (docs/architecture.md, "Security"). Keys are looked up by their hash; a short
-cache keeps the database off the hot path."""
+"""Bearer API keys per tenant (docs/architecture.md, "Security"). A key is looked up by its HMAC under the
+server pepper. Answers are cached only while this process listens for revocations (LISTEN
+arcserve_api_key_revoked on a connection of its own): a revoked key stops working on every
+replica as soon as the notification arrives, well within a second. Without the listener
+(the database away, the connection lost) nothing is cached, so nothing stale is served."""
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
 import asyncpg
 from fastapi import Request
@@ -12,38 +19,87 @@ from shared import tenancy
 from shared.db.pool import is_transient
 from shared.http.errors import ApiError
 
-CACHE_TTL_S = 30.0
+log = logging.getLogger(__name__)
+CACHE_TTL_S = 60.0
+UNKNOWN_TTL_S = 5.0  # an unknown key may be seeded meanwhile
+CACHE_MAX = 10_000
 MAX_KEY_LENGTH = 256
 
 
 class Authenticator:
-    def __init__(self, pool: Callable[[], asyncpg.Pool]):
+    def __init__(self, pool: Callable[[], asyncpg.Pool], database_url: str, pepper: bytes):
         self._pool = pool
-        self._cache: dict[bytes, tuple[str | None, float]] = {}
+        self._database_url = database_url
+        self._pepper = pepper
+        self._cache: dict[bytes, tuple[tenancy.Caller | None, float]] = {}
+        self._listener: asyncpg.Connection | None = None
+        self._connecting = asyncio.Lock()
 
-    async def tenant_for(self, key: str) -> str | None:
-        digest = tenancy.hash_api_key(key)
+    async def caller_for(self, key: str) -> tenancy.Caller | None:
+        digest = tenancy.api_key_hmac(self._pepper, key)
         hit = self._cache.get(digest)
         now = time.monotonic()
-        if hit is not None and hit[1] > now:
+        if hit is not None and hit[1] > now and self._listening:
             return hit[0]
         try:
-            tenant = await tenancy.tenant_for_key(self._pool(), key)
+            caller = await tenancy.caller_for_key(self._pool(), self._pepper, key)
         except Exception as exc:
             if not is_transient(exc):
                 raise
             raise ApiError(503, "unavailable", "the database is not reachable; retry later") from None
-        if len(self._cache) > 10_000:
-            self._cache.clear()  # bounded: unknown keys must not grow it without limit
-        self._cache[digest] = (tenant, now + CACHE_TTL_S)
-        return tenant
+        if await self._listen():
+            if len(self._cache) >= CACHE_MAX:
+                self._cache.clear()  # bounded: unknown keys must not grow it without limit
+            self._cache[digest] = (caller, now + (CACHE_TTL_S if caller else UNKNOWN_TTL_S))
+        return caller
 
-    async def __call__(self, request: Request) -> str:
-        """FastAPI dependency: the caller's tenant, or 401."""
+    @property
+    def _listening(self) -> bool:
+        return self._listener is not None and not self._listener.is_closed()
+
+    async def _listen(self) -> bool:
+        """Listen for revocations if not yet (or no longer); whether this process listens now."""
+        if self._listening:
+            return True
+        async with self._connecting:
+            if self._listening:
+                return True
+            try:
+                listener = await asyncpg.connect(self._database_url, timeout=2)
+                await listener.add_listener(tenancy.REVOKED_CHANNEL, self._revoked)
+            except Exception as exc:
+                log.warning("not listening for API key revocations (%r); answers are not cached", exc)
+                return False
+            listener.add_termination_listener(self._lost)
+            self._cache.clear()  # whatever was revoked while nobody listened
+            self._listener = listener
+            return True
+
+    def _revoked(self, _conn: Any, _pid: int, _channel: str, key_id: object) -> None:
+        for digest, (caller, _) in list(self._cache.items()):
+            if caller is not None and caller.key_id == key_id:
+                del self._cache[digest]
+
+    def _lost(self, _conn: Any) -> None:
+        self._listener = None
+        self._cache.clear()
+
+    async def close(self) -> None:
+        if self._listener is not None:
+            listener, self._listener = self._listener, None
+            with contextlib.suppress(Exception):
+                await listener.close(timeout=2)
+
+    async def caller(self, request: Request) -> tenancy.Caller:
+        """FastAPI dependency: who calls (tenant and key id), or 401."""
         scheme, _, key = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not key or len(key) > MAX_KEY_LENGTH:
             raise ApiError(401, "unauthorized", "missing or malformed bearer API key")
-        tenant = await self.tenant_for(key.strip())
-        if tenant is None:
-            raise ApiError(401, "unauthorized", "unknown API key")
-        return tenant
+        caller = await self.caller_for(key.strip())
+        if caller is None:
+            raise ApiError(401, "unauthorized", "unknown or revoked API key")
+        return caller
+
+    async def __call__(self, request: Request) -> str:
+        """FastAPI dependency: the caller's tenant, or 401."""
+        return (await self.caller(request)).tenant_id

@@ -97,6 +97,7 @@ class Binding:
 
 
 PUBLIC_EXCHANGES = (routing.APPLICATIONS_EXCHANGE, routing.EVENTS_EXCHANGE)
+EXCHANGES = (*PUBLIC_EXCHANGES, routing.LICENSE_KEYS_EXCHANGE)  # topic exchanges every deployment has
 
 
 @dataclass(frozen=True)
@@ -152,8 +153,8 @@ class Topology:
         return "^(" + "|".join(re.escape(name) for name in sorted(set(names))) + ")$"
 
     def declarations(self, specs: list[QueueSpec]) -> tuple[list[Exchange], list[Queue], list[Binding]]:
-        """Everything to declare for these consumers, plus the public exchanges."""
-        exchanges = [Exchange(self.name(name), "topic") for name in PUBLIC_EXCHANGES]
+        """Everything to declare for these consumers, plus the shared exchanges."""
+        exchanges = [Exchange(self.name(name), "topic") for name in EXCHANGES]
         queues: list[Queue] = []
         bindings: list[Binding] = []
         for spec in specs:

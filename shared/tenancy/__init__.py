@@ -4,8 +4,12 @@ provisioning step and the operator commands write it; the HTTP services read it 
 authenticate callers, and the status service to know who may submit for a tenant."""
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
+import secrets
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 
@@ -15,25 +19,90 @@ from shared.db.pool import Connection, Queryable
 SCHEMA = Schema("tenancy", Path(__file__).with_name("migrations"))
 
 
-def hash_api_key(key: str) -> bytes:
-    # Keys are long random strings, so a fast hash is enough: nothing to brute-force.
-    return hashlib.sha256(key.encode()).digest()
+# ---- API keys (migrations/0003_api_keys.sql) -------------------------------------------------
+
+REVOKED_CHANNEL = "arcserve_api_key_revoked"  # NOTIFY payload: the key id
 
 
-async def tenant_for_key(conn: Queryable, key: str) -> str | None:
-    return await conn.fetchval("SELECT tenant_id FROM tenancy.api_keys WHERE key_hash = $1", hash_api_key(key))
+@dataclass(frozen=True)
+class Caller:
+    tenant_id: str
+    key_id: str
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    key_id: str
+    tenant_id: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+def api_key_hmac(pepper: bytes, key: str) -> bytes:
+    return hmac.new(pepper, key.encode(), hashlib.sha256).digest()
+
+
+def new_api_key() -> tuple[str, str]:
+    """(key id, key): `arc_<id>_<secret>`, 256 random bits behind an id anyone may see."""
+    key_id = base64.b32encode(secrets.token_bytes(10)).decode().lower()[:10]
+    return key_id, f"arc_{key_id}_{secrets.token_urlsafe(32)}"
+
+
+def _seeded_key_id(digest: bytes) -> str:
+    """Keys seeded from ARCSERVE_API_KEYS are any string: their id comes from their HMAC."""
+    return f"seed-{digest.hex()[:12]}"
+
+
+async def caller_for_key(conn: Queryable, pepper: bytes, key: str) -> Caller | None:
+    row = await conn.fetchrow(
+        "SELECT tenant_id, key_id FROM tenancy.api_keys WHERE key_hmac = $1 AND revoked_at IS NULL",
+        api_key_hmac(pepper, key),
+    )
+    return Caller(row["tenant_id"], row["key_id"]) if row else None
+
+
+async def create_api_key(conn: Connection, pepper: bytes, tenant_id: str) -> tuple[str, str]:
+    """A new key for the tenant (made if new); (key id, key). The key is shown once, by the caller."""
+    key_id, key = new_api_key()
+    async with conn.transaction():
+        await conn.execute("INSERT INTO tenancy.tenants (tenant_id) VALUES ($1) ON CONFLICT DO NOTHING", tenant_id)
+        await conn.execute("INSERT INTO tenancy.api_keys (key_id, key_hmac, tenant_id) VALUES ($1, $2, $3)",
+                           key_id, api_key_hmac(pepper, key), tenant_id)
+    return key_id, key
+
+
+async def api_keys(conn: Queryable, tenant_id: str | None = None) -> list[ApiKey]:
+    rows = await conn.fetch(
+        """SELECT key_id, tenant_id, created_at, revoked_at FROM tenancy.api_keys
+           WHERE $1::text IS NULL OR tenant_id = $1 ORDER BY tenant_id, created_at, key_id""",
+        tenant_id,
+    )
+    return [ApiKey(r["key_id"], r["tenant_id"], r["created_at"], r["revoked_at"]) for r in rows]
+
+
+async def revoke_api_key(conn: Connection, key_id: str) -> ApiKey | None:
+    """Revoke a key (a second revocation changes nothing); every replica hears of it at commit."""
+    async with conn.transaction():
+        row = await conn.fetchrow(
+            """UPDATE tenancy.api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE key_id = $1
+               RETURNING key_id, tenant_id, created_at, revoked_at""",
+            key_id,
+        )
+        if row is not None:
+            await conn.execute("SELECT pg_notify($1, $2)", REVOKED_CHANNEL, key_id)
+    return ApiKey(row["key_id"], row["tenant_id"], row["created_at"], row["revoked_at"]) if row else None
 
 
 async def is_known(conn: Queryable, tenant_id: str) -> bool:
     return bool(await conn.fetchval("SELECT true FROM tenancy.tenants WHERE tenant_id = $1", tenant_id))
 
 
-async def seed_api_keys(conn: Connection, keys: dict[str, str]) -> None:
-    """Register `{key: tenant}` (ARCSERVE_API_KEYS) idempotently. A key never moves to
-    another tenant: that would hand one tenant's data to another."""
+async def seed_api_keys(conn: Connection, keys: dict[str, str], pepper: bytes) -> None:
+    """Register `{key: tenant}` (ARCSERVE_API_KEYS, for local runs and tests) idempotently.
+    A key never moves to another tenant: that would hand one tenant's data to another."""
     if not keys:
         return
-    wanted = {hash_api_key(key): tenant for key, tenant in keys.items()}
+    wanted = {api_key_hmac(pepper, key): tenant for key, tenant in keys.items()}
     async with conn.transaction():
         # In key order: two seeders running at once take their row locks in the same order.
         await conn.executemany(
@@ -41,13 +110,14 @@ async def seed_api_keys(conn: Connection, keys: dict[str, str]) -> None:
             [(tenant,) for tenant in sorted(set(wanted.values()))],
         )
         await conn.executemany(
-            "INSERT INTO tenancy.api_keys (key_hash, tenant_id) VALUES ($1, $2) ON CONFLICT (key_hash) DO NOTHING",
-            sorted(wanted.items()),
+            """INSERT INTO tenancy.api_keys (key_id, key_hmac, tenant_id) VALUES ($1, $2, $3)
+               ON CONFLICT (key_hmac) DO NOTHING""",
+            [(_seeded_key_id(digest), digest, tenant) for digest, tenant in sorted(wanted.items())],
         )
         owners = await conn.fetch(
-            "SELECT key_hash, tenant_id FROM tenancy.api_keys WHERE key_hash = ANY($1::bytea[])", list(wanted)
+            "SELECT key_hmac, tenant_id FROM tenancy.api_keys WHERE key_hmac = ANY($1::bytea[])", list(wanted)
         )
-        moved = sorted({wanted[r["key_hash"]] for r in owners if r["tenant_id"] != wanted[r["key_hash"]]})
+        moved = sorted({wanted[r["key_hmac"]] for r in owners if r["tenant_id"] != wanted[r["key_hmac"]]})
         if moved:
             raise ValueError(f"ARCSERVE_API_KEYS gives tenant(s) {', '.join(moved)} a key that belongs to another tenant")
 

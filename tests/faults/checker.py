@@ -11,12 +11,15 @@ from typing import Any
 import aio_pika
 import asyncpg
 
+from shared.contracts import routing
+from shared.sealing import Keyring
 from tests.faults.processes import ProcessStack
 from tests.faults.workload import COMPLETED, END_STATE, STEPS, Ledger, Scenario
 
 
 class EventLog:
-    """Every event on `arcserve.events`, from a durable queue of its own, so a broker restart
+    """Every event on `arcserve.events`, and every `license.keys` on the private exchange
+    (the checker is the administrator), from a durable queue of its own, so a broker restart
     loses none of them."""
 
     def __init__(self, stack: ProcessStack):
@@ -29,6 +32,7 @@ class EventLog:
         channel = await self.connection.channel()
         self.queue = await channel.declare_queue(self.queue_name, durable=True, arguments={"x-queue-type": "quorum"})
         await self.queue.bind(self.stack.topology.events, "#")
+        await self.queue.bind(self.stack.topology.name(routing.LICENSE_KEYS_EXCHANGE), "#")
 
         async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
             event = json.loads(message.body)
@@ -109,7 +113,7 @@ async def check(fault: str, stack: ProcessStack, ledger: Ledger, events: EventLo
     verdict = Verdict(fault, applications=len(ledger.accepted))
     db = await Database.read(stack.database_url)
     _lost(verdict, ledger, db)
-    _duplicated(verdict, events, db)
+    _duplicated(verdict, events, db, stack)
     for scenario in ledger.scenarios:
         _scenario(verdict, scenario, db, events)
     _nothing_else(verdict, ledger, db)
@@ -129,14 +133,15 @@ def _lost(verdict: Verdict, ledger: Ledger, db: Database) -> None:
         verdict.problems.append(f"{len(lost)} applications answered 202 never ended, e.g. {first} ({lost[first]})")
 
 
-def _duplicated(verdict: Verdict, events: EventLog, db: Database) -> None:
+def _duplicated(verdict: Verdict, events: EventLog, db: Database, stack: ProcessStack) -> None:
     """A second key for a license, a second order ID for a contract, an application
     accepted, rejected or completed twice (by distinct events)."""
     twice: list[str] = []
     keys: dict[str, set[str]] = defaultdict(set)
-    for event in events.distinct("license.issued"):
-        for lic in event["data"]["licenses"]:
-            keys[lic["license_id"]].add(lic["license_key"])
+    keyring = Keyring.parse(stack.keyring)
+    for event in events.distinct("license.keys"):
+        for key in event["data"]["keys"]:
+            keys[key["license_id"]].add(keyring.open(key["sealed_key"], context=key["license_id"]))
     twice += [f"license {i} got {len(k)} keys" for i, k in keys.items() if len(k) > 1]
     order_ids: dict[str, set[str]] = defaultdict(set)
     for event in events.distinct("order_id.issued"):
@@ -147,7 +152,8 @@ def _duplicated(verdict: Verdict, events: EventLog, db: Database) -> None:
         for event in events.distinct(stage):
             per_application[event["data"]["application_id"]] += 1
         twice += [f"application {a}: {stage}* {n} times" for a, n in per_application.items() for _ in range(n - 1)]
-    stored = [lic["license_key"] for own in db.licenses.values() for lic in own if lic["license_key"]]
+    stored = [keyring.open(lic["sealed_key"], context=lic["id"])
+              for own in db.licenses.values() for lic in own if lic["sealed_key"]]
     twice += ["one key stored on two licenses"] * (len(stored) - len(set(stored)))
     verdict.duplicated = len(twice)
     if twice:
@@ -180,9 +186,9 @@ def _scenario(verdict: Verdict, scenario: Scenario, db: Database, events: EventL
     if len(licenses) != END_STATE["keys"]:
         verdict.found_wrong(f"{where} has {len(licenses)} keys, expected {END_STATE['keys']}")
     for lic in licenses:
-        if lic["status"] != "cancelled" or not lic["license_key"] or lic["revoked_at"] is None:
+        if lic["status"] != "cancelled" or not lic["sealed_key"] or lic["revoked_at"] is None:
             verdict.found_wrong(f"{where}: key {lic['id']} is {lic['status']}, "
-                                f"{'issued' if lic['license_key'] else 'never issued'}, "
+                                f"{'issued' if lic['sealed_key'] else 'never issued'}, "
                                 f"{'revoked' if lic['revoked_at'] else 'never revoked'}; expected cancelled and revoked")
     vm_keys = [lic for lic in licenses if lic["parent"]]
     parents = {lic["id"]: lic for lic in licenses}

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 import aio_pika
 
+from shared.contracts import routing
 from tests.faults.processes import SERVICES, ProcessStack
 
 At = Callable[[float], Awaitable[None]]
@@ -124,13 +125,16 @@ async def duplicate_and_reorder(run: Run) -> None:
     run.duplicate_submissions = True
     stack = run.stack
     connection = await aio_pika.connect_robust(stack.amqp_url)
-    late: list[dict[str, Any]] = []
+    late: list[tuple[str, dict[str, Any]]] = []  # (exchange, event)
     try:
         channel = await connection.channel(publisher_confirms=True)
         events = await channel.get_exchange(stack.topology.events, ensure=False)
+        keys = await channel.get_exchange(stack.topology.name(routing.LICENSE_KEYS_EXCHANGE), ensure=False)
+        exchanges = {events.name: events, keys.name: keys}
         queue = await channel.declare_queue(exclusive=True)
         for key in ("application.accepted.*", "license.*", "order_id.*"):
             await queue.bind(events, key)
+        await queue.bind(keys, routing.LICENSE_KEYS)  # the keys' own route (the fault is the administrator)
         rng = random.Random(7)
         seen: set[str] = set()  # this queue also hears the copies: duplicate each message once
 
@@ -143,10 +147,11 @@ async def duplicate_and_reorder(run: Run) -> None:
             copies = [event]  # the same message again: an at-least-once redelivery
             if rng.random() < 0.5:  # the same fact, another message
                 copies.append({**event, "id": str(uuid.uuid4()), "faultscopy": True})
+            origin = exchanges[message.exchange or ""]
             for copy in copies:
-                await events.publish(aio_pika.Message(json.dumps(copy).encode(), message_id=copy["id"]), message.routing_key or "")
-            if message.routing_key in ("license.issued", "order_id.issued"):
-                late.append(event)
+                await origin.publish(aio_pika.Message(json.dumps(copy).encode(), message_id=copy["id"]), message.routing_key or "")
+            if message.routing_key in (routing.LICENSE_KEYS, routing.ORDER_ID_ISSUED):
+                late.append((origin.name, event))
             await message.ack()
 
         await queue.consume(on_message)
@@ -154,10 +159,10 @@ async def duplicate_and_reorder(run: Run) -> None:
         # After every contract was cancelled: must change nothing. The same messages again
         # stop at the inbox; the same facts under new ids reach the rules, whose guards
         # against late results must hold.
-        for event in late:
+        for exchange, event in late:
             key = event["type"].removeprefix("arcserve.")
             for copy in (event, {**event, "id": str(uuid.uuid4()), "faultscopy": True}):
-                await events.publish(aio_pika.Message(json.dumps(copy).encode(), message_id=copy["id"]), key)
+                await exchanges[exchange].publish(aio_pika.Message(json.dumps(copy).encode(), message_id=copy["id"]), key)
         run.notes.append(f"duplicated events, replayed {len(late)} results after cancellation, "
                          "under their own ids and under new ones")
     finally:

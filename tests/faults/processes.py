@@ -18,6 +18,7 @@ import httpx
 
 from services.provisioning.boundaries import BOUNDARIES
 from shared.messaging.topology import Topology
+from shared.sealing import Keyring
 from tests.support.deployment import TestDeployment
 from tests.support.drain import drain, work_queues
 from tests.support.infra import Servers
@@ -47,6 +48,8 @@ class ProcessStack:
     processes: dict[str, asyncio.subprocess.Process] = field(default_factory=dict)
     exit_codes: list[tuple[str, int]] = field(default_factory=list)
     id_secret: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    keyring: str = field(default_factory=Keyring.new_key_text)  # ARCSERVE_LICENSE_KEY_KEYRING
+    pepper: str = field(default_factory=lambda: secrets.token_urlsafe(24))  # ARCSERVE_API_KEY_PEPPER
 
     @property
     def amqp_url(self) -> str:
@@ -126,6 +129,8 @@ class ProcessStack:
             ARCSERVE_HOST="127.0.0.1",
             ARCSERVE_DRAIN_TIMEOUT_S="10",
             ARCSERVE_ID_SECRET=self.id_secret,
+            ARCSERVE_LICENSE_KEY_KEYRING=self.keyring,
+            ARCSERVE_API_KEY_PEPPER=self.pepper,
             LOG_LEVEL="WARNING",
         )
         env[PORT_VARIABLES[name]] = str(self.ports[name])

@@ -39,10 +39,12 @@ def _second_key() -> None:
 
         async def issue_twice(accepted, ctx, issue=issue):
             await issue(accepted, ctx)
-            ctx.publish(events.LicenseIssued(
+            seal = ctx.deps.keyring.seal
+            ctx.publish(events.LicenseKeys(
                 application_id=accepted.application_id, contract_id=accepted.contract_id,
-                licenses=[events.IssuedLicense(**{**dict(lic), "status": "active"}, license_key=simulated_license_key())
-                          for lic in accepted.licenses],
+                keys=[events.SealedKey(license_id=lic.license_id,
+                                       sealed_key=seal(simulated_license_key(), context=str(lic.license_id)))
+                      for lic in accepted.licenses],
             ))
 
         QUEUE.routes[entry.type] = dataclasses.replace(route, handler=issue_twice)
@@ -111,7 +113,7 @@ BREAKAGES: dict[str, Breakage] = {
     "R2 not enforced": Breakage("status", _no_r2, sql="DROP INDEX status.contracts_one_live_per_product",
                                 what="a second new for a held product opens a second contract"),
     "late result applied": Breakage("status", _late_result_applies, fault="duplicates and reordering",
-                                    what="a license.issued replayed after cancellation makes the key active"),
+                                    what="license keys replayed after cancellation make the key active"),
 }
 
 

@@ -189,7 +189,7 @@ async def seed_tenants(stack: ProcessStack, count: int) -> list[tuple[str, str]]
     tenants = [(f"faults-{uuid.uuid4().hex[:10]}", secrets.token_urlsafe(18)) for _ in range(count)]
     conn = await asyncpg.connect(stack.database_url)
     try:
-        await seed_api_keys(conn, {key: tenant for tenant, key in tenants})
+        await seed_api_keys(conn, {key: tenant for tenant, key in tenants}, stack.pepper.encode())
     finally:
         await conn.close()
     return tenants

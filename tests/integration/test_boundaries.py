@@ -23,6 +23,7 @@ import pytest
 
 from services.provisioning.boundaries import BOUNDARIES
 from services.status.handlers import RESULTS, SUBMISSIONS
+from shared.sealing import Keyring
 from tests.support.deployment import TestDeployment
 from tests.support.infra import Servers
 from tests.support.ports import free_ports
@@ -161,7 +162,8 @@ async def test_four_services_started_at_once_with_a_thousand_tenants_keys_all_co
         await deployment.provision(keys=keys)
         ports = dict(zip(("intake", "status", "license_issuer", "order_id"), free_ports(4), strict=True))
         env = {**os.environ, "ARCSERVE_TOPOLOGY_PREFIX": deployment.topology.prefix, "ARCSERVE_HOST": "127.0.0.1",
-               "ARCSERVE_ID_SECRET": secrets.token_urlsafe(24),
+               "ARCSERVE_ID_SECRET": secrets.token_urlsafe(24), "ARCSERVE_LICENSE_KEY_KEYRING": Keyring.new_key_text(),
+               "ARCSERVE_API_KEY_PEPPER": deployment.pepper,
                "ARCSERVE_RETRY_DELAYS_S": "0.2,0.5,1", "ARCSERVE_API_KEYS": ",".join(f"{t}:{k}" for k, t in keys.items()),
                **{f"{name.upper()}_PORT": str(port) for name, port in ports.items()}}
         for boundary in BOUNDARIES:

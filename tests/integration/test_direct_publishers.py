@@ -80,6 +80,8 @@ async def test_a_publisher_acts_only_for_the_tenants_it_is_allowed(
             for_a = await _submit_as(stack, url, a.name)
             for_b = await _submit_as(stack, url, b.name)
             await events.wait_for("application.completed.new", application_id=for_a)
+            assert (await stack.get(a, f"/v1/applications/{for_a}")).json()["submitted_by"] == \
+                {"kind": "publisher", "id": name}
             [letter] = await dead_letters(stack, SUBMISSIONS.name, 1)
             assert letter.message_id == for_b
             assert str(letter.headers[REASON_HEADER]).startswith(f"unauthorized_publisher: {name} may not act for tenant")

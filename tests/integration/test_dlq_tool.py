@@ -127,7 +127,7 @@ async def test_list_show_purge_and_replay_after_the_cause_is_fixed(new_stack: Ca
     key = secrets.token_urlsafe(24)
     conn = await asyncpg.connect(stack.settings.database_url)
     try:
-        await seed_api_keys(conn, {key: late_tenant})
+        await seed_api_keys(conn, {key: late_tenant}, stack.pepper)
     finally:
         await conn.close()
     await ok_tool(stack, "publishers", "allow", stack.administrator, late_tenant)

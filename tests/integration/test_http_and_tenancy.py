@@ -317,7 +317,7 @@ async def test_an_api_key_never_moves_to_another_tenant(stack: Stack, tenant: Te
     conn = await asyncpg.connect(stack.settings.database_url)
     try:
         with pytest.raises(ValueError, match="belongs to another tenant"):
-            await seed_api_keys(conn, {tenant.key: "someone-else"})
+            await seed_api_keys(conn, {tenant.key: "someone-else"}, stack.pepper)
     finally:
         await conn.close()
     listed = (await stack.get(tenant, "/v1/contracts")).json()["items"]

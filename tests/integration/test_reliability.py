@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 import asyncpg
 
 from services.status.handlers import SUBMISSIONS
+from shared.contracts import routing
 from tests.support.drain import queue_depths
 from tests.support.stack import (
     EventTap,
@@ -111,30 +112,24 @@ async def test_duplicate_submission_over_amqp_has_one_effect(stack: Stack, tenan
     assert len(contract["licenses"]) == 2
 
 
-async def test_redelivered_license_issued_changes_nothing(stack: Stack, tenant: Tenant) -> None:
-    async with EventTap(stack) as tap:
+async def test_redelivered_license_keys_change_nothing(stack: Stack, tenant: Tenant) -> None:
+    async with EventTap(stack) as tap, EventTap(stack, exchange=routing.LICENSE_KEYS_EXCHANGE) as private:
         contract = await stack.active_contract(tenant)
         contract_id = contract["contract_id"]
-        issued = await tap.wait_for("license.issued", contract_id=contract_id)
+        issued = await private.wait_for("license.keys", contract_id=contract_id)
         await tap.wait_for("contract.status_changed", contract_id=contract_id, to="active")
         keys = {lic["license_id"]: lic["license_key"] for lic in contract["licenses"]}
-        assert {lic["license_id"]: lic["license_key"] for lic in issued["data"]["licenses"]} == keys
+        assert stack.opened(issued) == keys
 
-        # The very same event again (same id): the inbox absorbs it.
-        await stack.publish_event(stack.topology.events, "license.issued", issued)
+        # The very same message again (same id): the inbox absorbs it.
+        await stack.publish_event(stack.keys_exchange, "license.keys", issued)
         await stack.drained()
         assert await stack.contract(tenant, contract_id) == contract
 
-        # A new event (new id) carrying other keys for the already active licenses: ignored.
-        forged = {
-            **issued,
-            "id": str(uuid.uuid4()),
-            "data": {
-                **issued["data"],
-                "licenses": [{**lic, "license_key": "00000-11111-22222-33333-44444"} for lic in issued["data"]["licenses"]],
-            },
-        }
-        await stack.publish_event(stack.topology.events, "license.issued", forged)
+        # A new message (new id) carrying other keys for the already active licenses: ignored.
+        forged = stack.license_keys(tenant.name, issued["data"]["application_id"], contract_id,
+                                    {i: "00000-11111-22222-33333-44444" for i in keys})
+        await stack.publish_event(stack.keys_exchange, "license.keys", forged)
         await stack.drained()
         after = await stack.contract(tenant, contract_id)
         assert {lic["license_id"]: lic["license_key"] for lic in after["licenses"]} == keys

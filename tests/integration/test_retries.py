@@ -9,22 +9,16 @@ from typing import Any
 
 from services.status.domain.model import contract_id_for, license_id_for
 from services.status.handlers import RESULTS
+from shared.contracts import routing
 from tests.support.stack import EventTap, Stack, dead_letters, eventually, new_application, submission
 
 FORGED_KEYS = ["AAAAA-BBBBB-CCCCC-DDDDD-00001", "AAAAA-BBBBB-CCCCC-DDDDD-00002"]
 
 
-def license_issued(tenant: str, application_id: str, contract_id: str, keys: list[str]) -> dict[str, Any]:
-    licenses = [
-        {"license_id": str(license_id_for(tenant, uuid.UUID(application_id), n)), "usage": "virtual_server",
-         "license_type": "per_server", "status": "active", "license_key": key}
-        for n, key in enumerate(keys)
-    ]
-    return {
-        "specversion": "1.0", "id": str(uuid.uuid4()), "source": "urn:test:early-issuer",
-        "type": "arcserve.license.issued", "tenantid": tenant, "subject": contract_id,
-        "data": {"application_id": application_id, "contract_id": contract_id, "licenses": licenses},
-    }
+def license_keys(stack: Stack, tenant: str, application_id: str, contract_id: str, keys: list[str]) -> dict[str, Any]:
+    """The keys of an application's licenses, as the license issuer sends them (sealed)."""
+    ids = [str(license_id_for(tenant, uuid.UUID(application_id), n)) for n in range(len(keys))]
+    return stack.license_keys(tenant, application_id, contract_id, dict(zip(ids, keys)))
 
 
 async def test_license_issued_before_the_acceptance_applies_once_it_exists(new_stack: Callable[..., Any]) -> None:
@@ -35,8 +29,8 @@ async def test_license_issued_before_the_acceptance_applies_once_it_exists(new_s
     contract_id = str(contract_id_for(tenant.name, uuid.UUID(application_id)))
 
     # The result arrives first: its contract does not exist yet, so it waits in a retry queue.
-    await stack.publish_event(stack.topology.events, "license.issued",
-                              license_issued(tenant.name, application_id, contract_id, FORGED_KEYS))
+    await stack.publish_event(stack.keys_exchange, "license.keys",
+                              license_keys(stack, tenant.name, application_id, contract_id, FORGED_KEYS))
     await stack.publish_event(stack.topology.applications, "new",
                               submission(tenant.name, new_application(), application_id=application_id))
 
@@ -47,24 +41,25 @@ async def test_license_issued_before_the_acceptance_applies_once_it_exists(new_s
     assert [lic["license_key"] for lic in contract["licenses"]] == FORGED_KEYS
 
     # The issuer's own result, later, is a no-op: no key is issued twice.
-    async with EventTap(stack, "license.issued") as tap:
+    async with EventTap(stack, "license.keys", exchange=routing.LICENSE_KEYS_EXCHANGE) as tap:
         await stack.start("license_issuer")
-        real = await tap.wait_for("license.issued", application_id=application_id)
+        real = await tap.wait_for("license.keys", application_id=application_id)
     await eventually(lambda: stack.handled(real["id"], RESULTS.name), "the status service to take the late result")
     assert (await stack.contract(tenant, contract_id))["licenses"] == contract["licenses"]
 
 
 async def test_a_result_that_can_never_apply_is_dead_lettered_after_the_last_retry(stack: Stack, tenant) -> None:
     application_id = str(uuid.uuid4())
-    stray = license_issued(tenant.name, application_id, str(contract_id_for(tenant.name, uuid.UUID(application_id))), FORGED_KEYS[:1])
-    await stack.publish_event(stack.topology.events, "license.issued", stray)
+    stray = license_keys(stack, tenant.name, application_id, str(contract_id_for(tenant.name, uuid.UUID(application_id))),
+                         FORGED_KEYS[:1])
+    await stack.publish_event(stack.keys_exchange, "license.keys", stray)
 
     [letter] = await dead_letters(stack, "arcserve.status.results", 1)
     assert letter.message_id == stray["id"]
     reason = letter.headers["x-arcserve-reason"]
     assert isinstance(reason, str) and reason.startswith("retries_exhausted: unknown_contract"), reason
-    assert letter.headers["x-arcserve-original-routing-key"] == "license.issued"
-    assert letter.headers["x-arcserve-original-exchange"] == stack.topology.events
+    assert letter.headers["x-arcserve-original-routing-key"] == "license.keys"
+    assert letter.headers["x-arcserve-original-exchange"] == stack.keys_exchange
     assert letter.headers["x-arcserve-attempt"] == len(stack.settings.retry_delays_s)
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from shared.contracts import routing
 from tests.support.stack import EventTap, Stack, Tenant, eventually, new_application
 
 # ---- helpers ---------------------------------------------------------------------------------
@@ -421,11 +422,11 @@ async def test_r6_cancellation_during_a_change_is_rejected_then_accepted(new_sta
 async def test_r1_keys_first_then_order_id(new_stack: Callable[..., Any]) -> None:
     stack = await started(new_stack, "intake", "status", "license_issuer")
     tenant = await stack.tenant()
-    async with EventTap(stack, "license.issued") as tap:
+    async with EventTap(stack, "license.keys", exchange=routing.LICENSE_KEYS_EXCHANGE) as tap:
         new_id = await submitted(stack, tenant, new_application(LINES))
         cid = (await stack.wait_application(tenant, new_id, "processing"))["contract_id"]
-        issued = await tap.wait_for("license.issued", contract_id=cid)
-    announced = {lic["license_id"]: lic["license_key"] for lic in issued["data"]["licenses"]}
+        issued = await tap.wait_for("license.keys", contract_id=cid)
+    announced = stack.opened(issued)
     assert len(announced) == 4 and all(announced.values())
 
     # The keys exist, but the contract and its keys wait for the order ID (R1).

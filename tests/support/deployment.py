@@ -28,6 +28,7 @@ class TestDeployment:
         default_factory=lambda: {b.name: secrets.token_urlsafe(18) for b in BOUNDARIES}, repr=False
     )
     extra_queues: list[str] = field(default_factory=list)  # the tests' own, removed with it
+    pepper: str = field(default_factory=lambda: secrets.token_urlsafe(24))  # ARCSERVE_API_KEY_PEPPER
 
     __test__ = False  # not a test class, whatever its name
 
@@ -64,7 +65,7 @@ class TestDeployment:
         return Settings(amqp_url=self.servers.amqp_url, database_url=self.database_url,
                         management_url=self.servers.management_url,
                         topology_prefix=self.topology.prefix, role_prefix=self.deployment.role_prefix,
-                        retry_delays_s=self.topology.retry_delays_s)
+                        retry_delays_s=self.topology.retry_delays_s, api_key_pepper=self.pepper)
 
     def urls(self, boundary: Boundary, amqp_url: str, database_url: str) -> tuple[str, str]:
         """The service's own URLs, to the servers `amqp_url` and `database_url` point at."""

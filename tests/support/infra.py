@@ -23,7 +23,7 @@ from urllib.parse import urlsplit, urlunsplit
 import aio_pika
 import asyncpg
 
-from shared.messaging.topology import QueueSpec, Topology
+from shared.messaging.topology import EXCHANGES, QueueSpec, Topology
 from tests.support import leftovers
 
 RABBITMQ_IMAGE = os.environ.get("ARCSERVE_TEST_RABBITMQ_IMAGE") or "rabbitmq:3.13-management"
@@ -195,5 +195,5 @@ async def delete_topology(amqp_url: str, topology: Topology, specs: Sequence[Que
         channel = await connection.channel()
         for queue in [*(name for spec in specs for name in topology.queues_of(spec)), *also]:
             await channel.queue_delete(queue)
-        for exchange in [topology.applications, topology.events, *(e for spec in specs for e in topology.exchanges_of(spec))]:
+        for exchange in [*(topology.name(e) for e in EXCHANGES), *(e for spec in specs for e in topology.exchanges_of(spec))]:
             await channel.exchange_delete(exchange)

@@ -25,9 +25,11 @@ from services.provisioning.boundaries import BOUNDARIES, queue_specs
 from services.status.bootstrap import build as build_status
 from shared import tenancy
 from shared.config import Settings
+from shared.contracts import routing
 from shared.contracts.envelope import CONTENT_TYPE
 from shared.messaging.topology import Topology
 from shared.runtime import Service
+from shared.sealing import Keyring
 from shared.tenancy import seed_api_keys
 from tests.support.deployment import TestDeployment
 from tests.support.drain import drain, work_queues
@@ -92,6 +94,8 @@ class Stack:
             retry_delays_s=retry_delays_s,
             db_pool_size=5,
             id_secret=secrets.token_urlsafe(24),
+            license_key_keyring=Keyring.new_key_text(),
+            api_key_pepper=deployment.pepper,
         )
         stack = cls(replace(settings, **overrides), servers, deployment=deployment)
         if provisioned:
@@ -138,11 +142,15 @@ class Stack:
         tenant = Tenant(f"tenant-{uuid.uuid4().hex[:8]}", secrets.token_urlsafe(24))
         conn = await asyncpg.connect(self.settings.database_url)
         try:
-            await seed_api_keys(conn, {tenant.key: tenant.name})
+            await seed_api_keys(conn, {tenant.key: tenant.name}, self.pepper)
             await tenancy.allow(conn, self.administrator, [tenant.name])
         finally:
             await conn.close()
         return tenant
+
+    @property
+    def pepper(self) -> bytes:
+        return self.settings.api_key_pepper.encode()
 
     @property
     def administrator(self) -> str:
@@ -205,6 +213,30 @@ class Stack:
         finally:
             await conn.close()
 
+    # ---- license keys (sealed, shared/sealing.py) ------------------------------------------
+    @property
+    def keyring(self) -> Keyring:
+        return Keyring.parse(self.settings.license_key_keyring)
+
+    def opened(self, keys_event: dict[str, Any]) -> dict[str, str]:
+        """A `license.keys` event's keys in clear: license id → key."""
+        return {k["license_id"]: self.keyring.open(k["sealed_key"], context=k["license_id"])
+                for k in keys_event["data"]["keys"]}
+
+    def license_keys(self, tenant: str, application_id: str, contract_id: str,
+                     keys: dict[str, str]) -> dict[str, Any]:
+        """A `license.keys` event as the license issuer would send it (license id → key)."""
+        return {
+            "specversion": "1.0", "id": str(uuid.uuid4()), "source": "urn:test:issuer",
+            "type": "arcserve.license.keys", "tenantid": tenant, "subject": contract_id,
+            "data": {"application_id": application_id, "contract_id": contract_id,
+                     "keys": [{"license_id": i, "sealed_key": self.keyring.seal(key, context=i)} for i, key in keys.items()]},
+        }
+
+    @property
+    def keys_exchange(self) -> str:
+        return self.topology.name(routing.LICENSE_KEYS_EXCHANGE)
+
     # ---- raw AMQP ------------------------------------------------------------------------
     async def publish_raw(self, exchange: str, routing_key: str, body: bytes, *, message_id: str | None = None,
                           amqp_url: str | None = None) -> None:
@@ -255,18 +287,20 @@ def submission(tenant: str | None, body: dict[str, Any], *, application_id: str 
 
 
 class EventTap:
-    """Everything published on `arcserve.events` while the tap is open (its own queue)."""
+    """Everything published on `arcserve.events` (or another exchange: `exchange`) while the
+    tap is open (its own queue, declared as the administrator)."""
 
-    def __init__(self, stack: Stack, binding: str = "#"):
+    def __init__(self, stack: Stack, binding: str = "#", exchange: str = routing.EVENTS_EXCHANGE):
         self.stack = stack
         self.binding = binding
+        self.exchange = stack.topology.name(exchange)
         self.events: list[tuple[str, dict[str, Any]]] = []
 
     async def __aenter__(self) -> EventTap:
         self._connection = await aio_pika.connect(self.stack.settings.amqp_url)
         channel = await self._connection.channel()
         queue = await channel.declare_queue(exclusive=True, auto_delete=True)
-        await queue.bind(self.stack.topology.events, self.binding)
+        await queue.bind(self.exchange, self.binding)
 
         async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
             async with message.process():

@@ -15,7 +15,10 @@ ROOT = Path(__file__).resolve().parents[2]
 async def run_tool(stack: Stack, tool: str, *args: str, **env: str) -> tuple[int, str, str]:
     """`python -m services.tools.<tool> ARGS`: its exit status, stdout and stderr."""
     environment = {**os.environ, "AMQP_URL": stack.settings.amqp_url, "DATABASE_URL": stack.settings.database_url,
-                   "ARCSERVE_TOPOLOGY_PREFIX": stack.settings.topology_prefix, **env}
+                   "ARCSERVE_TOPOLOGY_PREFIX": stack.settings.topology_prefix,
+                   "ARCSERVE_API_KEY_PEPPER": stack.settings.api_key_pepper,
+                   "ARCSERVE_CREDENTIALS_FILE": "/nonexistent",  # never a developer's own `make run` secrets
+                   **env}
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", f"services.tools.{tool}", *args,
         cwd=ROOT, env=environment, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,

@@ -7,7 +7,7 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from services.provisioning.boundaries import BOUNDARIES
 from services.status.domain.calendar import BusinessCalendar
@@ -39,8 +39,8 @@ def test_every_message_has_one_type_routing_key_and_exchange_as_the_design_says(
         if entry.exchange == routing.APPLICATIONS_EXCHANGE:
             assert entry.routing_key in {k.value for k in Kind}
             assert entry.type == f"arcserve.application.{entry.routing_key}"
-        else:
-            assert entry.exchange == routing.EVENTS_EXCHANGE
+        else:  # the keys' private route (below) or the public events
+            assert entry.exchange in (routing.EVENTS_EXCHANGE, routing.LICENSE_KEYS_EXCHANGE)
             assert entry.type == f"arcserve.{entry.routing_key}"
     assert {entry.routing_key for entry in catalogue.CATALOGUE if entry.exchange == routing.EVENTS_EXCHANGE} == {
         *(f"application.{stage}.{kind.value}" for stage in ("accepted", "rejected", "completed") for kind in Kind),
@@ -121,9 +121,8 @@ def test_a_producer_that_drifts_from_its_model_fails_at_once():
 
 
 def test_a_consumer_ignores_what_a_newer_producer_added_at_any_depth():
-    message = events.LicenseIssued(contract_id=uuid.uuid4(), licenses=[events.IssuedLicense(
-        license_id=uuid.uuid4(), usage="virtual_server", license_type="per_server", status="active",
-        license_key="K")])
+    message = events.LicenseIssued(contract_id=uuid.uuid4(), licenses=[events.LicenseSummary(
+        license_id=uuid.uuid4(), usage="virtual_server", license_type="per_server", status="active")])
     _, event = catalogue.to_event(message, source="urn:test", tenant_id="acme")
     newer = dict(event.data)
     newer["region"] = "jp-east"
@@ -145,3 +144,20 @@ def test_a_submission_is_as_strict_as_intake_and_a_bad_event_is_poison():
     anonymous = event.model_copy(update={"tenantid": None})
     with pytest.raises(PoisonMessage, match="missing_tenant"):
         catalogue.parse(anonymous)
+
+
+def test_no_message_on_the_shared_exchanges_has_a_field_for_a_license_key():
+    """Keys travel sealed, as `license.keys`, on an exchange no other system may read."""
+    def fields(model: type[BaseModel]) -> set[str]:
+        found = set(model.model_fields)
+        for field in model.model_fields.values():
+            for arg in (*getattr(field.annotation, "__args__", ()), field.annotation):
+                if isinstance(arg, type) and issubclass(arg, BaseModel):
+                    found |= fields(arg)
+        return found
+
+    for entry in catalogue.CATALOGUE:
+        if entry.exchange in (routing.APPLICATIONS_EXCHANGE, routing.EVENTS_EXCHANGE):
+            assert not {f for f in fields(entry.model) if "key" in f}, entry.type
+    [keys] = [e for e in catalogue.CATALOGUE if e.model is events.LicenseKeys]
+    assert (keys.exchange, keys.routing_key, keys.type) == ("arcserve.license-keys", "license.keys", "arcserve.license.keys")

@@ -37,11 +37,13 @@ from services.status.domain.model import (
     DomainEvent,
     collect_events,
 )
+from shared.sealing import Keyring
 from shared.tenancy import Role
 
 T0 = datetime(2026, 6, 1, 10, 0, tzinfo=JST)  # a Monday
 CALENDAR = BusinessCalendar()
 EDGE = "arcserve-intake"  # the edge's broker user: it acts for every tenant
+KEYRING = Keyring.parse(Keyring.new_key_text())
 TENANT, OTHER = "acme", "globex"
 PRODUCT = "arcserve-udp-10"
 CONTACT = Contact("ops@example.co.jp", "Acme K.K.")
@@ -134,7 +136,8 @@ async def active_contract(repo: FakeRepository) -> Contract:
     assert isinstance(accepted, ApplicationAccepted)
     contract_id = accepted.application.contract_id
     assert contract_id is not None
-    keys = tuple((license_id, f"KEY-{n}") for n, license_id in enumerate(accepted.application.license_ids))
+    keys = tuple((license_id, KEYRING.seal(f"KEY-{n}", context=str(license_id)))  # keys arrive sealed
+                 for n, license_id in enumerate(accepted.application.license_ids))
     await service.apply(KeysIssued(contract_id, keys), TENANT, repo, T0 + timedelta(minutes=1))
     await service.apply(OrderIdIssued(contract_id, "ARC-20260601-AAAAA-BBBBB"), TENANT, repo, T0 + timedelta(minutes=2))
     return repo.contracts[contract_id]
@@ -236,7 +239,7 @@ async def test_the_detail_view_shows_what_r11_names():
                  at=T0 + timedelta(days=1))
     found = await service.contract_detail(contract.contract_id, TENANT, repo)
     assert found is not None
-    view = views.contract_detail(found)
+    view = views.contract_detail(found, KEYRING)
 
     assert view["product"] == {"code": PRODUCT, "name": "Arcserve Unified Data Protection", "version": "10.0"}
     assert view["support_desk"]["name"] == "Arcserve Japan Software Support"  # from the product catalog
@@ -256,10 +259,11 @@ async def test_the_detail_view_hides_a_key_until_it_is_live():
     made, _ = await decide(repo, OpenContract(PRODUCT, CONTACT, (VIRTUAL,)))
     [contract] = repo.contracts.values()
     first = next(iter(contract.licenses))
-    await service.apply(KeysIssued(contract.contract_id, ((first, "KEY-0"),)), TENANT, repo, T0)
+    await service.apply(KeysIssued(contract.contract_id, ((first, KEYRING.seal("KEY-0", context=str(first))),)),
+                        TENANT, repo, T0)
     found = await service.contract_detail(contract.contract_id, TENANT, repo)
     assert found is not None
-    assert [lic["license_key"] for lic in views.contract_detail(found)["licenses"]] == [None, None]  # R1
+    assert [lic["license_key"] for lic in views.contract_detail(found, KEYRING)["licenses"]] == [None, None]  # R1
 
 
 # ---- who may submit (docs/architecture.md, "Security": direct publishers) -----------------

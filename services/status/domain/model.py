@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Literal
 from uuid import UUID
 
 from services.status.domain.calendar import BusinessCalendar
@@ -102,7 +103,7 @@ class License:
     vm_count: int | None
     billable: bool
     status: LicenseStatus = LicenseStatus.PREPARING
-    license_key: str | None = None
+    license_key: str | None = None  # as held: sealed (shared/sealing.py); the rules only ask whether it is there
     parent_license_id: UUID | None = None  # set on the VM keys of a VM-count increase (R7)
     issued_at: datetime | None = None
     charge_start_at: datetime | None = None
@@ -156,6 +157,14 @@ class ContractStatusChanged:
 DomainEvent = ApplicationAccepted | ApplicationRejected | ApplicationCompleted | ContractStatusChanged
 
 
+@dataclass(frozen=True)
+class Submitter:
+    """Who submitted an application: an API key (through intake) or a publisher's broker user."""
+
+    kind: Literal["api_key", "publisher"]
+    id: str
+
+
 @dataclass
 class Application:
     application_id: UUID
@@ -170,11 +179,13 @@ class Application:
     completed_at: datetime | None = None  # when it ended, completed or rejected
     license_ids: list[UUID] = field(default_factory=list)  # keys it creates or cancels
     cancels_contract: bool = False  # a cancellation that left no key (R9)
+    submitted_by: Submitter | None = None  # for the record (docs/architecture.md, "Security")
     events: list[DomainEvent] = field(default_factory=list, repr=False, compare=False)
 
     @classmethod
     def received(cls, application_id: UUID, tenant_id: str, command: Command | None, *, kind: Kind,
-                 contract_id: UUID | None, submitted_at: datetime, calendar: BusinessCalendar) -> Application:
+                 contract_id: UUID | None, submitted_at: datetime, calendar: BusinessCalendar,
+                 submitted_by: Submitter | None = None) -> Application:
         """`kind` and `contract_id` count only without a command (one that failed its schema)."""
         if command is not None:
             kind, contract_id = KIND_OF[type(command)], getattr(command, "contract_id", None)
@@ -186,6 +197,7 @@ class Application:
             command=command,
             submitted_at=submitted_at,
             expected_completion_at=expected_completion(kind, submitted_at, calendar),  # R12
+            submitted_by=submitted_by,
         )
 
     @property
