@@ -7,7 +7,8 @@ commands and the tests use them; no service does."""
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from urllib.parse import urlsplit, urlunsplit
 
 from shared.secrets import secret
 
@@ -66,7 +67,17 @@ def parse_api_keys(text: str) -> dict[str, str]:
     return keys
 
 
-@dataclass(frozen=True)
+def masked(url: str) -> str:
+    """A URL as it may be shown: its password replaced."""
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)
+    user = netloc[0].split(":", 1)[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[1]}"))
+
+
+@dataclass(frozen=True, repr=False)
 class Settings:
     amqp_url: str = DEFAULT_AMQP_URL
     database_url: str = DEFAULT_DATABASE_URL
@@ -84,6 +95,10 @@ class Settings:
     id_secret: str = field(default="", repr=False)
     # Intake, status, provisioning: the pepper API keys are stored and looked up under (HMAC).
     api_key_pepper: str = field(default="", repr=False)
+    # Intake and status: each tenant's requests per second and burst, per replica
+    # (shared/http/ratelimit.py says why per replica); 0 turns the limit off.
+    rate_limit_per_s: float = 50.0
+    rate_limit_burst: int = 100
     # License issuer and status: the keyring license keys are sealed with (shared/sealing.py).
     license_key_keyring: str = field(default="", repr=False)
     sim_new_delay_s: float = 0.0
@@ -121,6 +136,8 @@ class Settings:
             id_secret=secret("ARCSERVE_ID_SECRET"),
             license_key_keyring=secret("ARCSERVE_LICENSE_KEY_KEYRING"),
             api_key_pepper=secret("ARCSERVE_API_KEY_PEPPER"),
+            rate_limit_per_s=_float("ARCSERVE_RATE_LIMIT_PER_S", 50.0),
+            rate_limit_burst=_int("ARCSERVE_RATE_LIMIT_BURST", 100),
             sim_new_delay_s=_float("ARCSERVE_SIM_NEW_DELAY_S", 0.0),
             sim_change_delay_s=_float("ARCSERVE_SIM_CHANGE_DELAY_S", 0.0),
             year_end_closure=env("ARCSERVE_YEAR_END_CLOSURE", "12-29/01-03"),  # the status service reads it
@@ -130,3 +147,9 @@ class Settings:
             inbox_retention_days=_float("ARCSERVE_INBOX_RETENTION_DAYS", 7.0),
             retry_delays_s=_delays("ARCSERVE_RETRY_DELAYS_S", DEFAULT_RETRY_DELAYS_S),
         )
+
+    def __repr__(self) -> str:
+        """Every setting but the secrets; URLs without their passwords."""
+        shown = [f"{f.name}={masked(value) if f.name.endswith('_url') else value!r}"
+                 for f in fields(self) if f.repr and (value := getattr(self, f.name)) is not None]
+        return f"Settings({', '.join(shown)})"

@@ -4,6 +4,7 @@ from services.intake import api
 from services.intake.boundary import BOUNDARY
 from shared.config import Settings
 from shared.http.auth import Authenticator
+from shared.http.ratelimit import limiter_for
 from shared.runtime import Service
 from shared.secrets import PEPPER_WHY, required
 
@@ -13,7 +14,8 @@ def build(settings: Settings, port: int | None = None) -> Service:
     service = Service(BOUNDARY, settings, settings.intake_port if port is None else port)
     id_secret = required("ARCSERVE_ID_SECRET", settings.id_secret, "intake derives application ids with it")
     pepper = required("ARCSERVE_API_KEY_PEPPER", settings.api_key_pepper, PEPPER_WHY)
-    auth = Authenticator(lambda: service.pool, settings.database_url, pepper)
+    auth = Authenticator(lambda: service.pool, settings.database_url, pepper,
+                         limiter_for(settings.rate_limit_per_s, settings.rate_limit_burst))
     service.on_stop.append(auth.close)
     service.app.include_router(api.router(
         service.broker, auth, lambda: service.pool, id_secret, BOUNDARY.source, settings.status_url.rstrip("/"),

@@ -8,6 +8,7 @@ from services.status.handlers import Deps
 from shared.clock import Clock, utc_now
 from shared.config import Settings
 from shared.http.auth import Authenticator
+from shared.http.ratelimit import limiter_for
 from shared.runtime import Service
 from shared.sealing import keyring_or_exit
 from shared.secrets import PEPPER_WHY, required
@@ -22,7 +23,8 @@ def build(settings: Settings, port: int | None = None, clock: Clock = utc_now) -
     deps = Deps(BusinessCalendar(closure), keyring)
     service = Service(BOUNDARY, settings, settings.status_port if port is None else port, deps=deps, clock=clock)
     auth = Authenticator(lambda: service.pool, settings.database_url,
-                         required("ARCSERVE_API_KEY_PEPPER", settings.api_key_pepper, PEPPER_WHY))
+                         required("ARCSERVE_API_KEY_PEPPER", settings.api_key_pepper, PEPPER_WHY),
+                         limiter_for(settings.rate_limit_per_s, settings.rate_limit_burst))
     service.on_stop.append(auth.close)
     service.app.include_router(api.router(lambda: service.pool, auth, keyring))
     return service

@@ -1,4 +1,5 @@
-"""Bearer API keys per tenant (docs/architecture.md, "Security"). A key is looked up by its HMAC under the
+"""Bearer API keys per tenant (docs/architecture.md, "Security"), and each tenant's rate limit
+(shared/http/ratelimit.py) on every route that needs one. A key is looked up by its HMAC under the
 server pepper. Answers are cached only while this process listens for revocations (LISTEN
 arcserve_api_key_revoked on a connection of its own): a revoked key stops working on every
 replica as soon as the notification arrives, well within a second. Without the listener
@@ -18,6 +19,7 @@ from fastapi import Request
 from shared import tenancy
 from shared.db.pool import is_transient
 from shared.http.errors import ApiError
+from shared.http.ratelimit import RateLimiter, retry_after
 
 log = logging.getLogger(__name__)
 CACHE_TTL_S = 60.0
@@ -27,8 +29,10 @@ MAX_KEY_LENGTH = 256
 
 
 class Authenticator:
-    def __init__(self, pool: Callable[[], asyncpg.Pool], database_url: str, pepper: bytes):
+    def __init__(self, pool: Callable[[], asyncpg.Pool], database_url: str, pepper: bytes,
+                 limiter: RateLimiter | None = None):
         self._pool = pool
+        self._limiter = limiter
         self._database_url = database_url
         self._pepper = pepper
         self._cache: dict[bytes, tuple[tenancy.Caller | None, float]] = {}
@@ -98,6 +102,12 @@ class Authenticator:
         caller = await self.caller_for(key.strip())
         if caller is None:
             raise ApiError(401, "unauthorized", "unknown or revoked API key")
+        limiter = self._limiter
+        if limiter is not None and (wait := limiter.take(caller.tenant_id)) > 0:
+            raise ApiError(429, "rate_limited",
+                           f"too many requests for this tenant (at most {limiter.per_second:g}/s, bursts of "
+                           f"{limiter.burst}); retry after the seconds Retry-After gives",
+                           headers={"Retry-After": retry_after(wait)})
         return caller
 
     async def __call__(self, request: Request) -> str:

@@ -27,3 +27,12 @@ def test_an_unreadable_file_or_a_short_secret_stops_the_service_naming_the_varia
 
 def test_settings_never_show_the_secret() -> None:
     assert "s3cret-s3cret-s3cret" not in repr(Settings(id_secret="s3cret-s3cret-s3cret"))
+
+
+def test_settings_show_urls_without_their_passwords() -> None:
+    settings = Settings(amqp_url="amqp://status:pa%2Fss-word@rabbitmq:5672/", database_url="postgresql://status:pg-pass@db/x",
+                        api_key_pepper="pepper-pepper-pepper", license_key_keyring="k1:c2VjcmV0")
+    shown = repr(settings)
+    for secret_text in ("pa%2Fss-word", "pg-pass", "pepper-pepper", "c2VjcmV0"):
+        assert secret_text not in shown
+    assert "amqp_url='amqp://status:***@rabbitmq:5672/'" in shown and "database_url='postgresql://status:***@db/x'" in shown
