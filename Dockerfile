@@ -1,9 +1,10 @@
 # One image for all four services; docker-compose.yml picks the service via `command`.
-# BASE_IMAGE: the official Python image by default (patch version matches the dev venv,
-# Python 3.11.7); scripts/containers/build-images.sh builds on a Debian bookworm base made
-# from Debian's packages instead, where no image registry can be reached. Both have
-# Python 3.11; the venv below gives either the same `python` and the same packages.
-ARG BASE_IMAGE=python:3.11.7-slim-bookworm
+# BASE_IMAGE: the official Python image by default, pinned by digest (3.11.16; the index
+# digest of its multi-platform image); scripts/containers/build-images.sh builds on a
+# Debian bookworm base made from Debian's packages instead, where no image registry can be
+# reached. Both have Python 3.11; the venv below gives either the same packages, each
+# checked against the hashes requirements.txt locks.
+ARG BASE_IMAGE=python:3.11.16-slim-bookworm@sha256:528257d48c1da0dcecc2e725d1ae34498d60c965f1241e39cd6a85a8859bdf84
 FROM ${BASE_IMAGE}
 
 # The Debian base has no Python yet; the official image has it and skips this.
@@ -24,7 +25,7 @@ WORKDIR /app
 
 # Dependencies first so code edits don't invalidate this layer.
 COPY requirements.txt .
-RUN pip install --no-cache-dir -r requirements.txt
+RUN pip install --no-cache-dir --require-hashes -r requirements.txt
 
 RUN groupadd --system --gid 10001 app \
  && useradd --system --uid 10001 --gid app --no-create-home --shell /usr/sbin/nologin app

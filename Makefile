@@ -10,15 +10,23 @@ CONTAINERS := scripts/containers
 LOCAL_AMQP_URL     := amqp://guest:guest@127.0.0.1:5672/
 LOCAL_DATABASE_URL := postgresql://postgres@127.0.0.1:5432/postgres
 
-.PHONY: run test unit faults faults-selftest clean-broker lint migrate definitions venv compose-tool clean images test-containers compose-up compose-down
+.PHONY: lock run test unit faults faults-selftest clean-broker lint migrate definitions venv compose-tool clean images test-containers compose-up compose-down
 
+# Locked with hashes (requirements*.txt, from requirements*.in by `make lock`): pip refuses
+# any file whose hash the lock does not name, the packaging tools included.
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -r requirements-dev.txt
+	$(BIN)/pip install --quiet --require-hashes -r requirements-dev.txt
 	touch $(STAMP)
 
 venv: $(STAMP)
+
+## lock: re-lock requirements*.in into requirements*.txt with hashes (after changing a pin)
+lock: venv
+	$(BIN)/uv pip compile --quiet --generate-hashes --python-version 3.11 --python-platform x86_64-unknown-linux-gnu \
+	  --index-url https://pypi.org/simple requirements.in -o requirements.txt
+	$(BIN)/uv pip compile --quiet --generate-hashes --python-version 3.11 --python-platform x86_64-unknown-linux-gnu \
+	  --index-url https://pypi.org/simple requirements-dev.in -o requirements-dev.txt
 
 ## run: start the four services locally against AMQP_URL / DATABASE_URL and show a demo
 run: venv

@@ -329,7 +329,8 @@ def test_dockerfile_base_is_pinned_python311_slim_by_default():
     froms = [a for i, a in instrs if i == "FROM"]
     assert froms == ["${BASE_IMAGE}"], froms
     args = dict(a.partition("=")[::2] for i, a in instrs if i == "ARG")
-    assert re.fullmatch(r"python:3\.11\.\d+-slim(-\w+)?", args.get("BASE_IMAGE", "")), args
+    # A current 3.11 patch release, pinned by the digest of its (multi-platform) index.
+    assert re.fullmatch(r"python:3\.11\.\d+-slim(-\w+)?@sha256:[0-9a-f]{64}", args.get("BASE_IMAGE", "")), args
 
 
 def test_dockerfile_runs_exec_form_as_non_root():
