@@ -3,8 +3,14 @@ as the stack `make run` started: the environment first, then the server secrets 
 keeps in its credentials file (`ARCSERVE_CREDENTIALS_FILE`, default `.run/credentials.env`)."""
 from __future__ import annotations
 
+import asyncio
 import os
+import sys
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
+
+import asyncpg
 
 from shared.config import Settings
 
@@ -23,3 +29,16 @@ def operator_settings() -> Settings:
         if name in kept and not os.environ.get(name) and not os.environ.get(f"{name}_FILE"):
             os.environ[name] = kept[name]
     return Settings.from_env()
+
+
+def run_command(command: Coroutine[Any, Any, int], refusals: tuple[type[BaseException], ...]) -> int:
+    """Run a database command to its exit status: a refusal (one of `refusals`) or a database
+    that does not answer is said in one line on stderr, with status 1."""
+    try:
+        return asyncio.run(command)
+    except refusals as exc:
+        print(f"refused: {exc}", file=sys.stderr)
+        return 1
+    except (OSError, asyncpg.PostgresError) as exc:
+        print(f"the database is not reachable or refused: {exc!r}", file=sys.stderr)
+        return 1

@@ -17,13 +17,12 @@ from the environment or the credentials file `make run` keeps). Exit status: 0 d
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 
 import asyncpg
 
-from services.tools import operator_settings
+from services.tools import operator_settings, run_command
 from shared import audit, tenancy
 from shared.secrets import PEPPER_WHY, MissingSecret, required
 
@@ -81,14 +80,7 @@ def main(argv: list[str]) -> int:
     if args.command == "create" and not (1 <= len(args.tenant) <= 128) or \
             args.command == "create" and any(c.isspace() or not c.isprintable() for c in args.tenant):
         parser.error("TENANT: 1 to 128 printable characters, no spaces")
-    try:
-        return asyncio.run(run(args))
-    except MissingSecret as exc:
-        print(f"refused: {exc}", file=sys.stderr)
-        return 1
-    except (OSError, asyncpg.PostgresError) as exc:
-        print(f"the database is not reachable or refused: {exc!r}", file=sys.stderr)
-        return 1
+    return run_command(run(args), (MissingSecret,))
 
 
 if __name__ == "__main__":

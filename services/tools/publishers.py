@@ -19,13 +19,12 @@ database unreachable); 2 usage error.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 
 import asyncpg
 
-from services.tools import operator_settings
+from services.tools import operator_settings, run_command
 from shared import audit, tenancy
 
 
@@ -67,14 +66,7 @@ def main(argv: list[str]) -> int:
     listing = commands.add_parser("list", help="every publisher, its role and its tenants")
     listing.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    try:
-        return asyncio.run(run(args, operator_settings().database_url))
-    except (tenancy.UnknownTenants, ValueError) as exc:
-        print(f"refused: {exc}", file=sys.stderr)
-        return 1
-    except (OSError, asyncpg.PostgresError) as exc:
-        print(f"the database is not reachable or refused: {exc!r}", file=sys.stderr)
-        return 1
+    return run_command(run(args, operator_settings().database_url), (ValueError,))
 
 
 if __name__ == "__main__":
