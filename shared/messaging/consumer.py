@@ -149,7 +149,7 @@ class Consumer:
         publisher: str | None = None
         try:
             if self.subscriber.identifies_publishers:
-                publisher = await self._transient_safe(lambda: self._publisher_of(message))
+                publisher = await self._identify(message)
             event = parse_event(message.body)
             route = self.subscriber.routes.get(event.type)
             if route is None:
@@ -167,6 +167,23 @@ class Consumer:
         else:
             metrics.MESSAGES.labels(self.spec.name, "handled").inc()
             await _settle(message.ack())
+
+    async def _identify(self, message: AbstractIncomingMessage) -> str | None:
+        """`_publisher_of`, retried in place whatever goes wrong: a message must never move on
+        (to a retry, as our copy) without the publisher it came from, or it would come back
+        as nobody's (seen under a database restart: asyncpg's InternalClientError)."""
+        backoff = Backoff()
+        while True:
+            try:
+                return await self._publisher_of(message)
+            except Exception as exc:
+                if self._stopping.is_set():
+                    raise _Stopping() from exc  # unacked: the broker gives it to the next consumer
+                delay = backoff.next()
+                log.warning("cannot tell who published message %s on %s yet (%r); retrying in %.1fs",
+                            message.message_id, self.queue_name, exc, delay)
+                metrics.MESSAGES.labels(self.spec.name, "retried_in_place").inc()
+                await asyncio.sleep(delay)
 
     async def _publisher_of(self, message: AbstractIncomingMessage) -> str | None:
         """Who published the message: its `user_id`, which the broker checked against the
