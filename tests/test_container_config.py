@@ -93,6 +93,13 @@ def compose_config(*files: Path) -> dict:
     return json.loads(out)
 
 
+def yaml_services() -> dict:
+    """The compose file as written (no interpolation or env files applied)."""
+    import yaml
+
+    return yaml.safe_load(COMPOSE_FILE.read_text())["services"]
+
+
 def services() -> dict:
     return compose_config()["services"]
 
@@ -368,3 +375,22 @@ def test_dockerignore_keeps_dev_files_out_of_the_image():
         if line.strip() and not line.startswith("#")
     }
     assert {".git", ".venv", "tests", ".run"} <= entries, entries
+
+
+def test_no_secret_is_written_in_the_compose_file_and_the_demo_ones_say_so():
+    """Secrets come from env files (ARCSERVE_COMPOSE_SECRETS, default deploy/compose/demo/),
+    one per service, each holding only that service's own; the committed ones are marked demo."""
+    raw = COMPOSE_FILE.read_text()
+    assert not re.search(r"://[^/\s:@]+:[^@\s]+@", raw), "a URL with a password in docker-compose.yml"
+    assert not re.search(r"^\s+\w*(PASSWORD|SECRET|PEPPER|KEYRING)\w*:", raw, re.MULTILINE), "a secret in docker-compose.yml"
+    demo = ROOT / "deploy" / "compose" / "demo"
+    for name in [*APP_SERVICES, ONE_SHOT, "postgres"]:
+        assert [f"${{ARCSERVE_COMPOSE_SECRETS:-./deploy/compose/demo}}/{name}.env"] == \
+            yaml_services()[name]["env_file"], name
+        text = (demo / f"{name}.env").read_text()
+        assert text.startswith("# DEMO VALUES for the local compose stack only"), name
+    # Each service gets its own credentials only: no other service's password reaches it.
+    for name in APP_SERVICES:
+        env = services()[name]["environment"]
+        others = [o for o in APP_SERVICES if o != name]
+        assert not [k for k in env if any(k.startswith(o.upper().replace("-", "_") + "_") for o in others)], name

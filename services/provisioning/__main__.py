@@ -21,6 +21,7 @@ import asyncio
 import json
 import logging
 import os
+import re
 import sys
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -91,12 +92,18 @@ async def provision_all(settings: Settings, env_file: Path | None = None) -> dic
 
 
 def compose_passwords(path: Path) -> dict[str, str]:
-    """`<SERVICE>_PASSWORD` of a compose file's `provision` service (PyYAML: a development
-    dependency, as this is)."""
+    """`<SERVICE>_PASSWORD` of a compose file's `provision` service, from its environment and
+    its env files (`${VAR:-default}` in their paths resolved as compose does; PyYAML: a
+    development dependency, as this is)."""
     import yaml
 
-    environment = yaml.safe_load(path.read_text())["services"]["provision"]["environment"]
-    return {key: str(value) for key, value in environment.items() if key.endswith("_PASSWORD")}
+    provision = yaml.safe_load(path.read_text())["services"]["provision"]
+    values: dict[str, str] = {}
+    for env_file in provision.get("env_file") or []:
+        resolved = re.sub(r"\$\{(\w+):-([^}]*)\}", lambda m: os.environ.get(m.group(1)) or m.group(2), env_file)
+        values.update(read_env_file(path.parent / resolved))
+    values.update({key: str(value) for key, value in (provision.get("environment") or {}).items()})
+    return {key: value for key, value in values.items() if key.endswith("_PASSWORD")}
 
 
 def _deployment(settings: Settings) -> Deployment:
