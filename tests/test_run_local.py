@@ -42,9 +42,12 @@ async def test_run_local_demo_goes_from_preparing_to_cancelled_and_drains(infras
         "ORDER_ID_PORT": str(order_id),
         "ARCSERVE_HOST": "127.0.0.1",
         "ARCSERVE_SIM_NEW_DELAY_S": "1",
+        # The names the deployment removes at the end, retry queues included.
+        "ARCSERVE_RETRY_DELAYS_S": ",".join(f"{d:g}" for d in topology.retry_delays_s),
         "PYTHONUNBUFFERED": "1",
+        # A tenant the operator configured: the demo must neither act in it nor print its key.
+        "ARCSERVE_API_KEYS": "operator-tenant:operator-secret-key-0123456789",
     }
-    env.pop("ARCSERVE_API_KEYS", None)  # the script's demo keys
     process = await asyncio.create_subprocess_exec(
         sys.executable, str(SCRIPT), "--demo-and-exit",
         cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
@@ -65,6 +68,10 @@ async def test_run_local_demo_goes_from_preparing_to_cancelled_and_drains(infras
         assert output.count("POST /v1/applications → 202") == 2, output
         assert re.search(r"order ID ARC-\d{8}-\w{5}-\w{5} is cancelled", output), output  # R9
         assert "exit codes [0, 0, 0, 0]" in output, output
+        # It prints the one key it made, for a tenant of its own, and nothing of the operator's.
+        [(demo_tenant, demo_key)] = re.findall(r"demo tenant (demo-[\d-]+), API key \(id \w+\): (arc_\S+)", output)
+        assert len(re.findall(r"arc_\w{10}_", output)) == output.count(demo_key) >= 1, output
+        assert "operator-secret-key" not in output and "operator-tenant" not in output, output
     finally:
         if process.returncode is None:
             process.kill()
