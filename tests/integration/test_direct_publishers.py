@@ -9,6 +9,7 @@ import json
 import secrets
 import uuid
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -76,12 +77,15 @@ async def test_a_publisher_acts_only_for_the_tenants_it_is_allowed(
     name, url = await _new_publisher(stack)
     try:
         assert (await ok(stack, "publishers", "allow", name, a.name)).strip() == f"{name} may act for: {a.name}"
+        received = datetime.now(UTC) - timedelta(seconds=5)  # this machine's clock against the database's
         async with EventTap(stack) as events:
             for_a = await _submit_as(stack, url, a.name)
             for_b = await _submit_as(stack, url, b.name)
             await events.wait_for("application.completed.new", application_id=for_a)
-            assert (await stack.get(a, f"/v1/applications/{for_a}")).json()["submitted_by"] == \
-                {"kind": "publisher", "id": name}
+            application = (await stack.get(a, f"/v1/applications/{for_a}")).json()
+            assert application["submitted_by"] == {"kind": "publisher", "id": name}
+            # R12: the publisher claimed `time` 2026-11-27T01:00Z; the clock starts when the system received it.
+            assert datetime.fromisoformat(application["submitted_at"]) >= received
             [letter] = await dead_letters(stack, SUBMISSIONS.name, 1)
             assert letter.message_id == for_b
             assert str(letter.headers[REASON_HEADER]).startswith(f"unauthorized_publisher: {name} may not act for tenant")
