@@ -1,4 +1,5 @@
-"""The status read API (docs/architecture.md, "Public contract"): applications, contract list, detail view (R11).
+"""The status read API (docs/architecture.md, "Public contract"): applications and their list, the contract list
+(the main menu's rows), the detail view (R11).
 Every query is scoped to the caller's tenant; another tenant's ids answer 404."""
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ from uuid import UUID
 import asyncpg
 from fastapi import APIRouter, Depends, Query
 
-from services.status import service, views
-from services.status.domain.model import Contract, ContractStatus
+from services.status import queries, service, views
+from services.status.domain.model import ApplicationStatus, ContractStatus
+from services.status.queries import Cursor
 from services.status.repository import PostgresRepository
 from shared.http.auth import Authenticator
 from shared.http.errors import ApiError
@@ -33,15 +35,18 @@ def _uuid(raw: str, what: str) -> UUID:
         raise _not_found(what, raw) from None
 
 
-def _encode_cursor(contract: Contract) -> str:
-    raw = json.dumps([contract.created_at.isoformat(), str(contract.contract_id)]).encode()
+def _encode_cursor(at: datetime, ident: UUID) -> str:
+    """Where a page ended: the (time, id) of its last row, in the order of the list."""
+    raw = json.dumps([at.isoformat(), str(ident)]).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _decode_cursor(cursor: str) -> tuple[datetime, UUID]:
+def _decode_cursor(cursor: str | None) -> Cursor | None:
+    if not cursor:
+        return None
     try:
-        created_at, contract_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        return datetime.fromisoformat(created_at), UUID(contract_id)
+        at, ident = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        return datetime.fromisoformat(at), UUID(ident)
     except (ValueError, TypeError):
         raise ApiError(422, "invalid_request", "cursor: not a cursor this API returned") from None
 
@@ -57,20 +62,40 @@ def router(pool: Callable[[], asyncpg.Pool], auth: Authenticator, keyring: Keyri
             raise _not_found("application", application_id)
         return views.application_view(found)
 
+    @api.get("/applications")
+    async def list_applications(
+        tenant: str = Depends(auth),
+        contract_id: UUID | None = None,
+        status: ApplicationStatus | None = None,
+        limit: int = Query(20, ge=1, le=MAX_PAGE),
+        cursor: str | None = Query(None, max_length=200),
+    ) -> dict[str, Any]:
+        async with pool().acquire() as conn:
+            found = await queries.applications(conn, tenant, contract_id=contract_id, status=status,
+                                               after=_decode_cursor(cursor), limit=limit + 1)
+        page = found[:limit]
+        return {
+            "items": [views.application_view(a) for a in page],
+            "next_cursor": _encode_cursor(page[-1].submitted_at, page[-1].application_id) if len(found) > limit else None,
+        }
+
     @api.get("/contracts")
     async def list_contracts(
         tenant: str = Depends(auth),
         status: ContractStatus | None = None,
+        product: str | None = Query(None, min_length=1, max_length=100),
         limit: int = Query(20, ge=1, le=MAX_PAGE),
         cursor: str | None = Query(None, max_length=200),
     ) -> dict[str, Any]:
-        after = _decode_cursor(cursor) if cursor else None
+        """The main menu in one call: every row whole (views.contract_summary)."""
         async with pool().acquire() as conn:
-            contracts = await PostgresRepository(conn).page(tenant, status, after, limit + 1)
-        page = contracts[:limit]
+            found = await queries.summaries(conn, tenant, status=status, product=product,
+                                            after=_decode_cursor(cursor), limit=limit + 1)
+        page = found[:limit]
+        last = page[-1].contract if page else None
         return {
-            "items": [views.contract_summary(c) for c in page],
-            "next_cursor": _encode_cursor(page[-1]) if len(contracts) > limit else None,
+            "items": [views.contract_summary(s) for s in page],
+            "next_cursor": _encode_cursor(last.created_at, last.contract_id) if last and len(found) > limit else None,
         }
 
     @api.get("/contracts/{contract_id}")

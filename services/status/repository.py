@@ -100,7 +100,7 @@ class PostgresRepository:
         contract = self._contracts.get(row["contract_id"])
         if contract is None:
             contract = await self._load(row, [
-                _application_from_row(r) for r in await self.conn.fetch(
+                application_from_row(r) for r in await self.conn.fetch(
                     "SELECT * FROM status.applications WHERE contract_id = $1 AND status = 'processing'",
                     row["contract_id"],
                 )
@@ -176,7 +176,7 @@ class PostgresRepository:
             )
             if row is None:
                 return None
-            newest = [_application_from_row(r) for r in await self.conn.fetch(
+            newest = [application_from_row(r) for r in await self.conn.fetch(
                 """SELECT * FROM status.applications WHERE contract_id = $1 AND tenant_id = $2
                    ORDER BY submitted_at DESC, application_id DESC LIMIT $3""",
                 contract_id, tenant_id, history,
@@ -184,44 +184,23 @@ class PostgresRepository:
             total = await self.conn.fetchval(
                 "SELECT count(*) FROM status.applications WHERE contract_id = $1 AND tenant_id = $2", contract_id, tenant_id
             )
-            return Detail(await self._load(row, []), newest[::-1], total)
+            still_open = [application_from_row(r) for r in await self.conn.fetch(
+                "SELECT * FROM status.applications WHERE contract_id = $1 AND tenant_id = $2 AND status = 'processing'",
+                contract_id, tenant_id,
+            )]  # what the rules allow now depends on them (R6)
+            return Detail(await self._load(row, still_open), newest[::-1], total)
 
     async def application(self, application_id: UUID, tenant_id: str) -> Application | None:
         row = await self.conn.fetchrow(
             "SELECT * FROM status.applications WHERE application_id = $1 AND tenant_id = $2", application_id, tenant_id
         )
-        return _application_from_row(row) if row else None
+        return application_from_row(row) if row else None
 
-    async def page(self, tenant_id: str, status: ContractStatus | None, after: tuple[datetime, UUID] | None,
-                   limit: int) -> list[Contract]:
-        rows = await self.conn.fetch(
-            """SELECT * FROM status.contracts
-               WHERE tenant_id = $1 AND ($2::text IS NULL OR status = $2)
-                 AND ($3::timestamptz IS NULL OR (created_at, contract_id) < ($3, $4))
-               ORDER BY created_at DESC, contract_id DESC LIMIT $5""",
-            tenant_id, status.value if status else None, after[0] if after else None, after[1] if after else None, limit,
-        )
-        return [await self._load(row, [], licenses=False) for row in rows]
-
-    async def _load(self, row: asyncpg.Record, applications: list[Application], *, licenses: bool = True) -> Contract:
-        order_id = None
-        if row["arcserve_order_id"] is not None:
-            order_id = OrderId(row["arcserve_order_id"], OrderIdStatus(row["order_id_status"]),
-                               row["order_id_cancel_confirmed_at"])
-        contract = Contract(
-            contract_id=row["contract_id"],
-            tenant_id=row["tenant_id"],
-            product_code=row["product_code"],
-            contact=Contact(row["contact_email"], row["contact_company_name"]),
-            status=ContractStatus(row["status"]),
-            created_at=row["created_at"],
-            order_id=order_id,
-            updated_at=row["updated_at"],
-        )
-        rows = await self.conn.fetch(
+    async def _load(self, row: asyncpg.Record, applications: list[Application]) -> Contract:
+        contract = contract_from_row(row, applications)
+        for r in await self.conn.fetch(
             "SELECT * FROM status.licenses WHERE contract_id = $1 ORDER BY position", contract.contract_id
-        ) if licenses else []  # a summary shows none
-        for r in rows:
+        ):
             contract.licenses[r["license_id"]] = License(
                 license_id=r["license_id"], application_id=r["application_id"], usage=Usage(r["usage"]),
                 license_type=LicenseType(r["license_type"]), vm_count=r["vm_count"], billable=r["billable"],
@@ -229,11 +208,29 @@ class PostgresRepository:
                 parent_license_id=r["parent_license_id"], issued_at=r["issued_at"],
                 charge_start_at=r["charge_start_at"], charge_end_at=r["charge_end_at"], revoked_at=r["revoked_at"],
             )
-        contract.applications = {a.application_id: a for a in applications}
         return contract
 
 
-def _application_from_row(r: asyncpg.Record) -> Application:
+def contract_from_row(row: asyncpg.Record, applications: list[Application]) -> Contract:
+    """The contract of a `status.contracts` row, with these of its applications and no keys."""
+    order_id = None
+    if row["arcserve_order_id"] is not None:
+        order_id = OrderId(row["arcserve_order_id"], OrderIdStatus(row["order_id_status"]),
+                           row["order_id_cancel_confirmed_at"])
+    return Contract(
+        contract_id=row["contract_id"],
+        tenant_id=row["tenant_id"],
+        product_code=row["product_code"],
+        contact=Contact(row["contact_email"], row["contact_company_name"]),
+        status=ContractStatus(row["status"]),
+        created_at=row["created_at"],
+        order_id=order_id,
+        updated_at=row["updated_at"],
+        applications={a.application_id: a for a in applications},
+    )
+
+
+def application_from_row(r: asyncpg.Record) -> Application:
     return Application(
         application_id=r["application_id"],
         tenant_id=r["tenant_id"],

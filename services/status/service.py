@@ -24,7 +24,6 @@ from services.status.domain.commands import (
 from services.status.domain.model import (
     Application,
     Contract,
-    ContractStatus,
     DomainEvent,
     ReasonCode,
     Submitter,
@@ -63,10 +62,6 @@ class Repository(Protocol):
     async def snapshot(self, contract_id: UUID, tenant_id: str, history: int) -> Detail | None:
         """The contract, its newest `history` applications and how many it has, read-only
         and consistent."""
-
-    async def page(self, tenant_id: str, status: ContractStatus | None, after: tuple[datetime, UUID] | None,
-                   limit: int) -> list[Contract]:
-        """The tenant's contracts, newest first, after the cursor."""
 
 
 # docs/architecture.md, "Security": the detail view is bounded. Its keys are by the limit of

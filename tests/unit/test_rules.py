@@ -755,3 +755,52 @@ def test_a_contract_holds_at_most_its_limit_of_keys_cancelled_ones_included():
     assert "1000 keys, cancelled ones included; 1 more would pass the limit of 1000" in one_more.reason.message
     assert len(contract.licenses) == MAX_LICENSES_PER_CONTRACT
     assert events_of(contract, ApplicationAccepted) == []
+
+
+# ---- what the rules allow beforehand (the views' `actions`) agrees with what they decide ------
+
+STATES = {
+    "preparing": lambda: preparing_contract(VIRTUAL, DEDICATED),
+    "active": lambda: active_contract(VIRTUAL, DEDICATED),
+    "active-with-addition-processing": lambda: _with_change(active_contract(VIRTUAL, DEDICATED)),
+    "cancelled": lambda: cancelled_contract(VIRTUAL, DEDICATED),
+}
+KIND_OF_FORM = {"addition": Kind.ADDITION, "vm_count_increase": Kind.VM_COUNT_INCREASE,
+                "cancellation-scope-all": Kind.CANCELLATION, "cancellation-license_ids": Kind.CANCELLATION,
+                "contact_change": Kind.CONTACT_CHANGE}
+
+
+def _with_change(contract: Contract) -> Contract:
+    apply(contract, addition(contract))
+    contract.events.clear()
+    return contract
+
+
+@pytest.mark.parametrize("form", list(OTHER_KINDS))
+@pytest.mark.parametrize("state", list(STATES))
+def test_r3_r6_r10_refusal_beforehand_is_the_rejection_the_gate_gives(state, form):
+    contract = STATES[state]()
+    refused = contract.refusal(KIND_OF_FORM[form])
+    if form == "vm_count_increase" and state == "cancelled":
+        body_target = first_key(contract)  # any key: the contract-level rule speaks first
+        body = vm_increase(contract, body_target.license_id)
+    else:
+        body = OTHER_KINDS[form](contract)
+    application = submit(body)
+    contract.apply(application, NOW)
+    if refused is None:
+        assert application.status is not ApplicationStatus.REJECTED, application.reason
+    else:
+        assert application.reason is not None and application.reason.code is refused.code
+
+
+def test_r7_a_keys_vm_refusal_beforehand_is_the_rejection_the_gate_gives():
+    contract = active_contract(VIRTUAL, DEDICATED)
+    for lic in list(contract.licenses.values()):
+        refused = lic.vm_count_increase_refusal()
+        application = submit(vm_increase(contract, lic.license_id))
+        contract.apply(application, NOW)
+        if refused is None:
+            assert lic.is_dedicated_hypervisor and application.status is ApplicationStatus.PROCESSING
+        else:
+            assert application.reason is not None and application.reason.code is refused.code

@@ -113,12 +113,6 @@ class FakeRepository:
                        key=lambda a: (a.submitted_at, a.application_id))
         return service.Detail(copy.deepcopy(contract), copy.deepcopy(every[-history:]), len(every))
 
-    async def page(self, tenant_id: str, status: ContractStatus | None, after: tuple[datetime, UUID] | None,
-                   limit: int) -> list[Contract]:
-        mine = sorted((c for c in self.contracts.values() if c.tenant_id == tenant_id and status in (None, c.status)),
-                      key=lambda c: (c.created_at, c.contract_id), reverse=True)
-        return [copy.deepcopy(c) for c in mine if after is None or (c.created_at, c.contract_id) < after][:limit]
-
 
 def submission(command, *, tenant: str = TENANT, at: datetime = T0, application_id: UUID | None = None,
                publisher: str = EDGE):

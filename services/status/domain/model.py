@@ -64,11 +64,6 @@ class OrderIdStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
-STATUS_LABELS_JA = {
-    ContractStatus.PREPARING: "新規準備中",
-    ContractStatus.ACTIVE: "提供中",
-    ContractStatus.CANCELLED: "廃止済",
-}
 LIVE_STATUSES = frozenset({ContractStatus.PREPARING, ContractStatus.ACTIVE})
 
 # R12: expected completion per kind.
@@ -117,6 +112,21 @@ class License:
     @property
     def is_dedicated_hypervisor(self) -> bool:
         return self.is_hypervisor and self.license_type is LicenseType.DEDICATED_HYPERVISOR
+
+    def vm_count_increase_refusal(self) -> Rejected | None:
+        """R7: only an active dedicated hypervisor license takes more VMs; None if this one does."""
+        if not (self.is_dedicated_hypervisor and self.status is LicenseStatus.ACTIVE):
+            return Rejected(
+                ReasonCode.NOT_DEDICATED_HYPERVISOR,
+                f"license {self.license_id} is not an active hypervisor license of type dedicated_hypervisor",
+            )
+        if self.parent_license_id is not None:  # VMs are counted on the license itself
+            return Rejected(
+                ReasonCode.NOT_DEDICATED_HYPERVISOR,
+                f"license {self.license_id} holds the VM keys of license {self.parent_license_id}; "
+                "increase that license instead",
+            )
+        return None
 
 
 @dataclass
@@ -321,18 +331,38 @@ class Contract:
             application.reject(error.code, error.message, now)
             self._record(application)
 
-    def _decide(self, application: Application, now: datetime) -> None:
+    def refusal(self, kind: Kind) -> Rejected | None:
+        """Why the rules refuse an application of this kind on the contract as it stands
+        (R10, R3, R6), or None. The gate decides with it, and the views show it beforehand."""
         if self.status is ContractStatus.CANCELLED:  # R10
-            raise Rejected(
+            return Rejected(
                 ReasonCode.CONTRACT_CANCELLED,
                 "the contract is cancelled; apply for a new contract instead",
             )
         if self.status is ContractStatus.PREPARING:  # R3
-            raise Rejected(
+            return Rejected(
                 ReasonCode.CONTRACT_PREPARING,
                 "the contract is still being prepared (新規準備中); no other application "
                 "is possible until it is active",
             )
+        if kind is Kind.CANCELLATION and (changing := self.changes_in_progress()):  # R6
+            return Rejected(
+                ReasonCode.CHANGE_IN_PROGRESS,
+                f"{changing[0].kind.value} {changing[0].application_id} is still processing; "
+                "cancel after it completes",
+            )
+        return None
+
+    def changes_in_progress(self) -> list[Application]:
+        """Additions and VM-count increases still processing (R6)."""
+        return [
+            a for a in self.applications.values()
+            if a.is_open and a.kind in (Kind.ADDITION, Kind.VM_COUNT_INCREASE)
+        ]
+
+    def _decide(self, application: Application, now: datetime) -> None:
+        if (refused := self.refusal(application.kind)) is not None:
+            raise refused
         command = application.command
         if isinstance(command, AddLicenses):
             self._add_licenses(application, command)
@@ -366,18 +396,8 @@ class Contract:
     def _increase_vm_count(self, application: Application, command: IncreaseVmCount) -> None:
         """R7: only an active dedicated hypervisor license; the new VM keys are not billable."""
         target = self._license(command.license_id)
-        if not (target.is_dedicated_hypervisor and target.status is LicenseStatus.ACTIVE):
-            raise Rejected(
-                ReasonCode.NOT_DEDICATED_HYPERVISOR,
-                f"license {target.license_id} is not an active hypervisor license of type "
-                "dedicated_hypervisor",
-            )
-        if target.parent_license_id is not None:  # VMs are counted on the license itself
-            raise Rejected(
-                ReasonCode.NOT_DEDICATED_HYPERVISOR,
-                f"license {target.license_id} holds the VM keys of license {target.parent_license_id}; "
-                "increase that license instead",
-            )
+        if (refused := target.vm_count_increase_refusal()) is not None:
+            raise refused
         self._within_license_limit(1)
         vm_key = License(
             license_id=license_id_for(application.tenant_id, application.application_id, 0),
@@ -391,17 +411,7 @@ class Contract:
         self._accept(application, [vm_key])
 
     def _cancel(self, application: Application, command: CancelLicenses, now: datetime) -> None:
-        """R6, R8, R9: effective at once; hypervisor keys only all together."""
-        changing = [
-            a for a in self.applications.values()
-            if a.is_open and a.kind in (Kind.ADDITION, Kind.VM_COUNT_INCREASE)
-        ]
-        if changing:  # R6
-            raise Rejected(
-                ReasonCode.CHANGE_IN_PROGRESS,
-                f"{changing[0].kind.value} {changing[0].application_id} is still processing; "
-                "cancel after it completes",
-            )
+        """R8, R9: effective at once; hypervisor keys only all together (R6 is in `refusal`)."""
         uncancelled = [lic for lic in self.licenses.values() if lic.status is not LicenseStatus.CANCELLED]
         if command.license_ids is None:
             named = uncancelled
