@@ -14,11 +14,10 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
 
 import asyncpg
-import uvicorn
 from fastapi import FastAPI, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -30,6 +29,7 @@ from shared.config import Settings
 from shared.db.migrate import missing
 from shared.db.pool import create_pool
 from shared.http.errors import error_response, install_error_handlers
+from shared.http.server import HttpServer
 from shared.messaging.broker import Broker
 from shared.messaging.consumer import Consumer, QueueMissing
 from shared.messaging.inbox import Inbox
@@ -40,13 +40,6 @@ from shared.messaging.unit_of_work import UnitOfWork
 log = logging.getLogger(__name__)
 INBOX_PRUNE_INTERVAL_S = 3600.0
 WAITING_LOG_INTERVAL_S = 30.0  # how often a service waiting for provisioning says so again
-
-
-class _EmbeddedServer(uvicorn.Server):
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        # The service owns the signals: it stops HTTP, then drains consumers, in order.
-        yield
 
 
 class Service:
@@ -79,8 +72,7 @@ class Service:
         self._relay: OutboxRelay | None = None
         self._relay_task: asyncio.Task[None] | None = None
         self._housekeeping: asyncio.Task[None] | None = None
-        self._server: _EmbeddedServer | None = None
-        self._server_task: asyncio.Task[None] | None = None
+        self._server: HttpServer | None = None
         self.stopping = asyncio.Event()
         self.on_stop: list[Callable[[], Awaitable[None]]] = []  # once HTTP is done (e.g. a listener to close)
 
@@ -148,9 +140,7 @@ class Service:
             return max(0.1, deadline - asyncio.get_running_loop().time())
 
         if self._server is not None:
-            self._server.should_exit = True
-            if self._server_task is not None:
-                await self._server_task
+            await self._server.stop()
         for close in self.on_stop:
             await close()
         if self._housekeeping is not None:
@@ -188,8 +178,8 @@ class Service:
 
     @property
     def bound_port(self) -> int:
-        assert self._server is not None and self._server.servers
-        return self._server.servers[0].sockets[0].getsockname()[1]
+        assert self._server is not None
+        return self._server.bound_port
 
     async def ready(self) -> bool:
         """Started (schemas and queues there), and both answer now: the broker an AMQP round
@@ -232,26 +222,29 @@ class Service:
             return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     async def _start_http(self) -> None:
-        config = uvicorn.Config(
-            self.app,
-            host=self.settings.host,
-            port=self.port,
-            lifespan="off",
-            access_log=False,
-            log_config=None,
-            timeout_graceful_shutdown=max(1, round(self.settings.drain_timeout_s)),
-        )
-        self._server = _EmbeddedServer(config)
-        self._server_task = asyncio.create_task(self._server.serve(), name=f"{self.name}-http")
-        while not self._server.started:
-            if self._server_task.done():
-                await self._server_task  # raises why it could not start (port taken, …)
-                raise RuntimeError(f"{self.name}: HTTP server exited at start-up (port {self.port} taken?)")
-            await asyncio.sleep(0.01)
+        self._server = HttpServer(self.app, host=self.settings.host, port=self.port, name=self.name,
+                                  grace_s=self.settings.drain_timeout_s)
+        await self._server.start()
+
+class Runnable(Protocol):
+    """What `run_process` runs: a service, or the portal."""
+
+    name: str
+    stopping: asyncio.Event
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
 
 
 def run(build: Callable[[Settings], Service], boundary: Boundary) -> None:
     """Run a service until SIGTERM or SIGINT, then drain and exit 0."""
+    run_process(lambda: build(Settings.from_env(boundary.env_prefix)))
+
+
+def run_process(make: Callable[[], Runnable]) -> None:
+    """The process part: logging, then `make()`'s start, until SIGTERM or SIGINT, then its
+    stop (a drain) and exit 0."""
     logging.basicConfig(
         level=os.environ.get("LOG_LEVEL", "INFO").upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -260,7 +253,7 @@ def run(build: Callable[[Settings], Service], boundary: Boundary) -> None:
     logging.getLogger("aio_pika").setLevel(logging.WARNING)
 
     async def main() -> None:
-        service = build(Settings.from_env(boundary.env_prefix))
+        service = make()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, service.stopping.set)

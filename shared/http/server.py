@@ -1,0 +1,46 @@
+"""An HTTP server inside a service's own event loop (uvicorn), started and stopped by the
+service: it owns the signals, and stops HTTP before it drains anything else."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterator
+
+import uvicorn
+from starlette.types import ASGIApp
+
+
+class _Embedded(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield  # the service's, not uvicorn's
+
+
+class HttpServer:
+    def __init__(self, app: ASGIApp, *, host: str, port: int, name: str, grace_s: float):
+        self.name = name
+        self._server = _Embedded(uvicorn.Config(
+            app, host=host, port=port, lifespan="off", access_log=False, log_config=None,
+            timeout_graceful_shutdown=max(1, round(grace_s)),
+        ))
+        self._task: asyncio.Task[None] | None = None
+        self._port = port
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._server.serve(), name=f"{self.name}-http")
+        while not self._server.started:
+            if self._task.done():
+                await self._task  # raises why it could not start (port taken, …)
+                raise RuntimeError(f"{self.name}: HTTP server exited at start-up (port {self._port} taken?)")
+            await asyncio.sleep(0.01)
+
+    async def stop(self) -> None:
+        """Finish the requests in hand, then close."""
+        self._server.should_exit = True
+        if self._task is not None:
+            await self._task
+
+    @property
+    def bound_port(self) -> int:
+        assert self._server.servers, f"{self.name} is not serving"
+        return self._server.servers[0].sockets[0].getsockname()[1]
