@@ -6,17 +6,19 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 CONTAINERS := scripts/containers
+CHROMIUM   ?= /usr/bin/chromium
 # The machine's own RabbitMQ and Postgres, unless AMQP_URL / DATABASE_URL say otherwise.
 LOCAL_AMQP_URL     := amqp://guest:guest@127.0.0.1:5672/
 LOCAL_DATABASE_URL := postgresql://postgres@127.0.0.1:5432/postgres
 
-.PHONY: lock run test unit faults faults-selftest clean-broker lint migrate definitions venv compose-tool clean images test-containers compose-up compose-down
+.PHONY: browser lock run test unit faults faults-selftest clean-broker lint migrate definitions venv compose-tool clean images test-containers compose-up compose-down
 
 # Locked with hashes (requirements*.txt, from requirements*.in by `make lock`): pip refuses
 # any file whose hash the lock does not name, the packaging tools included.
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --require-hashes -r requirements-dev.txt
+	$(BIN)/pip install --quiet --no-index --no-deps --no-build-isolation --editable .
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -35,8 +37,8 @@ run: venv
 ## test: the whole suite (unit, integration on the real broker and database, container config)
 test faults faults-selftest clean-broker: export AMQP_URL ?= $(LOCAL_AMQP_URL)
 test faults faults-selftest clean-broker: export DATABASE_URL ?= $(LOCAL_DATABASE_URL)
-test: venv compose-tool
-	$(BIN)/python -m pytest
+test: venv compose-tool browser
+	ARCSERVE_CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest
 
 ## unit: the pure domain rules only (no broker, no database)
 unit: venv
@@ -81,6 +83,16 @@ compose-tool:
 	    echo "install a compose tool first: apt-get install docker-compose (or the Docker Compose v2 plugin)"; exit 1; \
 	  fi; }
 
+# The portal's end-to-end tests drive Debian's chromium through Playwright (never a downloaded browser).
+browser:
+	@test -x $(CHROMIUM) || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Debian's chromium (the portal's browser tests)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else \
+	    echo "install a browser first: apt-get install chromium (or set CHROMIUM=/path/to/chromium)"; exit 1; \
+	  fi; }
+
 # ---- the container path (docker-compose.yml; Docker, or Podman where Docker is missing) ----
 
 ## images: under Podman, set it up and build every image from Debian's packages (no registry)
@@ -103,7 +115,8 @@ test-containers: venv compose-tool
 compose-up: venv images
 	ARCSERVE_SIM_NEW_DELAY_S=$${ARCSERVE_SIM_NEW_DELAY_S:-2} $(CONTAINERS)/compose.sh up --detach
 	$(BIN)/python scripts/demo.py --wait 180 \
-	  --intake http://127.0.0.1:$${PUBLISH_INTAKE_PORT:-8080} --status http://127.0.0.1:$${PUBLISH_STATUS_PORT:-8081}
+	  --intake http://127.0.0.1:$${PUBLISH_PORTAL_PORT:-8084} --status http://127.0.0.1:$${PUBLISH_PORTAL_PORT:-8084}
+	@echo "the portal: http://127.0.0.1:$${PUBLISH_PORTAL_PORT:-8084}/ (sign in with acme-demo-key)"
 	@echo "the stack keeps running; make compose-down stops it and removes its containers and volume"
 
 ## compose-down: stop the compose stack and remove its containers, network and volume
@@ -111,4 +124,4 @@ compose-down:
 	$(CONTAINERS)/compose.sh down --volumes --remove-orphans
 
 clean:
-	rm -rf $(VENV) .run .pytest_cache
+	rm -rf $(VENV) .run .pytest_cache test-output

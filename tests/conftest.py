@@ -23,10 +23,11 @@ async def infrastructure() -> AsyncIterator[Servers]:
 
 @pytest.fixture(scope="session")
 async def stack(infrastructure: Servers) -> AsyncIterator[Stack]:
-    """The four services, shared by the tests that do not need a stack of their own; each
+    """The four services and the portal, shared by the tests that do not need a stack of their own; each
     test isolates itself by its own tenants."""
     system = await Stack.create(infrastructure)
     await system.start()
+    await system.start_portal()
     yield system
     await system.close()
 

@@ -21,6 +21,9 @@ import httpx
 from services.intake.bootstrap import build as build_intake
 from services.license_issuer.bootstrap import build as build_license_issuer
 from services.order_id.bootstrap import build as build_order_id
+from services.portal.bootstrap import Portal
+from services.portal.bootstrap import build as build_portal
+from services.portal.config import PortalSettings
 from services.provisioning.boundaries import BOUNDARIES, queue_specs
 from services.status.bootstrap import build as build_status
 from shared import tenancy
@@ -68,6 +71,8 @@ class Stack:
     settings: Settings
     servers: Servers
     services: dict[str, Service] = field(default_factory=dict)
+    portal: Portal | None = None  # the tenants' origin: pages and the whole /v1 (start_portal)
+    portal_keyring: str = field(default_factory=Keyring.new_key_text, repr=False)
     # Idle connections are dropped before the server's keep-alive timeout (5 s) could close
     # one under a request: that race answers a GET with a ReadError.
     http: httpx.AsyncClient = field(
@@ -118,7 +123,25 @@ class Stack:
             await service.start()
             self.services[name] = service
 
+    async def start_portal(self) -> Portal:
+        """The portal in front of this stack's intake and status (started before it)."""
+        portal = build_portal(PortalSettings(
+            host="127.0.0.1", intake_url=self.url("intake", ""), status_url=self.url("status", ""),
+            session_keyring=self.portal_keyring, drain_timeout_s=self.settings.drain_timeout_s,
+        ), port=0)
+        await portal.start()
+        self.portal = portal
+        return portal
+
+    @property
+    def portal_url(self) -> str:
+        assert self.portal is not None, "start_portal() first"
+        return f"http://127.0.0.1:{self.portal.bound_port}"
+
     async def stop(self, *names: str) -> None:
+        if not names and self.portal is not None:
+            portal, self.portal = self.portal, None
+            await portal.stop()
         for name in names or tuple(self.services):
             service = self.services.pop(name)
             await service.stop()

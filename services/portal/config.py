@@ -1,0 +1,44 @@
+"""The portal's settings (README, Configuration). It holds no broker or database credentials:
+it reaches the system only through the public HTTP API, as its tenants do."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from shared.secrets import secret
+
+SESSION_KEYRING = "ARCSERVE_PORTAL_SESSION_KEYRING"
+
+
+def _number(name: str, default: float) -> float:
+    raw = os.environ.get(name, "")
+    try:
+        return float(raw) if raw else default
+    except ValueError:
+        raise SystemExit(f"{name} must be a number, got {raw!r}") from None
+
+
+@dataclass(frozen=True)
+class PortalSettings:
+    host: str = "0.0.0.0"
+    port: int = 8084
+    intake_url: str = "http://127.0.0.1:8080"  # where /v1 writes go
+    status_url: str = "http://127.0.0.1:8081"  # where /v1 reads go
+    # Sessions are sealed into their cookie with this keyring (shared/sealing.py's format).
+    session_keyring: str = field(default="", repr=False)
+    session_max_age_s: float = 8 * 3600.0
+    upstream_timeout_s: float = 10.0
+    drain_timeout_s: float = 25.0
+
+    @classmethod
+    def from_env(cls) -> PortalSettings:
+        env = os.environ.get
+        return cls(
+            host=env("ARCSERVE_HOST") or "0.0.0.0",
+            port=int(_number("PORTAL_PORT", 8084)),
+            intake_url=(env("PORTAL_INTAKE_URL") or "http://127.0.0.1:8080").rstrip("/"),
+            status_url=(env("PORTAL_STATUS_URL") or "http://127.0.0.1:8081").rstrip("/"),
+            session_keyring=secret(SESSION_KEYRING),
+            session_max_age_s=_number("PORTAL_SESSION_MAX_AGE_S", 8 * 3600.0),
+            drain_timeout_s=_number("ARCSERVE_DRAIN_TIMEOUT_S", 25.0),
+        )
