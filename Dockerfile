@@ -1,4 +1,4 @@
-# One image for all four services; docker-compose.yml picks the service via `command`.
+# One image for the four services and the portal; docker-compose.yml picks one via `command`.
 # BASE_IMAGE: the official Python image by default, pinned by digest (3.11.16; the index
 # digest of its multi-platform image); scripts/containers/build-images.sh builds on a
 # Debian bookworm base made from Debian's packages instead, where no image registry can be
@@ -36,7 +36,7 @@ COPY services/ services/
 # Numeric UID so runtimes enforcing runAsNonRoot can verify it without /etc/passwd.
 USER 10001:10001
 
-EXPOSE 8080 8081 8082 8083
+EXPOSE 8080 8081 8082 8083 8084
 
 # Exec form: python is PID 1 and receives SIGTERM directly (graceful drain on `docker stop`).
 CMD ["python", "-m", "services.intake"]

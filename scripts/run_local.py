@@ -1,6 +1,6 @@
-"""`make run`: the provisioning step, then the four services as local processes against a
-local RabbitMQ and Postgres, each with its own credentials, then a demo application from
-新規準備中 to 提供中 and a cancellation to 廃止済.
+"""`make run`: the provisioning step, then the four services and the portal as local processes
+against a local RabbitMQ and Postgres, each service with its own credentials, then a demo
+application through the portal's origin from 新規準備中 to 提供中 and a cancellation to 廃止済.
 
 Stops with Ctrl-C (SIGTERM to every service: they drain and exit 0).
 `--demo-and-exit` stops after the demo (used by the tests).
@@ -36,8 +36,11 @@ LOCAL_SECRETS = {
     "ARCSERVE_ID_SECRET": lambda: secrets.token_urlsafe(32),
     "ARCSERVE_LICENSE_KEY_KEYRING": Keyring.new_key_text,
     "ARCSERVE_API_KEY_PEPPER": lambda: secrets.token_urlsafe(32),
+    "ARCSERVE_PORTAL_SESSION_KEYRING": Keyring.new_key_text,
 }
 SERVICES = ("intake", "status", "license_issuer", "order_id")
+# The portal holds no broker or database credentials: it reaches the services over HTTP.
+PORTAL_SECRETS = ("ARCSERVE_PORTAL_SESSION_KEYRING",)
 HINT = (
     "start them with `rabbitmq-server -detached` and "
     "`pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start` "
@@ -71,7 +74,8 @@ async def _check_broker(url: str) -> None:
 
 
 def main() -> int:
-    os.environ.setdefault("ARCSERVE_STATUS_URL", f"http://127.0.0.1:{os.environ.get('STATUS_PORT', '8081')}")
+    portal = f"http://127.0.0.1:{os.environ.get('PORTAL_PORT', '8084')}"
+    os.environ.setdefault("ARCSERVE_STATUS_URL", portal)  # Location headers name the tenants' one origin
     # The simulator's default is near zero; two seconds let the demo show 新規準備中.
     os.environ.setdefault("ARCSERVE_SIM_NEW_DELAY_S", "2")
     logs = ROOT / ".run"
@@ -98,12 +102,21 @@ def main() -> int:
 
     logs.mkdir(exist_ok=True)
     processes: list[subprocess.Popen] = []
+    # Each service gets its own credentials, never the administrator's.
+    env = {k: v for k, v in os.environ.items() if k not in ("AMQP_URL", "DATABASE_URL")}
+    service_secrets = {k: v for k, v in server_secrets.items() if k not in PORTAL_SECRETS}
     for name in SERVICES:
         log = open(logs / f"{name}.log", "ab")
-        # Each service gets its own credentials, never the administrator's.
-        env = {k: v for k, v in os.environ.items() if k not in ("AMQP_URL", "DATABASE_URL")}
         processes.append(subprocess.Popen([sys.executable, "-m", f"services.{name}"], cwd=ROOT, stdout=log, stderr=log,
-                                          env={**env, **service_urls, **server_secrets}))
+                                          env={**env, **service_urls, **service_secrets}))
+    log = open(logs / "portal.log", "ab")
+    processes.append(subprocess.Popen(
+        [sys.executable, "-m", "services.portal"], cwd=ROOT, stdout=log, stderr=log,
+        env={**{k: v for k, v in env.items() if k not in LOCAL_SECRETS},
+             "PORTAL_INTAKE_URL": f"http://127.0.0.1:{settings.intake_port}",
+             "PORTAL_STATUS_URL": f"http://127.0.0.1:{settings.status_port}",
+             **{k: server_secrets[k] for k in PORTAL_SECRETS}},
+    ))
 
     def stop_all(*_: object) -> None:
         for process in processes:
@@ -115,18 +128,22 @@ def main() -> int:
         deadline = time.monotonic() + 60
         for port in (settings.intake_port, settings.status_port, settings.license_issuer_port, settings.order_id_port):
             demo.wait_ready(f"http://127.0.0.1:{port}", deadline)
+        demo.wait_ready(portal, deadline)
         demo.say("arcserve-licensing is running (logs in .run/):")
+        demo.say(f"  portal  {portal}/  the license main menu (Arcserveライセンス メインメニュー), and the whole /v1 API")
         demo.say(f"  intake  http://127.0.0.1:{settings.intake_port}/v1/applications")
         demo.say(f"  status  http://127.0.0.1:{settings.status_port}/v1/contracts")
         demo.say(f"  workers http://127.0.0.1:{settings.license_issuer_port}/readyz, "
              f"http://127.0.0.1:{settings.order_id_port}/readyz")
         # Only the key this run made, in a tenant of its own: never one an operator configured.
         demo.say(f"  demo tenant {demo_tenant}, API key (id {demo_key_id}): {demo_key}")
-        demo.run(f"http://127.0.0.1:{settings.intake_port}", f"http://127.0.0.1:{settings.status_port}", demo_key)
+        demo.run(portal, portal, demo_key)  # one origin: the portal forwards /v1
         if "--demo-and-exit" in sys.argv:
             return 0
         demo.say("\nRunning; try e.g.\n"
-             f"  curl -H 'Authorization: Bearer {demo_key}' http://127.0.0.1:{settings.status_port}/v1/contracts\n"
+             f"  open {portal}/ and sign in with the demo API key\n"
+             f"  ARCSERVE_API_KEY={demo_key} {ROOT / '.venv/bin/arcserve'} contracts\n"
+             f"  curl -H 'Authorization: Bearer {demo_key}' {portal}/v1/contracts\n"
              "Ctrl-C stops every service (they drain first).")
         while all(p.poll() is None for p in processes):
             time.sleep(0.5)

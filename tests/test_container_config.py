@@ -33,7 +33,8 @@ APP_SERVICES = {
 }
 INFRA_SERVICES = ("rabbitmq", "postgres")
 ONE_SHOT = "provision"
-PUBLISHED = {"intake": 8080, "status": 8081}
+PORTAL = "portal"  # the tenants' origin: no broker or database of its own
+PUBLISHED = {"intake": 8080, "status": 8081, PORTAL: 8084}
 
 INSTALL_HINT = (
     "no compose tool found: install one with `apt-get install -y docker-compose` "
@@ -130,7 +131,23 @@ def _service_modules() -> dict[str, str]:
 
 
 def test_compose_file_is_valid_and_has_all_services():
-    assert set(services()) == set(APP_SERVICES) | set(INFRA_SERVICES) | {ONE_SHOT}
+    assert set(services()) == set(APP_SERVICES) | set(INFRA_SERVICES) | {ONE_SHOT, PORTAL}
+
+
+def test_the_portal_fronts_intake_and_status_with_no_credentials_of_theirs():
+    svc = services()[PORTAL]
+    assert _command(svc) == ["python", "-m", "services.portal"]
+    assert svc["image"] == services()["intake"]["image"]
+    assert svc["environment"]["PORTAL_PORT"] == "8084"
+    assert svc["environment"]["PORTAL_INTAKE_URL"] == "http://intake:8080"
+    assert svc["environment"]["PORTAL_STATUS_URL"] == "http://status:8081"
+    assert {name: dep["condition"] for name, dep in svc["depends_on"].items()} == {
+        "intake": "service_healthy", "status": "service_healthy"}
+    assert svc["healthcheck"]["test"][1:] == ["python", "-m", "shared.http.healthcheck", "http://127.0.0.1:8084/readyz"]
+    assert not [k for k in svc["environment"] if k.endswith(("_AMQP_URL", "_DATABASE_URL", "PEPPER", "_KEYRING"))
+                and k != "ARCSERVE_PORTAL_SESSION_KEYRING"]
+    assert set(svc["environment"]) - {"LOG_LEVEL"} == {
+        "PORTAL_PORT", "PORTAL_INTAKE_URL", "PORTAL_STATUS_URL", "ARCSERVE_PORTAL_SESSION_KEYRING"}
 
 
 def test_no_top_level_version_key():
@@ -154,7 +171,7 @@ def test_infra_images():
     assert any(src in named and dst == "/var/lib/postgresql/data" for src, dst in mounts), (mounts, named)
 
 
-@pytest.mark.parametrize("name", [*APP_SERVICES, *INFRA_SERVICES])
+@pytest.mark.parametrize("name", [*APP_SERVICES, *INFRA_SERVICES, PORTAL])
 def test_every_service_has_a_healthcheck(name):
     hc = services()[name].get("healthcheck")
     assert hc and not hc.get("disable"), f"{name} has no healthcheck"
@@ -236,7 +253,7 @@ def test_local_images_override_swaps_only_the_images():
     merged = compose_config(COMPOSE_FILE, LOCAL_IMAGES_FILE)["services"]
     assert merged["rabbitmq"]["image"] == "localhost/arcserve-rabbitmq:bookworm"
     assert merged["postgres"]["image"] == "localhost/arcserve-postgres:bookworm"
-    for name in [*APP_SERVICES, ONE_SHOT]:
+    for name in [*APP_SERVICES, ONE_SHOT, PORTAL]:
         assert merged[name]["image"] == "localhost/arcserve-licensing:local"
         assert merged[name]["build"]["args"] == {"BASE_IMAGE": "localhost/arcserve-debian:bookworm"}
         # Everything else is the main file's.
@@ -301,7 +318,7 @@ def test_published_ports():
 
 def test_every_compose_module_exists_in_repo():
     modules = _service_modules()
-    assert set(modules) == set(APP_SERVICES) | {ONE_SHOT}, modules
+    assert set(modules) == set(APP_SERVICES) | {ONE_SHOT, PORTAL}, modules
     missing = [
         f"{m} (expected {Path(*m.split('.'), '__main__.py')})"
         for m in modules.values()
@@ -384,7 +401,7 @@ def test_no_secret_is_written_in_the_compose_file_and_the_demo_ones_say_so():
     assert not re.search(r"://[^/\s:@]+:[^@\s]+@", raw), "a URL with a password in docker-compose.yml"
     assert not re.search(r"^\s+\w*(PASSWORD|SECRET|PEPPER|KEYRING)\w*:", raw, re.MULTILINE), "a secret in docker-compose.yml"
     demo = ROOT / "deploy" / "compose" / "demo"
-    for name in [*APP_SERVICES, ONE_SHOT, "postgres"]:
+    for name in [*APP_SERVICES, ONE_SHOT, "postgres", PORTAL]:
         assert [f"${{ARCSERVE_COMPOSE_SECRETS:-./deploy/compose/demo}}/{name}.env"] == \
             yaml_services()[name]["env_file"], name
         text = (demo / f"{name}.env").read_text()

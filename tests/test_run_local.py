@@ -1,5 +1,5 @@
-"""`scripts/run_local.py --demo-and-exit` as an operator runs it: four service processes,
-a demo from 新規準備中 to 提供中 to 廃止済, then SIGTERM to every service, which drain and
+"""`scripts/run_local.py --demo-and-exit` as an operator runs it: four service processes and
+the portal, a demo through the portal's origin from 新規準備中 to 提供中 to 廃止済, then SIGTERM to every service, which drain and
 exit 0. Its own ports, topology prefix and database, all removed afterwards."""
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ async def test_run_local_demo_goes_from_preparing_to_cancelled_and_drains(infras
     amqp_url, admin_url = infrastructure
     deployment = TestDeployment.named(infrastructure, "test")  # its names: the script makes it all
     database_url, topology = deployment.database_url, deployment.topology
-    intake, status, license_issuer, order_id = free_ports(4)
+    intake, status, license_issuer, order_id, portal = free_ports(5)
     env = {
         **os.environ,
         "AMQP_URL": amqp_url,
@@ -40,6 +40,7 @@ async def test_run_local_demo_goes_from_preparing_to_cancelled_and_drains(infras
         "STATUS_PORT": str(status),
         "LICENSE_ISSUER_PORT": str(license_issuer),
         "ORDER_ID_PORT": str(order_id),
+        "PORTAL_PORT": str(portal),
         "ARCSERVE_HOST": "127.0.0.1",
         "ARCSERVE_SIM_NEW_DELAY_S": "1",
         # The names the deployment removes at the end, retry queues included.
@@ -67,7 +68,8 @@ async def test_run_local_demo_goes_from_preparing_to_cancelled_and_drains(infras
         assert states == [("新規準備中", "preparing"), ("提供中", "active"), ("廃止済", "cancelled")], output
         assert output.count("POST /v1/applications → 202") == 2, output
         assert re.search(r"order ID ARC-\d{8}-\w{5}-\w{5} is cancelled", output), output  # R9
-        assert "exit codes [0, 0, 0, 0]" in output, output
+        assert f"portal  http://127.0.0.1:{portal}/" in output, output  # where tenants go
+        assert "exit codes [0, 0, 0, 0, 0]" in output, output
         # It prints the one key it made, for a tenant of its own, and nothing of the operator's.
         [(demo_tenant, demo_key)] = re.findall(r"demo tenant (demo-[\d-]+), API key \(id \w+\): (arc_\S+)", output)
         assert len(re.findall(r"arc_\w{10}_", output)) == output.count(demo_key) >= 1, output

@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "scripts" / "containers" / "compose.sh"
 INFRA = ("rabbitmq", "postgres")
 ONE_SHOT = "provision"
-APPS = ("intake", "status", "license-issuer", "order-id")
+APPS = ("intake", "status", "license-issuer", "order-id", "portal")
 HEALTHY_DEADLINE_S = 180.0
 
 
@@ -62,7 +62,7 @@ class ComposeProject:
 @pytest.fixture
 def project() -> Iterator[ComposeProject]:
     name = f"arcserve-ct-{uuid.uuid4().hex[:8]}"
-    amqp, management, intake, status = free_ports(4)
+    amqp, management, intake, status, portal = free_ports(5)
     env = {
         **os.environ,
         "COMPOSE_PROJECT_NAME": name,
@@ -70,7 +70,8 @@ def project() -> Iterator[ComposeProject]:
         "PUBLISH_MANAGEMENT_PORT": str(management),
         "PUBLISH_INTAKE_PORT": str(intake),
         "PUBLISH_STATUS_PORT": str(status),
-        "ARCSERVE_STATUS_URL": f"http://127.0.0.1:{status}",
+        "PUBLISH_PORTAL_PORT": str(portal),
+        "ARCSERVE_STATUS_URL": f"http://127.0.0.1:{portal}",
         "ARCSERVE_SIM_NEW_DELAY_S": "2",  # long enough to see 新規準備中
     }
     compose = ComposeProject(name, env)
@@ -121,8 +122,9 @@ def test_the_compose_stack_runs_the_contract_process_and_leaves_nothing_behind(p
     env = project.env
     demo = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "demo.py"), "--wait", "60", "--key", "acme-demo-key",
-         "--intake", f"http://127.0.0.1:{env['PUBLISH_INTAKE_PORT']}",
-         "--status", f"http://127.0.0.1:{env['PUBLISH_STATUS_PORT']}"],
+         # through the portal: the tenants' one origin forwards the whole /v1 API
+         "--intake", f"http://127.0.0.1:{env['PUBLISH_PORTAL_PORT']}",
+         "--status", f"http://127.0.0.1:{env['PUBLISH_PORTAL_PORT']}"],
         capture_output=True, text=True, timeout=180,
     )
     output = demo.stdout + demo.stderr
