@@ -84,13 +84,14 @@ compose-tool:
 	  fi; }
 
 # The portal's end-to-end tests drive Debian's chromium through Playwright (never a downloaded browser).
+# A Japanese font too, so that its screenshots show the menu's words rather than empty boxes.
 browser:
-	@test -x $(CHROMIUM) || { \
+	@{ test -x $(CHROMIUM) && fc-list :lang=ja 2>/dev/null | grep -q .; } || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "installing Debian's chromium (the portal's browser tests)"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	    echo "installing Debian's chromium and a Japanese font (the portal's browser tests)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null; \
 	  else \
-	    echo "install a browser first: apt-get install chromium (or set CHROMIUM=/path/to/chromium)"; exit 1; \
+	    echo "install a browser first: apt-get install chromium fonts-noto-cjk (or set CHROMIUM=/path/to/chromium)"; exit 1; \
 	  fi; }
 
 # ---- the container path (docker-compose.yml; Docker, or Podman where Docker is missing) ----
