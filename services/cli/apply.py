@@ -2,11 +2,13 @@
 "Application bodies"), submitted with `POST /v1/applications`."""
 from __future__ import annotations
 
+import uuid
 from typing import Annotated, Any
 
 import typer
 
 from services.cli import render
+from services.cli.client import CliError, Unreachable
 from services.cli.licenses import HELP as LICENSE_HELP
 from services.cli.licenses import license_callback, parse_line
 from services.cli.shell import JsonOption, WatchOption, print_json, session
@@ -18,7 +20,8 @@ apply_app = typer.Typer(
 )
 
 IdempotencyOption = Annotated[str | None, typer.Option(
-    "--idempotency-key", metavar="KEY", help="Sent as Idempotency-Key: a retry with the same key returns the same application.",
+    "--idempotency-key", metavar="KEY",
+    help="Sent as Idempotency-Key (a new one by default): a retry with the same key returns the same application.",
 )]
 LicenseOption = Annotated[list[str], typer.Option("--license", "-l", metavar="SPEC", help=LICENSE_HELP, callback=license_callback)]
 ContractArg = Annotated[str, typer.Argument(metavar="CONTRACT_ID", help="The contract id (arcserve contracts).", show_default=False)]
@@ -28,8 +31,17 @@ CompanyOption = Annotated[str, typer.Option("--company", metavar="NAME", help="T
 
 def submit(ctx: typer.Context, body: dict[str, Any], idempotency_key: str | None, watching: bool,
            as_json: bool) -> None:
+    # Always sent with a key: when no answer (or a 503, 429) leaves it unknown whether the
+    # application was taken, the same command with this key is safe to run again.
+    key = idempotency_key or str(uuid.uuid4())
     with session(ctx, as_json) as api:
-        accepted = api.submit(body, idempotency_key)
+        try:
+            accepted = api.submit(body, key)
+        except CliError as error:
+            if isinstance(error, Unreachable) or getattr(error, "status", None) in (429, 502, 503, 504):
+                error.lines.append(f"it may have been taken: run the same command with --idempotency-key {key} "
+                                   "to apply once whatever happened")
+            raise
         if not watching:
             if as_json:
                 print_json(accepted)

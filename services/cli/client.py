@@ -10,6 +10,8 @@ from typing import Any
 
 import httpx
 
+from shared.http import bearer
+
 DEFAULT_URL = "http://127.0.0.1:8084"
 URL_ENV = "ARCSERVE_URL"
 KEY_ENV = "ARCSERVE_API_KEY"
@@ -61,8 +63,8 @@ class Answer:
 def _usable_key(key: str | None) -> str:
     if not key:
         raise CliError([f"error: no API key: pass --api-key or set {KEY_ENV}"], EXIT_USAGE)
-    if not key.isascii() or not key.isprintable() or key != key.strip():
-        raise CliError(["error: the API key has characters an HTTP header cannot carry (spaces, "
+    if not bearer.well_formed(key):
+        raise CliError(["error: that is not an API key: too long, or characters an HTTP header cannot carry (spaces, "
                         "control or non-ASCII characters)"], EXIT_USAGE)
     return key
 

@@ -58,7 +58,7 @@ class Portal:
         self.app.middleware("http")(self._headers)
         self._add_health_routes()
         self.app.include_router(forward.router(self.upstream))
-        self.app.include_router(pages.router(self.upstream, codec))
+        self.app.include_router(pages.router(self.upstream, codec, secure_cookies=settings.secure_cookies))
         self.app.mount("/static", StaticFiles(directory=Path(__file__).with_name("static")), name="static")
         self._server = HttpServer(self.app, host=settings.host, port=settings.port if port is None else port,
                                   name=NAME, grace_s=settings.drain_timeout_s)

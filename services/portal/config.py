@@ -27,6 +27,8 @@ class PortalSettings:
     # Sessions are sealed into their cookie with this keyring (shared/sealing.py's format).
     session_keyring: str = field(default="", repr=False)
     session_max_age_s: float = 8 * 3600.0
+    # Behind a TLS-terminating proxy the portal sees plain HTTP: say so, and cookies are Secure.
+    secure_cookies: bool = False
     upstream_timeout_s: float = 10.0
     drain_timeout_s: float = 25.0
 
@@ -40,5 +42,6 @@ class PortalSettings:
             status_url=(env("PORTAL_STATUS_URL") or "http://127.0.0.1:8081").rstrip("/"),
             session_keyring=secret(SESSION_KEYRING),
             session_max_age_s=_number("PORTAL_SESSION_MAX_AGE_S", 8 * 3600.0),
+            secure_cookies=(env("PORTAL_SECURE_COOKIES") or "false").lower() in ("1", "true", "yes"),
             drain_timeout_s=_number("ARCSERVE_DRAIN_TIMEOUT_S", 25.0),
         )

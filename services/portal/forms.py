@@ -38,8 +38,9 @@ def _text(form: FormData, name: str) -> str:
 
 
 def _number(raw: str) -> int | str:
-    """A whole number as a number; anything else as it was typed, for the API to name."""
-    return int(raw) if raw.isdigit() else raw
+    """A whole number as a number; anything else (other scripts' digits, absurd lengths) as it
+    was typed, for the API to name."""
+    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 9 else raw
 
 
 def _lines(form: FormData) -> tuple[list[dict[str, Any]], list[int]]:

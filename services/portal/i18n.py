@@ -94,7 +94,6 @@ _TEXT: dict[str, tuple[str, str]] = {
     "line_help": ("使わない行は数量を空欄のままにしてください。", "Leave the quantity empty on lines you do not use."),
     "quantity": ("数量", "Quantity"),
     "vm_count_help": ("専用ハイパーバイザーライセンスのみ", "dedicated hypervisor licenses only"),
-    "choose": ("選択してください", "Choose"),
     "license": ("対象ライセンス", "License"),
     "additional_vms": ("追加する仮想サーバー数", "VMs to add"),
     "scope": ("廃止の範囲", "What to cancel"),
@@ -164,9 +163,14 @@ class Words:
         return known[1 if self._en else 0] if known else reason.get("message", "")
 
     def label(self, vocabulary: str, value: str | None) -> str:
-        """An API value as shown: Japanese label with the English value beside it in Japanese,
-        the English value alone in English."""
+        """An API value in this language: its Japanese label, or the English value itself."""
         if value is None:
             return ""
-        ja = _LABELS[vocabulary].get(value, value)
-        return value.replace("_", " ") if self._en else ja
+        return value.replace("_", " ") if self._en else _LABELS[vocabulary].get(value, value)
+
+    def beside(self, vocabulary: str, value: str | None) -> str:
+        """The same value in the other language, shown beside it (DESIGN §2: Japanese status
+        labels beside the English ones)."""
+        if value is None:
+            return ""
+        return _LABELS[vocabulary].get(value, value) if self._en else value.replace("_", " ")

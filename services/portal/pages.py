@@ -4,13 +4,15 @@ Idempotency-Key, so a double click or a resent form applies once. Live parts of 
 fragment URL that static/portal.js fetches again while something is still pending."""
 from __future__ import annotations
 
+import hashlib
+import hmac
 import secrets
 import time
-from collections.abc import Callable, Mapping
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import jinja2
 from fastapi import APIRouter, Request
@@ -22,7 +24,7 @@ from services.portal.i18n import LANGUAGES, Words
 from services.portal.sessions import COOKIE, Session, SessionCodec
 from services.portal.upstream import Answer, Upstream
 from shared.catalog import products
-from shared.contracts.applications import VALID_USAGE_TYPES
+from shared.http import bearer
 
 JST = timezone(timedelta(hours=9), "JST")
 LANG_COOKIE = "arcserve_lang"
@@ -30,6 +32,7 @@ MENU_PAGE = 50
 # How long after its 202 an application the status service has not recorded yet is shown as
 # received rather than not found (it is normally recorded within milliseconds).
 RECEIVED_GRACE_S = 60.0
+LIVE = ("received", "processing")
 
 
 def jst(value: str | None, *, date_only: bool = False) -> str:
@@ -45,19 +48,26 @@ def _environment() -> jinja2.Environment:
         loader=jinja2.FileSystemLoader(Path(__file__).with_name("templates")),
         autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
     )
-    env.globals.update(jst=jst, usage_types=sorted(VALID_USAGE_TYPES), license_rows=range(forms.LICENSE_ROWS))
+    env.globals.update(jst=jst, license_rows=range(forms.LICENSE_ROWS))
     return env
+
+
+def _uuid(text: str) -> str | None:
+    try:
+        return str(uuid.UUID(text))
+    except ValueError:
+        return None
 
 
 class Visit:
     """One request's view of the tenant: language, session, and the answers it renders."""
 
-    def __init__(self, request: Request, codec: SessionCodec, env: jinja2.Environment):
+    def __init__(self, request: Request, codec: SessionCodec, env: jinja2.Environment, secure_cookies: bool):
         self.request = request
         self._codec = codec
         self._env = env
-        lang = request.cookies.get(LANG_COOKIE, "ja")
-        self.words = Words(lang)
+        self._secure = secure_cookies or request.url.scheme == "https"
+        self.words = Words(request.cookies.get(LANG_COOKIE, "ja"))
         found = codec.decode(request.cookies.get(COOKIE))
         self.expired = found is None and COOKIE in request.cookies
         self.session = found or Session.anonymous(time.time())
@@ -74,31 +84,49 @@ class Visit:
         token = form.get("csrf")
         return self.session.accepts(token if isinstance(token, str) else None)
 
+    def proof(self, application_id: str, since: int) -> str:
+        """That this session was told 202 for the application at `since` (keyed by its CSRF
+        token: worth nothing to another session)."""
+        return hmac.new(self.session.csrf.encode(), f"{application_id}\n{since}".encode(), hashlib.sha256).hexdigest()[:32]
+
     def finish(self, response: Response) -> Response:
         if self._write_session:
             response.set_cookie(
                 COOKIE, self._codec.encode(self.session), max_age=int(self._codec.max_age_s), path="/",
-                httponly=True, samesite="strict", secure=self.request.url.scheme == "https",
+                httponly=True, samesite="strict", secure=self._secure,
             )
         return response
 
     def page(self, template: str, status: int = 200, **context: Any) -> Response:
+        query = self.request.url.query
+        context.setdefault("idempotency_key", secrets.token_urlsafe(24))
         html = self._env.get_template(template).render(
             t=self.words, lang=self.words.lang, csrf=self.session.csrf, signed_in=self.api_key is not None,
-            path=self.request.url.path, idempotency_key=secrets.token_urlsafe(24), **context,
+            here=self.request.url.path + (f"?{query}" if query else ""), **context,
         )
         return self.finish(HTMLResponse(html, status_code=status))
 
     def redirect(self, to: str) -> Response:
         return self.finish(RedirectResponse(to, status_code=303))
 
+    def set_language(self, response: Response, lang: str) -> None:
+        response.set_cookie(LANG_COOKIE, lang, max_age=365 * 86400, path="/", samesite="strict", secure=self._secure)
 
-def router(upstream: Upstream, codec: SessionCodec) -> APIRouter:
+
+def router(upstream: Upstream, codec: SessionCodec, *, secure_cookies: bool = False) -> APIRouter:
     pages = APIRouter(include_in_schema=False)
     env = _environment()
+    Render = Callable[[Visit, str], Awaitable[Response]]
 
     def visit(request: Request) -> Visit:
-        return Visit(request, codec, env)
+        return Visit(request, codec, env, secure_cookies)
+
+    async def signed_in(request: Request, render: Render) -> Response:
+        """The page for a signed-in tenant; the sign-in page, saying why, for anyone else."""
+        v = visit(request)
+        if v.api_key is None:
+            return v.redirect("/?why=session_expired" if v.expired else "/")
+        return await render(v, v.api_key)
 
     def trouble(v: Visit, answer: Answer) -> Response:
         """A page for an answer that is not the one asked for: a revoked key signs out."""
@@ -109,35 +137,38 @@ def router(upstream: Upstream, codec: SessionCodec) -> APIRouter:
             return v.page("error.html", 404, message=v.words("not_found"))
         if answer.status == 429:
             return v.page("error.html", 429, message=v.words("rate_limited"))
+        if answer.status == 422 and answer.body:
+            return v.page("error.html", 422, message=answer.body.get("message", ""))
         return v.page("error.html", 503 if answer.status >= 500 else answer.status, message=v.words("unavailable"))
 
-    async def contracts_page(v: Visit, key: str, cursor: str | None) -> Answer:
-        params = {"limit": str(MENU_PAGE), **({"cursor": cursor} if cursor else {})}
-        return await upstream.get(key, "/v1/contracts", params)
+    async def contract(key: str, contract_id: str) -> Answer:
+        ident = _uuid(contract_id)
+        return await upstream.get(key, f"/v1/contracts/{ident}") if ident else Answer(404, None)
 
     # ---- sign-in, sign-out, language ---------------------------------------------------
-    @pages.get("/")
-    async def home(request: Request, cursor: str | None = None, why: str | None = None) -> Response:
-        v = visit(request)
-        if v.api_key is None:
-            notice = "session_expired" if v.expired else why if why in ("bad_key", "signed_out") else None
-            return v.page("signin.html", notice=notice and v.words(notice))
-        answer = await contracts_page(v, v.api_key, cursor)
+    async def menu(v: Visit, key: str, template: str) -> Response:
+        cursor = v.request.query_params.get("cursor")
+        start = v.request.query_params.get("start", "1")
+        answer = await upstream.get(key, "/v1/contracts", {"limit": str(MENU_PAGE), **({"cursor": cursor} if cursor else {})})
         if not answer.ok:
             return trouble(v, answer)
-        return v.page("menu.html", contracts=answer.body["items"], next_cursor=answer.body["next_cursor"],
-                      cursor=cursor or "", live=_live_menu(answer.body["items"]))
+        items = answer.body["items"]
+        live_products = {c["product"]["code"] for c in items if c["status"] != "cancelled"}  # R2
+        return v.page(template, contracts=items, next_cursor=answer.body["next_cursor"], cursor=cursor or "",
+                      start=int(start) if start.isdecimal() and len(start) < 7 else 1,
+                      live_products=live_products, live=_live_menu(items))
+
+    @pages.get("/")
+    async def home(request: Request, why: str | None = None) -> Response:
+        v = visit(request)
+        if v.api_key is None:
+            notice = "session_expired" if v.expired else why if why in ("bad_key", "signed_out", "session_expired") else None
+            return v.page("signin.html", notice=notice and v.words(notice))
+        return await menu(v, v.api_key, "menu.html")
 
     @pages.get("/menu/rows")
-    async def menu_rows(request: Request, cursor: str | None = None) -> Response:
-        v = visit(request)
-        if v.api_key is None:
-            return v.page("error.html", 401, message=v.words("session_expired"))
-        answer = await contracts_page(v, v.api_key, cursor)
-        if not answer.ok:
-            return trouble(v, answer)
-        return v.page("_rows.html", contracts=answer.body["items"], cursor=cursor or "",
-                      live=_live_menu(answer.body["items"]))
+    async def menu_rows(request: Request) -> Response:
+        return await signed_in(request, lambda v, key: menu(v, key, "_rows.html"))
 
     @pages.post("/signin")
     async def sign_in(request: Request) -> Response:
@@ -147,7 +178,7 @@ def router(upstream: Upstream, codec: SessionCodec) -> APIRouter:
             return v.page("signin.html", 403, notice=v.words("csrf"))
         key = form.get("api_key")
         key = key.strip() if isinstance(key, str) else ""
-        answer = await upstream.get(key, "/v1/contracts", {"limit": "1"}) if key else Answer(401, None)
+        answer = await upstream.get(key, "/v1/contracts", {"limit": "1"}) if bearer.well_formed(key) else Answer(401, None)
         if answer.status == 401:
             return v.page("signin.html", 401, notice=v.words("bad_key"))
         if not answer.ok:
@@ -167,100 +198,103 @@ def router(upstream: Upstream, codec: SessionCodec) -> APIRouter:
     @pages.get("/lang/{lang}")
     async def language(request: Request, lang: str, next: str = "/") -> Response:
         v = visit(request)
-        target = next if next.startswith("/") and not next.startswith("//") else "/"  # never off-site
-        response = v.redirect(target)
+        response = v.redirect(next if next.startswith("/") and not next.startswith(("//", "/\\")) else "/")
         if lang in LANGUAGES:
-            response.set_cookie(LANG_COOKIE, lang, max_age=365 * 86400, path="/", samesite="strict",
-                                secure=request.url.scheme == "https")
+            v.set_language(response, lang)
         return response
 
     # ---- the detail view (R11) and an application's progress ---------------------------
-    async def signed_in(request: Request, render: Callable[[Visit, str], Any]) -> Response:
-        v = visit(request)
-        if v.api_key is None:
-            return v.redirect("/")
-        result: Response = await render(v, v.api_key)
-        return result
-
-    @pages.get("/contracts/{contract_id}")
-    async def detail(request: Request, contract_id: str) -> Response:
-        return await signed_in(request, lambda v, key: _detail(v, key, contract_id, "detail.html"))
-
-    @pages.get("/contracts/{contract_id}/live")
-    async def detail_live(request: Request, contract_id: str) -> Response:
-        return await signed_in(request, lambda v, key: _detail(v, key, contract_id, "_detail.html"))
-
-    async def _detail(v: Visit, key: str, contract_id: str, template: str) -> Response:
-        answer = await upstream.get(key, f"/v1/contracts/{quote(contract_id, safe='')}")
+    async def detail(v: Visit, key: str, contract_id: str, template: str) -> Response:
+        answer = await contract(key, contract_id)
         if not answer.ok:
             return trouble(v, answer)
         return v.page(template, c=answer.body, live=_live_contract(answer.body))
 
-    @pages.get("/applications/{application_id}")
-    async def application(request: Request, application_id: str, since: float | None = None) -> Response:
-        return await signed_in(request, lambda v, key: _application(v, key, application_id, since, "application.html"))
+    @pages.get("/contracts/{contract_id}")
+    async def detail_page(request: Request, contract_id: str) -> Response:
+        return await signed_in(request, lambda v, key: detail(v, key, contract_id, "detail.html"))
 
-    @pages.get("/applications/{application_id}/live")
-    async def application_live(request: Request, application_id: str, since: float | None = None) -> Response:
-        return await signed_in(request, lambda v, key: _application(v, key, application_id, since, "_application.html"))
+    @pages.get("/contracts/{contract_id}/live")
+    async def detail_live(request: Request, contract_id: str) -> Response:
+        return await signed_in(request, lambda v, key: detail(v, key, contract_id, "_detail.html"))
 
-    async def _application(v: Visit, key: str, application_id: str, since: float | None, template: str) -> Response:
-        answer = await upstream.get(key, f"/v1/applications/{quote(application_id, safe='')}")
-        if answer.status == 404 and since is not None and 0 <= time.time() - since < RECEIVED_GRACE_S:  # `since` is whole seconds, rounded down
-            # Intake has it (202), the status service has not recorded it yet: it is on its way.
-            received = {"application_id": application_id, "kind": None, "status": "received", "reason": None,
+    async def application(v: Visit, key: str, application_id: str, template: str) -> Response:
+        ident = _uuid(application_id)
+        answer = await upstream.get(key, f"/v1/applications/{ident}") if ident else Answer(404, None)
+        since, proof = v.request.query_params.get("since", ""), v.request.query_params.get("proof", "")
+        if answer.status == 404 and ident and since.isdecimal() and len(since) < 12 \
+                and hmac.compare_digest(proof, v.proof(ident, int(since))) \
+                and 0 <= time.time() - int(since) < RECEIVED_GRACE_S:
+            # This session was told 202 a moment ago; the status service has not recorded it yet.
+            received = {"application_id": ident, "kind": None, "status": "received", "reason": None,
                         "contract_id": None, "submitted_at": None, "expected_completion_at": None, "completed_at": None}
-            return v.page(template, a=received, live=True, since=since)
+            return v.page(template, a=received, live=True, pending_query=f"?since={since}&proof={proof}")
         if not answer.ok:
             return trouble(v, answer)
-        return v.page(template, a=answer.body, live=answer.body["status"] in ("received", "processing"), since=None)
+        return v.page(template, a=answer.body, live=answer.body["status"] in LIVE, pending_query="")
+
+    @pages.get("/applications/{application_id}")
+    async def application_page(request: Request, application_id: str) -> Response:
+        return await signed_in(request, lambda v, key: application(v, key, application_id, "application.html"))
+
+    @pages.get("/applications/{application_id}/live")
+    async def application_live(request: Request, application_id: str) -> Response:
+        return await signed_in(request, lambda v, key: application(v, key, application_id, "_application.html"))
 
     # ---- the forms: one GET shows it, one POST applies --------------------------------
+    def form_page(v: Visit, kind: str, c: dict[str, Any] | None, status: int = 200, **context: Any) -> Response:
+        return v.page(f"form_{kind}.html", status, kind=kind, c=c, products=list(products().values()), **context)
+
     async def show_form(request: Request, kind: str, contract_id: str | None) -> Response:
-        v = visit(request)
-        if v.api_key is None:
-            return v.redirect("/")
-        contract = None
-        if contract_id is not None:
-            answer = await upstream.get(v.api_key, f"/v1/contracts/{quote(contract_id, safe='')}")
-            if not answer.ok:
-                return trouble(v, answer)
-            contract = answer.body
-        values = _initial(kind, contract, request.query_params)
-        return v.page(f"form_{kind}.html", kind=kind, c=contract, values=values, errors={}, notice=None,
-                      products=list(products().values()))
+        async def render(v: Visit, key: str) -> Response:
+            c = None
+            if contract_id is not None:
+                answer = await contract(key, contract_id)
+                if not answer.ok:
+                    return trouble(v, answer)
+                c = answer.body
+            return form_page(v, kind, c, values=_initial(kind, c, request.query_params), errors={}, notice=None)
+
+        return await signed_in(request, render)
 
     async def apply(request: Request, kind: str, contract_id: str | None,
                     fill: Callable[[FormData], forms.Filled]) -> Response:
-        v = visit(request)
-        if v.api_key is None:
-            return v.redirect("/")
-        form = await request.form()
-        contract = None
-        if contract_id is not None:
-            answer = await upstream.get(v.api_key, f"/v1/contracts/{quote(contract_id, safe='')}")
-            if not answer.ok:
+        async def render(v: Visit, key: str) -> Response:
+            form = await request.form()
+            c = None
+            if contract_id is not None:
+                answer = await contract(key, contract_id)
+                if not answer.ok:
+                    return trouble(v, answer)
+                c = answer.body
+            sent_key = form.get("idempotency_key")
+            sent_key = sent_key if isinstance(sent_key, str) and 0 < len(sent_key) <= 255 else None
+
+            def again(status: int, errors: Mapping[str, str], notice: str | None, *, same_key: bool = False) -> Response:
+                # After an answer that may not have been the last word (503, 429), the form
+                # keeps its Idempotency-Key: sending it again cannot apply twice.
+                keep = {"idempotency_key": sent_key} if same_key and sent_key else {}
+                return form_page(v, kind, c, status, values=_values(form), errors=errors, notice=notice, **keep)
+
+            if not v.csrf_ok(form):
+                return again(403, {}, v.words("csrf"), same_key=True)
+            filled = fill(form)
+            answer = await upstream.submit(key, filled.body, sent_key)
+            if answer.status == 202:
+                ident, since = answer.body["application_id"], int(time.time())
+                return v.redirect(f"/applications/{ident}?since={since}&proof={v.proof(ident, since)}")
+            if answer.status == 401:
                 return trouble(v, answer)
-            contract = answer.body
+            body = answer.body if isinstance(answer.body, dict) else {}
+            if answer.status == 422:
+                errors = body.get("errors") or []
+                return again(422, filled.errors_by_field(errors), v.words("form_errors") if errors else body.get("message"))
+            if answer.status == 409:
+                return again(409, {}, body.get("message"))
+            return again(answer.status, {}, v.words("rate_limited" if answer.status == 429 else "unavailable"),
+                         same_key=True)
 
-        def again(status: int, errors: Mapping[str, str], notice: str | None) -> Response:
-            return v.page(f"form_{kind}.html", status, kind=kind, c=contract, values=_values(form), errors=errors,
-                          notice=notice, products=list(products().values()))
-
-        if not v.csrf_ok(form):
-            return again(403, {}, v.words("csrf"))
-        filled = fill(form)
-        idempotency_key = form.get("idempotency_key")
-        answer = await upstream.submit(v.api_key, filled.body, idempotency_key if isinstance(idempotency_key, str) else None)
-        if answer.status == 202:
-            return v.redirect(f"/applications/{answer.body['application_id']}?since={int(time.time())}")
-        if answer.status == 422 and isinstance(answer.body, dict):
-            return again(422, filled.errors_by_field(answer.body.get("errors") or []),
-                         answer.body.get("message") if not answer.body.get("errors") else v.words("form_errors"))
-        if answer.status == 401:
-            return trouble(v, answer)
-        return again(answer.status, {}, v.words("rate_limited") if answer.status == 429 else
-                     (answer.body or {}).get("message") if answer.status == 409 else v.words("unavailable"))
+        return await signed_in(request, render)
 
     @pages.get("/apply/new")
     async def new_form(request: Request) -> Response:
@@ -282,22 +316,21 @@ def router(upstream: Upstream, codec: SessionCodec) -> APIRouter:
 
 
 def _contract_form(pages: APIRouter, kind: str, fill: Callable[[FormData, str], forms.Filled],
-                   show_form: Callable[..., Any], apply: Callable[..., Any]) -> None:
+                   show_form: Callable[..., Awaitable[Response]], apply: Callable[..., Awaitable[Response]]) -> None:
     path = f"/contracts/{{contract_id}}/{kind}"
 
     @pages.get(path, name=f"{kind}_form")
     async def form(request: Request, contract_id: str) -> Response:
-        result: Response = await show_form(request, kind, contract_id)
-        return result
+        return await show_form(request, kind, contract_id)
 
     @pages.post(path, name=f"{kind}_apply")
     async def submit(request: Request, contract_id: str) -> Response:
-        result: Response = await apply(request, kind, contract_id, lambda f: fill(f, contract_id))
-        return result
+        return await apply(request, kind, contract_id, lambda f: fill(f, contract_id))
 
 
 def _values(form: FormData) -> dict[str, Any]:
-    values: dict[str, Any] = {k: v for k, v in form.items() if isinstance(v, str) and k not in ("csrf", "api_key")}
+    values: dict[str, Any] = {k: v for k, v in form.items()
+                              if isinstance(v, str) and k not in ("csrf", "api_key", "idempotency_key")}
     values["license_ids"] = [str(x) for x in form.getlist("license_ids")]
     return values
 
@@ -312,9 +345,6 @@ def _initial(kind: str, contract: dict[str, Any] | None, query: Mapping[str, str
         values["contact.company_name"] = contract["contact"]["company_name"]
     if kind == "vm_count_increase" and query.get("license_id"):
         values["license_id"] = query["license_id"]
-    if kind == "cancellation" and query.get("license_id"):
-        values["scope"] = "some"
-        values["license_ids"] = [query["license_id"]]
     return values
 
 
@@ -325,4 +355,4 @@ def _live_menu(items: list[dict[str, Any]]) -> bool:
 
 def _live_contract(contract: dict[str, Any]) -> bool:
     return (contract["status"] == "preparing" or any(lic["status"] == "preparing" for lic in contract["licenses"])
-            or any(a["status"] in ("received", "processing") for a in contract["applications"]))
+            or any(a["status"] in LIVE for a in contract["applications"]))

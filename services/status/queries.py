@@ -37,19 +37,23 @@ class Summary:
     cancelled_at: datetime | None
     charge_start_at: datetime | None
     charge_end_at: datetime | None
+    takes_vms: bool  # an active dedicated hypervisor key is there (R7)
 
 
 Cursor = tuple[datetime, UUID]
 
 _SUMMARIES = """
-SELECT c.*, lic.license_types, lic.charge_start_at, lic.charge_end_at,
-       apps.application_ids, apps.applications_total, apps.cancelled_at
+SELECT c.*, lic.license_types, lic.charge_start_at, lic.charge_end_at, lic.takes_vms,
+       apps.application_ids, apps.applications_total,
+       -- R8, R9: the keys end when the cancellation is decided; that is when the contract ended
+       CASE WHEN c.status = 'cancelled' THEN coalesce(lic.charge_end_at, apps.cancelling_ended) END AS cancelled_at
 FROM status.contracts c
 LEFT JOIN LATERAL (
     SELECT json_agg(json_build_array(usage, license_type, active, preparing, cancelled) ORDER BY first)
                AS license_types,
            min(charge_start) AS charge_start_at,
-           CASE WHEN c.status = 'cancelled' THEN max(charge_end) END AS charge_end_at
+           CASE WHEN c.status = 'cancelled' THEN max(charge_end) END AS charge_end_at,
+           bool_or(license_type = 'dedicated_hypervisor' AND active > 0) AS takes_vms
     FROM (SELECT usage, license_type, min(position) AS first,
                  count(*) FILTER (WHERE status = 'active') AS active,
                  count(*) FILTER (WHERE status = 'preparing') AS preparing,
@@ -64,7 +68,7 @@ LEFT JOIN LATERAL (
                 WHERE tenant_id = c.tenant_id AND contract_id = c.contract_id
                 ORDER BY submitted_at DESC, application_id DESC LIMIT $6) newest) AS application_ids,
            count(*) AS applications_total,
-           max(submitted_at) FILTER (WHERE cancels_contract AND status <> 'rejected') AS cancelled_at
+           max(completed_at) FILTER (WHERE cancels_contract AND status <> 'rejected') AS cancelling_ended
     FROM status.applications WHERE tenant_id = c.tenant_id AND contract_id = c.contract_id
 ) apps ON true
 WHERE c.tenant_id = $1 AND ($2::text IS NULL OR c.status = $2) AND ($3::text IS NULL OR c.product_code = $3)
@@ -101,6 +105,7 @@ async def summaries(conn: Connection, tenant_id: str, *, status: ContractStatus 
             cancelled_at=row["cancelled_at"],
             charge_start_at=row["charge_start_at"],
             charge_end_at=row["charge_end_at"],
+            takes_vms=bool(row["takes_vms"]),
         )
         for row in rows
     ]

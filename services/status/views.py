@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from services.status.domain.commands import Kind
-from services.status.domain.model import Application, Contract, License, Rejected
+from services.status.domain.model import Application, Contract, License, ReasonCode, Rejected
 from services.status.queries import Summary
 from services.status.service import Detail
 from shared.catalog import products
@@ -51,16 +51,27 @@ def _product_view(code: str) -> dict[str, str]:
     return {"code": p.code, "name": p.name, "version": p.version}
 
 
-def _actions(contract: Contract) -> dict[str, Any]:
-    """What the rules allow on the contract now (R3, R6, R10), and why not; the gate still
-    decides each application. Per-key rules (R7, R8) are on the keys of the detail view."""
+NO_KEY_TAKES_VMS = Rejected(ReasonCode.NOT_DEDICATED_HYPERVISOR,
+                            "no key of the contract is an active hypervisor license of type dedicated_hypervisor")
+
+
+def _actions(contract: Contract, takes_vms: bool) -> dict[str, Any]:
+    """What the rules allow on the contract now (R3, R6, R10; R7: a key that takes more VMs is
+    there), and why not; the gate still decides each application. Which key may take VMs
+    (R7) is on each key of the detail view."""
+    def refusal(kind: Kind) -> Rejected | None:
+        refused = contract.refusal(kind)
+        if refused is None and kind is Kind.VM_COUNT_INCREASE and not takes_vms:
+            return NO_KEY_TAKES_VMS
+        return refused
+
     return {
-        kind.value: {"allowed": (refused := contract.refusal(kind)) is None, "reason": _reason(refused)}
+        kind.value: {"allowed": (refused := refusal(kind)) is None, "reason": _reason(refused)}
         for kind in CONTRACT_ACTIONS
     }
 
 
-def _contract_base(contract: Contract) -> dict[str, Any]:
+def _contract_base(contract: Contract, takes_vms: bool) -> dict[str, Any]:
     order = contract.order_id
     product = products().get(contract.product_code)
     return {
@@ -73,13 +84,13 @@ def _contract_base(contract: Contract) -> dict[str, Any]:
         "arcserve_order_id": {"value": order.value, "status": order.status.value} if order else None,
         "created_at": _iso(contract.created_at),
         "updated_at": _iso(contract.updated_at),
-        "actions": _actions(contract),
+        "actions": _actions(contract, takes_vms),
     }
 
 
 def contract_summary(summary: Summary) -> dict[str, Any]:
     """A row of the main menu, whole: no second call per row."""
-    view = _contract_base(summary.contract)
+    view = _contract_base(summary.contract, summary.takes_vms)
     view.update(
         license_types=[
             {
@@ -136,7 +147,8 @@ def contract_detail(detail: Detail, keyring: Keyring) -> dict[str, Any]:
     """R11: product and version, support desk, order ID and its status, every key with its
     status and charge start and end, and the application history (the newest applications,
     oldest first, with how many there are in all)."""
-    view = _contract_base(detail.contract)
+    contract = detail.contract
+    view = _contract_base(contract, any(lic.vm_count_increase_refusal() is None for lic in contract.licenses.values()))
     view["licenses"] = [license_view(lic, keyring) for lic in detail.contract.licenses.values()]
     view["applications"] = [application_view(app) for app in detail.history]
     view["applications_total"] = detail.applications_total

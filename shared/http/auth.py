@@ -18,6 +18,7 @@ from fastapi import Request
 
 from shared import tenancy
 from shared.db.pool import is_transient
+from shared.http import bearer
 from shared.http.errors import ApiError
 from shared.http.ratelimit import RateLimiter, retry_after
 
@@ -25,7 +26,6 @@ log = logging.getLogger(__name__)
 CACHE_TTL_S = 60.0
 UNKNOWN_TTL_S = 5.0  # an unknown key may be seeded meanwhile
 CACHE_MAX = 10_000
-MAX_KEY_LENGTH = 256
 
 
 class Authenticator:
@@ -97,9 +97,10 @@ class Authenticator:
     async def caller(self, request: Request) -> tenancy.Caller:
         """FastAPI dependency: who calls (tenant and key id), or 401."""
         scheme, _, key = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not key or len(key) > MAX_KEY_LENGTH:
+        key = key.strip()
+        if scheme.lower() != "bearer" or not bearer.well_formed(key):
             raise ApiError(401, "unauthorized", "missing or malformed bearer API key")
-        caller = await self.caller_for(key.strip())
+        caller = await self.caller_for(key)
         if caller is None:
             raise ApiError(401, "unauthorized", "unknown or revoked API key")
         limiter = self._limiter

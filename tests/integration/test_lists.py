@@ -63,11 +63,24 @@ async def test_a_summary_carries_every_column_of_a_main_menu_row(stack: Stack, t
     row = await summary_of(stack, tenant, cid)
     detail = await stack.contract(tenant, cid)
     assert (row["status"], row["status_label"]) == ("cancelled", "廃止済")
-    assert row["cancelled_at"] == cancelled["submitted_at"]
-    assert row["charge_end_at"] == max(lic["charge_end_at"] for lic in detail["licenses"] if lic["charge_end_at"])
+    assert cancelled["status"] == "completed"
+    assert row["cancelled_at"] == row["charge_end_at"] == max(
+        lic["charge_end_at"] for lic in detail["licenses"] if lic["charge_end_at"])  # R8: at once
     assert row["actions"]["addition"] == {"allowed": False, "reason": {
         "code": "contract_cancelled", "message": "the contract is cancelled; apply for a new contract instead"}}
     assert row["actions"] == detail["actions"]
+
+
+async def test_a_contract_without_a_key_that_takes_vms_offers_no_vm_count_increase(stack: Stack, tenant: Tenant) -> None:
+    contract = await stack.active_contract(tenant, [VIRTUAL])
+    row = await summary_of(stack, tenant, contract["contract_id"])
+    refused = {"allowed": False, "reason": {"code": "not_dedicated_hypervisor", "message":
+               "no key of the contract is an active hypervisor license of type dedicated_hypervisor"}}
+    assert row["actions"]["vm_count_increase"] == contract["actions"]["vm_count_increase"] == refused
+    assert row["actions"]["addition"]["allowed"] is True
+    gate = await stack.apply(tenant, {"kind": "vm_count_increase", "contract_id": contract["contract_id"],
+                                      "license_id": contract["licenses"][0]["license_id"], "additional_vms": 1})
+    assert gate["reason"]["code"] == "not_dedicated_hypervisor"  # the gate agrees
 
 
 async def test_the_contract_list_filters_by_product(stack: Stack, tenant: Tenant) -> None:

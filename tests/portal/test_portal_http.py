@@ -3,6 +3,7 @@ its session cookie, CSRF, tenant isolation in pages, and the security headers.""
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from collections.abc import AsyncIterator
 
@@ -56,6 +57,12 @@ async def test_the_portal_origin_serves_the_whole_api(stack: Stack, tenant: Tena
         assert "desired_start_date" in bad.json()["message"]
         unknown = await api.get(f"/v1/contracts/{uuid.uuid4()}")
         assert unknown.status_code == 404 and unknown.json()["code"] == "not_found"
+        detail = await api.get(f"/v1/contracts/{done['contract_id']}")
+        assert detail.headers["cache-control"] == "no-store"  # it carries license keys
+        assert detail.headers["x-content-type-options"] == "nosniff"
+        for climbing in ("/v1/..%2Fmetrics", "/v1/%2e%2e/metrics", "/v1/contracts/..%2F..%2Freadyz"):
+            outside = await api.get(climbing)
+            assert outside.status_code == 404 and "arcserve_" not in outside.text, climbing  # no metrics
     unauthorized = await stack.http.get(f"{stack.portal_url}/v1/contracts", headers={"Authorization": "Bearer nope"})
     assert unauthorized.status_code == 401 and unauthorized.json()["code"] == "unauthorized"
     assert unauthorized.headers["www-authenticate"] == "Bearer"
@@ -82,15 +89,18 @@ async def test_sign_in_sets_a_sealed_http_only_strict_cookie_and_sign_out_ends_i
 
 async def test_a_wrong_key_is_refused_at_sign_in(stack: Stack, browser: httpx.AsyncClient) -> None:
     page = await browser.get("/")
-    refused = await browser.post("/signin", data={"csrf": csrf_of(page), "api_key": "not-a-key"})
-    assert refused.status_code == 401
-    assert "APIキーが正しくないか" in refused.text and "not-a-key" not in refused.text
+    for wrong in ("not-a-key", "ｋｅｙ-全角", "a" * 300, "two words"):
+        refused = await browser.post("/signin", data={"csrf": csrf_of(page), "api_key": wrong})
+        assert refused.status_code == 401, wrong
+        assert "APIキーが正しくないか" in refused.text and wrong not in refused.text
 
 
 async def test_a_forged_or_tampered_cookie_is_no_session(stack: Stack, tenant: Tenant, browser: httpx.AsyncClient) -> None:
     await sign_in(browser, tenant)
     sealed = browser.cookies[COOKIE]
+    browser.cookies.delete(COOKIE)
     browser.cookies.set(COOKIE, sealed[:-8] + "AAAAAAAA")
+    assert len(browser.cookies.jar) == 1
     assert 'name="api_key"' in (await browser.get("/")).text
 
 
@@ -129,7 +139,8 @@ async def test_another_tenants_contract_and_application_answer_404_in_pages(
     for path in (f"/contracts/{theirs['contract_id']}", f"/contracts/{theirs['contract_id']}/live",
                  f"/contracts/{theirs['contract_id']}/addition", f"/contracts/{theirs['contract_id']}/cancellation",
                  f"/applications/{their_application}", f"/applications/{their_application}/live",
-                 "/contracts/not-a-uuid"):
+                 "/contracts/not-a-uuid", f"/applications/{their_application}?since={int(time.time())}&proof=0123456789abcdef",
+                 f"/applications/{uuid.uuid4()}?since={int(time.time())}&proof=0123456789abcdef"):
         page = await browser.get(path)
         assert page.status_code == 404, path
         assert theirs["contract_id"] not in page.text.replace(path, "")
@@ -202,3 +213,18 @@ async def test_the_vm_count_and_contact_forms_apply_and_a_forbidden_key_says_why
     await stack.wait_application(tenant, refused.headers["location"].split("/")[-1].split("?")[0])
     page = await browser.get(refused.headers["location"].split("?")[0])
     assert "却下" in page.text and "not_dedicated_hypervisor" in page.text and "(R7)" in page.text
+
+
+async def test_a_form_with_odd_input_answers_with_the_field_errors_and_keeps_what_was_typed(
+        stack: Stack, tenant: Tenant, browser: httpx.AsyncClient) -> None:
+    await sign_in(browser, tenant)
+    form = await browser.get("/apply/new")
+    answer = await browser.post("/apply/new", data={
+        "csrf": csrf_of(form), "idempotency_key": "odd", "product": "arcserve-udp-10",
+        "contact.email": "ops@example.co.jp", "contact.company_name": "Example",
+        "licenses.0.usage": "virtual_server", "licenses.0.license_type": "per_server", "licenses.0.quantity": "²",
+        "licenses.1.usage": "virtual_server", "licenses.1.license_type": "per_server", "licenses.1.quantity": "9" * 40})
+    assert answer.status_code == 422
+    assert 'id="err-licenses-0-quantity"' in answer.text and 'id="err-licenses-1-quantity"' in answer.text
+    assert 'value="²"' in answer.text and 'value="ops@example.co.jp"' in answer.text
+    assert (await stack.get(tenant, "/v1/applications")).json()["items"] == []

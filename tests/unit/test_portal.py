@@ -86,3 +86,28 @@ def test_refusals_are_said_in_the_language_chosen_naming_the_rule() -> None:
     assert Words("ja").reason({"code": "unheard_of", "message": "the API's own words"}) == "the API's own words"
     assert Words("xx").lang == "ja"  # Japanese by default
     assert Words("ja").label("contract_status", "preparing") == "新規準備中"
+
+
+def test_the_forwarder_keeps_this_hops_headers_and_never_leaves_v1() -> None:
+    from starlette.requests import Request
+
+    from services.portal.forward import inside_v1, request_headers
+
+    def request(method: str, headers: list[tuple[str, str]]) -> Request:
+        return Request({"type": "http", "method": method, "path": "/v1/contracts", "query_string": b"",
+                        "headers": [(k.encode(), v.encode()) for k, v in headers]})
+
+    sent = [("authorization", "Bearer k"), ("cookie", "arcserve_session=sealed"), ("x-forwarded-for", "6.6.6.6"),
+            ("forwarded", "for=6.6.6.6"), ("connection", "close, x-secret"), ("x-secret", "s"), ("host", "portal"),
+            ("content-length", "0"), ("idempotency-key", "i"), ("accept", "application/json")]
+    assert request_headers(request("GET", sent)) == [("authorization", "Bearer k"), ("idempotency-key", "i"),
+                                                      ("accept", "application/json")]
+    assert ("content-length", "0") in request_headers(request("POST", sent))
+    assert inside_v1("/v1/contracts/abc") and inside_v1("/v1/applications")
+    for climbing in ("/v1/../metrics", "/v1/..%2Fmetrics", "/v1/%2e%2e/readyz", "/v1/contracts/%2E/x", "/metrics", "/v10/x"):
+        assert not inside_v1(climbing), climbing
+
+
+def test_odd_digits_are_sent_as_typed_not_turned_into_numbers() -> None:
+    for typed in ("²", "١٢", "9" * 50):
+        assert forms.vm_count_increase(form(("additional_vms", typed)), CONTRACT).body["additional_vms"] == typed

@@ -10,10 +10,19 @@ function refresh(element) {
   const url = element.getAttribute("data-live");
   fetch(url, { credentials: "same-origin", headers: { Accept: "text/html" } })
     .then((response) => {
+      if (response.redirected || response.status === 401) {
+        window.location.reload(); // the session ended: the page says so and offers sign-in
+        return null;
+      }
+      if (response.status >= 400 && response.status < 500) {
+        element.removeAttribute("data-pending"); // gone or refused: asking again changes nothing
+        return null;
+      }
       if (!response.ok) throw new Error(String(response.status));
       return response.text();
     })
     .then((html) => {
+      if (html === null) return;
       const holder = document.createElement("template");
       holder.innerHTML = html.trim();
       const fresh = holder.content.querySelector("[data-live]");
@@ -21,7 +30,7 @@ function refresh(element) {
       element.replaceWith(fresh);
       watch(fresh);
     })
-    .catch(() => setTimeout(() => refresh(element), REFRESH_MS * 4)); // a hiccup: try again later
+    .catch(() => setTimeout(() => refresh(element), REFRESH_MS * 2)); // a hiccup: try again shortly
 }
 
 function watch(element) {
