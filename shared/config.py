@@ -19,7 +19,7 @@ DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/arcserve"
 DEFAULT_RETRY_DELAYS_S: tuple[float, ...] = (1, 4, 16, 60)
 
 
-def _float(name: str, default: float) -> float:
+def env_float(name: str, default: float) -> float:
     raw = os.environ.get(name, "")
     try:
         return float(raw) if raw else default
@@ -27,7 +27,7 @@ def _float(name: str, default: float) -> float:
         raise SystemExit(f"{name} must be a number, got {raw!r}") from None
 
 
-def _int(name: str, default: int) -> int:
+def env_int(name: str, default: int) -> int:
     raw = os.environ.get(name, "")
     try:
         return int(raw) if raw else default
@@ -126,25 +126,25 @@ class Settings:
             management_url=env("RABBITMQ_MANAGEMENT_URL", ""),
             topology_prefix=env("ARCSERVE_TOPOLOGY_PREFIX", ""),
             role_prefix=env("ARCSERVE_DB_ROLE_PREFIX") or "arcserve_",
-            intake_port=_int("INTAKE_PORT", 8080),
-            status_port=_int("STATUS_PORT", 8081),
-            license_issuer_port=_int("LICENSE_ISSUER_PORT", 8082),
-            order_id_port=_int("ORDER_ID_PORT", 8083),
+            intake_port=env_int("INTAKE_PORT", 8080),
+            status_port=env_int("STATUS_PORT", 8081),
+            license_issuer_port=env_int("LICENSE_ISSUER_PORT", 8082),
+            order_id_port=env_int("ORDER_ID_PORT", 8083),
             host=env("ARCSERVE_HOST") or "0.0.0.0",
             status_url=env("ARCSERVE_STATUS_URL", ""),
             api_keys=parse_api_keys(env("ARCSERVE_API_KEYS", "")),
             id_secret=secret("ARCSERVE_ID_SECRET"),
             license_key_keyring=secret("ARCSERVE_LICENSE_KEY_KEYRING"),
             api_key_pepper=secret("ARCSERVE_API_KEY_PEPPER"),
-            rate_limit_per_s=_float("ARCSERVE_RATE_LIMIT_PER_S", 50.0),
-            rate_limit_burst=_int("ARCSERVE_RATE_LIMIT_BURST", 100),
-            sim_new_delay_s=_float("ARCSERVE_SIM_NEW_DELAY_S", 0.0),
-            sim_change_delay_s=_float("ARCSERVE_SIM_CHANGE_DELAY_S", 0.0),
+            rate_limit_per_s=env_float("ARCSERVE_RATE_LIMIT_PER_S", 50.0),
+            rate_limit_burst=env_int("ARCSERVE_RATE_LIMIT_BURST", 100),
+            sim_new_delay_s=env_float("ARCSERVE_SIM_NEW_DELAY_S", 0.0),
+            sim_change_delay_s=env_float("ARCSERVE_SIM_CHANGE_DELAY_S", 0.0),
             year_end_closure=env("ARCSERVE_YEAR_END_CLOSURE", "12-29/01-03"),  # the status service reads it
-            prefetch=_int("ARCSERVE_PREFETCH", 8),
-            db_pool_size=_int("ARCSERVE_DB_POOL_SIZE", 10),
-            drain_timeout_s=_float("ARCSERVE_DRAIN_TIMEOUT_S", 25.0),
-            inbox_retention_days=_float("ARCSERVE_INBOX_RETENTION_DAYS", 7.0),
+            prefetch=env_int("ARCSERVE_PREFETCH", 8),
+            db_pool_size=env_int("ARCSERVE_DB_POOL_SIZE", 10),
+            drain_timeout_s=env_float("ARCSERVE_DRAIN_TIMEOUT_S", 25.0),
+            inbox_retention_days=env_float("ARCSERVE_INBOX_RETENTION_DAYS", 7.0),
             retry_delays_s=_delays("ARCSERVE_RETRY_DELAYS_S", DEFAULT_RETRY_DELAYS_S),
         )
 

@@ -3,10 +3,11 @@ applications, follow them, read contracts. Every command takes --json (the API's
 Exit codes: 0 ok, 1 an API error (or a watched application rejected), 2 a usage error."""
 from __future__ import annotations
 
-from enum import StrEnum
-from typing import Annotated
+from collections.abc import Callable, Iterable
+from typing import Annotated, Any
 
 import typer
+from rich.console import RenderableType
 from rich.text import Text
 
 from services.cli import render
@@ -14,6 +15,7 @@ from services.cli.apply import apply_app
 from services.cli.client import DEFAULT_URL, KEY_ENV, URL_ENV, Answer, Settings
 from services.cli.shell import JsonOption, WatchOption, print_json, session
 from services.cli.watch import conclude, watch
+from shared.contracts import labels
 
 app = typer.Typer(
     name="arcserve",
@@ -26,17 +28,16 @@ app = typer.Typer(
 app.add_typer(apply_app, name="apply")
 
 
-class ContractStatus(StrEnum):
-    preparing = "preparing"
-    active = "active"
-    cancelled = "cancelled"
+def one_of(values: Iterable[str]) -> Callable[[str | None], str | None]:
+    """A --status check: one of the API's own values (shared/contracts/labels.py), or a usage error naming them."""
+    allowed = list(values)
 
+    def check(value: str | None) -> str | None:
+        if value is not None and value not in allowed:
+            raise typer.BadParameter(f"{value!r} is not one of {', '.join(allowed)}")
+        return value
 
-class ApplicationStatus(StrEnum):
-    received = "received"
-    processing = "processing"
-    completed = "completed"
-    rejected = "rejected"
+    return check
 
 
 LimitOption = Annotated[int, typer.Option("--limit", min=1, max=100, metavar="N", help="Rows per page.")]
@@ -57,16 +58,25 @@ def root(
     ctx.obj = Settings(url, api_key)
 
 
-def _more(answer: Answer) -> None:
-    cursor = answer.data.get("next_cursor")
-    if cursor:
-        render.console().print(Text(f"more: --cursor {render.clean(cursor)}", style="dim"))
+def _page(answer: Answer, as_json: bool, view: Callable[[list[dict[str, Any]]], RenderableType], empty: str) -> None:
+    """A page of a list: the API's JSON, or its items as `view` draws them and where the next page starts."""
+    if as_json:
+        print_json(answer)
+        return
+    items = answer.data.get("items") or []
+    out = render.console()
+    out.print(view(items) if items else empty)
+    if cursor := answer.data.get("next_cursor"):
+        out.print(Text(f"more: --cursor {render.clean(cursor)}", style="dim"))
 
 
 @app.command("contracts")
 def contracts(
     ctx: typer.Context,
-    status: Annotated[ContractStatus | None, typer.Option("--status", help="Only contracts in this status.")] = None,
+    status: Annotated[str | None, typer.Option(
+        "--status", metavar="|".join(labels.CONTRACT_STATUS), callback=one_of(labels.CONTRACT_STATUS),
+        help="Only contracts in this status.",
+    )] = None,
     product: Annotated[str | None, typer.Option("--product", metavar="CODE", help="Only contracts of this product code.")] = None,
     limit: LimitOption = 20,
     cursor: CursorOption = None,
@@ -74,16 +84,9 @@ def contracts(
 ) -> None:
     """Your contracts, newest first: the main menu (メインメニュー)."""
     with session(ctx, as_json) as api:
-        answer = api.get("/v1/contracts", {"status": status.value if status else None, "product": product,
+        answer = api.get("/v1/contracts", {"status": status, "product": product,
                                            "limit": limit, "cursor": cursor})
-    if as_json:
-        print_json(answer)
-        return
-    items = answer.data.get("items") or []
-    out = render.console()
-    out.print(render.contracts_view(items) if items else
-              "ご契約はまだありません no contracts yet: start with arcserve apply new")
-    _more(answer)
+    _page(answer, as_json, render.contracts_view, "ご契約はまだありません no contracts yet: start with arcserve apply new")
 
 
 @app.command("contract")
@@ -124,21 +127,19 @@ def application(
 def applications(
     ctx: typer.Context,
     contract_id: Annotated[str | None, typer.Option("--contract-id", metavar="ID", help="Only this contract's applications.")] = None,
-    status: Annotated[ApplicationStatus | None, typer.Option("--status", help="Only applications in this status.")] = None,
+    status: Annotated[str | None, typer.Option(
+        "--status", metavar="|".join(labels.APPLICATION_STATUS), callback=one_of(labels.APPLICATION_STATUS),
+        help="Only applications in this status.",
+    )] = None,
     limit: LimitOption = 20,
     cursor: CursorOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Your applications, newest first."""
     with session(ctx, as_json) as api:
-        answer = api.get("/v1/applications", {"contract_id": contract_id, "status": status.value if status else None,
+        answer = api.get("/v1/applications", {"contract_id": contract_id, "status": status,
                                               "limit": limit, "cursor": cursor})
-    if as_json:
-        print_json(answer)
-        return
-    items = answer.data.get("items") or []
-    render.console().print(render.applications_table(items) if items else "申込はありません no applications")
-    _more(answer)
+    _page(answer, as_json, render.applications_table, "申込はありません no applications")
 
 
 def main() -> None:

@@ -5,17 +5,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from shared.config import env_float, env_int
 from shared.secrets import secret
 
 SESSION_KEYRING = "ARCSERVE_PORTAL_SESSION_KEYRING"
-
-
-def _number(name: str, default: float) -> float:
-    raw = os.environ.get(name, "")
-    try:
-        return float(raw) if raw else default
-    except ValueError:
-        raise SystemExit(f"{name} must be a number, got {raw!r}") from None
 
 
 @dataclass(frozen=True)
@@ -37,11 +30,11 @@ class PortalSettings:
         env = os.environ.get
         return cls(
             host=env("ARCSERVE_HOST") or "0.0.0.0",
-            port=int(_number("PORTAL_PORT", 8084)),
+            port=env_int("PORTAL_PORT", 8084),
             intake_url=(env("PORTAL_INTAKE_URL") or "http://127.0.0.1:8080").rstrip("/"),
             status_url=(env("PORTAL_STATUS_URL") or "http://127.0.0.1:8081").rstrip("/"),
             session_keyring=secret(SESSION_KEYRING),
-            session_max_age_s=_number("PORTAL_SESSION_MAX_AGE_S", 8 * 3600.0),
+            session_max_age_s=env_float("PORTAL_SESSION_MAX_AGE_S", 8 * 3600.0),
             secure_cookies=(env("PORTAL_SECURE_COOKIES") or "false").lower() in ("1", "true", "yes"),
-            drain_timeout_s=_number("ARCSERVE_DRAIN_TIMEOUT_S", 25.0),
+            drain_timeout_s=env_float("ARCSERVE_DRAIN_TIMEOUT_S", 25.0),
         )

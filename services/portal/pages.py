@@ -210,14 +210,6 @@ def router(upstream: Upstream, codec: SessionCodec, *, secure_cookies: bool = Fa
             return trouble(v, answer)
         return v.page(template, c=answer.body, live=_live_contract(answer.body))
 
-    @pages.get("/contracts/{contract_id}")
-    async def detail_page(request: Request, contract_id: str) -> Response:
-        return await signed_in(request, lambda v, key: detail(v, key, contract_id, "detail.html"))
-
-    @pages.get("/contracts/{contract_id}/live")
-    async def detail_live(request: Request, contract_id: str) -> Response:
-        return await signed_in(request, lambda v, key: detail(v, key, contract_id, "_detail.html"))
-
     async def application(v: Visit, key: str, application_id: str, template: str) -> Response:
         ident = _uuid(application_id)
         answer = await upstream.get(key, f"/v1/applications/{ident}") if ident else Answer(404, None)
@@ -233,13 +225,19 @@ def router(upstream: Upstream, codec: SessionCodec, *, secure_cookies: bool = Fa
             return trouble(v, answer)
         return v.page(template, a=answer.body, live=answer.body["status"] in LIVE, pending_query="")
 
-    @pages.get("/applications/{application_id}")
-    async def application_page(request: Request, application_id: str) -> Response:
-        return await signed_in(request, lambda v, key: application(v, key, application_id, "application.html"))
+    def with_live_part(path: str, template: str, render: Callable[[Visit, str, str, str], Awaitable[Response]]) -> None:
+        """A page, and at `path/live` the part of it that portal.js fetches again: one render,
+        the whole template (`x.html`) or its live part (`_x.html`)."""
+        def route(name: str) -> Callable[[Request, str], Awaitable[Response]]:
+            async def show(request: Request, ident: str) -> Response:
+                return await signed_in(request, lambda v, key: render(v, key, ident, name))
+            return show
 
-    @pages.get("/applications/{application_id}/live")
-    async def application_live(request: Request, application_id: str) -> Response:
-        return await signed_in(request, lambda v, key: application(v, key, application_id, "_application.html"))
+        pages.add_api_route(path, route(template), methods=["GET"])
+        pages.add_api_route(f"{path}/live", route(f"_{template}"), methods=["GET"])
+
+    with_live_part("/contracts/{ident}", "detail.html", detail)
+    with_live_part("/applications/{ident}", "application.html", application)
 
     # ---- the forms: one GET shows it, one POST applies --------------------------------
     def form_page(v: Visit, kind: str, c: dict[str, Any] | None, status: int = 200, **context: Any) -> Response:
