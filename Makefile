@@ -11,7 +11,7 @@ CHROMIUM   ?= /usr/bin/chromium
 LOCAL_AMQP_URL     := amqp://guest:guest@127.0.0.1:5672/
 LOCAL_DATABASE_URL := postgresql://postgres@127.0.0.1:5432/postgres
 
-.PHONY: browser lock run test unit faults faults-selftest clean-broker lint migrate definitions venv compose-tool clean images test-containers compose-up compose-down
+.PHONY: browser contracts contract-tools lock run test unit faults faults-selftest clean-broker lint migrate definitions venv compose-tool clean images test-containers compose-up compose-down
 
 # Locked with hashes (requirements*.txt, from requirements*.in by `make lock`): pip refuses
 # any file whose hash the lock does not name, the packaging tools included.
@@ -37,7 +37,7 @@ run: venv
 ## test: the whole suite (unit, integration on the real broker and database, container config)
 test faults faults-selftest clean-broker: export AMQP_URL ?= $(LOCAL_AMQP_URL)
 test faults faults-selftest clean-broker: export DATABASE_URL ?= $(LOCAL_DATABASE_URL)
-test: venv compose-tool browser
+test: venv compose-tool browser contract-tools
 	ARCSERVE_CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest
 
 ## unit: the pure domain rules only (no broker, no database)
@@ -82,6 +82,19 @@ compose-tool:
 	  else \
 	    echo "install a compose tool first: apt-get install docker-compose (or the Docker Compose v2 plugin)"; exit 1; \
 	  fi; }
+
+## contracts: regenerate docs/asyncapi.json from the message catalogue (a test fails while they differ)
+contracts: venv
+	$(BIN)/python -m shared.contracts.asyncapi > docs/asyncapi.json
+
+# The AsyncAPI project's parser validates docs/asyncapi.json in the tests (npm, pinned by its lock).
+CONTRACT_TOOLS := tests/contracts/node_modules/.installed
+$(CONTRACT_TOOLS): tests/contracts/package.json tests/contracts/package-lock.json
+	@command -v npm >/dev/null || { echo "install Node.js and npm first (Debian: apt-get install nodejs npm)"; exit 1; }
+	cd tests/contracts && npm ci --no-audit --no-fund --silent
+	touch $(CONTRACT_TOOLS)
+
+contract-tools: $(CONTRACT_TOOLS)
 
 # The portal's end-to-end tests drive Debian's chromium through Playwright (never a downloaded browser).
 # A Japanese font too, so that its screenshots show the menu's words rather than empty boxes.

@@ -7,6 +7,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.staticfiles import StaticFiles
@@ -17,6 +18,7 @@ from services.portal.config import SESSION_KEYRING, PortalSettings
 from services.portal.sessions import SessionCodec
 from services.portal.upstream import Upstream
 from shared import metrics
+from shared.contracts import asyncapi
 from shared.http.errors import install_error_handlers
 from shared.http.server import HttpServer
 from shared.sealing import Keyring, KeyringError
@@ -102,6 +104,13 @@ class Portal:
                 return {"status": "ready", "service": NAME}
             response.status_code = 503
             return {"status": "not_ready", "service": NAME}
+
+        contract = asyncapi.document()
+
+        @self.app.get("/asyncapi.json", include_in_schema=False)
+        async def asyncapi_document() -> dict[str, Any]:
+            """The AMQP contract for other systems; every event's `dataschema` points into it."""
+            return contract
 
         @self.app.get("/metrics", include_in_schema=False)
         async def metrics_() -> Response:

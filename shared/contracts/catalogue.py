@@ -17,6 +17,16 @@ from shared.contracts.applications import Kind
 from shared.contracts.envelope import CloudEvent, PoisonMessage, new_event
 from shared.contracts.message import read
 
+# The AsyncAPI document of this catalogue (shared/contracts/asyncapi.py) names itself so; each
+# event's CloudEvents `dataschema` points into it. A change a consumer would notice raises it.
+CONTRACT_VERSION = "1.0.0"
+DATASCHEMA = f"urn:arcserve-licensing:asyncapi:{CONTRACT_VERSION}"
+
+
+def dataschema_of(model: type[BaseModel]) -> str:
+    """The CloudEvents `dataschema` of a message's `data`: its schema in the AsyncAPI document."""
+    return f"{DATASCHEMA}#/components/schemas/{model.__name__}"
+
 
 @dataclass(frozen=True)
 class MessageType:
@@ -100,7 +110,8 @@ def to_event(
     # carry every field, null where there is nothing (as they always did).
     data: dict[str, Any] = message.model_dump(mode="json", by_alias=True, exclude_none=entry.strict)
     return entry, new_event(type=entry.type, source=source, data=data, tenant_id=tenant_id,
-                            subject=subject, id=id, time=time, extensions=extensions)
+                            subject=subject, id=id, time=time, extensions=extensions,
+                            dataschema=dataschema_of(entry.model) if entry.exchange in routing.PUBLIC_EXCHANGES else None)
 
 
 class InvalidData(PoisonMessage):

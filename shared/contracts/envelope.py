@@ -30,6 +30,7 @@ class CloudEvent(BaseModel):
     time: AwareDatetime | None = None  # as the publisher claims it; R12 counts from receipt
     subject: Line | None = Field(default=None, max_length=256)
     datacontenttype: Line | None = Field(default=None, max_length=256)
+    dataschema: Line | None = Field(default=None, max_length=1024)  # where `data`'s schema is (docs/asyncapi.json)
     tenantid: Line | None = Field(default=None, min_length=1, max_length=128)
     data: Any = None
 
@@ -91,6 +92,7 @@ def new_event(
     id: str | None = None,
     time: datetime | None = None,
     extensions: dict[str, str] | None = None,
+    dataschema: str | None = None,
 ) -> CloudEvent:
     return CloudEvent(
         **(extensions or {}),
@@ -101,6 +103,7 @@ def new_event(
         time=time or datetime.now(UTC),
         subject=subject,
         datacontenttype="application/json",
+        dataschema=dataschema,
         tenantid=tenant_id,
         data=data,
     )

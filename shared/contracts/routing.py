@@ -6,6 +6,7 @@ EVENTS_EXCHANGE = "arcserve.events"
 # Not public: license keys, sealed, from the license issuer to the status service. Only they
 # may write and read it; no other system is granted anything on it (docs/architecture.md, "Security").
 LICENSE_KEYS_EXCHANGE = "arcserve.license-keys"
+PUBLIC_EXCHANGES = (APPLICATIONS_EXCHANGE, EVENTS_EXCHANGE)  # what other systems may see (docs/asyncapi.json)
 
 SUBMISSION_TYPE_PREFIX = "arcserve.application."
 

@@ -11,7 +11,8 @@ import httpx
 import pytest
 
 from services.portal.sessions import COOKIE
-from tests.support.stack import Stack, Tenant, new_application
+from shared.contracts import asyncapi, catalogue
+from tests.support.stack import EventTap, Stack, Tenant, new_application
 
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
@@ -228,3 +229,13 @@ async def test_a_form_with_odd_input_answers_with_the_field_errors_and_keeps_wha
     assert 'id="err-licenses-0-quantity"' in answer.text and 'id="err-licenses-1-quantity"' in answer.text
     assert 'value="²"' in answer.text and 'value="ops@example.co.jp"' in answer.text
     assert (await stack.get(tenant, "/v1/applications")).json()["items"] == []
+
+
+async def test_the_portal_serves_the_amqp_contract_every_event_points_into(stack: Stack, tenant: Tenant) -> None:
+    served = await stack.http.get(f"{stack.portal_url}/asyncapi.json")
+    assert served.status_code == 200 and served.json() == asyncapi.document()
+    async with EventTap(stack, "application.accepted.new") as tap:
+        contract = await stack.active_contract(tenant)
+        event = await tap.wait_for("application.accepted.new", contract_id=contract["contract_id"])
+    schema = event["dataschema"].removeprefix(catalogue.DATASCHEMA + "#/components/schemas/")
+    assert schema in served.json()["components"]["schemas"]

@@ -1,0 +1,156 @@
+"""The AsyncAPI 3.0 document of the public AMQP contract (docs/architecture.md, "Public contract"), generated from
+the message catalogue: the two public exchanges as channels (AMQP bindings 0.3.0), one
+operation per routing key, every message as its CloudEvents envelope with `tenantid`, and a
+JSON Schema per `data` under `components/schemas`. The private `arcserve.license-keys`
+exchange is nobody else's and is left out.
+
+    python -m shared.contracts.asyncapi > docs/asyncapi.json      (make contracts)
+
+A test fails when the committed document and this one drift, and another validates it with
+the AsyncAPI project's own parser. Every event's CloudEvents `dataschema` names its `data`
+schema here (`catalogue.dataschema_of`); the portal serves the document at /asyncapi.json."""
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from pydantic import BaseModel
+
+from shared.contracts import routing
+from shared.contracts.catalogue import CATALOGUE, CONTRACT_VERSION, MessageType, dataschema_of
+from shared.contracts.envelope import CONTENT_TYPE
+
+DOCUMENT_ID = "urn:arcserve-licensing"
+AMQP_BINDING = "0.3.0"
+CHANNELS = {
+    routing.APPLICATIONS_EXCHANGE: ("applications", "Submissions: another system (or intake) applies for a tenant."),
+    routing.EVENTS_EXCHANGE: ("events", "What happened: decisions, issued and revoked keys (never the keys), "
+                                        "order IDs, contract status."),
+}
+
+
+def _key(entry: MessageType) -> str:
+    """A message's name in the document: `application.new` for a submission, the routing key
+    for an event."""
+    return entry.type.removeprefix("arcserve.")
+
+
+def _envelope() -> dict[str, Any]:
+    text = {"type": "string", "minLength": 1}
+    return {
+        "type": "object",
+        "description": "CloudEvents 1.0, structured JSON mode (content type application/cloudevents+json).",
+        "required": ["specversion", "id", "source", "type", "tenantid", "data"],
+        "properties": {
+            "specversion": {"const": "1.0"},
+            "id": {**text, "maxLength": 256, "description": "Unique; the dedupe key (a resent message has the same id)."},
+            "source": {**text, "maxLength": 1024, "format": "uri-reference", "examples": ["urn:arcserve:intake"]},
+            "type": {**text, "maxLength": 256},
+            "time": {"type": "string", "format": "date-time"},
+            "subject": {"type": "string", "maxLength": 256, "description": "The contract id, where there is one."},
+            "datacontenttype": {"const": "application/json"},
+            "dataschema": {"type": "string", "format": "uri", "description": "The schema of `data` in this document."},
+            "tenantid": {**text, "maxLength": 128, "description": "Extension: the tenant the message acts for."},
+            "data": {"type": "object"},
+        },
+    }
+
+
+def _hoist(model: type[BaseModel], schemas: dict[str, Any]) -> None:
+    """The model's JSON Schema under components/schemas, its definitions beside it."""
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    for name, definition in {**schema.pop("$defs", {}), model.__name__: schema}.items():
+        if schemas.setdefault(name, definition) != definition:
+            raise ValueError(f"two different schemas are called {name}: rename one of the models")
+
+
+def _describe(entry: MessageType) -> str:
+    doc = (entry.model.__doc__ or "").strip()
+    return " ".join(doc.split()) if doc and entry.model.__module__.startswith("shared.contracts") else ""
+
+
+def document() -> dict[str, Any]:
+    schemas: dict[str, Any] = {"CloudEvent": _envelope()}
+    messages: dict[str, Any] = {}
+    channels: dict[str, Any] = {
+        name: {
+            "address": exchange,
+            "description": description,
+            "messages": {},
+            "bindings": {"amqp": {
+                "is": "routingKey",
+                "exchange": {"name": exchange, "type": "topic", "durable": True, "autoDelete": False, "vhost": "/"},
+                "bindingVersion": AMQP_BINDING,
+            }},
+        }
+        for exchange, (name, description) in CHANNELS.items()
+    }
+    operations: dict[str, Any] = {}
+    for entry in CATALOGUE:
+        if entry.exchange not in routing.PUBLIC_EXCHANGES:
+            continue
+        channel, _ = CHANNELS[entry.exchange]
+        key = _key(entry)
+        _hoist(entry.model, schemas)
+        schemas[f"{key}.event"] = {
+            "allOf": [
+                {"$ref": "#/components/schemas/CloudEvent"},
+                {"type": "object", "properties": {
+                    "type": {"const": entry.type},
+                    "dataschema": {"const": dataschema_of(entry.model)},
+                    "data": {"$ref": f"#/components/schemas/{entry.model.__name__}"},
+                }},
+            ],
+        }
+        messages[key] = {
+            "name": key,
+            "title": entry.type,
+            **({"description": description} if (description := _describe(entry)) else {}),
+            "contentType": CONTENT_TYPE,
+            "payload": {"$ref": f"#/components/schemas/{key}.event"},
+            "bindings": {"amqp": {"messageType": entry.type, "bindingVersion": AMQP_BINDING}},
+        }
+        channels[channel]["messages"][key] = {"$ref": f"#/components/messages/{key}"}
+        submission = entry.exchange == routing.APPLICATIONS_EXCHANGE
+        operations[("submit." if submission else "publish.") + key] = {
+            # Ours to receive (a submission) or to send (an event).
+            "action": "receive" if submission else "send",
+            "channel": {"$ref": f"#/channels/{channel}"},
+            "summary": f"routing key {entry.routing_key}",
+            "messages": [{"$ref": f"#/channels/{channel}/messages/{key}"}],
+            "bindings": {"amqp": {
+                "cc": [entry.routing_key],
+                "deliveryMode": 2,  # persistent
+                "mandatory": True,
+                "bindingVersion": AMQP_BINDING,
+            }},
+        }
+    return {
+        "asyncapi": "3.0.0",
+        "id": DOCUMENT_ID,
+        "info": {
+            "title": "arcserve-licensing: the Arcserve license contract process over AMQP",
+            "version": CONTRACT_VERSION,
+            "description": (
+                "Submissions go to `arcserve.applications` with the kind as routing key; events come out on "
+                "`arcserve.events`. Every body is a CloudEvents 1.0 event in structured JSON mode with the "
+                "extension `tenantid`. A direct publisher connects with a broker user of its own, sets the AMQP "
+                "`user_id` to it, and acts only for the tenants an operator allowed (README, \"Onboarding a "
+                "direct publisher\"). A message that breaks its schema is dead-lettered with the reason; a "
+                "submission's tenant also sees `application.rejected.<kind>` with code `invalid_application`."
+            ),
+        },
+        "defaultContentType": CONTENT_TYPE,
+        "channels": channels,
+        "operations": operations,
+        "components": {"messages": messages, "schemas": schemas},
+    }
+
+
+def render() -> str:
+    return json.dumps(document(), indent=2, ensure_ascii=False) + "\n"
+
+
+if __name__ == "__main__":
+    sys.stdout.write(render())
