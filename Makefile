@@ -83,9 +83,10 @@ compose-tool:
 	    echo "install a compose tool first: apt-get install docker-compose (or the Docker Compose v2 plugin)"; exit 1; \
 	  fi; }
 
-## contracts: regenerate docs/asyncapi.json from the message catalogue (a test fails while they differ)
+## contracts: regenerate docs/asyncapi.json (the message catalogue) and docs/openapi.json (the HTTP API); a test fails while they differ
 contracts: venv
 	$(BIN)/python -m shared.contracts.asyncapi > docs/asyncapi.json
+	$(BIN)/python scripts/openapi.py > docs/openapi.json
 
 # The AsyncAPI project's parser validates docs/asyncapi.json in the tests (npm, pinned by its lock).
 CONTRACT_TOOLS := tests/contracts/node_modules/.installed

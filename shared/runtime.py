@@ -28,6 +28,7 @@ from shared.clock import Clock, utc_now
 from shared.config import Settings
 from shared.db.migrate import missing
 from shared.db.pool import create_pool
+from shared.http import openapi
 from shared.http.errors import error_response, install_error_handlers
 from shared.http.server import HttpServer
 from shared.messaging.broker import Broker
@@ -52,7 +53,8 @@ class Service:
         # The prefix tells apart stacks sharing a broker (as seen in `rabbitmqctl list_connections`).
         self.broker = Broker(settings.amqp_url, self.topology, connection_name=f"{settings.topology_prefix}{self.name}")
         self._pool: asyncpg.Pool | None = None
-        self.app = FastAPI(title=f"arcserve-licensing {self.name}", docs_url=None, redoc_url=None)
+        self.app = FastAPI(title=f"arcserve-licensing {self.name}", version="1", redoc_url=None)
+        openapi.install(self.app, f"The {self.name} service of arcserve-licensing: Bearer API keys, JSON, errors as {{code, message}}.")
         install_error_handlers(self.app)
         self.app.middleware("http")(self._observe)
         self._add_health_routes()

@@ -18,12 +18,14 @@ from fastapi.responses import JSONResponse
 
 from shared import metrics, tenancy
 from shared.contracts import catalogue, limits
+from shared.contracts.answers import Received
 from shared.contracts.applications import (
     InvalidApplication,
     application_json_schema,
     parse_application,
     submission_of,
 )
+from shared.http import openapi
 from shared.http.auth import Authenticator
 from shared.http.errors import ApiError
 from shared.messaging.broker import Broker
@@ -31,6 +33,29 @@ from shared.messaging.broker import Broker
 log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 64 * 1024
 MAX_IDEMPOTENCY_KEY = 255
+
+
+_CONTACT = {"email": "ops@example.co.jp", "company_name": "Example K.K."}
+_CONTRACT = "3f6f3b5e-2d0c-5c8e-9a43-6b1f0f3f1a10"
+EXAMPLES = {  # one per kind (docs/architecture.md, "Public contract")
+    "new": {"summary": "新規申込: a new contract", "value": {
+        "kind": "new", "product": "arcserve-udp-10", "contact": _CONTACT,
+        "licenses": [{"usage": "virtual_server", "license_type": "per_server", "quantity": 2},
+                     {"usage": "hypervisor", "license_type": "dedicated_hypervisor", "quantity": 1, "vm_count": 10}]}},
+    "addition": {"summary": "追加申込: more keys (R5)", "value": {
+        "kind": "addition", "contract_id": _CONTRACT,
+        "licenses": [{"usage": "bare_metal", "license_type": "per_server", "quantity": 1}]}},
+    "vm_count_increase": {"summary": "仮想サーバー数追加 (R7)", "value": {
+        "kind": "vm_count_increase", "contract_id": _CONTRACT,
+        "license_id": "9b2f6a1e-7c3d-5e4f-8a9b-0c1d2e3f4a5b", "additional_vms": 5}},
+    "cancellation_all": {"summary": "廃止申込: every key (R9)", "value": {
+        "kind": "cancellation", "contract_id": _CONTRACT, "scope": "all"}},
+    "cancellation_some": {"summary": "廃止申込: the named keys (R8)", "value": {
+        "kind": "cancellation", "contract_id": _CONTRACT, "license_ids": ["9b2f6a1e-7c3d-5e4f-8a9b-0c1d2e3f4a5b"]}},
+    "contact_change": {"summary": "連絡先変更", "value": {
+        "kind": "contact_change", "contract_id": _CONTRACT,
+        "contact": {"email": "new@example.co.jp", "company_name": "New K.K."}}},
+}
 
 
 def application_id_for(secret: bytes, tenant: str, idempotency_key: str | None) -> uuid.UUID:
@@ -84,7 +109,21 @@ def router(broker: Broker, auth: Authenticator, pool: Callable[[], asyncpg.Pool]
     @api.post(
         "/applications",
         status_code=202,
-        openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": application_json_schema()}}}},
+        summary="Apply (申込): new, addition, VM-count increase, cancellation or contact change",
+        responses={
+            202: {"model": Received, "description": "Taken; the status service decides next.", "headers": {
+                "Location": {"description": "Where to follow the application (GET).", "schema": {"type": "string"}}}},
+            **openapi.errors(401, 409, 413, 422, 429, 503),
+        },
+        openapi_extra={
+            "parameters": [{
+                "name": "Idempotency-Key", "in": "header", "required": False,
+                "description": "The same key (and body) returns the same application, however often it is sent.",
+                "schema": {"type": "string", "minLength": 1, "maxLength": MAX_IDEMPOTENCY_KEY},
+            }],
+            "requestBody": {"required": True, "content": {"application/json": {
+                "schema": application_json_schema(), "examples": EXAMPLES}}},
+        },
     )
     async def submit(request: Request, caller: tenancy.Caller = Depends(auth.caller)) -> JSONResponse:
         tenant = caller.tenant_id

@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 from fastapi import FastAPI, Request, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -19,7 +20,8 @@ from services.portal.sessions import SessionCodec
 from services.portal.upstream import Upstream
 from shared import metrics
 from shared.contracts import asyncapi
-from shared.http.errors import install_error_handlers
+from shared.http import openapi
+from shared.http.errors import error_response, install_error_handlers
 from shared.http.server import HttpServer
 from shared.sealing import Keyring, KeyringError
 
@@ -106,6 +108,19 @@ class Portal:
             return {"status": "not_ready", "service": NAME}
 
         contract = asyncapi.document()
+        one_origin: list[dict[str, Any]] = []  # merged once both services answered
+
+        @self.app.get("/openapi.json", include_in_schema=False)
+        async def openapi_document() -> Any:
+            """Intake's and status's documents as one: the API this origin serves."""
+            if not one_origin:
+                try:
+                    documents = [(await self.upstream.client.get(f"{base}/openapi.json", timeout=5)).raise_for_status().json()
+                                 for base in (self.upstream.intake_url, self.upstream.status_url)]
+                except httpx.HTTPError:
+                    return error_response(503, "unavailable", "intake or status is not reachable; retry later")
+                one_origin.append(openapi.merge(documents))
+            return one_origin[0]
 
         @self.app.get("/asyncapi.json", include_in_schema=False)
         async def asyncapi_document() -> dict[str, Any]:

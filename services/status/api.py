@@ -17,6 +17,8 @@ from services.status import queries, service, views
 from services.status.domain.model import ApplicationStatus, ContractStatus
 from services.status.queries import Cursor
 from services.status.repository import PostgresRepository
+from shared.contracts import answers
+from shared.http import openapi
 from shared.http.auth import Authenticator
 from shared.http.errors import ApiError
 from shared.sealing import Keyring
@@ -54,7 +56,8 @@ def _decode_cursor(cursor: str | None) -> Cursor | None:
 def router(pool: Callable[[], asyncpg.Pool], auth: Authenticator, keyring: Keyring) -> APIRouter:
     api = APIRouter(prefix="/v1")
 
-    @api.get("/applications/{application_id}")
+    @api.get("/applications/{application_id}", summary="An application",
+             responses={200: {"model": answers.ApplicationView}, **openapi.errors(401, 404, 429, 503)})
     async def get_application(application_id: str, tenant: str = Depends(auth)) -> dict[str, Any]:
         async with pool().acquire() as conn:
             found = await PostgresRepository(conn).application(_uuid(application_id, "application"), tenant)
@@ -62,7 +65,8 @@ def router(pool: Callable[[], asyncpg.Pool], auth: Authenticator, keyring: Keyri
             raise _not_found("application", application_id)
         return views.application_view(found)
 
-    @api.get("/applications")
+    @api.get("/applications", summary="The tenant's applications, newest first",
+             responses={200: {"model": answers.ApplicationPage}, **openapi.errors(401, 422, 429, 503)})
     async def list_applications(
         tenant: str = Depends(auth),
         contract_id: UUID | None = None,
@@ -79,7 +83,8 @@ def router(pool: Callable[[], asyncpg.Pool], auth: Authenticator, keyring: Keyri
             "next_cursor": _encode_cursor(page[-1].submitted_at, page[-1].application_id) if len(found) > limit else None,
         }
 
-    @api.get("/contracts")
+    @api.get("/contracts", summary="The tenant's contracts, newest first: the main menu",
+             responses={200: {"model": answers.ContractPage}, **openapi.errors(401, 422, 429, 503)})
     async def list_contracts(
         tenant: str = Depends(auth),
         status: ContractStatus | None = None,
@@ -98,7 +103,8 @@ def router(pool: Callable[[], asyncpg.Pool], auth: Authenticator, keyring: Keyri
             "next_cursor": _encode_cursor(last.created_at, last.contract_id) if last and len(found) > limit else None,
         }
 
-    @api.get("/contracts/{contract_id}")
+    @api.get("/contracts/{contract_id}", summary="The detail view (R11)",
+             responses={200: {"model": answers.ContractDetail}, **openapi.errors(401, 404, 429, 503)})
     async def get_contract(contract_id: str, tenant: str = Depends(auth)) -> dict[str, Any]:
         """The detail view (R11)."""
         async with pool().acquire() as conn:
