@@ -91,7 +91,13 @@ contracts: venv
 # The AsyncAPI project's parser validates docs/asyncapi.json in the tests (npm, pinned by its lock).
 CONTRACT_TOOLS := tests/contracts/node_modules/.installed
 $(CONTRACT_TOOLS): tests/contracts/package.json tests/contracts/package-lock.json
-	@command -v npm >/dev/null || { echo "install Node.js and npm first (Debian: apt-get install nodejs npm)"; exit 1; }
+	@command -v npm >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Debian's nodejs and npm (the AsyncAPI parser of the contract tests)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; \
+	  else \
+	    echo "install Node.js and npm first (Debian: apt-get install nodejs npm)"; exit 1; \
+	  fi; }
 	cd tests/contracts && npm ci --no-audit --no-fund --silent
 	touch $(CONTRACT_TOOLS)
 

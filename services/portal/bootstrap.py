@@ -16,6 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from services.portal import forward, pages
 from services.portal.config import SESSION_KEYRING, PortalSettings
+from services.portal.form_limit import FormLimit
 from services.portal.sessions import SessionCodec
 from services.portal.upstream import Upstream
 from shared import metrics
@@ -60,6 +61,7 @@ class Portal:
         self.app = FastAPI(title="arcserve-licensing portal", docs_url=None, redoc_url=None, openapi_url=None)
         install_error_handlers(self.app)
         self.app.middleware("http")(self._headers)
+        self.app.add_middleware(FormLimit)
         self._add_health_routes()
         self.app.include_router(forward.router(self.upstream))
         self.app.include_router(pages.router(self.upstream, codec, secure_cookies=settings.secure_cookies))

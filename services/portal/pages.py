@@ -259,23 +259,26 @@ def router(upstream: Upstream, codec: SessionCodec, *, secure_cookies: bool = Fa
                     fill: Callable[[FormData], forms.Filled]) -> Response:
         async def render(v: Visit, key: str) -> Response:
             form = await request.form()
-            c = None
-            if contract_id is not None:
-                answer = await contract(key, contract_id)
-                if not answer.ok:
-                    return trouble(v, answer)
-                c = answer.body
             sent_key = form.get("idempotency_key")
             sent_key = sent_key if isinstance(sent_key, str) and 0 < len(sent_key) <= 255 else None
 
-            def again(status: int, errors: Mapping[str, str], notice: str | None, *, same_key: bool = False) -> Response:
-                # After an answer that may not have been the last word (503, 429), the form
-                # keeps its Idempotency-Key: sending it again cannot apply twice.
+            async def again(status: int, errors: Mapping[str, str], notice: str | None, *,
+                            same_key: bool = False) -> Response:
+                """The form again, as it was sent. The contract it shows is read only now: a
+                form that applies needs no read before it. After an answer that may not have
+                been the last word (503, 429) the form keeps its Idempotency-Key: sending it
+                again cannot apply twice."""
+                c = None
+                if contract_id is not None:
+                    answer = await contract(key, contract_id)
+                    if not answer.ok:
+                        return trouble(v, answer)
+                    c = answer.body
                 keep = {"idempotency_key": sent_key} if same_key and sent_key else {}
                 return form_page(v, kind, c, status, values=_values(form), errors=errors, notice=notice, **keep)
 
             if not v.csrf_ok(form):
-                return again(403, {}, v.words("csrf"), same_key=True)
+                return await again(403, {}, v.words("csrf"), same_key=True)
             filled = fill(form)
             answer = await upstream.submit(key, filled.body, sent_key)
             if answer.status == 202:
@@ -286,11 +289,12 @@ def router(upstream: Upstream, codec: SessionCodec, *, secure_cookies: bool = Fa
             body = answer.body if isinstance(answer.body, dict) else {}
             if answer.status == 422:
                 errors = body.get("errors") or []
-                return again(422, filled.errors_by_field(errors), v.words("form_errors") if errors else body.get("message"))
+                return await again(422, filled.errors_by_field(errors),
+                                   v.words("form_errors") if errors else body.get("message"))
             if answer.status == 409:
-                return again(409, {}, body.get("message"))
-            return again(answer.status, {}, v.words("rate_limited" if answer.status == 429 else "unavailable"),
-                         same_key=True)
+                return await again(409, {}, body.get("message"))
+            return await again(answer.status, {}, v.words("rate_limited" if answer.status == 429 else "unavailable"),
+                               same_key=True)
 
         return await signed_in(request, render)
 

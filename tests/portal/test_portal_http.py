@@ -239,3 +239,18 @@ async def test_the_portal_serves_the_amqp_contract_every_event_points_into(stack
         event = await tap.wait_for("application.accepted.new", contract_id=contract["contract_id"])
     schema = event["dataschema"].removeprefix(catalogue.DATASCHEMA + "#/components/schemas/")
     assert schema in served.json()["components"]["schemas"]
+
+
+async def test_a_form_past_the_size_limit_or_of_unknown_length_is_refused_before_it_is_read(
+        stack: Stack, browser: httpx.AsyncClient) -> None:
+    page = await browser.get("/")
+    huge = await browser.post("/signin", data={"csrf": csrf_of(page), "api_key": "k" * (70 * 1024)})
+    assert huge.status_code == 413 and "64 KiB" in huge.text
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield f"csrf={csrf_of(page)}&api_key=k".encode()
+
+    unknown = await browser.post("/signin", content=chunks(),
+                                 headers={"content-type": "application/x-www-form-urlencoded"})
+    assert unknown.status_code == 411
+    assert (await browser.get("/")).status_code == 200  # the portal carries on
