@@ -24,7 +24,7 @@ def document() -> dict[str, Any]:
     # Secrets only to build the apps: nothing starts, nothing connects.
     settings = Settings(id_secret="document-only" * 2, api_key_pepper="document-only" * 2,
                         license_key_keyring=Keyring.new_key_text())
-    return openapi.merge(build(settings, port=0).app.openapi() for build in (build_intake, build_status))
+    return openapi.merge(build(settings).app.openapi() for build in (build_intake, build_status))
 
 
 def render() -> str:

@@ -135,6 +135,8 @@ def main() -> int:
         demo.say(f"  status  http://127.0.0.1:{settings.status_port}/v1/contracts")
         demo.say(f"  workers http://127.0.0.1:{settings.license_issuer_port}/readyz, "
              f"http://127.0.0.1:{settings.order_id_port}/readyz")
+        demo.say("  metrics " + ", ".join(f"http://127.0.0.1:{settings.ports_of(name)[1]}/metrics" for name in SERVICES)
+                 + " (the operators' ports; JSON logs in .run/)")
         # Only the key this run made, in a tenant of its own: never one an operator configured.
         demo.say(f"  demo tenant {demo_tenant}, API key (id {demo_key_id}): {demo_key}")
         demo.run(portal, portal, demo_key)  # one origin: the portal forwards /v1

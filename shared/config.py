@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field, fields
+from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from shared.secrets import secret
@@ -44,6 +45,13 @@ def _delays(name: str, default: tuple[float, ...]) -> tuple[float, ...]:
     if not delays or any(d <= 0 for d in delays):
         raise SystemExit(f"{name} needs at least one delay, each above 0; got {raw!r}")
     return delays
+
+
+def traces_exporter() -> Literal["none", "otlp", "console"]:
+    raw = os.environ.get("OTEL_TRACES_EXPORTER") or "none"
+    if raw not in ("none", "otlp", "console"):
+        raise SystemExit(f"OTEL_TRACES_EXPORTER must be none, otlp or console, got {raw!r}")
+    return raw  # type: ignore[return-value]
 
 
 def _required(name: str) -> str:
@@ -88,6 +96,11 @@ class Settings:
     status_port: int = 8081
     license_issuer_port: int = 8082
     order_id_port: int = 8083
+    # The internal operator ports (/metrics, /healthz, /readyz), never exposed to tenants.
+    intake_metrics_port: int = 9080
+    status_metrics_port: int = 9081
+    license_issuer_metrics_port: int = 9082
+    order_id_metrics_port: int = 9083
     host: str = "0.0.0.0"
     status_url: str = ""  # public base URL of the status API, for intake's Location header
     api_keys: dict[str, str] = field(default_factory=dict, repr=False)  # key → tenant; never logged
@@ -109,6 +122,7 @@ class Settings:
     drain_timeout_s: float = 25.0
     retry_delays_s: tuple[float, ...] = DEFAULT_RETRY_DELAYS_S
     inbox_retention_days: float = 7.0
+    traces_exporter: Literal["none", "otlp", "console"] = "none"  # OTEL_TRACES_EXPORTER
 
     @classmethod
     def from_env(cls, service: str | None = None) -> Settings:
@@ -130,6 +144,10 @@ class Settings:
             status_port=env_int("STATUS_PORT", 8081),
             license_issuer_port=env_int("LICENSE_ISSUER_PORT", 8082),
             order_id_port=env_int("ORDER_ID_PORT", 8083),
+            intake_metrics_port=env_int("INTAKE_METRICS_PORT", 9080),
+            status_metrics_port=env_int("STATUS_METRICS_PORT", 9081),
+            license_issuer_metrics_port=env_int("LICENSE_ISSUER_METRICS_PORT", 9082),
+            order_id_metrics_port=env_int("ORDER_ID_METRICS_PORT", 9083),
             host=env("ARCSERVE_HOST") or "0.0.0.0",
             status_url=env("ARCSERVE_STATUS_URL", ""),
             api_keys=parse_api_keys(env("ARCSERVE_API_KEYS", "")),
@@ -146,7 +164,13 @@ class Settings:
             drain_timeout_s=env_float("ARCSERVE_DRAIN_TIMEOUT_S", 25.0),
             inbox_retention_days=env_float("ARCSERVE_INBOX_RETENTION_DAYS", 7.0),
             retry_delays_s=_delays("ARCSERVE_RETRY_DELAYS_S", DEFAULT_RETRY_DELAYS_S),
+            traces_exporter=traces_exporter(),
         )
+
+    def ports_of(self, service: str) -> tuple[int, int]:
+        """A service's public port and its internal operator port (0: any free one)."""
+        key = service.replace("-", "_")
+        return getattr(self, f"{key}_port"), getattr(self, f"{key}_metrics_port")
 
     def __repr__(self) -> str:
         """Every setting but the secrets; URLs without their passwords."""

@@ -1,16 +1,54 @@
-"""Prometheus metrics, defined once per process (the test stack runs every service in one)."""
-from prometheus_client import Counter, Histogram
+"""Prometheus metrics, defined once per process (the test stack runs every service in one,
+told apart by their `service` or `queue` label). Served on each process's internal
+metrics port, never on its public one (shared/runtime.py)."""
+from __future__ import annotations
+
+import re
+
+from prometheus_client import Counter, Gauge, Histogram
 
 MESSAGES = Counter(
     "arcserve_messages_total", "Messages consumed, by queue and outcome", ["queue", "outcome"]
 )
+HANDLER_SECONDS = Histogram(
+    "arcserve_handler_duration_seconds", "From delivery to settlement of a consumed message, by queue and outcome",
+    ["queue", "outcome"], buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+INBOX_DUPLICATES = Counter(
+    "arcserve_inbox_duplicates_total",
+    "Messages a consumer had handled already (redelivered or published twice): absorbed, no second effect",
+    ["queue"],
+)
+DEAD_LETTERED = Counter(
+    "arcserve_dead_lettered_total", "Messages dead-lettered, by queue and reason code", ["queue", "reason"]
+)
 OUTBOX_PUBLISHED = Counter("arcserve_outbox_published_total", "Outbox messages published", ["publisher"])
+OUTBOX_BACKLOG = Gauge("arcserve_outbox_backlog", "Outbox rows not yet published (read at scrape time)", ["service"])
+OUTBOX_OLDEST_AGE = Gauge(
+    "arcserve_outbox_oldest_age_seconds", "Age of the oldest outbox row not yet published; 0 when none (at scrape time)",
+    ["service"],
+)
 APPLICATIONS_SUBMITTED = Counter(
     "arcserve_applications_submitted_total", "Applications accepted by intake (202)", ["kind"]
 )
 DECISIONS = Counter(
     "arcserve_application_decisions_total", "Applications decided by the status gate", ["kind", "outcome"]
 )
-HTTP_LATENCY = Histogram(
-    "arcserve_http_request_seconds", "HTTP request latency", ["service", "route", "status"]
+# R12 promises days for `new`; the simulator answers at once, so the buckets span both.
+COMPLETION_SECONDS = Histogram(
+    "arcserve_application_completion_seconds", "From receipt of a submission to its application completed, by kind",
+    ["kind"], buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 3600, 86400, 432000),
 )
+HTTP_SECONDS = Histogram(
+    "arcserve_http_request_duration_seconds", "HTTP requests, by service, method, route and status",
+    ["service", "method", "route", "status"],
+)
+
+_CODE = re.compile(r"[a-z][a-z_]{0,39}")
+
+
+def reason_code(reason: str) -> str:
+    """A dead letter's reason as a label: its leading code (`not_json`, `unauthorized_publisher`,
+    `retries_exhausted`, …), never its free text, which would make a series per message."""
+    head = reason.split(":", 1)[0].strip()
+    return head if _CODE.fullmatch(head) else "other"

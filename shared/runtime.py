@@ -1,10 +1,11 @@
 """What every service process has: a database pool, a broker connection, consumers, an
-outbox relay, an HTTP server with /healthz, /readyz and /metrics, and a graceful stop.
+outbox relay, its public HTTP server (the API, /healthz, /readyz), an internal one for
+operators (/metrics, /healthz, /readyz: never exposed to tenants), and a graceful stop.
 
 A service does no provisioning work at start-up: it waits until its schemas are at the
 versions it was built with and its queues exist, saying so in its log and answering /readyz
 503 meanwhile, then starts consuming. `Service.start()`/`stop()` are the same code in
-production and in the tests; `run()` adds the process part: signals, logging, exit code.
+production and in the tests; `run()` adds the process part: signals, logging, traces, exit code.
 """
 from __future__ import annotations
 
@@ -18,8 +19,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 import asyncpg
-from fastapi import FastAPI, Request, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shared import metrics
 from shared.backoff import Backoff
@@ -30,6 +31,8 @@ from shared.db.migrate import missing
 from shared.db.pool import create_pool
 from shared.http import openapi
 from shared.http.errors import error_response, install_error_handlers
+from shared.http.observe import Observe
+from shared.http.probes import Probes
 from shared.http.server import HttpServer
 from shared.messaging.broker import Broker
 from shared.messaging.consumer import Consumer, QueueMissing
@@ -37,6 +40,7 @@ from shared.messaging.inbox import Inbox
 from shared.messaging.outbox import Outbox, OutboxRelay
 from shared.messaging.topology import Topology
 from shared.messaging.unit_of_work import UnitOfWork
+from shared.observability import logs, tracing
 
 log = logging.getLogger(__name__)
 INBOX_PRUNE_INTERVAL_S = 3600.0
@@ -44,11 +48,11 @@ WAITING_LOG_INTERVAL_S = 30.0  # how often a service waiting for provisioning sa
 
 
 class Service:
-    def __init__(self, boundary: Boundary, settings: Settings, port: int, *, deps: Any = None, clock: Clock = utc_now):
+    def __init__(self, boundary: Boundary, settings: Settings, *, deps: Any = None, clock: Clock = utc_now):
         self.boundary = boundary
         self.name = boundary.name
         self.settings = settings
-        self.port = port
+        self.port, self.metrics_port = settings.ports_of(self.name)
         self.topology = Topology(settings.topology_prefix, settings.retry_delays_s)
         # The prefix tells apart stacks sharing a broker (as seen in `rabbitmqctl list_connections`).
         self.broker = Broker(settings.amqp_url, self.topology, connection_name=f"{settings.topology_prefix}{self.name}")
@@ -56,8 +60,12 @@ class Service:
         self.app = FastAPI(title=f"arcserve-licensing {self.name}", version="1", redoc_url=None)
         openapi.install(self.app, f"The {self.name} service of arcserve-licensing: Bearer API keys, JSON, errors as {{code, message}}.")
         install_error_handlers(self.app)
-        self.app.middleware("http")(self._observe)
-        self._add_health_routes()
+        self.app.add_middleware(_UntilStarted, service=self)
+        self.app.add_middleware(Observe, service=self.name)
+        tracing.configure(self.name, settings.traces_exporter)
+        tracing.instrument(self.app)
+        self.probes = Probes(self.name, self.ready, self.wedged, self._read_outbox)
+        self.probes.add_to(self.app)
         schema = boundary.schema.name if boundary.schema and boundary.schema.messaging else None
         self.inbox = Inbox(schema) if schema else None
         self.outbox = Outbox(schema) if schema else None
@@ -75,6 +83,7 @@ class Service:
         self._relay_task: asyncio.Task[None] | None = None
         self._housekeeping: asyncio.Task[None] | None = None
         self._server: HttpServer | None = None
+        self._operator_server: HttpServer | None = None
         self.stopping = asyncio.Event()
         self.on_stop: list[Callable[[], Awaitable[None]]] = []  # once HTTP is done (e.g. a listener to close)
 
@@ -151,7 +160,8 @@ class Service:
         if self._relay is not None and self._relay_task is not None:
             self._relay.stop()
             try:
-                await asyncio.wait_for(self._relay_task, timeout=left())
+                if not self._relay_task.done():  # (one that died made /healthz fail: nothing to wait for)
+                    await asyncio.wait_for(self._relay_task, timeout=left())
             except TimeoutError:
                 log.warning("%s: outbox not flushed before the drain timeout; it is kept for later", self.name)
             await self._relay.close()
@@ -161,6 +171,8 @@ class Service:
                 await asyncio.wait_for(self._pool.close(), timeout=left())
             except TimeoutError:
                 self._pool.terminate()  # a handler outlived the drain; its transaction rolls back
+        if self._operator_server is not None:  # last: probes and scrapes see the drain to its end
+            await self._operator_server.stop()
         log.info("%s stopped", self.name)
 
     async def _prune_inbox(self) -> None:
@@ -179,54 +191,71 @@ class Service:
             await asyncio.sleep(INBOX_PRUNE_INTERVAL_S)
 
     @property
+    def started(self) -> bool:
+        return self._started
+
+    @property
     def bound_port(self) -> int:
         assert self._server is not None
         return self._server.bound_port
 
+    @property
+    def bound_metrics_port(self) -> int:
+        assert self._operator_server is not None
+        return self._operator_server.bound_port
+
     async def ready(self) -> bool:
-        """Started (schemas and queues there), and both answer now: the broker an AMQP round
-        trip, the database a query."""
+        """Started, and now: the broker answers an AMQP round trip, the database a query, and
+        every schema is at the version this code was built with (a restore or a roll-back of
+        the database can leave it behind)."""
         if not self._started or self._pool is None or not await self.broker.answers(timeout=2):
             return False
         try:
             async with asyncio.timeout(2):
-                await self._pool.fetchval("SELECT 1")
+                return await self._schemas_missing() is None
         except Exception:
             return False
-        return True
 
-    async def _observe(self, request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        started = time.perf_counter()
-        if not self._started and request.url.path.startswith("/v1"):
-            # Up, but not provisioned yet (or not connected): nothing it could answer is right.
-            return error_response(503, "unavailable", f"{self.name} is starting; retry later")
-        response = await call_next(request)
-        route = request.scope.get("route")
-        metrics.HTTP_LATENCY.labels(self.name, getattr(route, "path", "unmatched"), str(response.status_code)).observe(
-            time.perf_counter() - started
-        )
-        return response
+    def wedged(self) -> str | None:
+        """What has died that the process cannot work without; a restart is what helps."""
+        for task in (self._relay_task, self._housekeeping):
+            if task is not None and task.done() and not self.stopping.is_set():
+                return f"{task.get_name()} ended"
+        return None
 
-    def _add_health_routes(self) -> None:
-        @self.app.get("/healthz", include_in_schema=False)
-        async def healthz() -> dict[str, str]:
-            return {"status": "ok", "service": self.name}
-
-        @self.app.get("/readyz", include_in_schema=False)
-        async def readyz(response: Response) -> dict[str, str]:
-            if await self.ready():
-                return {"status": "ready", "service": self.name}
-            response.status_code = 503
-            return {"status": "not_ready", "service": self.name}
-
-        @self.app.get("/metrics", include_in_schema=False)
-        async def metrics() -> Response:
-            return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    async def _read_outbox(self) -> None:
+        """The outbox's backlog and the age of its oldest row, read when metrics are scraped."""
+        if self.outbox is None or self._pool is None:
+            return
+        row = await self._pool.fetchrow(
+            f"SELECT count(*), coalesce(extract(epoch FROM now() - min(created_at)), 0) FROM {self.outbox.table}")
+        assert row is not None
+        metrics.OUTBOX_BACKLOG.labels(self.name).set(row[0])
+        metrics.OUTBOX_OLDEST_AGE.labels(self.name).set(float(row[1]))
 
     async def _start_http(self) -> None:
+        self._operator_server = HttpServer(self.probes.operator_app(), host=self.settings.host, port=self.metrics_port,
+                                           name=f"{self.name}-operator", grace_s=1)
+        await self._operator_server.start()
         self._server = HttpServer(self.app, host=self.settings.host, port=self.port, name=self.name,
                                   grace_s=self.settings.drain_timeout_s)
         await self._server.start()
+
+
+class _UntilStarted:
+    """Up, but not provisioned yet (or not connected): nothing /v1 could answer is right."""
+
+    def __init__(self, app: ASGIApp, service: Service):
+        self.app = app
+        self.service = service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not self.service.started and scope["path"].startswith("/v1"):
+            answer = error_response(503, "unavailable", f"{self.service.name} is starting; retry later")
+            await answer(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
 
 class Runnable(Protocol):
     """What `run_process` runs: a service, or the portal."""
@@ -241,18 +270,15 @@ class Runnable(Protocol):
 
 def run(build: Callable[[Settings], Service], boundary: Boundary) -> None:
     """Run a service until SIGTERM or SIGINT, then drain and exit 0."""
-    run_process(lambda: build(Settings.from_env(boundary.env_prefix)))
+    settings = Settings.from_env(boundary.env_prefix)
+    run_process(boundary.name, lambda: build(settings), settings.traces_exporter)
 
 
-def run_process(make: Callable[[], Runnable]) -> None:
-    """The process part: logging, then `make()`'s start, until SIGTERM or SIGINT, then its
-    stop (a drain) and exit 0."""
-    logging.basicConfig(
-        level=os.environ.get("LOG_LEVEL", "INFO").upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    logging.getLogger("aiormq").setLevel(logging.WARNING)
-    logging.getLogger("aio_pika").setLevel(logging.WARNING)
+def run_process(name: str, make: Callable[[], Runnable], traces_exporter: tracing.Exporter = "none") -> None:
+    """The process part: logs and traces, then `make()`'s start, until SIGTERM or SIGINT,
+    then its stop (a drain), the traces flushed, and exit 0."""
+    logs.configure(name, os.environ.get("LOG_LEVEL", "INFO"), logs.format_from_env())
+    tracing.configure(name, traces_exporter)
 
     async def main() -> None:
         service = make()
@@ -272,4 +298,7 @@ def run_process(make: Callable[[], Runnable]) -> None:
         log.info("%s: stop requested, draining", service.name)
         await service.stop()
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    finally:
+        tracing.shutdown()

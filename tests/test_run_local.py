@@ -28,7 +28,7 @@ async def test_run_local_demo_goes_from_preparing_to_cancelled_and_drains(infras
     amqp_url, admin_url = infrastructure
     deployment = TestDeployment.named(infrastructure, "test")  # its names: the script makes it all
     database_url, topology = deployment.database_url, deployment.topology
-    intake, status, license_issuer, order_id, portal = free_ports(5)
+    intake, status, license_issuer, order_id, portal, *operator_ports = free_ports(10)
     env = {
         **os.environ,
         "AMQP_URL": amqp_url,
@@ -41,6 +41,8 @@ async def test_run_local_demo_goes_from_preparing_to_cancelled_and_drains(infras
         "LICENSE_ISSUER_PORT": str(license_issuer),
         "ORDER_ID_PORT": str(order_id),
         "PORTAL_PORT": str(portal),
+        **{f"{name}_METRICS_PORT": str(port) for name, port in zip(
+            ("INTAKE", "STATUS", "LICENSE_ISSUER", "ORDER_ID", "PORTAL"), operator_ports, strict=True)},
         "ARCSERVE_HOST": "127.0.0.1",
         "ARCSERVE_SIM_NEW_DELAY_S": "1",
         # The names the deployment removes at the end, retry queues included.

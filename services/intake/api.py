@@ -29,6 +29,7 @@ from shared.http import openapi
 from shared.http.auth import Authenticator
 from shared.http.errors import ApiError
 from shared.messaging.broker import Broker
+from shared.observability import logs
 
 log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 64 * 1024
@@ -142,6 +143,8 @@ def router(broker: Broker, auth: Authenticator, pool: Callable[[], asyncpg.Pool]
                 raise ApiError(409, "idempotency_key_reused",
                                "this Idempotency-Key was used before with another body; a new application needs a new key")
         contract_id = getattr(application, "contract_id", None)
+        logs.bind(message_id=str(application_id), tenant_id=tenant, application_id=str(application_id),
+                  contract_id=str(contract_id) if contract_id else None)
         entry, event = catalogue.to_event(
             submission_of(application, application_id),
             id=str(application_id),  # the dedupe key: a retried publish is the same message
@@ -166,6 +169,7 @@ def router(broker: Broker, auth: Authenticator, pool: Callable[[], asyncpg.Pool]
                 503, "unavailable", "the broker did not confirm the application; retry later with the same Idempotency-Key"
             ) from None
         metrics.APPLICATIONS_SUBMITTED.labels(application.kind).inc()
+        log.info("application %s received: %s", application_id, application.kind, extra={"kind": application.kind})
         location = f"{status_url}/v1/applications/{application_id}"  # served by the status service
         return JSONResponse(
             {"application_id": str(application_id), "status": "received"},

@@ -9,9 +9,9 @@ from shared.runtime import Service
 from shared.secrets import PEPPER_WHY, required
 
 
-def build(settings: Settings, port: int | None = None) -> Service:
+def build(settings: Settings) -> Service:
     # Intake only publishes, each with its confirm: no consumers, no outbox.
-    service = Service(BOUNDARY, settings, settings.intake_port if port is None else port)
+    service = Service(BOUNDARY, settings)
     id_secret = required("ARCSERVE_ID_SECRET", settings.id_secret, "intake derives application ids with it")
     pepper = required("ARCSERVE_API_KEY_PEPPER", settings.api_key_pepper, PEPPER_WHY)
     auth = Authenticator(lambda: service.pool, settings.database_url, pepper,

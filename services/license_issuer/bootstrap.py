@@ -9,8 +9,7 @@ from shared.runtime import Service
 from shared.sealing import keyring_or_exit
 
 
-def build(settings: Settings, port: int | None = None, clock: Clock = utc_now) -> Service:
+def build(settings: Settings, clock: Clock = utc_now) -> Service:
     deps = Deps(Simulator(settings.sim_new_delay_s, settings.sim_change_delay_s),
                 keyring_or_exit(settings.license_key_keyring))
-    port = settings.license_issuer_port if port is None else port
-    return Service(BOUNDARY, settings, port, deps=deps, clock=clock)
+    return Service(BOUNDARY, settings, deps=deps, clock=clock)

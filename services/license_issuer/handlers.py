@@ -8,6 +8,7 @@ again, so a redelivery or a second message about the same acceptance re-announce
 stored keys and never new ones."""
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from uuid import UUID
 
@@ -18,6 +19,7 @@ from shared.messaging.subscriber import Subscriber
 from shared.messaging.unit_of_work import ConsumeContext, OutsideContext
 from shared.sealing import Keyring
 
+log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Deps:
@@ -65,6 +67,7 @@ async def issue(accepted: events.ApplicationAccepted, ctx: ConsumeContext[Deps])
         keys=[events.SealedKey(license_id=lic.license_id, sealed_key=stored[lic.license_id])
               for lic in accepted.licenses],
     ))
+    ctx.after_commit(lambda: log.info("issued %d license keys (%s)", len(keys), accepted.kind))
 
 
 async def revoke_at_vendor(accepted: events.CancellationAccepted, ctx: OutsideContext[Deps]) -> None:
@@ -89,3 +92,4 @@ async def revoke(accepted: events.CancellationAccepted, ctx: ConsumeContext[Deps
         contract_id=accepted.contract_id,
         licenses=[lic.model_copy(update={"status": "cancelled"}) for lic in accepted.licenses],
     ))
+    ctx.after_commit(lambda: log.info("revoked %d license keys", len(accepted.licenses)))

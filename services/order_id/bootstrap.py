@@ -8,6 +8,6 @@ from shared.issuance import Simulator
 from shared.runtime import Service
 
 
-def build(settings: Settings, port: int | None = None, clock: Clock = utc_now) -> Service:
+def build(settings: Settings, clock: Clock = utc_now) -> Service:
     deps = Deps(Simulator(settings.sim_new_delay_s, settings.sim_change_delay_s))
-    return Service(BOUNDARY, settings, settings.order_id_port if port is None else port, deps=deps, clock=clock)
+    return Service(BOUNDARY, settings, deps=deps, clock=clock)

@@ -7,12 +7,15 @@ unit of work: one row per contract, and the stored order ID wins over one the ba
 out again."""
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from shared.contracts import events
 from shared.issuance import IssuanceBackend
 from shared.messaging.subscriber import Subscriber
 from shared.messaging.unit_of_work import ConsumeContext, OutsideContext
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,7 @@ async def issue(accepted: events.NewAccepted, ctx: ConsumeContext[Deps]) -> None
     ctx.publish(events.OrderIdIssued(
         application_id=accepted.application_id, contract_id=accepted.contract_id, arcserve_order_id=stored,
     ))
+    ctx.after_commit(lambda: log.info("issued the contract's Arcserve order ID"))
 
 
 async def cancel_at_vendor(accepted: events.CancellationAccepted, ctx: OutsideContext[Deps]) -> str | None:
@@ -65,3 +69,4 @@ async def cancel(accepted: events.CancellationAccepted, ctx: ConsumeContext[Deps
     ctx.publish(events.OrderIdCancelled(
         application_id=accepted.application_id, contract_id=accepted.contract_id, arcserve_order_id=value,
     ))
+    ctx.after_commit(lambda: log.info("cancelled the contract's Arcserve order ID (R9)"))

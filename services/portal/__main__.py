@@ -1,5 +1,6 @@
-from services.portal.bootstrap import build
+from services.portal.bootstrap import NAME, build
 from services.portal.config import PortalSettings
 from shared.runtime import run_process
 
-run_process(lambda: build(PortalSettings.from_env()))
+settings = PortalSettings.from_env()
+run_process(NAME, lambda: build(settings), settings.traces_exporter)

@@ -1,10 +1,10 @@
 """Wires the portal: the pages, `/v1` forwarded to intake and status, static files, the
-security headers every answer carries, and its own health, readiness and metrics."""
+security headers every answer carries, and its own health and readiness (and, on its
+internal operator port, its metrics)."""
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -12,18 +12,19 @@ from typing import Any
 import httpx
 from fastapi import FastAPI, Request, Response
 from fastapi.staticfiles import StaticFiles
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from services.portal import forward, pages
 from services.portal.config import SESSION_KEYRING, PortalSettings
 from services.portal.form_limit import FormLimit
 from services.portal.sessions import SessionCodec
 from services.portal.upstream import Upstream
-from shared import metrics
 from shared.contracts import asyncapi
 from shared.http import openapi
 from shared.http.errors import error_response, install_error_handlers
+from shared.http.observe import Observe
+from shared.http.probes import Probes
 from shared.http.server import HttpServer
+from shared.observability import tracing
 from shared.sealing import Keyring, KeyringError
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,7 @@ def session_keyring(text: str) -> Keyring:
 
 
 class Portal:
-    def __init__(self, settings: PortalSettings, port: int | None = None):
+    def __init__(self, settings: PortalSettings):
         self.name = NAME
         self.settings = settings
         self.stopping = asyncio.Event()
@@ -62,14 +63,22 @@ class Portal:
         install_error_handlers(self.app)
         self.app.middleware("http")(self._headers)
         self.app.add_middleware(FormLimit)
-        self._add_health_routes()
+        self.app.add_middleware(Observe, service=NAME)
+        tracing.configure(NAME, settings.traces_exporter)
+        tracing.instrument(self.app)  # and its httpx client sends the trace on with what it forwards
+        self.probes = Probes(NAME, self.upstream.ready)
+        self.probes.add_to(self.app)
+        self._add_documents()
         self.app.include_router(forward.router(self.upstream))
         self.app.include_router(pages.router(self.upstream, codec, secure_cookies=settings.secure_cookies))
         self.app.mount("/static", StaticFiles(directory=Path(__file__).with_name("static")), name="static")
-        self._server = HttpServer(self.app, host=settings.host, port=settings.port if port is None else port,
-                                  name=NAME, grace_s=settings.drain_timeout_s)
+        self._server = HttpServer(self.app, host=settings.host, port=settings.port, name=NAME,
+                                  grace_s=settings.drain_timeout_s)
+        self._operator_server = HttpServer(self.probes.operator_app(), host=settings.host, port=settings.metrics_port,
+                                           name=f"{NAME}-operator", grace_s=1)
 
     async def start(self) -> None:
+        await self._operator_server.start()
         await self._server.start()
         log.info("portal ready on port %d (intake %s, status %s)", self.bound_port,
                  self.settings.intake_url, self.settings.status_url)
@@ -78,37 +87,26 @@ class Portal:
         self.stopping.set()
         await self._server.stop()
         await self.upstream.close()
+        await self._operator_server.stop()
         log.info("portal stopped")
 
     @property
     def bound_port(self) -> int:
         return self._server.bound_port
 
+    @property
+    def bound_metrics_port(self) -> int:
+        return self._operator_server.bound_port
+
     async def _headers(self, request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        started = time.perf_counter()
         response = await call_next(request)
         if not request.url.path.startswith("/v1/"):  # the API's answers are the services' own
             response.headers.update(SECURITY_HEADERS)
             if not request.url.path.startswith("/static/"):
                 response.headers["Cache-Control"] = "no-store"  # pages show license keys
-        route = request.scope.get("route")
-        metrics.HTTP_LATENCY.labels(NAME, getattr(route, "path", "unmatched"), str(response.status_code)).observe(
-            time.perf_counter() - started
-        )
         return response
 
-    def _add_health_routes(self) -> None:
-        @self.app.get("/healthz", include_in_schema=False)
-        async def healthz() -> dict[str, str]:
-            return {"status": "ok", "service": NAME}
-
-        @self.app.get("/readyz", include_in_schema=False)
-        async def readyz(response: Response) -> dict[str, str]:
-            if await self.upstream.ready():
-                return {"status": "ready", "service": NAME}
-            response.status_code = 503
-            return {"status": "not_ready", "service": NAME}
-
+    def _add_documents(self) -> None:
         contract = asyncapi.document()
         one_origin: list[dict[str, Any]] = []  # merged once both services answered
 
@@ -129,10 +127,6 @@ class Portal:
             """The AMQP contract for other systems; every event's `dataschema` points into it."""
             return contract
 
-        @self.app.get("/metrics", include_in_schema=False)
-        async def metrics_() -> Response:
-            return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
-
-def build(settings: PortalSettings, port: int | None = None) -> Portal:
-    return Portal(settings, port)
+def build(settings: PortalSettings) -> Portal:
+    return Portal(settings)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from typing import Literal
 
-from shared.config import env_float, env_int
+from shared.config import env_float, env_int, traces_exporter
 from shared.secrets import secret
 
 SESSION_KEYRING = "ARCSERVE_PORTAL_SESSION_KEYRING"
@@ -15,6 +16,7 @@ SESSION_KEYRING = "ARCSERVE_PORTAL_SESSION_KEYRING"
 class PortalSettings:
     host: str = "0.0.0.0"
     port: int = 8084
+    metrics_port: int = 9084  # internal: /metrics, /healthz, /readyz
     intake_url: str = "http://127.0.0.1:8080"  # where /v1 writes go
     status_url: str = "http://127.0.0.1:8081"  # where /v1 reads go
     # Sessions are sealed into their cookie with this keyring (shared/sealing.py's format).
@@ -24,6 +26,7 @@ class PortalSettings:
     secure_cookies: bool = False
     upstream_timeout_s: float = 10.0
     drain_timeout_s: float = 25.0
+    traces_exporter: Literal["none", "otlp", "console"] = "none"  # OTEL_TRACES_EXPORTER
 
     @classmethod
     def from_env(cls) -> PortalSettings:
@@ -31,10 +34,12 @@ class PortalSettings:
         return cls(
             host=env("ARCSERVE_HOST") or "0.0.0.0",
             port=env_int("PORTAL_PORT", 8084),
+            metrics_port=env_int("PORTAL_METRICS_PORT", 9084),
             intake_url=(env("PORTAL_INTAKE_URL") or "http://127.0.0.1:8080").rstrip("/"),
             status_url=(env("PORTAL_STATUS_URL") or "http://127.0.0.1:8081").rstrip("/"),
             session_keyring=secret(SESSION_KEYRING),
             session_max_age_s=env_float("PORTAL_SESSION_MAX_AGE_S", 8 * 3600.0),
             secure_cookies=(env("PORTAL_SECURE_COOKIES") or "false").lower() in ("1", "true", "yes"),
             drain_timeout_s=env_float("ARCSERVE_DRAIN_TIMEOUT_S", 25.0),
+            traces_exporter=traces_exporter(),
         )

@@ -14,14 +14,14 @@ from shared.sealing import keyring_or_exit
 from shared.secrets import PEPPER_WHY, required
 
 
-def build(settings: Settings, port: int | None = None, clock: Clock = utc_now) -> Service:
+def build(settings: Settings, clock: Clock = utc_now) -> Service:
     try:
         closure = YearEndClosure.parse(settings.year_end_closure)
     except ValueError as exc:
         raise SystemExit(f"ARCSERVE_YEAR_END_CLOSURE: {exc}") from None
     keyring = keyring_or_exit(settings.license_key_keyring)
     deps = Deps(BusinessCalendar(closure), keyring)
-    service = Service(BOUNDARY, settings, settings.status_port if port is None else port, deps=deps, clock=clock)
+    service = Service(BOUNDARY, settings, deps=deps, clock=clock)
     auth = Authenticator(lambda: service.pool, settings.database_url,
                          required("ARCSERVE_API_KEY_PEPPER", settings.api_key_pepper, PEPPER_WHY),
                          limiter_for(settings.rate_limit_per_s, settings.rate_limit_burst))

@@ -4,6 +4,7 @@ maps its message onto the service layer (services/status/service.py) with a Post
 repository on the unit of work's transaction, and publishes what happened."""
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
@@ -11,7 +12,13 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 from services.status import service
 from services.status.domain import commands as domain
 from services.status.domain.calendar import BusinessCalendar
-from services.status.domain.model import ApplicationAccepted, ApplicationRejected, DomainEvent
+from services.status.domain.model import (
+    Application,
+    ApplicationAccepted,
+    ApplicationCompleted,
+    ApplicationRejected,
+    DomainEvent,
+)
 from services.status.messages import command_of, to_message
 from services.status.repository import PostgresRepository
 from shared import metrics
@@ -21,7 +28,10 @@ from shared.contracts.catalogue import InvalidData
 from shared.contracts.envelope import PoisonMessage, RetryLater
 from shared.messaging.subscriber import Subscriber
 from shared.messaging.unit_of_work import ConsumeContext
+from shared.observability import logs
 from shared.sealing import Keyring, KeyringError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -43,6 +53,19 @@ def _publish(ctx: Context, happened: list[DomainEvent]) -> None:
     for event in happened:
         message, subject = to_message(event)
         ctx.publish(message, subject=subject)
+        if isinstance(event, ApplicationCompleted) and event.application.completed_at is not None:
+            _completed(ctx, event.application)
+
+
+def _completed(ctx: Context, app: Application) -> None:
+    seconds = (app.completed_at - app.submitted_at).total_seconds() if app.completed_at else 0.0
+
+    def record() -> None:
+        log.info("application %s completed: %s in %.3fs", app.application_id, app.kind.value, seconds,
+                 extra={"application_id": str(app.application_id), "kind": app.kind.value})
+        metrics.COMPLETION_SECONDS.labels(app.kind.value).observe(seconds)
+
+    ctx.after_commit(record)
 
 
 async def _decide(ctx: Context, submission: service.Submission) -> None:
@@ -57,8 +80,24 @@ async def _decide(ctx: Context, submission: service.Submission) -> None:
     for event in happened:
         if isinstance(event, ApplicationAccepted | ApplicationRejected) \
                 and event.application.application_id == submission.application_id:
-            outcome = "accepted" if isinstance(event, ApplicationAccepted) else "rejected"
-            metrics.DECISIONS.labels(submission.kind.value, outcome).inc()
+            _decided(ctx, event)
+
+
+def _decided(ctx: Context, event: ApplicationAccepted | ApplicationRejected) -> None:
+    """One log line per decision, with its reason, and its count: once it is committed (a
+    transaction that loses a race is run again)."""
+    app = event.application
+    outcome = "accepted" if isinstance(event, ApplicationAccepted) else "rejected"
+    logs.bind(application_id=str(app.application_id), contract_id=str(app.contract_id) if app.contract_id else None)
+    reason = {"code": str(app.reason.code), "message": app.reason.message} if app.reason else None
+
+    def record() -> None:
+        log.info("application %s %s: %s%s", app.application_id, outcome, app.kind.value,
+                 f" ({reason['code']}: {reason['message']})" if reason else "",
+                 extra={"decision": outcome, "kind": app.kind.value, "reason": reason})
+        metrics.DECISIONS.labels(app.kind.value, outcome).inc()
+
+    ctx.after_commit(record)
 
 
 async def reject_invalid(invalid: InvalidData, ctx: Context) -> None:

@@ -103,6 +103,7 @@ class Authenticator:
         caller = await self.caller_for(key)
         if caller is None:
             raise ApiError(401, "unauthorized", "unknown or revoked API key")
+        request.state.tenant_id = caller.tenant_id  # for the access log (shared/http/observe.py)
         limiter = self._limiter
         if limiter is not None and (wait := limiter.take(caller.tenant_id)) > 0:
             raise ApiError(429, "rate_limited",

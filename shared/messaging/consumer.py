@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
@@ -41,6 +42,7 @@ from shared.db.pool import is_conflict, is_outage
 from shared.messaging.broker import Broker
 from shared.messaging.subscriber import Route, Subscriber
 from shared.messaging.unit_of_work import OutsideContext, UnitOfWork
+from shared.observability import logs
 
 log = logging.getLogger(__name__)
 
@@ -140,33 +142,38 @@ class Consumer:
         task = asyncio.current_task()
         assert task is not None
         self._in_hand.add(task)
+        started = time.perf_counter()
         try:
-            await self._process(message)
+            with logs.message_fields(message_id=message.message_id, queue=self.spec.name):
+                outcome = await self._process(message)
         finally:
             self._in_hand.discard(task)
+        metrics.HANDLER_SECONDS.labels(self.spec.name, outcome).observe(time.perf_counter() - started)
 
-    async def _process(self, message: AbstractIncomingMessage) -> None:
+    async def _process(self, message: AbstractIncomingMessage) -> str:
+        """Handle, retry or dead-letter the message; return which it was."""
         publisher: str | None = None
         try:
             if self.subscriber.identifies_publishers:
                 publisher = await self._identify(message)
             event = parse_event(message.body)
+            logs.bind(**_fields_of(event))
             route = self.subscriber.routes.get(event.type)
             if route is None:
                 raise PoisonMessage(f"unknown_type: {event.type!r} is not handled by {self.spec.name}")
             await self._deliver(route, event, publisher)
         except PoisonMessage as poison:
-            await self._move(message, reason=poison.reason, dead=True, publisher=publisher)
+            return await self._move(message, reason=poison.reason, dead=True, publisher=publisher)
         except RetryLater as later:
-            await self._move(message, reason=later.reason, dead=False, publisher=publisher)
+            return await self._move(message, reason=later.reason, dead=False, publisher=publisher)
         except _Stopping:
-            return  # unacked: the broker gives it to the next consumer
+            return "left_for_redelivery"  # unacked: the broker gives it to the next consumer
         except Exception as exc:
             log.exception("handler failed on %s (message %s)", self.queue_name, message.message_id)
-            await self._move(message, reason=f"handler_error: {exc!r}", dead=False, publisher=publisher)
-        else:
-            metrics.MESSAGES.labels(self.spec.name, "handled").inc()
-            await _settle(message.ack())
+            return await self._move(message, reason=f"handler_error: {exc!r}", dead=False, publisher=publisher)
+        metrics.MESSAGES.labels(self.spec.name, "handled").inc()
+        await _settle(message.ack())
+        return "handled"
 
     async def _identify(self, message: AbstractIncomingMessage) -> str | None:
         """`_publisher_of`, retried in place whatever goes wrong: a message must never move on
@@ -210,6 +217,7 @@ class Consumer:
             # A cheap look before calling outside the system; the claim in the unit of
             # work is what counts.
             if await self._transient_safe(lambda: self.uow.inbox.seen(self.pool(), self.uow.consumer, event.id)):
+                self._absorbed(event)
                 return
             context = OutsideContext(event, self.deps, self.pool())
             obtained = await self._transient_safe(lambda: outside(parsed, context))
@@ -218,7 +226,14 @@ class Consumer:
     async def _unit_of_work(self, handler: Any, message: Any, event: CloudEvent, obtained: Any,
                             publisher: str | None) -> bool:
         key = f"{event.tenantid}/{event.id}" if self.subscriber.identifies_publishers else event.id
-        return await self.uow.run(self.pool(), handler, message, event, self.deps, self.clock(), obtained, publisher, key)
+        done = await self.uow.run(self.pool(), handler, message, event, self.deps, self.clock(), obtained, publisher, key)
+        if not done:
+            self._absorbed(event)
+        return done
+
+    def _absorbed(self, event: CloudEvent) -> None:
+        metrics.INBOX_DUPLICATES.labels(self.spec.name).inc()
+        log.info("message %s was handled before on %s: no second effect", event.id, self.queue_name)
 
     async def _transient_safe(self, attempt: Callable[[], Awaitable[Any]]) -> Any:
         """Run `attempt`, waiting out outages and retrying lost races in place."""
@@ -238,9 +253,9 @@ class Consumer:
                 metrics.MESSAGES.labels(self.spec.name, "retried_in_place").inc()
                 await asyncio.sleep(delay)
 
-    async def _move(self, message: AbstractIncomingMessage, *, reason: str, dead: bool, publisher: str | None) -> None:
+    async def _move(self, message: AbstractIncomingMessage, *, reason: str, dead: bool, publisher: str | None) -> str:
         """Send the message to its next delayed retry, or to the dead-letter queue (as the
-        publisher this service identified, whose copy it now carries)."""
+        publisher this service identified, whose copy it now carries); return which."""
         headers: dict[str, Any] = dict(message.headers or {})
         if self.subscriber.identifies_publishers:
             headers.pop(PUBLISHER_HEADER, None)  # whatever the publisher claimed: ours replaces it
@@ -259,7 +274,8 @@ class Consumer:
         headers[DELIVERY_COUNT_HEADER] = int(headers.get(DELIVERY_COUNT_HEADER, 0) or 0) + redelivered + 1
         if dead:
             exchange, routing_key, outcome = topology.dead_letter_exchange(self.spec), "", "dead_lettered"
-            log.warning("dead-lettering message %s from %s: %s", message.message_id, self.queue_name, reason)
+            log.warning("dead-lettering message %s from %s: %s", message.message_id, self.queue_name, reason,
+                        extra={"reason": reason})
         else:
             headers[ATTEMPT_HEADER] = attempt
             delay = topology.retry_delays_s[attempt - 1]
@@ -272,13 +288,28 @@ class Consumer:
         except Exception:
             log.exception("could not move message %s; it stays in %s", message.message_id, self.queue_name)
             await _settle(message.nack(requeue=True))
-            return
+            return "requeued"
         metrics.MESSAGES.labels(self.spec.name, outcome).inc()
+        if dead:
+            metrics.DEAD_LETTERED.labels(self.spec.name, metrics.reason_code(reason)).inc()
         await _settle(message.ack())
+        return outcome
 
 
 class _Stopping(Exception):
     pass
+
+
+def _fields_of(event: CloudEvent) -> dict[str, Any]:
+    """What a log line about this message names: its tenant, and the contract and
+    application its data names (a contract's id is also the event's subject)."""
+    data = event.data if isinstance(event.data, dict) else {}
+
+    def named(value: Any) -> str | None:
+        return value if isinstance(value, str) and 0 < len(value) <= 64 else None
+
+    return {"tenant_id": event.tenantid, "contract_id": named(data.get("contract_id")) or event.subject,
+            "application_id": named(data.get("application_id"))}
 
 
 async def _settle(settlement: Awaitable[None]) -> None:

@@ -20,6 +20,7 @@ from shared.backoff import Backoff
 from shared.contracts.envelope import CloudEvent
 from shared.db.pool import Connection, is_transient
 from shared.messaging.broker import Broker
+from shared.observability.tracing import continued
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,7 @@ class Outgoing:
     exchange: str
     routing_key: str
     event: CloudEvent
+    traceparent: str | None = None  # of the work that wrote it: its trace goes on from there
 
 
 @dataclass(frozen=True)
@@ -50,8 +52,9 @@ class Outbox:
         if not messages:
             return
         await conn.executemany(
-            f"INSERT INTO {self.table} (exchange, routing_key, message_id, body) VALUES ($1, $2, $3, $4)",
-            [(m.exchange, m.routing_key, m.event.id, m.event.to_json().decode()) for m in messages],
+            f"""INSERT INTO {self.table} (exchange, routing_key, message_id, body, traceparent)
+                VALUES ($1, $2, $3, $4, $5)""",
+            [(m.exchange, m.routing_key, m.event.id, m.event.to_json().decode(), m.traceparent) for m in messages],
         )
         await conn.execute("SELECT pg_notify($1, '')", self.channel)
 
@@ -109,24 +112,22 @@ class OutboxRelay:
         """Claim, publish and delete one batch; return how many were published."""
         async with self.pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(
-                f"""SELECT id, exchange, routing_key, message_id, body FROM {self.outbox.table}
+                f"""SELECT id, exchange, routing_key, message_id, body, traceparent FROM {self.outbox.table}
                     ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED""",
                 self.batch_size,
             )
             if not rows:
                 return 0
             # Confirms are pipelined on the channel: publish the batch concurrently.
-            await asyncio.gather(
-                *(
-                    self.broker.publish(
-                        r["exchange"], r["routing_key"], r["body"].encode(), message_id=r["message_id"]
-                    )
-                    for r in rows
-                )
-            )
+            await asyncio.gather(*(self._publish(row) for row in rows))
             await conn.execute(f"DELETE FROM {self.outbox.table} WHERE id = ANY($1::bigint[])", [r["id"] for r in rows])
         metrics.OUTBOX_PUBLISHED.labels(self.outbox.schema).inc(len(rows))
         return len(rows)
+
+    async def _publish(self, row: asyncpg.Record) -> None:
+        with continued(row["traceparent"]):  # each in its own task: the traces never mix
+            await self.broker.publish(row["exchange"], row["routing_key"], row["body"].encode(),
+                                      message_id=row["message_id"])
 
     async def _sleep(self, seconds: float) -> None:
         try:

@@ -5,6 +5,7 @@ outbox: they write their own tables through `ctx.conn` and call `ctx.publish(...
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, TypeVar
@@ -18,6 +19,7 @@ from shared.db.pool import Connection
 from shared.messaging.inbox import Inbox
 from shared.messaging.outbox import Outbox, Outgoing
 from shared.messaging.topology import Topology
+from shared.observability.tracing import current_traceparent
 
 D = TypeVar("D")
 
@@ -44,11 +46,17 @@ class ConsumeContext(Generic[D]):
     obtained: Any = None
     publisher: str | None = None  # the broker user who published it (identifying subscribers)
     published: list[tuple[BaseModel, str | None]] = field(default_factory=list)
+    committed: list[Callable[[], None]] = field(default_factory=list)
 
     def publish(self, message: BaseModel, *, subject: str | None = None) -> None:
         """Publish `message` (a catalogue model) when the unit of work commits: for the same
         tenant as the message in hand, about `subject` (default: the same subject)."""
         self.published.append((message, subject))
+
+    def after_commit(self, effect: Callable[[], None]) -> None:
+        """Run `effect` once the unit of work has committed (a metric of what it did: a
+        transaction that rolls back and is retried must not count twice)."""
+        self.committed.append(effect)
 
 
 @dataclass(frozen=True)
@@ -71,11 +79,16 @@ class UnitOfWork:
                 return False
             ctx = ConsumeContext(conn, event, deps, now, obtained, publisher)
             await handler(message, ctx)
-            await self.outbox.enqueue(conn, [self.outgoing(m, event, subject) for m, subject in ctx.published])
+            traceparent = current_traceparent()  # the relay publishes them inside this trace
+            await self.outbox.enqueue(conn, [self.outgoing(m, event, subject, traceparent)
+                                             for m, subject in ctx.published])
+        for effect in ctx.committed:
+            effect()
         return True
 
-    def outgoing(self, message: BaseModel, cause: CloudEvent, subject: str | None) -> Outgoing:
+    def outgoing(self, message: BaseModel, cause: CloudEvent, subject: str | None,
+                 traceparent: str | None = None) -> Outgoing:
         entry, event = catalogue.to_event(
             message, source=self.source, tenant_id=cause.tenantid or "", subject=subject or cause.subject
         )
-        return Outgoing(self.topology.name(entry.exchange), entry.routing_key, event)
+        return Outgoing(self.topology.name(entry.exchange), entry.routing_key, event, traceparent)

@@ -27,12 +27,6 @@ from tests.support.proxy import FaultProxy
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("intake", "status", "license_issuer", "order_id")
-PORT_VARIABLES = {
-    "intake": "INTAKE_PORT",
-    "status": "STATUS_PORT",
-    "license_issuer": "LICENSE_ISSUER_PORT",
-    "order_id": "ORDER_ID_PORT",
-}
 RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0)  # short retries: a fault run is minutes, not hours
 BOUNDARY = {boundary.name.replace("-", "_"): boundary for boundary in BOUNDARIES}  # by module name
 
@@ -44,12 +38,22 @@ class ProcessStack:
     servers: Servers
     logs: Path
     sabotage: str | None = None  # a breakage of tests/faults/sabotage.py, for the checker's own test
-    ports: dict[str, int] = field(default_factory=lambda: dict(zip(SERVICES, free_ports(len(SERVICES)), strict=True)))
+    log_level: str = "WARNING"
+    # Each service's public port, then its operator port (all bound at once, so they differ).
+    _ports: list[int] = field(default_factory=lambda: free_ports(2 * len(SERVICES)))
     processes: dict[str, asyncio.subprocess.Process] = field(default_factory=dict)
     exit_codes: list[tuple[str, int]] = field(default_factory=list)
     id_secret: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     keyring: str = field(default_factory=Keyring.new_key_text)  # ARCSERVE_LICENSE_KEY_KEYRING
     pepper: str = field(default_factory=lambda: secrets.token_urlsafe(24))  # ARCSERVE_API_KEY_PEPPER
+
+    @property
+    def ports(self) -> dict[str, int]:
+        return dict(zip(SERVICES, self._ports[:len(SERVICES)], strict=True))
+
+    @property
+    def metrics_ports(self) -> dict[str, int]:
+        return dict(zip(SERVICES, self._ports[len(SERVICES):], strict=True))
 
     @property
     def amqp_url(self) -> str:
@@ -131,9 +135,10 @@ class ProcessStack:
             ARCSERVE_ID_SECRET=self.id_secret,
             ARCSERVE_LICENSE_KEY_KEYRING=self.keyring,
             ARCSERVE_API_KEY_PEPPER=self.pepper,
-            LOG_LEVEL="WARNING",
+            LOG_LEVEL=self.log_level,
         )
-        env[PORT_VARIABLES[name]] = str(self.ports[name])
+        env[f"{boundary.env_prefix}_PORT"] = str(self.ports[name])
+        env[f"{boundary.env_prefix}_METRICS_PORT"] = str(self.metrics_ports[name])
         return env
 
     async def start(self, name: str) -> None:

@@ -54,7 +54,7 @@ async def test_a_key_from_create_to_revoke(new_stack: Callable[..., Any]) -> Non
     assert secret_part not in dumped
 
     # Revoked: 401 within a second on every replica, each with the key in its cache.
-    second = build_status(stack.service_settings("status"), port=0)
+    second = build_status(stack.service_settings("status"))
     await second.start()
     try:
         replicas = [stack.url("status", "/v1/contracts"), f"http://127.0.0.1:{second.bound_port}/v1/contracts"]

@@ -122,7 +122,7 @@ async def test_a_service_started_before_its_schema_is_at_its_version_waits_not_r
     try:
         # The database is one migration behind what this build of the service needs.
         await admin.execute("DELETE FROM status.schema_migrations WHERE version = '0001_status'")
-        service = BUILDERS["status"](stack.service_settings("status"), port=0)
+        service = BUILDERS["status"](stack.service_settings("status"))
         caplog.set_level(logging.WARNING, logger="shared.runtime")
         starting = asyncio.create_task(service.start())
         try:

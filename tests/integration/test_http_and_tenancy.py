@@ -302,14 +302,18 @@ async def test_unknown_and_malformed_ids_answer_404(stack: Stack, tenant: Tenant
 
 @pytest.mark.parametrize("service", SERVICES)
 async def test_health_readiness_and_metrics(stack: Stack, service: str) -> None:
-    healthz = await stack.http.get(stack.url(service, "/healthz"))
-    assert healthz.status_code == 200 and healthz.json()["status"] == "ok"
-    readyz = await stack.http.get(stack.url(service, "/readyz"))
-    assert readyz.status_code == 200 and readyz.json()["status"] == "ready"
-    metrics = await stack.http.get(stack.url(service, "/metrics"))
+    for url in (stack.url, stack.operator_url):  # the probes on both ports
+        healthz = await stack.http.get(url(service, "/healthz"))
+        assert healthz.status_code == 200 and healthz.json()["status"] == "ok"
+        readyz = await stack.http.get(url(service, "/readyz"))
+        assert readyz.status_code == 200 and readyz.json()["status"] == "ready"
+    metrics = await stack.http.get(stack.operator_url(service, "/metrics"))
     assert metrics.status_code == 200
     assert metrics.headers["content-type"].startswith("text/plain")
     assert "# TYPE arcserve_" in metrics.text and "arcserve_messages_total" in metrics.text
+    # Metrics are for operators: never on the port the API (and tenants) use.
+    public = await stack.http.get(stack.url(service, "/metrics"))
+    assert public.status_code == 404 and "arcserve_" not in public.text
 
 
 async def test_an_api_key_never_moves_to_another_tenant(stack: Stack, tenant: Tenant) -> None:

@@ -148,7 +148,7 @@ async def test_no_log_or_metric_of_a_whole_run_holds_a_key(
 
     logged = "\n".join(f"{r.getMessage()} {r.exc_text or ''}" for r in caplog.records)
     assert len(caplog.records) > 50  # the run was logged, at DEBUG
-    metrics = "".join([(await stack.http.get(stack.url(name, "/metrics"))).text for name in stack.services])
+    metrics = "".join([(await stack.http.get(stack.operator_url(name, "/metrics"))).text for name in stack.services])
     for key in keys.values():
         assert key not in logged, "a license key in a log line"
         assert key not in metrics, "a license key in a metric"

@@ -102,7 +102,8 @@ class Stack:
             license_key_keyring=Keyring.new_key_text(),
             api_key_pepper=deployment.pepper,
         )
-        stack = cls(replace(settings, **overrides), servers, deployment=deployment)
+        any_free_port: dict[str, Any] = {f"{service}_{kind}": 0 for service in BUILDERS for kind in ("port", "metrics_port")}
+        stack = cls(replace(settings, **any_free_port, **overrides), servers, deployment=deployment)
         if provisioned:
             await deployment.provision()
         return stack
@@ -119,7 +120,7 @@ class Stack:
 
     async def start(self, *names: str) -> None:
         for name in names or tuple(BUILDERS):
-            service = BUILDERS[name](self.service_settings(name), port=0)
+            service = BUILDERS[name](self.service_settings(name))
             await service.start()
             self.services[name] = service
 
@@ -128,7 +129,8 @@ class Stack:
         portal = build_portal(PortalSettings(
             host="127.0.0.1", intake_url=self.url("intake", ""), status_url=self.url("status", ""),
             session_keyring=self.portal_keyring, drain_timeout_s=self.settings.drain_timeout_s,
-        ), port=0)
+            port=0, metrics_port=0,
+        ))
         await portal.start()
         self.portal = portal
         return portal
@@ -182,6 +184,10 @@ class Stack:
 
     def url(self, service: str, path: str) -> str:
         return f"http://127.0.0.1:{self.services[service].bound_port}{path}"
+
+    def operator_url(self, service: str, path: str) -> str:
+        """On the service's internal operator port (/metrics, /healthz, /readyz)."""
+        return f"http://127.0.0.1:{self.services[service].bound_metrics_port}{path}"
 
     async def submit(self, tenant: Tenant, body: Any, *, idempotency_key: str | None = None) -> httpx.Response:
         headers = {"Authorization": f"Bearer {tenant.key}"}

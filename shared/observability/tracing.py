@@ -1,0 +1,97 @@
+"""Traces across HTTP and AMQP (OpenTelemetry): one application's path through intake, the
+status service, the workers and back is one trace.
+
+- HTTP: the FastAPI instrumentation makes a server span per request, continuing a caller's
+  W3C `traceparent` (the portal's httpx client sends it on what it forwards).
+- AMQP: the aio-pika instrumentation puts `traceparent` into every published message's
+  headers and continues it in the consumer; a retry or dead-letter copy carries it on.
+- The outbox: a message written in a transaction is published later by the relay, so the
+  row keeps the `traceparent` of the work that wrote it (`current_traceparent`) and the
+  relay publishes it inside that trace again (`continued`).
+- asyncpg: a span per query (statements only, never their parameters).
+
+Spans are always made, so that every log line has a trace id; they leave the process only
+when `OTEL_TRACES_EXPORTER` says so (`otlp`, to `OTEL_EXPORTER_OTLP_ENDPOINT`; `console` for
+a look by hand). The SDK reads the other standard OTEL_* variables (sampler, resource).
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from typing import Literal
+
+from fastapi import FastAPI
+from opentelemetry import context, propagate, trace
+from opentelemetry.instrumentation.aio_pika import AioPikaInstrumentor
+from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+
+Exporter = Literal["none", "otlp", "console"]
+# Probes and scrapes are no one's work: no spans for them.
+UNTRACED_URLS = "/healthz,/readyz,/metrics"
+_provider: TracerProvider | None = None
+
+
+def configure(service: str, exporter: Exporter = "none") -> TracerProvider:
+    """The process's tracer provider and instrumentations, once (the tests run every
+    service in one process: the first one names it)."""
+    global _provider
+    if _provider is None:
+        name = os.environ.get("OTEL_SERVICE_NAME") or f"arcserve-{service}"
+        _provider = TracerProvider(resource=Resource.create({SERVICE_NAME: name}))
+        trace.set_tracer_provider(_provider)
+        AioPikaInstrumentor().instrument(tracer_provider=_provider)
+        AsyncPGInstrumentor().instrument(tracer_provider=_provider)
+        HTTPXClientInstrumentor().instrument(tracer_provider=_provider)
+        if exporter != "none":
+            _provider.add_span_processor(_processor(exporter))
+    return _provider
+
+
+def _processor(exporter: Exporter) -> SpanProcessor:
+    if exporter == "otlp":
+        # Imported here: the exporter pulls in protobuf, which a process that does not export needs not load.
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        return BatchSpanProcessor(OTLPSpanExporter())
+    return BatchSpanProcessor(ConsoleSpanExporter())
+
+
+def instrument(app: FastAPI) -> None:
+    FastAPIInstrumentor.instrument_app(app, tracer_provider=configure_or_current(), excluded_urls=UNTRACED_URLS)
+
+
+def configure_or_current() -> TracerProvider:
+    return _provider if _provider is not None else configure("unnamed")
+
+
+def shutdown() -> None:
+    """Flush what is still to be exported (at the end of the process)."""
+    if _provider is not None:
+        _provider.shutdown()
+
+
+def current_traceparent() -> str | None:
+    """The W3C `traceparent` of the span in hand, to be continued later (an outbox row)."""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return carrier.get("traceparent")
+
+
+@contextlib.contextmanager
+def continued(traceparent: str | None) -> Iterator[None]:
+    """Inside the block, the trace of `traceparent` is the current one (nothing changes
+    without one)."""
+    if not traceparent:
+        yield
+        return
+    token = context.attach(propagate.extract({"traceparent": traceparent}))
+    try:
+        yield
+    finally:
+        context.detach(token)

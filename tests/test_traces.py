@@ -1,0 +1,53 @@
+"""One application is one trace (README, "Observability"): its path from intake's HTTP request,
+through the gate, the outbox relays and both workers, back to its completion, carries one
+W3C trace id, which every service's own JSON log lines show. The services run as real
+processes, each with its own log, so nothing is shared but the broker and the database."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.faults.processes import SERVICES, ProcessStack
+from tests.faults.workload import seed_tenants
+from tests.support.infra import Servers
+from tests.support.stack import eventually, new_application
+
+
+def lines_about(log: Path, application_id: str) -> list[dict[str, Any]]:
+    lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    return [line for line in lines if line.get("application_id") == application_id]
+
+
+async def test_one_application_is_one_trace_in_every_services_logs(infrastructure: Servers, tmp_path: Path) -> None:
+    hypervisor = {"usage": "hypervisor", "license_type": "dedicated_hypervisor", "quantity": 1, "vm_count": 4}
+    async with ProcessStack(infrastructure, tmp_path, log_level="INFO") as system:
+        [(tenant, key)] = await seed_tenants(system, 1)
+        headers = {"Authorization": f"Bearer {key}"}
+        async with httpx.AsyncClient(timeout=10) as client:
+            answer = await client.post(system.url("intake", "/v1/applications"), headers=headers,
+                                       json=new_application([hypervisor]))
+            assert answer.status_code == 202, answer.text
+            application_id = answer.json()["application_id"]
+
+            async def completed() -> bool:
+                got = await client.get(system.url("status", f"/v1/applications/{application_id}"), headers=headers)
+                return got.status_code == 200 and got.json()["status"] == "completed"
+
+            await eventually(completed, "the application to complete")
+        await system.drained()
+        logs = {name: tmp_path / f"{system.prefix}{name}.log" for name in SERVICES}
+    # The processes have drained and exited: every line is written.
+
+    about = {name: lines_about(log, application_id) for name, log in logs.items()}
+    for name, lines in about.items():
+        assert lines, f"{name} logged nothing about application {application_id}"
+        for line in lines:
+            assert line["tenant_id"] == tenant and line["trace_id"], (name, line)
+    traces = {line["trace_id"] for lines in about.values() for line in lines}
+    assert len(traces) == 1, f"one application, {len(traces)} traces: {about}"
+    decision = [line for line in about["status"] if line.get("decision")]
+    assert [line["decision"] for line in decision] == ["accepted"]
+    assert any(f"application {application_id} completed" in line["message"] for line in about["status"])
