@@ -58,7 +58,7 @@ clean-broker: venv
 
 ## lint: ruff and mypy over the code and the tests, hadolint over the Dockerfiles, shellcheck over the scripts
 lint: venv
-	$(BIN)/ruff check shared services scripts tests
+	$(BIN)/ruff check shared services scripts tests docs/examples
 	$(BIN)/mypy
 	$(BIN)/hadolint Dockerfile deploy/images/*/Dockerfile
 	$(BIN)/shellcheck -x $(CONTAINERS)/*.sh scripts/*.sh deploy/images/*/entrypoint.sh .ci/run

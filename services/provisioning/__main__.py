@@ -1,4 +1,4 @@
-"""`python -m services.provisioning [all|broker|database|definitions]`: the one-shot step
+"""`python -m services.provisioning [all|broker|database|definitions|system USER]`: the one-shot step
 that makes everything the services need, with the administrator's AMQP_URL and
 DATABASE_URL, before any service starts (`make migrate`; a one-shot service in
 docker-compose.yml). No service does any of this at start-up.
@@ -13,6 +13,13 @@ Passwords come from `<SERVICE>_PASSWORD` where set, else fresh ones. `--env-file
 writes each service's own URLs there (`STATUS_AMQP_URL=…`, mode 600), and takes the
 passwords it already holds. `definitions` prints the broker definitions instead (for a broker that loads
 them at boot; `--deterministic` keeps the file stable).
+
+`system USER --publisher --events-reader` makes another system's broker user instead (README,
+"Onboarding a direct publisher"): a publisher may write submissions (for the tenants
+`python -m services.tools.publishers allow` names), an events reader reads `arcserve.events`
+from its queue `USER.events`, made with it; one user may be both. Its password is
+SYSTEM_PASSWORD where set, else a fresh one, printed alone on the last line, this once;
+running it again sets the password anew.
 """
 from __future__ import annotations
 
@@ -22,6 +29,7 @@ import json
 import logging
 import os
 import re
+import secrets
 import sys
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -91,6 +99,21 @@ async def provision_all(settings: Settings, env_file: Path | None = None) -> dic
     return urls
 
 
+def provision_system(settings: Settings, user: str, password: str, *, publisher: bool, events_reader: bool) -> str:
+    """Another system's broker user, through the management API; returns what it may do."""
+    topology = _deployment(settings).topology
+    if publisher:
+        document = broker.direct_publisher(topology, user, password, reads_events=events_reader)
+    else:
+        document = broker.events_reader(topology, user, password)
+    broker.Management.for_amqp_url(settings.amqp_url, settings.management_url).import_definitions(document)
+    rights = [f"writes submissions to {topology.applications} for the tenants "
+              f"`python -m services.tools.publishers allow {user} TENANT...` names"] if publisher else []
+    if events_reader:
+        rights.append(f"reads {topology.events} from its queue {broker.events_queue(user)}")
+    return f"{user}: " + "; ".join(rights)
+
+
 def compose_passwords(path: Path) -> dict[str, str]:
     """`<SERVICE>_PASSWORD` of a compose file's `provision` service, from its environment and
     its env files (`${VAR:-default}` in their paths resolved as compose does; PyYAML: a
@@ -122,15 +145,32 @@ def _passwords(env_file: Path | None) -> Passwords:
     return passwords_for(BOUNDARIES, env={**from_file, **os.environ})
 
 
+def _system_user(name: str) -> str:
+    """Another system's user name: it names its queue (USER.events) and its submissions' `user_id` too."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}", name):
+        raise argparse.ArgumentTypeError(f"{name!r} is no user name for another system: 1 to 200 letters, digits, "
+                                         "'.', '_' or '-', starting with a letter or digit")
+    return name
+
+
 async def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m services.provisioning", description=__doc__.split("\n\n")[0])
-    parser.add_argument("what", nargs="?", default="all", choices=("all", "broker", "database", "definitions"))
+    parser.add_argument("what", nargs="?", default="all",
+                        choices=("all", "broker", "database", "definitions", "system"))
+    parser.add_argument("system_user", nargs="?", metavar="USER", type=_system_user,
+                        help="system: another system's broker user")
+    parser.add_argument("--publisher", action="store_true", help="system: it may write submissions")
+    parser.add_argument("--events-reader", action="store_true", help="system: it reads events from USER.events")
     parser.add_argument("--env-file", type=Path, help="write each service's own URLs here (and reuse its passwords)")
     parser.add_argument("--deterministic", action="store_true", help="definitions: salts from the user names")
     parser.add_argument("--admin", help="definitions: also an administrator, USER:PASSWORD")
     parser.add_argument("--compose", type=Path,
                         help="definitions: the passwords of this compose file's `provision` service")
     args = parser.parse_args(argv)
+    if (args.what == "system") != bool(args.system_user):
+        parser.error("USER goes with `system`, and only with it")
+    if args.what == "system" and not (args.publisher or args.events_reader):
+        parser.error("system: say what it may do: --publisher, --events-reader, or both")
     settings = Settings.from_env()
     deployment = _deployment(settings)
     passwords = _passwords(args.env_file)
@@ -144,7 +184,14 @@ async def main(argv: list[str]) -> int:
         sys.stdout.write("\n")
         return 0
     try:
-        if args.what == "all":
+        if args.what == "system":
+            password = os.environ.get("SYSTEM_PASSWORD") or secrets.token_urlsafe(24)
+            print(provision_system(settings, args.system_user, password, publisher=args.publisher,
+                                   events_reader=args.events_reader))
+            if not os.environ.get("SYSTEM_PASSWORD"):
+                print("its password, shown this once (give it to the system; it cannot be shown again):")
+                print(password)
+        elif args.what == "all":
             await provision_all(settings, args.env_file)
         else:
             await provision(settings, deployment, passwords, broker_side=args.what == "broker",

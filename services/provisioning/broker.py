@@ -24,7 +24,7 @@ from urllib.parse import quote, unquote, urlsplit
 
 from services.provisioning.deployment import Deployment, Passwords
 from shared.boundary import Boundary
-from shared.contracts import catalogue
+from shared.contracts import catalogue, routing
 from shared.messaging.topology import Topology
 
 HASHING = "rabbit_password_hashing_sha256"
@@ -98,18 +98,68 @@ def definitions(
     }
 
 
-def direct_publisher(topology: Topology, user: str, password: str, vhost: str = "/") -> dict[str, Any]:
+# Another system's queue of events (README, "Onboarding a direct publisher"): bounded, and it
+# drops its oldest events when full rather than refusing new ones, because a refused event
+# would nack the services' own publishes and stall their outboxes behind a slow reader.
+EVENTS_QUEUE_MAX_LENGTH = 100_000
+
+
+def events_queue(user: str) -> str:
+    """The queue another system reads events from: named under its user name."""
+    return f"{user}.events"
+
+
+def direct_publisher(topology: Topology, user: str, password: str, vhost: str = "/", *,
+                     reads_events: bool = False) -> dict[str, Any]:
     """Definitions of another system's broker user (README, "Onboarding a direct
     publisher"): it may write submissions to `arcserve.applications` and nothing else; which
-    tenants it acts for is the gate's to check (`python -m services.tools.publishers`)."""
-    kinds = "|".join(re.escape(kind.value) for kind in catalogue.Kind)
+    tenants it acts for is the gate's to check (`python -m services.tools.publishers`).
+    `reads_events`: it is an events reader too (`events_reader`), so that one user can submit
+    and read the outcome."""
+    return _other_system(topology, user, password, vhost, publishes=True, reads_events=reads_events)
+
+
+def events_reader(topology: Topology, user: str, password: str, vhost: str = "/") -> dict[str, Any]:
+    """Definitions of another system's broker user that reads `arcserve.events` (every
+    tenant's: the exchange holds nothing secret) through one queue of its own,
+    `events_queue(user)`, made here: it may bind that queue to the events' routing keys
+    (no wildcard), consume from it, and nothing else."""
+    return _other_system(topology, user, password, vhost, publishes=False, reads_events=True)
+
+
+def _other_system(topology: Topology, user: str, password: str, vhost: str, *, publishes: bool,
+                  reads_events: bool) -> dict[str, Any]:
+    # It configures nothing, not even a queue of its own: a user that may declare a queue
+    # and also write to arcserve.applications could give that queue arcserve.applications as
+    # its dead-letter exchange (or bind an exchange of its own to it), and so re-route
+    # whatever it reads, the services' own events with their `user_id`, into the submissions.
+    write: list[str] = []
+    read: list[str] = []
+    topics: list[dict[str, str]] = []
+    queues: list[dict[str, Any]] = []
+    if publishes:
+        kinds = "|".join(re.escape(kind.value) for kind in catalogue.Kind)
+        write.append(topology.applications)
+        topics.append({"exchange": topology.applications, "write": f"^({kinds})$", "read": "^$"})
+    if reads_events:
+        queue = events_queue(user)
+        write.append(queue)  # binding it
+        read += [topology.events, queue]
+        topics.append({"exchange": topology.events, "write": "^$", "read": topology.pattern(event_routing_keys())})
+        queues.append({"name": queue, "vhost": vhost, "durable": True, "auto_delete": False, "arguments": {
+            "x-queue-type": "quorum", "x-max-length": EVENTS_QUEUE_MAX_LENGTH, "x-overflow": "drop-head"}})
     return {
         "users": [{"name": user, "password_hash": password_hash(password), "hashing_algorithm": HASHING, "tags": []}],
-        "permissions": [{"user": user, "vhost": vhost, "configure": "^$",
-                         "write": topology.pattern([topology.applications]), "read": "^$"}],
-        "topic_permissions": [{"user": user, "vhost": vhost, "exchange": topology.applications,
-                               "write": f"^({kinds})$", "read": "^$"}],
+        "permissions": [{"user": user, "vhost": vhost, "configure": "^$", "write": topology.pattern(write),
+                         "read": topology.pattern(read)}],
+        "topic_permissions": [{"user": user, "vhost": vhost, **topic} for topic in topics],
+        "queues": queues,
     }
+
+
+def event_routing_keys() -> list[str]:
+    """Every routing key of `arcserve.events` (docs/asyncapi.json)."""
+    return [entry.routing_key for entry in catalogue.CATALOGUE if entry.exchange == routing.EVENTS_EXCHANGE]
 
 
 class ManagementError(RuntimeError):

@@ -9,8 +9,9 @@ A submission on `arcserve.applications` acts for its `tenantid` only when the br
 that published it (its AMQP `user_id`, which the broker checks) is allowed for that tenant;
 anything else is dead-lettered as `unauthorized_publisher` and has no effect. The
 deployment's own publishers (intake, the gate's retries, the administrator's replays) are
-listed too; their roles are the provisioning step's. Creating the broker user and its
-rights is the broker's: README, "Onboarding a direct publisher".
+listed too; their roles are the provisioning step's. The broker user itself and its rights
+are made by `python -m services.provisioning system USER --publisher` (README, "Onboarding a
+direct publisher").
 
 Configured like the other operator commands (DATABASE_URL: the administrator's). Every
 change leaves an audit record. Exit status: 0 done; 1 refused (an unknown tenant, the

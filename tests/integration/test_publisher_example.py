@@ -1,0 +1,144 @@
+"""The publisher example for other systems (docs/examples/publish_submission.py), run as
+another system runs it: a process of its own, as a broker user made by the operator's
+command (`python -m services.provisioning system USER --publisher --events-reader`) and
+allowed for one tenant (`python -m services.tools.publishers allow`)."""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import aio_pika
+import aiormq
+import pytest
+
+from services.provisioning import broker
+from shared.contracts import routing
+from tests.support.stack import Stack, Tenant, eventually
+from tests.support.tools import ROOT, ok, run_tool
+
+EXAMPLE = ROOT / "docs" / "examples" / "publish_submission.py"
+
+
+@dataclass
+class System:
+    user: str
+    amqp_url: str  # with its own credentials
+
+
+async def _run(*command: str, env: dict[str, str]) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, *command, cwd=ROOT, env={**os.environ, **env},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+@pytest.fixture
+async def system(stack: Stack) -> AsyncIterator[System]:
+    """Another system's user, made by the operator's command (the password it printed)."""
+    user = f"{stack.settings.topology_prefix}billing-{uuid.uuid4().hex[:6]}"
+    code, out, err = await _run("-m", "services.provisioning", "system", user, "--publisher", "--events-reader", env={
+        "AMQP_URL": stack.settings.amqp_url, "RABBITMQ_MANAGEMENT_URL": stack.servers.management_url,
+        "ARCSERVE_TOPOLOGY_PREFIX": stack.settings.topology_prefix})
+    assert code == 0, (out, err)
+    assert f"reads {stack.topology.events} from its queue {user}.events" in out
+    password = out.splitlines()[-1]
+    parts = urlsplit(stack.settings.amqp_url)
+    netloc = f"{quote(user, safe='')}:{quote(password, safe='')}@{parts.hostname}:{parts.port or 5672}"
+    try:
+        yield System(user, urlunsplit(parts._replace(netloc=netloc)))
+    finally:
+        broker.Management.for_amqp_url(stack.settings.amqp_url, stack.servers.management_url).delete_users([user])
+        connection = await aio_pika.connect(stack.settings.amqp_url)
+        async with connection:
+            await (await connection.channel()).queue_delete(broker.events_queue(user))
+
+
+async def _example(stack: Stack, system: System, tenant: Tenant, *args: str) -> tuple[int, str, str]:
+    return await _run(str(EXAMPLE), tenant.name, *args, env={
+        "SYSTEM_AMQP_URL": system.amqp_url, "ARCSERVE_TOPOLOGY_PREFIX": stack.settings.topology_prefix})
+
+
+async def test_the_example_submits_for_an_allowed_tenant_and_prints_the_outcome(
+    stack: Stack, system: System, tenant: Tenant
+) -> None:
+    await ok(stack, "publishers", "allow", system.user, tenant.name)
+    code, out, err = await _example(stack, system, tenant)
+    assert code == 0, (out, err)
+    events = [json.loads(line) for line in out.splitlines()]
+    assert [e["type"] for e in events] == ["arcserve.application.accepted.new", "arcserve.application.completed.new"]
+    application_id = events[0]["data"]["application_id"]
+    assert {e["data"]["application_id"] for e in events} == {application_id}
+    assert {e["tenantid"] for e in events} == {tenant.name}
+
+    # The tenant sees it through the API, submitted by the system.
+    application = (await stack.get(tenant, f"/v1/applications/{application_id}")).json()
+    assert application["status"] == "completed"
+    assert application["submitted_by"] == {"kind": "publisher", "id": system.user}
+    assert (await stack.contract(tenant, application["contract_id"]))["status"] == "active"
+
+    # A second live contract for the same product is refused (R2), and the example says why.
+    code, out, err = await _example(stack, system, tenant)
+    assert code == 1, (out, err)
+    assert json.loads(out.splitlines()[-1])["type"] == "arcserve.application.rejected.new"
+    assert "rejected: contract_exists: " in err
+
+
+async def test_the_example_for_a_tenant_it_is_not_allowed_for_sees_no_outcome_and_has_no_effect(
+    stack: Stack, system: System, tenant: Tenant
+) -> None:
+    code, out, err = await _example(stack, system, tenant, "--timeout", "2")
+    assert code == 1 and out == "", (out, err)
+    found = re.search(r"no outcome for application (\S+) within 2 s", err)
+    assert found, err
+    application_id = found.group(1)
+
+    # The operator sees why; the tenant sees nothing.
+    async def letter() -> str | None:
+        code, out, _ = await run_tool(stack, "dlq", "show", application_id)
+        return out if code == 0 else None
+
+    try:
+        assert f"reason:           unauthorized_publisher: {system.user} may not act for tenant" in await eventually(
+            letter, f"the dead letter of {application_id}")
+        assert (await stack.get(tenant, f"/v1/applications/{application_id}")).status_code == 404
+    finally:  # the stack is shared: leave no dead letter for another test to take
+        await run_tool(stack, "dlq", "purge", application_id)
+
+
+async def test_the_systems_user_may_bind_its_queue_to_event_routing_keys_only_and_configure_nothing(
+    stack: Stack, system: System
+) -> None:
+    queue = broker.events_queue(system.user)
+    refused = {
+        "a wildcard binding": (stack.topology.events, "#"),
+        "a binding to the submissions": (stack.topology.applications, "new"),
+        "a binding to the license keys": (stack.topology.name(routing.LICENSE_KEYS_EXCHANGE), "license.keys"),
+    }
+    connection = await aio_pika.connect(system.amqp_url)
+    async with connection:
+        await (await (await connection.channel()).get_queue(queue)).bind(stack.topology.events, "license.issued")
+        for what, (exchange, key) in refused.items():
+            channel = await connection.channel()
+            with pytest.raises(aiormq.exceptions.ChannelAccessRefused):
+                await (await channel.get_queue(queue)).bind(exchange, key)
+                pytest.fail(f"{what} was allowed")
+        # It configures nothing, not even its own queue: one that could be declared again with
+        # arcserve.applications as its dead-letter exchange would re-route what it reads into
+        # the submissions.
+        for what, attempt in {
+            "declaring a queue": lambda channel: channel.declare_queue(f"{system.user}.mine", exclusive=True),
+            "deleting its queue": lambda channel: channel.queue_delete(queue),
+        }.items():
+            channel = await connection.channel()
+            with pytest.raises(aiormq.exceptions.ChannelAccessRefused):
+                await attempt(channel)
+                pytest.fail(f"{what} was allowed")
