@@ -11,7 +11,7 @@ CHROMIUM   ?= /usr/bin/chromium
 LOCAL_AMQP_URL     := amqp://guest:guest@127.0.0.1:5672/
 LOCAL_DATABASE_URL := postgresql://postgres@127.0.0.1:5432/postgres
 
-.PHONY: browser contracts contract-tools lock run test unit faults faults-selftest clean-broker lint migrate definitions venv compose-tool clean images test-containers compose-up compose-down
+.PHONY: browser contracts contract-tools docs lock run test unit faults faults-selftest clean-broker lint migrate definitions venv compose-tool clean images test-containers compose-up compose-down
 
 # Locked with hashes (requirements*.txt, from requirements*.in by `make lock`): pip refuses
 # any file whose hash the lock does not name, the packaging tools included.
@@ -87,6 +87,10 @@ compose-tool:
 contracts: venv
 	$(BIN)/python -m shared.contracts.asyncapi > docs/asyncapi.json
 	$(BIN)/python scripts/openapi.py > docs/openapi.json
+
+## docs: regenerate README's configuration table from the settings models; a test fails while they differ
+docs: venv
+	$(BIN)/python scripts/configuration.py --write
 
 # The AsyncAPI project's parser validates docs/asyncapi.json in the tests (npm, pinned by its lock).
 CONTRACT_TOOLS := tests/contracts/node_modules/.installed

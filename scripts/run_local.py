@@ -61,7 +61,7 @@ async def _demo_tenant(settings: Settings) -> tuple[str, tuple[str, str]]:
     tenant = f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
     conn = await asyncpg.connect(settings.database_url)
     try:
-        return tenant, await create_api_key(conn, settings.api_key_pepper.encode(), tenant)
+        return tenant, await create_api_key(conn, settings.api_key_pepper.get_secret_value().encode(), tenant)
     finally:
         await conn.close()
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import signal
 import time
 from collections.abc import Awaitable, Callable
@@ -26,7 +25,7 @@ from shared import metrics
 from shared.backoff import Backoff
 from shared.boundary import Boundary
 from shared.clock import Clock, utc_now
-from shared.config import Settings
+from shared.config import ProcessSettings, Settings
 from shared.db.migrate import missing
 from shared.db.pool import create_pool
 from shared.http import openapi
@@ -271,14 +270,14 @@ class Runnable(Protocol):
 def run(build: Callable[[Settings], Service], boundary: Boundary) -> None:
     """Run a service until SIGTERM or SIGINT, then drain and exit 0."""
     settings = Settings.from_env(boundary.env_prefix)
-    run_process(boundary.name, lambda: build(settings), settings.traces_exporter)
+    run_process(boundary.name, lambda: build(settings), settings)
 
 
-def run_process(name: str, make: Callable[[], Runnable], traces_exporter: tracing.Exporter = "none") -> None:
+def run_process(name: str, make: Callable[[], Runnable], settings: ProcessSettings) -> None:
     """The process part: logs and traces, then `make()`'s start, until SIGTERM or SIGINT,
     then its stop (a drain), the traces flushed, and exit 0."""
-    logs.configure(name, os.environ.get("LOG_LEVEL", "INFO"), logs.format_from_env())
-    tracing.configure(name, traces_exporter)
+    logs.configure(name, settings.log_level, settings.log_format)
+    tracing.configure(name, settings.traces_exporter)
 
     async def main() -> None:
         service = make()

@@ -1,7 +1,8 @@
 """One application is one trace (README, "Observability"): its path from intake's HTTP request,
 through the gate, the outbox relays and both workers, back to its completion, carries one
-W3C trace id, which every service's own JSON log lines show. The services run as real
-processes, each with its own log, so nothing is shared but the broker and the database."""
+W3C trace id, which every service's own JSON log lines show, and which the services export
+over OTLP as one tree of spans. The services run as real processes, each with its own log,
+so nothing is shared but the broker and the database."""
 from __future__ import annotations
 
 import json
@@ -13,7 +14,10 @@ import httpx
 from tests.faults.processes import SERVICES, ProcessStack
 from tests.faults.workload import seed_tenants
 from tests.support.infra import Servers
+from tests.support.otlp import Collector, tree
 from tests.support.stack import eventually, new_application
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def lines_about(log: Path, application_id: str) -> list[dict[str, Any]]:
@@ -23,7 +27,10 @@ def lines_about(log: Path, application_id: str) -> list[dict[str, Any]]:
 
 async def test_one_application_is_one_trace_in_every_services_logs(infrastructure: Servers, tmp_path: Path) -> None:
     hypervisor = {"usage": "hypervisor", "license_type": "dedicated_hypervisor", "quantity": 1, "vm_count": 4}
-    async with ProcessStack(infrastructure, tmp_path, log_level="INFO") as system:
+    async with Collector() as collector, ProcessStack(infrastructure, tmp_path, log_level="INFO", extra_env={
+        "OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": collector.endpoint,
+        "OTEL_BSP_SCHEDULE_DELAY": "100",
+    }) as system:
         [(tenant, key)] = await seed_tenants(system, 1)
         headers = {"Authorization": f"Bearer {key}"}
         async with httpx.AsyncClient(timeout=10) as client:
@@ -37,9 +44,11 @@ async def test_one_application_is_one_trace_in_every_services_logs(infrastructur
                 return got.status_code == 200 and got.json()["status"] == "completed"
 
             await eventually(completed, "the application to complete")
-        await system.drained()
+            await system.drained()
+            scraped = {name: (await client.get(f"http://127.0.0.1:{system.metrics_ports[name]}/metrics")).text
+                       for name in SERVICES}
         logs = {name: tmp_path / f"{system.prefix}{name}.log" for name in SERVICES}
-    # The processes have drained and exited: every line is written.
+    # The processes have drained and exited: every line is written, every span exported.
 
     about = {name: lines_about(log, application_id) for name, log in logs.items()}
     for name, lines in about.items():
@@ -51,3 +60,19 @@ async def test_one_application_is_one_trace_in_every_services_logs(infrastructur
     decision = [line for line in about["status"] if line.get("decision")]
     assert [line["decision"] for line in decision] == ["accepted"]
     assert any(f"application {application_id} completed" in line["message"] for line in about["status"])
+
+    [trace_id] = traces
+    spans = collector.trace(trace_id)
+    assert {span.service for span in spans} == {"arcserve-intake", "arcserve-status", "arcserve-license-issuer",
+                                                "arcserve-order-id"}
+    ids = {span.span_id for span in spans}
+    [root] = [span for span in spans if span.parent_id not in ids]  # one tree
+    assert root.service == "arcserve-intake" and root.name == "POST /v1/applications"
+    shown = tree(spans)
+    (ROOT / "test-output").mkdir(exist_ok=True)
+    (ROOT / "test-output" / "trace.txt").write_text(shown + "\n")  # README, "Observability", shows one
+    shown_metrics = [line for name, text in scraped.items() for line in text.splitlines()
+                     if line.startswith("arcserve_") and not line.startswith("arcserve_http")]
+    assert any(line.startswith('arcserve_application_completion_seconds_count{kind="new"} 1.0')
+               for line in scraped["status"].splitlines())
+    (ROOT / "test-output" / "metrics.txt").write_text("\n".join(shown_metrics) + "\n")

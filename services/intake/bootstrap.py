@@ -12,8 +12,8 @@ from shared.secrets import PEPPER_WHY, required
 def build(settings: Settings) -> Service:
     # Intake only publishes, each with its confirm: no consumers, no outbox.
     service = Service(BOUNDARY, settings)
-    id_secret = required("ARCSERVE_ID_SECRET", settings.id_secret, "intake derives application ids with it")
-    pepper = required("ARCSERVE_API_KEY_PEPPER", settings.api_key_pepper, PEPPER_WHY)
+    id_secret = required("ARCSERVE_ID_SECRET", settings.id_secret.get_secret_value(), "intake derives application ids with it")
+    pepper = required("ARCSERVE_API_KEY_PEPPER", settings.api_key_pepper.get_secret_value(), PEPPER_WHY)
     auth = Authenticator(lambda: service.pool, settings.database_url, pepper,
                          limiter_for(settings.rate_limit_per_s, settings.rate_limit_burst))
     service.on_stop.append(auth.close)

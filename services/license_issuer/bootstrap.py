@@ -11,5 +11,5 @@ from shared.sealing import keyring_or_exit
 
 def build(settings: Settings, clock: Clock = utc_now) -> Service:
     deps = Deps(Simulator(settings.sim_new_delay_s, settings.sim_change_delay_s),
-                keyring_or_exit(settings.license_key_keyring))
+                keyring_or_exit(settings.license_key_keyring.get_secret_value()))
     return Service(BOUNDARY, settings, deps=deps, clock=clock)

@@ -3,4 +3,4 @@ from services.portal.config import PortalSettings
 from shared.runtime import run_process
 
 settings = PortalSettings.from_env()
-run_process(NAME, lambda: build(settings), settings.traces_exporter)
+run_process(NAME, lambda: build(settings), settings)

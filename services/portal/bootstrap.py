@@ -58,7 +58,7 @@ class Portal:
         self.settings = settings
         self.stopping = asyncio.Event()
         self.upstream = Upstream(settings.intake_url, settings.status_url, settings.upstream_timeout_s)
-        codec = SessionCodec(session_keyring(settings.session_keyring), settings.session_max_age_s)
+        codec = SessionCodec(session_keyring(settings.session_keyring.get_secret_value()), settings.session_max_age_s)
         self.app = FastAPI(title="arcserve-licensing portal", docs_url=None, redoc_url=None, openapi_url=None)
         install_error_handlers(self.app)
         self.app.middleware("http")(self._headers)

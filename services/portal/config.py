@@ -2,44 +2,47 @@
 it reaches the system only through the public HTTP API, as its tenants do."""
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any
 
-from shared.config import env_float, env_int, traces_exporter
-from shared.secrets import secret
+from pydantic import Field, SecretStr, field_validator
+
+from shared.config import Port, ProcessSettings
 
 SESSION_KEYRING = "ARCSERVE_PORTAL_SESSION_KEYRING"
 
 
-@dataclass(frozen=True)
-class PortalSettings:
-    host: str = "0.0.0.0"
-    port: int = 8084
-    metrics_port: int = 9084  # internal: /metrics, /healthz, /readyz
-    intake_url: str = "http://127.0.0.1:8080"  # where /v1 writes go
-    status_url: str = "http://127.0.0.1:8081"  # where /v1 reads go
-    # Sessions are sealed into their cookie with this keyring (shared/sealing.py's format).
-    session_keyring: str = field(default="", repr=False)
-    session_max_age_s: float = 8 * 3600.0
+class PortalSettings(ProcessSettings):
+    port: Port = Field(8084, validation_alias="PORTAL_PORT", description="the portal: the tenants' one origin")
+    metrics_port: Port = Field(9084, validation_alias="PORTAL_METRICS_PORT",
+                               description="the portal's operator port: /metrics, /healthz, /readyz")
+    intake_url: str = Field("http://127.0.0.1:8080", validation_alias="PORTAL_INTAKE_URL",
+                            description="the portal: where it forwards `/v1` writes")
+    status_url: str = Field("http://127.0.0.1:8081", validation_alias="PORTAL_STATUS_URL",
+                            description="the portal: where it forwards `/v1` reads")
+    session_keyring: SecretStr = Field(
+        SecretStr(""), validation_alias=SESSION_KEYRING,
+        description="required by the portal (`make run` makes one; compose has a marked demo value): "
+                    "`id:base64-key,…` like the license-key keyring; the first key seals session cookies, every one "
+                    "opens them, so a rotation signs nobody out (or `…_FILE`)")
+    session_max_age_s: float = Field(8 * 3600.0, gt=0, validation_alias="PORTAL_SESSION_MAX_AGE_S",
+                                     description="how long a portal sign-in lasts")
     # Behind a TLS-terminating proxy the portal sees plain HTTP: say so, and cookies are Secure.
-    secure_cookies: bool = False
-    upstream_timeout_s: float = 10.0
-    drain_timeout_s: float = 25.0
-    traces_exporter: Literal["none", "otlp", "console"] = "none"  # OTEL_TRACES_EXPORTER
+    secure_cookies: bool = Field(
+        False, validation_alias="PORTAL_SECURE_COOKIES",
+        description="`true` behind a TLS-terminating proxy (the portal sees HTTP, the browser HTTPS): cookies are "
+                    "`Secure`; without it they are when the request came over HTTPS")
+    upstream_timeout_s: float = Field(10.0, gt=0, validation_alias="PORTAL_UPSTREAM_TIMEOUT_S",
+                                      description="how long the portal waits for intake or status")
+
+    @field_validator("intake_url", "status_url")
+    @classmethod
+    def _no_trailing_slash(cls, value: str) -> str:
+        return value.rstrip("/")
 
     @classmethod
     def from_env(cls) -> PortalSettings:
-        env = os.environ.get
-        return cls(
-            host=env("ARCSERVE_HOST") or "0.0.0.0",
-            port=env_int("PORTAL_PORT", 8084),
-            metrics_port=env_int("PORTAL_METRICS_PORT", 9084),
-            intake_url=(env("PORTAL_INTAKE_URL") or "http://127.0.0.1:8080").rstrip("/"),
-            status_url=(env("PORTAL_STATUS_URL") or "http://127.0.0.1:8081").rstrip("/"),
-            session_keyring=secret(SESSION_KEYRING),
-            session_max_age_s=env_float("PORTAL_SESSION_MAX_AGE_S", 8 * 3600.0),
-            secure_cookies=(env("PORTAL_SECURE_COOKIES") or "false").lower() in ("1", "true", "yes"),
-            drain_timeout_s=env_float("ARCSERVE_DRAIN_TIMEOUT_S", 25.0),
-            traces_exporter=traces_exporter(),
-        )
+        loaded: PortalSettings = cls._load({}, [])
+        return loaded
+
+    def __repr_args__(self) -> Any:
+        yield from super().__repr_args__()

@@ -76,7 +76,7 @@ async def provision(settings: Settings, deployment: Deployment, passwords: Passw
             log.info("tenancy: the deployment's own publishers of submissions: %s",
                      ", ".join(f"{user} ({role})" for user, role in sorted(publishers.items())))
         if keys:
-            await tenancy.seed_api_keys(conn, keys, required("ARCSERVE_API_KEY_PEPPER", settings.api_key_pepper,
+            await tenancy.seed_api_keys(conn, keys, required("ARCSERVE_API_KEY_PEPPER", settings.api_key_pepper.get_secret_value(),
                                                              PEPPER_WHY))
             log.info("tenancy: %d API keys of %d tenants", len(keys), len(set(keys.values())))
     finally:

@@ -19,11 +19,11 @@ def build(settings: Settings, clock: Clock = utc_now) -> Service:
         closure = YearEndClosure.parse(settings.year_end_closure)
     except ValueError as exc:
         raise SystemExit(f"ARCSERVE_YEAR_END_CLOSURE: {exc}") from None
-    keyring = keyring_or_exit(settings.license_key_keyring)
+    keyring = keyring_or_exit(settings.license_key_keyring.get_secret_value())
     deps = Deps(BusinessCalendar(closure), keyring)
     service = Service(BOUNDARY, settings, deps=deps, clock=clock)
     auth = Authenticator(lambda: service.pool, settings.database_url,
-                         required("ARCSERVE_API_KEY_PEPPER", settings.api_key_pepper, PEPPER_WHY),
+                         required("ARCSERVE_API_KEY_PEPPER", settings.api_key_pepper.get_secret_value(), PEPPER_WHY),
                          limiter_for(settings.rate_limit_per_s, settings.rate_limit_burst))
     service.on_stop.append(auth.close)
     service.app.include_router(api.router(lambda: service.pool, auth, keyring))

@@ -32,7 +32,7 @@ async def run(args: argparse.Namespace) -> int:
     conn = await asyncpg.connect(settings.database_url)
     try:
         if args.command == "create":
-            pepper = required("ARCSERVE_API_KEY_PEPPER", settings.api_key_pepper, PEPPER_WHY)
+            pepper = required("ARCSERVE_API_KEY_PEPPER", settings.api_key_pepper.get_secret_value(), PEPPER_WHY)
             async with conn.transaction():
                 key_id, key = await tenancy.create_api_key(conn, pepper, args.tenant)
                 await audit.record(conn, "api_keys.create", key_id, tenant=args.tenant)

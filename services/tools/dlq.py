@@ -451,7 +451,7 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "limit", None) is not None and args.limit < 0:
         parser.error("--limit must be 0 or more")
     settings = operator_settings()
-    args.keyring = settings.license_key_keyring
+    args.keyring = settings.license_key_keyring.get_secret_value()
     args.broker_user = unquote(urlsplit(settings.amqp_url).username or "") or "guest"
     specs = _queues(parser, args.queue, settings.topology_prefix)
     try:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import sys
 from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
@@ -108,13 +107,6 @@ class TextFormatter(logging.Formatter):
                   **{k: v for k, v in vars(record).items() if k not in _STANDARD and k not in _OURS}}
         shown = " ".join(f"{k}={v}" for k, v in fields.items() if v is not None)
         return f"{text} [{shown}]" if shown else text
-
-
-def format_from_env() -> Format:
-    raw = (os.environ.get("LOG_FORMAT") or "json").lower()
-    if raw not in ("json", "text"):
-        raise SystemExit(f"LOG_FORMAT must be json or text, got {raw!r}")
-    return "json" if raw == "json" else "text"
 
 
 def configure(service: str, level: str = "INFO", fmt: Format = "json") -> None:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
-from typing import Literal
 
 from fastapi import FastAPI
 from opentelemetry import context, propagate, trace
@@ -31,13 +30,14 @@ from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
 
-Exporter = Literal["none", "otlp", "console"]
+from shared.config import TracesExporter
+
 # Probes and scrapes are no one's work: no spans for them.
 UNTRACED_URLS = "/healthz,/readyz,/metrics"
 _provider: TracerProvider | None = None
 
 
-def configure(service: str, exporter: Exporter = "none") -> TracerProvider:
+def configure(service: str, exporter: TracesExporter = "none") -> TracerProvider:
     """The process's tracer provider and instrumentations, once (the tests run every
     service in one process: the first one names it)."""
     global _provider
@@ -53,7 +53,7 @@ def configure(service: str, exporter: Exporter = "none") -> TracerProvider:
     return _provider
 
 
-def _processor(exporter: Exporter) -> SpanProcessor:
+def _processor(exporter: TracesExporter) -> SpanProcessor:
     if exporter == "otlp":
         # Imported here: the exporter pulls in protobuf, which a process that does not export needs not load.
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -63,11 +63,9 @@ def _processor(exporter: Exporter) -> SpanProcessor:
 
 
 def instrument(app: FastAPI) -> None:
-    FastAPIInstrumentor.instrument_app(app, tracer_provider=configure_or_current(), excluded_urls=UNTRACED_URLS)
-
-
-def configure_or_current() -> TracerProvider:
-    return _provider if _provider is not None else configure("unnamed")
+    """A server span per request of `app` (once `configure` has run)."""
+    assert _provider is not None, "configure() first"
+    FastAPIInstrumentor.instrument_app(app, tracer_provider=_provider, excluded_urls=UNTRACED_URLS)
 
 
 def shutdown() -> None:

@@ -39,6 +39,7 @@ class ProcessStack:
     logs: Path
     sabotage: str | None = None  # a breakage of tests/faults/sabotage.py, for the checker's own test
     log_level: str = "WARNING"
+    extra_env: dict[str, str] = field(default_factory=dict)  # for every service, e.g. where traces go
     # Each service's public port, then its operator port (all bound at once, so they differ).
     _ports: list[int] = field(default_factory=lambda: free_ports(2 * len(SERVICES)))
     processes: dict[str, asyncio.subprocess.Process] = field(default_factory=dict)
@@ -137,6 +138,7 @@ class ProcessStack:
             ARCSERVE_API_KEY_PEPPER=self.pepper,
             LOG_LEVEL=self.log_level,
         )
+        env.update(self.extra_env)
         env[f"{boundary.env_prefix}_PORT"] = str(self.ports[name])
         env[f"{boundary.env_prefix}_METRICS_PORT"] = str(self.metrics_ports[name])
         return env

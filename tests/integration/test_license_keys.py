@@ -109,7 +109,7 @@ async def test_the_dead_letter_tool_redacts_keys_unless_asked_and_audits_when_it
     assert key not in listed and "v1:" not in listed
 
     code, out, err = await run_tool(stack, "dlq", "show", stray["id"], "--reveal-keys",
-                                    ARCSERVE_LICENSE_KEY_KEYRING=stack.settings.license_key_keyring)
+                                    ARCSERVE_LICENSE_KEY_KEYRING=stack.settings.license_key_keyring.get_secret_value())
     assert code == 0, err
     assert key in out and "showing license keys in clear" in err
     conn = await asyncpg.connect(stack.settings.database_url)

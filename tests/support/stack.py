@@ -10,7 +10,7 @@ import secrets
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -103,7 +103,7 @@ class Stack:
             api_key_pepper=deployment.pepper,
         )
         any_free_port: dict[str, Any] = {f"{service}_{kind}": 0 for service in BUILDERS for kind in ("port", "metrics_port")}
-        stack = cls(replace(settings, **any_free_port, **overrides), servers, deployment=deployment)
+        stack = cls(settings.model_copy(update={**any_free_port, **overrides}), servers, deployment=deployment)
         if provisioned:
             await deployment.provision()
         return stack
@@ -116,7 +116,7 @@ class Stack:
         """The settings a service runs with: its own broker user and database role."""
         assert self.deployment is not None
         amqp_url, database_url = self.deployment.urls(BOUNDARY[name], self.settings.amqp_url, self.settings.database_url)
-        return replace(self.settings, amqp_url=amqp_url, database_url=database_url)
+        return self.settings.model_copy(update={"amqp_url": amqp_url, "database_url": database_url})
 
     async def start(self, *names: str) -> None:
         for name in names or tuple(BUILDERS):
@@ -175,7 +175,7 @@ class Stack:
 
     @property
     def pepper(self) -> bytes:
-        return self.settings.api_key_pepper.encode()
+        return self.settings.api_key_pepper.get_secret_value().encode()
 
     @property
     def administrator(self) -> str:
@@ -245,7 +245,7 @@ class Stack:
     # ---- license keys (sealed, shared/sealing.py) ------------------------------------------
     @property
     def keyring(self) -> Keyring:
-        return Keyring.parse(self.settings.license_key_keyring)
+        return Keyring.parse(self.settings.license_key_keyring.get_secret_value())
 
     def opened(self, keys_event: dict[str, Any]) -> dict[str, str]:
         """A `license.keys` event's keys in clear: license id → key."""

@@ -16,7 +16,7 @@ async def run_tool(stack: Stack, tool: str, *args: str, **env: str) -> tuple[int
     """`python -m services.tools.<tool> ARGS`: its exit status, stdout and stderr."""
     environment = {**os.environ, "AMQP_URL": stack.settings.amqp_url, "DATABASE_URL": stack.settings.database_url,
                    "ARCSERVE_TOPOLOGY_PREFIX": stack.settings.topology_prefix,
-                   "ARCSERVE_API_KEY_PEPPER": stack.settings.api_key_pepper,
+                   "ARCSERVE_API_KEY_PEPPER": stack.settings.api_key_pepper.get_secret_value(),
                    "ARCSERVE_CREDENTIALS_FILE": "/nonexistent",  # never a developer's own `make run` secrets
                    **env}
     process = await asyncio.create_subprocess_exec(

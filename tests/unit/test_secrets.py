@@ -36,3 +36,11 @@ def test_settings_show_urls_without_their_passwords() -> None:
     for secret_text in ("pa%2Fss-word", "pg-pass", "pepper-pepper", "c2VjcmV0"):
         assert secret_text not in shown
     assert "amqp_url='amqp://status:***@rabbitmq:5672/'" in shown and "database_url='postgresql://status:***@db/x'" in shown
+
+
+def test_settings_read_a_secret_from_the_file_it_names(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    mounted = tmp_path / "pepper"
+    mounted.write_text("a-pepper-from-a-mounted-file\n")
+    monkeypatch.setenv("ARCSERVE_API_KEY_PEPPER_FILE", str(mounted))
+    assert Settings.from_env().api_key_pepper.get_secret_value() == "a-pepper-from-a-mounted-file"
+    assert Settings().api_key_pepper.get_secret_value() == ""  # built in code: no environment read
