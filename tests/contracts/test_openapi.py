@@ -62,7 +62,7 @@ def test_every_route_declares_its_answer_its_errors_and_the_bearer_scheme() -> N
             assert responses[status]["headers"][header]["required"] is True, (path, method, status)
     submit = document["paths"]["/v1/applications"]["post"]
     assert {str(status) for status in ERRORS if status != 404} <= set(submit["responses"])
-    assert "Location" in submit["responses"]["202"]["headers"]
+    assert submit["responses"]["202"]["headers"]["Location"]["required"] is True
     assert [p["name"] for p in submit["parameters"]] == ["Idempotency-Key"]
 
 
