@@ -113,7 +113,8 @@ def router(broker: Broker, auth: Authenticator, pool: Callable[[], asyncpg.Pool]
         summary="Apply (申込): new, addition, VM-count increase, cancellation or contact change",
         responses={
             202: {"model": Received, "description": "Taken; the status service decides next.", "headers": {
-                "Location": {"description": "Where to follow the application (GET).", "schema": {"type": "string"}}}},
+                "Location": {"description": "Where to follow the application (GET).", "required": True,
+                             "schema": {"type": "string"}}}},
             **openapi.errors(401, 409, 413, 422, 429, 503),
         },
         openapi_extra={

@@ -3,6 +3,7 @@ each bad field where there are several."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -25,7 +26,7 @@ class ApiError(Exception):
         super().__init__(message)
 
 
-def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None,
+def error_response(status: int, code: str, message: str, headers: Mapping[str, str] | None = None,
                    **extra: Any) -> JSONResponse:
     headers = {**({"WWW-Authenticate": "Bearer"} if status == 401 else {}), **(headers or {})}
     return JSONResponse({"code": code, "message": message, **extra}, status_code=status, headers=headers or None)
@@ -41,7 +42,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return error_response(exc.status_code, _CODES.get(exc.status_code, "error"), str(exc.detail))
+        # Keep the exception's headers: a 405 names the methods the route serves (`Allow`, RFC 9110 §15.5.6).
+        return error_response(exc.status_code, _CODES.get(exc.status_code, "error"), str(exc.detail), exc.headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:

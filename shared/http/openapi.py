@@ -21,13 +21,22 @@ ERRORS = {
     429: "Too many requests for this tenant; `Retry-After` says when to try again.",
     503: "A backing service (broker or database) is not reachable; nothing was accepted. Retry later.",
 }
+# The headers an error status always carries (shared/http/errors.py, shared/http/auth.py).
+ERROR_HEADERS: dict[int, dict[str, Any]] = {
+    401: {"WWW-Authenticate": {"description": "`Bearer`: the scheme this API takes.", "required": True,
+                               "schema": {"type": "string", "const": "Bearer"}}},
+    429: {"Retry-After": {"description": "Whole seconds until this tenant may call again.", "required": True,
+                          "schema": {"type": "integer", "minimum": 1}}},
+}
 BEARER = {"type": "http", "scheme": "bearer",
           "description": "The tenant's API key (`python -m services.tools.api_keys create TENANT`)."}
 
 
 def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """FastAPI `responses=` for these error statuses, each answering ErrorBody."""
-    return {status: {"model": ErrorBody, "description": ERRORS[status]} for status in statuses}
+    """FastAPI `responses=` for these error statuses, each answering ErrorBody (with its headers)."""
+    return {status: {"model": ErrorBody, "description": ERRORS[status],
+                     **({"headers": ERROR_HEADERS[status]} if status in ERROR_HEADERS else {})}
+            for status in statuses}
 
 
 def _rewrite(node: Any) -> Any:

@@ -58,9 +58,11 @@ def test_every_route_declares_its_answer_its_errors_and_the_bearer_scheme() -> N
         for status in ("401", "429", "503"):
             assert responses[status]["content"]["application/json"]["schema"] == {
                 "$ref": "#/components/schemas/ErrorBody"}, (path, method, status)
+        for status, header in (("401", "WWW-Authenticate"), ("429", "Retry-After")):  # always sent, so required
+            assert responses[status]["headers"][header]["required"] is True, (path, method, status)
     submit = document["paths"]["/v1/applications"]["post"]
     assert {str(status) for status in ERRORS if status != 404} <= set(submit["responses"])
-    assert "Location" in submit["responses"]["202"]["headers"]
+    assert submit["responses"]["202"]["headers"]["Location"]["required"] is True
     assert [p["name"] for p in submit["parameters"]] == ["Idempotency-Key"]
 
 

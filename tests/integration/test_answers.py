@@ -55,3 +55,14 @@ async def test_the_portal_serves_the_one_merged_document(stack: Stack) -> None:
     assert served.json() == json.loads(COMMITTED.read_text(encoding="utf-8"))
     for service in ("intake", "status"):
         assert (await stack.http.get(stack.url(service, "/docs"))).status_code == 200
+
+
+async def test_a_method_a_route_does_not_serve_answers_405_naming_those_it_does(stack: Stack) -> None:
+    """RFC 9110 §15.5.6: a 405 carries `Allow`, directly and through the portal's origin."""
+    for url, allowed in ((stack.url("intake", "/v1/applications"), "POST"),
+                         (stack.url("status", "/v1/contracts"), "GET"),
+                         (f"{stack.portal_url}/v1/contracts/{uuid.uuid4()}", "GET")):
+        answer = await stack.http.put(url, json={})
+        assert answer.status_code == 405, (url, answer.text)
+        assert answer.headers.get("allow") == allowed, (url, answer.headers)
+        fits(answers.ErrorBody, answer.json())
