@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 import hypothesis
+import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase
 from hypothesis import strategies as st
@@ -20,6 +21,9 @@ from schemathesis import GenerationMode, checks
 from schemathesis.core.result import Err
 
 from tests.support.stack import Stack, Tenant
+
+# schemathesis' own strategies draw from `random` (its concern, not ours): say it once, not per example.
+pytestmark = pytest.mark.filterwarnings("ignore::hypothesis.errors.HypothesisDeprecationWarning")
 
 EXAMPLES = 40  # per operation and pass: about 5 s for a tenant's pass (at RATE), 2 s for one without a key
 # A tenant's requests, paced across both services so that each stays under its per-tenant limit (50/s, bursts
