@@ -76,3 +76,5 @@ async def test_one_application_is_one_trace_in_every_services_logs(infrastructur
     assert any(line.startswith('arcserve_application_completion_seconds_count{kind="new"} 1.0')
                for line in scraped["status"].splitlines())
     (ROOT / "test-output" / "metrics.txt").write_text("\n".join(shown_metrics) + "\n")
+    (ROOT / "test-output" / "log-lines.json").write_text(
+        "".join(json.dumps(line, ensure_ascii=False) + "\n" for lines in about.values() for line in lines))

@@ -60,8 +60,12 @@ class Collector:
         return sorted((s for s in self.spans if s.trace_id == trace_id), key=lambda s: s.start_ns)
 
 
+SQL = ("SELECT", "INSERT", "UPDATE", "DELETE", "BEGIN;", "COMMIT;", "ROLLBACK;", "LISTEN")
+
+
 def tree(spans: list[Span]) -> str:
-    """The spans of one trace as an indented tree: service, span name, duration."""
+    """The spans of one trace as an indented tree: service, span name, duration; a run of
+    database calls (a span each) is folded into one line."""
     children: dict[str | None, list[Span]] = {}
     ids = {s.span_id for s in spans}
     for span in spans:
@@ -69,9 +73,22 @@ def tree(spans: list[Span]) -> str:
     lines: list[str] = []
 
     def walk(parent: str | None, depth: int) -> None:
+        calls: list[Span] = []
+
+        def fold() -> None:
+            if calls:
+                spent = sum(c.end_ns - c.start_ns for c in calls) / 1e6
+                lines.append(f"{'  ' * depth}{calls[0].service}: {len(calls)} database calls ({spent:.1f} ms)")
+                calls.clear()
+
         for span in children.get(parent, []):
+            if span.name.split(" ", 1)[0] in SQL and span.span_id not in children:
+                calls.append(span)
+                continue
+            fold()
             lines.append(f"{'  ' * depth}{span.service}: {span.name} ({(span.end_ns - span.start_ns) / 1e6:.1f} ms)")
             walk(span.span_id, depth + 1)
+        fold()
 
     walk(None, 0)
     return "\n".join(lines)
