@@ -11,7 +11,7 @@ CHROMIUM   ?= /usr/bin/chromium
 LOCAL_AMQP_URL     := amqp://guest:guest@127.0.0.1:5672/
 LOCAL_DATABASE_URL := postgresql://postgres@127.0.0.1:5432/postgres
 
-.PHONY: browser contracts contract-tools docs lock run test unit faults faults-selftest clean-broker lint migrate definitions venv compose-tool clean images test-containers compose-up compose-down
+.PHONY: browser contracts contract-tools docs lock run test unit faults faults-selftest clean-broker lint migrate definitions kubernetes-topology venv compose-tool clean images test-containers compose-up compose-down
 
 # Locked with hashes (requirements*.txt, from requirements*.in by `make lock`): pip refuses
 # any file whose hash the lock does not name, the packaging tools included.
@@ -72,6 +72,11 @@ migrate: venv
 definitions: venv
 	$(BIN)/python -m services.provisioning definitions --deterministic --admin arcserve:arcserve \
 	  --compose docker-compose.yml > deploy/rabbitmq/definitions.json
+
+## kubernetes-topology: rewrite the same broker side as Messaging Topology Operator resources (deploy/kubernetes/)
+kubernetes-topology: venv
+	env -u ARCSERVE_TOPOLOGY_PREFIX $(BIN)/python -m services.provisioning kubernetes \
+	  > deploy/kubernetes/base/rabbitmq/topology.yaml
 
 # The container-config tests validate docker-compose.yml with a real compose tool.
 compose-tool:

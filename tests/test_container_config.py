@@ -35,6 +35,11 @@ INFRA_SERVICES = ("rabbitmq", "postgres")
 ONE_SHOT = "provision"
 PORTAL = "portal"  # the tenants' origin: no broker or database of its own
 PUBLISHED = {"intake": 8080, "status": 8081, PORTAL: 8084}
+# Each process's internal port: /metrics, /healthz, /readyz for operators (never published).
+METRICS_PORTS = {"intake": 9080, "status": 9081, "license-issuer": 9082, "order-id": 9083, PORTAL: 9084}
+OBSERVABILITY = ("otel-collector", "jaeger", "prometheus")  # the `observability` profile
+OBSERVABILITY_CONFIG = ROOT / "deploy" / "compose" / "observability"
+OTEL_VARIABLES = ("OTEL_TRACES_EXPORTER", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_PROTOCOL")
 
 INSTALL_HINT = (
     "no compose tool found: install one with `apt-get install -y docker-compose` "
@@ -42,15 +47,15 @@ INSTALL_HINT = (
 )
 
 
-def _run(cmd: list[str]) -> subprocess.CompletedProcess[str]:
+def _run(cmd: list[str], extra_env: tuple[tuple[str, str], ...] = ()) -> subprocess.CompletedProcess[str]:
     # Drop variables the compose file interpolates (and COMPOSE_* overrides) so the
     # checks see the file's own defaults, whatever the caller's shell has set.
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("ARCSERVE_", "COMPOSE_", "PUBLISH_")) and k != "LOG_LEVEL"
+        if not k.startswith(("ARCSERVE_", "COMPOSE_", "PUBLISH_", "OTEL_")) and k != "LOG_LEVEL"
     }
-    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run(cmd, cwd=ROOT, env={**env, **dict(extra_env)}, capture_output=True, text=True, timeout=120)
 
 
 def _compose_tool() -> tuple[list[str], bool]:
@@ -82,12 +87,13 @@ def _yaml_to_json_via(exe: str, text: str) -> str:
 
 
 @functools.cache
-def compose_config(*files: Path) -> dict:
+def compose_config(*files: Path, profiles: tuple[str, ...] = (), env: tuple[tuple[str, str], ...] = ()) -> dict:
     base, speaks_json = _compose_tool()
-    args = [*base, *(arg for f in files or (COMPOSE_FILE,) for arg in ("-f", str(f))), "config"]
+    args = [*base, *(arg for f in files or (COMPOSE_FILE,) for arg in ("-f", str(f))),
+            *(arg for profile in profiles for arg in ("--profile", profile)), "config"]
     if speaks_json:
         args += ["--format", "json"]
-    proc = _run(args)
+    proc = _run(args, env)
     if proc.returncode != 0:
         pytest.fail(f"`{' '.join(args)}` rejected the compose file(s):\n{proc.stderr}")
     out = proc.stdout if speaks_json else _yaml_to_json_via(base[0], proc.stdout)
@@ -131,7 +137,9 @@ def _service_modules() -> dict[str, str]:
 
 
 def test_compose_file_is_valid_and_has_all_services():
-    assert set(services()) == set(APP_SERVICES) | set(INFRA_SERVICES) | {ONE_SHOT, PORTAL}
+    # compose v2 leaves a profile's services out of `config` unless it is named; 1.29 lists them.
+    assert {name for name, svc in services().items() if not svc.get("profiles")} == \
+        set(APP_SERVICES) | set(INFRA_SERVICES) | {ONE_SHOT, PORTAL}
 
 
 def test_the_portal_fronts_intake_and_status_with_no_credentials_of_theirs():
@@ -146,8 +154,8 @@ def test_the_portal_fronts_intake_and_status_with_no_credentials_of_theirs():
     assert svc["healthcheck"]["test"][1:] == ["python", "-m", "shared.http.healthcheck", "http://127.0.0.1:8084/readyz"]
     assert not [k for k in svc["environment"] if k.endswith(("_AMQP_URL", "_DATABASE_URL", "PEPPER", "_KEYRING"))
                 and k != "ARCSERVE_PORTAL_SESSION_KEYRING"]
-    assert set(svc["environment"]) - {"LOG_LEVEL"} == {
-        "PORTAL_PORT", "PORTAL_INTAKE_URL", "PORTAL_STATUS_URL", "ARCSERVE_PORTAL_SESSION_KEYRING"}
+    assert set(svc["environment"]) - {"LOG_LEVEL", *OTEL_VARIABLES} == {
+        "PORTAL_PORT", "PORTAL_METRICS_PORT", "PORTAL_INTAKE_URL", "PORTAL_STATUS_URL", "ARCSERVE_PORTAL_SESSION_KEYRING"}
 
 
 def test_no_top_level_version_key():
@@ -411,3 +419,88 @@ def test_no_secret_is_written_in_the_compose_file_and_the_demo_ones_say_so():
         env = services()[name]["environment"]
         others = [o for o in APP_SERVICES if o != name]
         assert not [k for k in env if any(k.startswith(o.upper().replace("-", "_") + "_") for o in others)], name
+
+
+def test_the_broker_keeps_its_data_on_a_volume_under_a_fixed_hostname():
+    svc = services()["rabbitmq"]
+    # The node's name (rabbit@<hostname>) names its data directory: a new container must find it.
+    assert svc["hostname"] == "rabbitmq"
+    named = set(compose_config().get("volumes") or {})
+    assert any(src in named and dst == "/var/lib/rabbitmq" for src, dst in _mounts("rabbitmq")), _mounts("rabbitmq")
+
+
+def test_the_broker_serves_prometheus_to_the_network_in_both_images():
+    assert "15692" in [str(port) for port in services()["rabbitmq"]["expose"]]
+    assert not [p for p in _published(services()["rabbitmq"]) if p[1] == 15692]
+    # The official image enables rabbitmq_prometheus itself; the local one from Debian's packages too.
+    dockerfile = (ROOT / "deploy" / "images" / "rabbitmq" / "Dockerfile").read_text()
+    assert re.search(r"rabbitmq-plugins enable --offline [^\n]*\brabbitmq_prometheus\b", dockerfile)
+    assert re.search(r"^EXPOSE .*\b15692\b", dockerfile, re.MULTILINE)
+
+
+@pytest.mark.parametrize("name", METRICS_PORTS)
+def test_every_service_serves_metrics_on_its_internal_port_to_the_network_only(name):
+    svc = services()[name]
+    port = METRICS_PORTS[name]
+    assert svc["environment"][f"{name.upper().replace('-', '_')}_METRICS_PORT"] == str(port)
+    assert str(port) in [str(p) for p in svc["expose"]]
+    assert not [p for p in _published(svc) if p[1] == port], f"{name} publishes its metrics port"
+
+
+@pytest.mark.parametrize("name", METRICS_PORTS)
+def test_traces_are_off_unless_asked_for_and_go_to_the_profiles_collector(name):
+    env = services()[name]["environment"]
+    assert env["OTEL_TRACES_EXPORTER"] == "none"
+    assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://otel-collector:4318"
+    assert env["OTEL_EXPORTER_OTLP_PROTOCOL"] == "http/protobuf"
+    asked = compose_config(env=(("OTEL_TRACES_EXPORTER", "otlp"),))["services"][name]["environment"]
+    assert asked["OTEL_TRACES_EXPORTER"] == "otlp"
+
+
+def observability() -> dict:
+    return compose_config(profiles=("observability",))["services"]
+
+
+def test_the_observability_profile_is_valid_and_only_its_own():
+    found = observability()
+    assert set(found) == set(APP_SERVICES) | set(INFRA_SERVICES) | {ONE_SHOT, PORTAL, *OBSERVABILITY}
+    for name in OBSERVABILITY:
+        assert found[name]["profiles"] == ["observability"], name
+        # Pinned: a registry's `latest` would change what the profile runs under our feet.
+        assert re.fullmatch(r"[\w./-]+:v?\d+\.\d+\.\d+", found[name]["image"]), found[name]["image"]
+    # Its UIs ask no password: published on loopback only.
+    for name, port in (("jaeger", 16686), ("prometheus", 9090)):
+        [published] = [p for p in found[name]["ports"]]
+        host_ip = published.get("host_ip") if isinstance(published, dict) else str(published).split(":")[0]
+        assert host_ip == "127.0.0.1" and _published(found[name]) == {(port, port)}, published
+
+
+def _config_file(service: str, target: str) -> Path:
+    mounts = {dst: src for src, dst in (
+        (tuple(v.split(":")[:2]) if isinstance(v, str) else (v.get("source"), v.get("target")))
+        for v in observability()[service].get("volumes", []))}
+    source = Path(mounts[target])
+    assert source.is_relative_to(OBSERVABILITY_CONFIG) and source.is_file(), source
+    return source
+
+
+def test_the_collector_takes_otlp_over_http_and_hands_traces_to_jaeger():
+    import yaml
+
+    config = yaml.safe_load(_config_file("otel-collector", "/etc/otelcol/config.yaml").read_text())
+    assert observability()["otel-collector"]["command"] == ["--config=/etc/otelcol/config.yaml"]
+    assert config["receivers"]["otlp"]["protocols"]["http"]["endpoint"].endswith(":4318")
+    [pipeline] = config["service"]["pipelines"].values()
+    assert pipeline["receivers"] == ["otlp"]
+    assert [config["exporters"][e]["endpoint"] for e in pipeline["exporters"]] == ["jaeger:4317"]
+    assert "4317" in [str(p) for p in observability()["jaeger"]["expose"]]
+
+
+def test_prometheus_scrapes_every_metrics_port_and_the_brokers():
+    import yaml
+
+    config = yaml.safe_load(_config_file("prometheus", "/etc/prometheus/prometheus.yml").read_text())
+    targets = {target for job in config["scrape_configs"] for group in job["static_configs"]
+               for target in group["targets"]}
+    assert {f"{name}:{port}" for name, port in METRICS_PORTS.items()} | {"rabbitmq:15692"} == targets
+    assert all(job.get("metrics_path", "/metrics").startswith("/metrics") for job in config["scrape_configs"])

@@ -1,4 +1,4 @@
-"""`python -m services.provisioning [all|broker|database|definitions|system USER]`: the one-shot step
+"""`python -m services.provisioning [all|broker|database|definitions|kubernetes|system USER]`: the one-shot step
 that makes everything the services need, with the administrator's AMQP_URL and
 DATABASE_URL, before any service starts (`make migrate`; a one-shot service in
 docker-compose.yml). No service does any of this at start-up.
@@ -12,7 +12,8 @@ docker-compose.yml). No service does any of this at start-up.
 Passwords come from `<SERVICE>_PASSWORD` where set, else fresh ones. `--env-file FILE` (with `all`)
 writes each service's own URLs there (`STATUS_AMQP_URL=…`, mode 600), and takes the
 passwords it already holds. `definitions` prints the broker definitions instead (for a broker that loads
-them at boot; `--deterministic` keeps the file stable).
+them at boot; `--deterministic` keeps the file stable); `kubernetes` prints the same as custom
+resources of the RabbitMQ Messaging Topology Operator (`make kubernetes-topology`).
 
 `system USER --publisher --events-reader` makes another system's broker user instead (README,
 "Onboarding a direct publisher"): a publisher may write submissions (for the tenants
@@ -32,11 +33,12 @@ import re
 import secrets
 import sys
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import asyncpg
 
-from services.provisioning import broker, database
+from services.provisioning import broker, database, kubernetes
 from services.provisioning.boundaries import BOUNDARIES, PLATFORM_SCHEMAS, own_publishers
 from services.provisioning.deployment import (
     Deployment,
@@ -129,6 +131,16 @@ def compose_passwords(path: Path) -> dict[str, str]:
     return {key: value for key, value in values.items() if key.endswith("_PASSWORD")}
 
 
+def _print_manifests(resources: list[dict[str, Any]]) -> None:
+    """A YAML stream, as kustomize reads it (PyYAML: a development dependency, as this is)."""
+    import yaml
+
+    sys.stdout.write("# Generated from the services' boundaries by `make kubernetes-topology`: do not edit.\n"
+                     "# The broker side of deploy/rabbitmq/definitions.json, as Messaging Topology Operator\n"
+                     "# resources (services/provisioning/kubernetes.py); a test fails while the two differ.\n")
+    yaml.safe_dump_all(resources, sys.stdout, sort_keys=False, explicit_start=True, width=1000)
+
+
 def _deployment(settings: Settings) -> Deployment:
     return Deployment(Topology(settings.topology_prefix, settings.retry_delays_s), role_prefix=settings.role_prefix)
 
@@ -156,7 +168,7 @@ def _system_user(name: str) -> str:
 async def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m services.provisioning", description=__doc__.split("\n\n")[0])
     parser.add_argument("what", nargs="?", default="all",
-                        choices=("all", "broker", "database", "definitions", "system"))
+                        choices=("all", "broker", "database", "definitions", "kubernetes", "system"))
     parser.add_argument("system_user", nargs="?", metavar="USER", type=_system_user,
                         help="system: another system's broker user")
     parser.add_argument("--publisher", action="store_true", help="system: it may write submissions")
@@ -166,6 +178,8 @@ async def main(argv: list[str]) -> int:
     parser.add_argument("--admin", help="definitions: also an administrator, USER:PASSWORD")
     parser.add_argument("--compose", type=Path,
                         help="definitions: the passwords of this compose file's `provision` service")
+    parser.add_argument("--cluster", default="arcserve-rabbitmq",
+                        help="kubernetes: the RabbitmqCluster the resources belong to")
     args = parser.parse_args(argv)
     if (args.what == "system") != bool(args.system_user):
         parser.error("USER goes with `system`, and only with it")
@@ -182,6 +196,9 @@ async def main(argv: list[str]) -> int:
                                       deterministic=args.deterministic)
         json.dump(document, sys.stdout, indent=2, sort_keys=True)
         sys.stdout.write("\n")
+        return 0
+    if args.what == "kubernetes":
+        _print_manifests(kubernetes.manifests(deployment, BOUNDARIES, args.cluster))
         return 0
     try:
         if args.what == "system":
