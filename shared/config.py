@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 from contextvars import ContextVar
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -140,6 +140,10 @@ class ProcessSettings(BaseSettings):
         if problems:
             raise SettingsError(problems)
         return loaded
+
+    def replace(self, **changes: Any) -> Self:
+        """A copy with `changes`, validated as the model validates (unlike `model_copy`)."""
+        return self.model_validate({**dict(self), **changes})
 
     def __repr_args__(self) -> Any:
         """Every setting but the secrets; URLs without their passwords."""

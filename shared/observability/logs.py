@@ -92,7 +92,8 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, default=str, ensure_ascii=False)
 
 
-_OURS = {"service", "trace_id", "span_id", "fields"}
+# Ours, set by ContextFilter; and uvicorn's copy of each message with terminal colours.
+_OURS = {"service", "trace_id", "span_id", "fields", "color_message"}
 
 
 class TextFormatter(logging.Formatter):

@@ -3,7 +3,6 @@ code, committed, every `$ref` resolvable, the real error body and the bearer sch
 and an example per application kind that the API itself accepts."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 from pathlib import Path
@@ -12,17 +11,14 @@ from typing import Any
 
 from shared.contracts.applications import parse_application
 from shared.http.openapi import ERRORS
+from tests.support import scripts
 
 ROOT = Path(__file__).resolve().parents[2]
 COMMITTED = ROOT / "docs" / "openapi.json"
 
 
 def generator() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("openapi_script", ROOT / "scripts" / "openapi.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return scripts.load("openapi")
 
 
 def committed() -> dict[str, Any]:

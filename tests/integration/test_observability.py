@@ -130,6 +130,28 @@ async def test_log_lines_name_the_message_they_are_about(stack: Stack, tenant: T
     assert tenant.key not in json_lines.getvalue()  # the bearer key is never logged
 
 
+async def test_a_request_through_the_portal_is_one_trace_with_intakes(stack: Stack, tenant: Tenant,
+                                                                      json_lines: io.StringIO) -> None:
+    answer = await stack.http.post(f"{stack.portal_url}/v1/applications", json=new_application(),
+                                   headers={"Authorization": f"Bearer {tenant.key}"})
+    assert answer.status_code == 202
+
+    def posts() -> dict[str, dict[str, Any]]:  # one process here: the access lines told apart by route
+        lines = [json.loads(line) for line in json_lines.getvalue().splitlines()]
+        return {line["http"]["route"]: line for line in lines
+                if line["logger"] == "arcserve.access" and line["http"]["method"] == "POST"}
+
+    async def both() -> dict[str, dict[str, Any]] | None:  # the portal's, once its streamed answer ended
+        seen = posts()
+        return seen if {"/v1/{path:path}", "/v1/applications"} <= set(seen) else None
+
+    seen = await eventually(both, "the portal's and intake's access lines")
+    portal, intake = seen["/v1/{path:path}"], seen["/v1/applications"]
+    # The portal's forwarder sends its trace on (httpx instrumentation); intake continues it.
+    assert portal["trace_id"] == intake["trace_id"] and intake["trace_id"]
+    assert intake["application_id"] == answer.json()["application_id"]
+
+
 async def test_readiness_follows_the_schema_and_liveness_a_dead_relay(new_stack: Any) -> None:
     system: Stack = await new_stack()
     await system.start("status")

@@ -103,7 +103,7 @@ class Stack:
             api_key_pepper=deployment.pepper,
         )
         any_free_port: dict[str, Any] = {f"{service}_{kind}": 0 for service in BUILDERS for kind in ("port", "metrics_port")}
-        stack = cls(settings.model_copy(update={**any_free_port, **overrides}), servers, deployment=deployment)
+        stack = cls(settings.replace(**any_free_port, **overrides), servers, deployment=deployment)
         if provisioned:
             await deployment.provision()
         return stack
@@ -116,7 +116,7 @@ class Stack:
         """The settings a service runs with: its own broker user and database role."""
         assert self.deployment is not None
         amqp_url, database_url = self.deployment.urls(BOUNDARY[name], self.settings.amqp_url, self.settings.database_url)
-        return self.settings.model_copy(update={"amqp_url": amqp_url, "database_url": database_url})
+        return self.settings.replace(amqp_url=amqp_url, database_url=database_url)
 
     async def start(self, *names: str) -> None:
         for name in names or tuple(BUILDERS):

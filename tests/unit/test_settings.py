@@ -3,24 +3,15 @@
 README's configuration table generated from the models."""
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
 from services.portal.config import PortalSettings
 from shared.config import Settings, SettingsError
+from tests.support import scripts
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("configuration_script", ROOT / "scripts" / "configuration.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_every_problem_is_reported_at_once_by_its_variable_and_never_with_its_value(
@@ -63,7 +54,7 @@ def test_a_model_built_in_code_reads_no_environment(monkeypatch: pytest.MonkeyPa
 
 
 def test_the_readme_configuration_table_is_the_models() -> None:
-    script = _script()
+    script = scripts.load("configuration")
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert readme == script.rewritten(readme), "README's configuration table is stale: run `make docs`"
     for variable in ("ARCSERVE_PREFETCH", "OTEL_TRACES_EXPORTER", "PORTAL_METRICS_PORT", "ARCSERVE_ID_SECRET"):
