@@ -24,7 +24,7 @@ INBOX_DUPLICATES = Counter(
 DEAD_LETTERED = Counter(
     "arcserve_dead_lettered_total", "Messages dead-lettered, by queue and reason code", ["queue", "reason"]
 )
-OUTBOX_PUBLISHED = Counter("arcserve_outbox_published_total", "Outbox messages published", ["publisher"])
+OUTBOX_PUBLISHED = Counter("arcserve_outbox_published_total", "Outbox messages published", ["service"])
 OUTBOX_BACKLOG = Gauge("arcserve_outbox_backlog", "Outbox rows not yet published (read at scrape time)", ["service"])
 OUTBOX_OLDEST_AGE = Gauge(
     "arcserve_outbox_oldest_age_seconds", "Age of the oldest outbox row not yet published; 0 when none (at scrape time)",

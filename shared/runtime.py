@@ -99,7 +99,8 @@ class Service:
         await self.broker.connect(self.stopping)
         await self._until(self._queues_missing, "its queues on the broker")
         if self.outbox is not None:
-            self._relay = OutboxRelay(self.pool, self.broker, self.outbox, database_url=self.settings.database_url)
+            self._relay = OutboxRelay(self.pool, self.broker, self.outbox, database_url=self.settings.database_url,
+                                      service=self.name)
             self._relay_task = asyncio.create_task(self._relay.run(), name=f"{self.name}-relay")
         if self._consumers:
             self._housekeeping = asyncio.create_task(self._prune_inbox(), name=f"{self.name}-inbox-pruning")

@@ -51,6 +51,7 @@ from services.provisioning.deployment import (
 from shared import tenancy
 from shared.config import Settings
 from shared.messaging.topology import Topology
+from shared.observability import logs
 from shared.secrets import PEPPER_WHY, required
 
 log = logging.getLogger("provisioning")
@@ -186,6 +187,8 @@ async def main(argv: list[str]) -> int:
     if args.what == "system" and not (args.publisher or args.events_reader):
         parser.error("system: say what it may do: --publisher, --events-reader, or both")
     settings = Settings.from_env()
+    # Its log on stderr: stdout carries what `definitions` and `kubernetes` print.
+    logs.configure("provisioning", settings.log_level, settings.log_format, sys.stderr)
     deployment = _deployment(settings)
     passwords = _passwords(args.env_file)
     if args.what == "definitions":
@@ -221,5 +224,4 @@ async def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     sys.exit(asyncio.run(main(sys.argv[1:])))

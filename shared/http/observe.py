@@ -19,6 +19,9 @@ from shared.observability.tracing import UNTRACED_URLS
 access = logging.getLogger("arcserve.access")
 # Probes and scrapes every few seconds: counted, not logged.
 QUIET_PATHS = frozenset(UNTRACED_URLS.split(","))
+# HTTP lets a client send any token as its method: as a label, only these, else `other`, or
+# anyone could grow every replica's metrics (and Prometheus) without end.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 class Observe:
@@ -44,11 +47,12 @@ class Observe:
         finally:
             seconds = time.perf_counter() - started
             route = getattr(scope.get("route"), "path", "unmatched")
-            metrics.HTTP_SECONDS.labels(self.service, scope["method"], route, str(status)).observe(seconds)
+            method = scope["method"] if scope["method"] in METHODS else "other"
+            metrics.HTTP_SECONDS.labels(self.service, method, route, str(status)).observe(seconds)
             if scope["path"] not in QUIET_PATHS:
                 state = scope.get("state") or {}
-                access.info("%s %s %d", scope["method"], scope["path"], status, extra={
-                    "http": {"method": scope["method"], "path": scope["path"], "route": route, "status": status,
+                access.info("%s %s %d", method, scope["path"], status, extra={
+                    "http": {"method": method, "path": scope["path"], "route": route, "status": status,
                              "duration_ms": round(seconds * 1000, 2)},
                     "tenant_id": state.get("tenant_id"),
                 })

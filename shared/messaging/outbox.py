@@ -69,6 +69,7 @@ class OutboxRelay:
         database_url: str,
         batch_size: int = 200,
         poll_interval_s: float = 1.0,
+        service: str = "",  # its metrics label (default: the outbox's schema)
     ):
         self.pool = pool
         self.database_url = database_url  # the LISTEN connection lives outside the pool
@@ -76,6 +77,7 @@ class OutboxRelay:
         self.outbox = outbox
         self.batch_size = batch_size
         self.poll_interval_s = poll_interval_s
+        self.service = service or outbox.schema
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._listener: asyncpg.Connection | None = None
@@ -121,7 +123,7 @@ class OutboxRelay:
             # Confirms are pipelined on the channel: publish the batch concurrently.
             await asyncio.gather(*(self._publish(row) for row in rows))
             await conn.execute(f"DELETE FROM {self.outbox.table} WHERE id = ANY($1::bigint[])", [r["id"] for r in rows])
-        metrics.OUTBOX_PUBLISHED.labels(self.outbox.schema).inc(len(rows))
+        metrics.OUTBOX_PUBLISHED.labels(self.service).inc(len(rows))
         return len(rows)
 
     async def _publish(self, row: asyncpg.Record) -> None:

@@ -5,6 +5,7 @@ outbox: they write their own tables through `ctx.conn` and call `ctx.publish(...
 """
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,6 +23,7 @@ from shared.messaging.topology import Topology
 from shared.observability.tracing import current_traceparent
 
 D = TypeVar("D")
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -83,7 +85,10 @@ class UnitOfWork:
             await self.outbox.enqueue(conn, [self.outgoing(m, event, subject, traceparent)
                                              for m, subject in ctx.published])
         for effect in ctx.committed:
-            effect()
+            try:
+                effect()
+            except Exception:  # what is committed stays done: a failed log line or metric must not retry it
+                log.exception("an after-commit step of %s failed (message %s)", self.consumer, event.id)
         return True
 
     def outgoing(self, message: BaseModel, cause: CloudEvent, subject: str | None,

@@ -19,7 +19,7 @@ from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Any, Literal, TextIO
 
 from opentelemetry import trace
 
@@ -110,9 +110,9 @@ class TextFormatter(logging.Formatter):
         return f"{text} [{shown}]" if shown else text
 
 
-def configure(service: str, level: str = "INFO", fmt: Format = "json") -> None:
-    """The process's logging: one handler on stdout, with the service's context."""
-    handler = logging.StreamHandler(sys.stdout)
+def configure(service: str, level: str = "INFO", fmt: Format = "json", stream: TextIO | None = None) -> None:
+    """The process's logging: one handler on stdout (or `stream`), with the service's context."""
+    handler = logging.StreamHandler(stream or sys.stdout)
     handler.addFilter(ContextFilter(service))
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     root = logging.getLogger()

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from fastapi import FastAPI
 from opentelemetry import context, propagate, trace
@@ -29,6 +29,9 @@ from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON, Decision, ParentBased, Sampler, SamplingResult
+from opentelemetry.trace import Link, SpanKind, TraceState
+from opentelemetry.util.types import Attributes
 
 from shared.config import TracesExporter
 
@@ -43,7 +46,9 @@ def configure(service: str, exporter: TracesExporter = "none") -> TracerProvider
     global _provider
     if _provider is None:
         name = os.environ.get("OTEL_SERVICE_NAME") or f"arcserve-{service}"
-        _provider = TracerProvider(resource=Resource.create({SERVICE_NAME: name}))
+        # A sampler the operator chose (OTEL_TRACES_SAMPLER) wins; the SDK reads it itself.
+        sampler = None if os.environ.get("OTEL_TRACES_SAMPLER") else TracesOfWork()
+        _provider = TracerProvider(resource=Resource.create({SERVICE_NAME: name}), sampler=sampler)
         trace.set_tracer_provider(_provider)
         AioPikaInstrumentor().instrument(tracer_provider=_provider)
         AsyncPGInstrumentor().instrument(tracer_provider=_provider)
@@ -51,6 +56,25 @@ def configure(service: str, exporter: TracesExporter = "none") -> TracerProvider
         if exporter != "none":
             _provider.add_span_processor(_processor(exporter))
     return _provider
+
+
+class TracesOfWork(Sampler):
+    """Every span of a request's or a message's trace; no trace that a client call would
+    start on its own: the relay's idle polls, probes, scrapes and housekeeping query the
+    database every second, and each would be a trace of one span."""
+
+    def __init__(self) -> None:
+        self._within = ParentBased(ALWAYS_ON)
+
+    def should_sample(self, parent_context: context.Context | None, trace_id: int, name: str,
+                      kind: SpanKind | None = None, attributes: Attributes = None, links: Sequence[Link] | None = None,
+                      trace_state: TraceState | None = None) -> SamplingResult:
+        if kind is SpanKind.CLIENT and not trace.get_current_span(parent_context).get_span_context().is_valid:
+            return SamplingResult(Decision.DROP)
+        return self._within.should_sample(parent_context, trace_id, name, kind, attributes, links, trace_state)
+
+    def get_description(self) -> str:
+        return "TracesOfWork"
 
 
 def _processor(exporter: TracesExporter) -> SpanProcessor:

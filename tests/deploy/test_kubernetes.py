@@ -208,24 +208,50 @@ def test_keda_scales_each_consumer_on_its_own_queues_within_the_databases_connec
         assert {t["authenticationRef"]["name"] for t in spec["triggers"]} <= authentications
         assert 1 <= spec["minReplicaCount"] <= spec["maxReplicaCount"]
         assert "replicas" not in one(manifests, "Deployment", name)["spec"], f"{name}: KEDA owns its replicas"
-    # At the most replicas, every pool (ARCSERVE_DB_POOL_SIZE, 10) and LISTEN connection fits.
+    # At the most replicas, every pool (ARCSERVE_DB_POOL_SIZE, 10) and both LISTEN connections
+    # (the relay's, the API-key cache's) fit in what the pooler's instances may open together,
+    # and that in what PostgreSQL allows.
     replicas = {name: spec["maxReplicaCount"] for name, spec in scaled.items()}
     replicas |= {d["metadata"]["name"]: d["spec"]["replicas"] for d in find(manifests, "Deployment") if "replicas" in d["spec"]}
     del replicas["arcserve-portal"]  # no database
-    pooler = one(manifests, "Pooler", POOLER)["spec"]["pgbouncer"]["parameters"]
+    pooler = one(manifests, "Pooler", POOLER)["spec"]
     postgres = one(manifests, "Cluster", "arcserve-pg")["spec"]["postgresql"]["parameters"]
-    assert sum(replicas.values()) * 11 <= int(pooler["max_db_connections"]) < int(postgres["max_connections"])
+    pooled = pooler.get("instances", 1) * int(pooler["pgbouncer"]["parameters"]["max_db_connections"])
+    assert sum(replicas.values()) * 12 <= pooled < int(postgres["max_connections"])
 
 
 def test_keda_reads_queue_lengths_as_a_user_that_can_touch_no_message():
     manifests = render("prod")
     [user] = [u for u in find(manifests, "User") if u["metadata"]["name"] == "arcserve-keda"]
     assert user["spec"]["tags"] == ["monitoring"]
-    assert not [p for p in [*find(manifests, "Permission"), *find(manifests, "TopicPermission")]
-                if p["spec"]["user"] == "arcserve-keda"]
+    # The management API shows a queue only to a user with access to its vhost: a permission
+    # that matches no resource gives that, and nothing more.
+    [permission] = [p for p in find(manifests, "Permission") if p["spec"]["user"] == "arcserve-keda"]
+    assert permission["spec"]["vhost"] == "/"
+    assert permission["spec"]["permissions"] == {"configure": "^$", "write": "^$", "read": "^$"}
+    assert not [p for p in find(manifests, "TopicPermission") if p["spec"]["user"] == "arcserve-keda"]
     [authentication] = find(manifests, "TriggerAuthentication")
     assert {ref["name"] for ref in authentication["spec"]["secretTargetRef"]} == \
         {user["spec"]["importCredentialsSecret"]["name"]}
+
+
+def test_every_secret_a_broker_user_imports_is_labelled_for_the_topology_operator():
+    """The Messaging Topology Operator (1.20) reads, and admits, only Secrets that carry its label."""
+    manifests = render("dev")
+    imported = {u["spec"]["importCredentialsSecret"]["name"] for u in find(manifests, "User")}
+    secrets = {s["metadata"]["name"]: s for s in find(manifests, "Secret")}
+    assert imported <= set(secrets)
+    for name in imported:
+        assert secrets[name]["metadata"]["labels"].get("rabbitmq.com/topology-operator") == "true", name
+
+
+def test_prod_spreads_each_deployment_on_a_selector_the_api_server_accepts():
+    for deployment in find(render("prod"), "Deployment"):
+        for constraint in deployment["spec"]["template"]["spec"]["topologySpreadConstraints"]:
+            selector = constraint["labelSelector"]
+            keys = set(selector.get("matchLabels", {})) | {e["key"] for e in selector.get("matchExpressions", [])}
+            assert not keys & set(constraint.get("matchLabelKeys", [])), deployment["metadata"]["name"]
+            assert selector["matchLabels"].items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
 
 
 def test_tenants_have_one_origin_the_portal():
