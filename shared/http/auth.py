@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 CACHE_TTL_S = 60.0
 UNKNOWN_TTL_S = 5.0  # an unknown key may be seeded meanwhile
 CACHE_MAX = 10_000
+LISTEN_TIMEOUT_S = 5.0  # to connect and LISTEN, in the background
 
 
 class Authenticator:
@@ -37,7 +38,7 @@ class Authenticator:
         self._pepper = pepper
         self._cache: dict[bytes, tuple[tenancy.Caller | None, float]] = {}
         self._listener: asyncpg.Connection | None = None
-        self._connecting = asyncio.Lock()
+        self._connecting: asyncio.Task[None] | None = None
 
     async def caller_for(self, key: str) -> tenancy.Caller | None:
         digest = tenancy.api_key_hmac(self._pepper, key)
@@ -51,7 +52,7 @@ class Authenticator:
             if not is_transient(exc):
                 raise
             raise ApiError(503, "unavailable", "the database is not reachable; retry later") from None
-        if await self._listen():
+        if self._listen():
             if len(self._cache) >= CACHE_MAX:
                 self._cache.clear()  # bounded: unknown keys must not grow it without limit
             self._cache[digest] = (caller, now + (CACHE_TTL_S if caller else UNKNOWN_TTL_S))
@@ -61,23 +62,30 @@ class Authenticator:
     def _listening(self) -> bool:
         return self._listener is not None and not self._listener.is_closed()
 
-    async def _listen(self) -> bool:
-        """Listen for revocations if not yet (or no longer); whether this process listens now."""
+    def _listen(self) -> bool:
+        """Whether this process listens for revocations now. If not, (re)connects in the
+        background, one attempt at a time: a request never waits for it (an unreachable or
+        slow database would otherwise hold every request for the attempt's timeout)."""
         if self._listening:
             return True
-        async with self._connecting:
-            if self._listening:
-                return True
-            try:
-                listener = await asyncpg.connect(self._database_url, timeout=2)
+        if self._connecting is None or self._connecting.done():
+            self._connecting = asyncio.create_task(self._connect(), name="api-key-revocations")
+        return False
+
+    async def _connect(self) -> None:
+        listener: asyncpg.Connection | None = None
+        try:
+            async with asyncio.timeout(LISTEN_TIMEOUT_S):
+                listener = await asyncpg.connect(self._database_url)
                 await listener.add_listener(tenancy.REVOKED_CHANNEL, self._revoked)
-            except Exception as exc:
-                log.warning("not listening for API key revocations (%r); answers are not cached", exc)
-                return False
-            listener.add_termination_listener(self._lost)
-            self._cache.clear()  # whatever was revoked while nobody listened
-            self._listener = listener
-            return True
+        except Exception as exc:
+            log.warning("not listening for API key revocations (%r); answers are not cached meanwhile", exc)
+            if listener is not None:
+                listener.terminate()
+            return
+        listener.add_termination_listener(self._lost)
+        self._cache.clear()  # whatever was revoked while nobody listened
+        self._listener = listener
 
     def _revoked(self, _conn: Any, _pid: int, _channel: str, key_id: object) -> None:
         for digest, (caller, _) in list(self._cache.items()):
@@ -89,6 +97,10 @@ class Authenticator:
         self._cache.clear()
 
     async def close(self) -> None:
+        if self._connecting is not None and not self._connecting.done():
+            self._connecting.cancel()
+            with contextlib.suppress(BaseException):
+                await self._connecting
         if self._listener is not None:
             listener, self._listener = self._listener, None
             with contextlib.suppress(Exception):
