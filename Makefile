@@ -11,7 +11,7 @@ CHROMIUM   ?= /usr/bin/chromium
 LOCAL_AMQP_URL     := amqp://guest:guest@127.0.0.1:5672/
 LOCAL_DATABASE_URL := postgresql://postgres@127.0.0.1:5432/postgres
 
-.PHONY: browser contracts contract-tools docs lock run test unit faults faults-selftest clean-broker lint migrate definitions kubernetes-topology venv compose-tool clean images test-containers compose-up compose-down
+.PHONY: browser bench contracts contract-tools docs lock run test unit faults faults-selftest clean-broker lint migrate definitions kubernetes-topology venv compose-tool clean images test-containers compose-up compose-down
 
 # Locked with hashes (requirements*.txt, from requirements*.in by `make lock`): pip refuses
 # any file whose hash the lock does not name, the packaging tools included.
@@ -43,6 +43,13 @@ test: venv compose-tool browser contract-tools
 ## unit: the pure domain rules only (no broker, no database)
 unit: venv
 	$(BIN)/python -m pytest tests/unit -q
+
+## bench: the benchmark (tests/bench): throughput, latency, CPU and memory beside the floor, median of 3 runs;
+## its table on stdout, test-output/bench/result.json and latency.png (BENCH_ARGS=--quick for a short look)
+bench: export AMQP_URL ?= $(LOCAL_AMQP_URL)
+bench: export DATABASE_URL ?= $(LOCAL_DATABASE_URL)
+bench: venv
+	$(BIN)/python -m tests.bench $(BENCH_ARGS)
 
 ## faults: the fault-injection suite at full size (500 applications per fault; FAULTS_APPLICATIONS=N)
 faults: venv

@@ -39,6 +39,8 @@ class ProcessStack:
     logs: Path
     sabotage: str | None = None  # a breakage of tests/faults/sabotage.py, for the checker's own test
     log_level: str = "WARNING"
+    kind: str = "faults"  # of its names (tests/support/leftovers.py): faults, or bench
+    proxied: bool = True  # through fault proxies (the fault suite), or straight (the benchmark)
     extra_env: dict[str, str] = field(default_factory=dict)  # for every service, e.g. where traces go
     # Each service's public port, then its operator port (all bound at once, so they differ).
     _ports: list[int] = field(default_factory=lambda: free_ports(2 * len(SERVICES)))
@@ -74,14 +76,15 @@ class ProcessStack:
         return self.deployment.topology.prefix
 
     async def __aenter__(self) -> ProcessStack:
-        self.deployment = await TestDeployment.create(self.servers, "faults", RETRY_DELAYS)
+        self.deployment = await TestDeployment.create(self.servers, self.kind, RETRY_DELAYS)
         self.deployment.extra_queues.append(f"{self.prefix}faults.event-log")
         await self.deployment.provision()
         amqp, pg = self._split(self.amqp_url), self._split(self.database_url)
         self.broker_proxy = FaultProxy(*amqp)
         self.database_proxy = FaultProxy(*pg)
-        await self.broker_proxy.start()
-        await self.database_proxy.start()
+        if self.proxied:
+            await self.broker_proxy.start()
+            await self.database_proxy.start()
         self.logs.mkdir(parents=True, exist_ok=True)
         try:
             for name in SERVICES:
@@ -96,8 +99,9 @@ class ProcessStack:
         try:
             for name in list(self.processes):
                 await self.terminate(name)
-            await self.broker_proxy.close()
-            await self.database_proxy.close()
+            if self.proxied:
+                await self.broker_proxy.close()
+                await self.database_proxy.close()
         finally:
             for name in list(self.processes):  # a service still up holds its connections
                 with contextlib.suppress(ProcessLookupError):
@@ -122,7 +126,8 @@ class ProcessStack:
         env = dict(os.environ)
         boundary = BOUNDARY[name]
         amqp_url, database_url = self.deployment.urls(
-            boundary, self.broker_proxy.url_for(self.amqp_url), self.database_proxy.url_for(self.database_url)
+            boundary, *((self.broker_proxy.url_for(self.amqp_url), self.database_proxy.url_for(self.database_url))
+                        if self.proxied else (self.amqp_url, self.database_url))
         )
         env.update({
             f"{boundary.env_prefix}_AMQP_URL": amqp_url,

@@ -1,6 +1,7 @@
 """No topology or database left behind by the tests and the fault suite.
 
-- Every test or fault stack is named `test-<unix time>-<8 hex>.` / `faults-…` (exchanges,
+- Every test, fault or benchmark stack is named `test-<unix time>-<8 hex>.` / `faults-…` /
+  `bench-…` (exchanges,
   queues and broker users) and `arcserve_test_<unix time>_<12 hex>` (its database, and
   its roles after it), so its age can be read off its name.
 - Stacks register here while they live. They remove their own topology and database when
@@ -37,13 +38,13 @@ log = logging.getLogger(__name__)
 
 UNWIND_GRACE_S = float(os.environ.get("LEFTOVERS_UNWIND_GRACE_S", "30"))
 STALE_AFTER_S = 3 * 3600.0  # longer than any run: `make faults` at 500 takes about 15 min
-_PREFIX = re.compile(r"^(?:test|faults)-(\d{10})-[0-9a-f]{8}\.")  # exchanges, queues, broker users
+_PREFIX = re.compile(r"^(?:test|faults|bench)-(\d{10})-[0-9a-f]{8}\.")  # exchanges, queues, broker users
 _DATABASE = re.compile(r"^arcserve_test_(\d{10})_[0-9a-f]{12}$")
 _ROLE = re.compile(r"^(arcserve_test_(\d{10})_[0-9a-f]{12})_\w+$")  # a test database's roles
 
 
 def new_prefix(kind: str = "test") -> str:
-    """A topology prefix of this suite's pattern (`kind`: test or faults)."""
+    """A topology prefix of this suite's pattern (`kind`: test, faults or bench)."""
     return f"{kind}-{int(time.time())}-{uuid.uuid4().hex[:8]}."
 
 

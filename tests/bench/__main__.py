@@ -1,0 +1,93 @@
+"""`make bench` / `python -m tests.bench [--runs 3] [--seconds 10] [--quick] [--out DIR]`: the
+whole benchmark, printed as a table, written as `DIR/result.json` and `DIR/latency.png`
+(default `test-output/bench`), each figure the median of the runs. Every run starts the four
+services afresh on a database and topology prefix of their own, on the machine's RabbitMQ and
+Postgres (AMQP_URL, DATABASE_URL: the administrator's), and removes them at the end.
+
+Per run: intake alone at 1, 8 and 64 concurrent; the whole system at saturation (64
+concurrent over HTTP), with CPU per application per process and for the machine, peak RSS,
+and messages and transactions per application; submit→completed latency at fixed offered
+rates; the same applications published straight to the broker; the raw pipeline doing the
+same work per application; and the one-hop relays (tests/bench/hop.py), where present.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import sys
+from pathlib import Path
+from typing import Any
+
+from tests.bench import e2e, raw, report
+from tests.support.infra import servers
+
+ROOT = Path(__file__).resolve().parents[2]
+RATES = (50.0, 100.0, 200.0, 400.0)
+CONCURRENCIES = (1, 8, 64)
+
+
+def say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+async def one_run(args: argparse.Namespace, index: int) -> dict[str, Any]:
+    seconds = args.seconds
+    # Enough (tenant, product) pairs for every phase at its most: a new one per application.
+    tenants = int(seconds * (sum(RATES[: args.rates]) + 3 * 800 + 2 * 600) / 2) + 1000
+    async with servers() as infrastructure, \
+            e2e.bench(infrastructure, ROOT / ".run" / "bench", tenants) as b:
+        say(f"run {index + 1}: intake alone")
+        intake = await e2e.intake_rates(b, CONCURRENCIES, seconds)
+        say(f"run {index + 1}: saturation")
+        saturation = await e2e.saturation(b, 64, seconds)
+        latency = []
+        for rate in RATES[: args.rates]:
+            say(f"run {index + 1}: latency at {rate:g}/s")
+            latency.append(await e2e.latency_at(b, rate, seconds))
+        say(f"run {index + 1}: direct publishing")
+        direct = await e2e.direct(b, 64, seconds)
+        say(f"run {index + 1}: the raw pipeline")
+        async with raw.Floor(raw.Plan.of(saturation["per_application"]), infrastructure.amqp_url,
+                             b.system.database_url, b.system.prefix) as floor:
+            floor_result = await floor.run(64, seconds)
+    found: dict[str, Any] = {"intake": intake, "saturation": saturation, "latency": latency, "direct": direct,
+                             "raw": floor_result}
+    hops = await _hops(args)
+    if hops is not None:
+        found["hop"] = hops
+    return found
+
+
+async def _hops(args: argparse.Namespace) -> dict[str, Any] | None:
+    try:
+        hop = importlib.import_module("tests.bench.hop")  # the one-hop relays, where present
+    except ImportError:
+        return None
+    run = getattr(hop, "run_hops", None)
+    return await run(messages=args.hop_messages) if run is not None else None
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=3, help="runs; each figure is their median (default 3)")
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of each phase (default 10)")
+    parser.add_argument("--rates", type=int, default=len(RATES), help=f"how many of the offered rates {RATES}")
+    parser.add_argument("--hop-messages", type=int, default=20_000, help="messages per one-hop relay run")
+    parser.add_argument("--quick", action="store_true", help="one short run (a look, not a measurement)")
+    parser.add_argument("--out", type=Path, default=ROOT / "test-output" / "bench")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.runs, args.seconds, args.rates, args.hop_messages = 1, 3.0, 2, 2_000
+    runs = [asyncio.run(one_run(args, i)) for i in range(args.runs)]
+    result = {"machine": report.machine(), "runs": len(runs), "seconds_per_phase": args.seconds,
+              "median": report.median_of(runs), "each": runs}
+    written = report.write(result, args.out)
+    drawn = report.chart(result, args.out)
+    print(report.table(result))
+    say(f"written: {written}, {drawn}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
