@@ -4,7 +4,9 @@ consumes and committed Postgres transactions. Its stages run as processes of the
 per consume, as the product's services do; each consumes with the product's prefetch, commits
 its share of the transactions (one row each), publishes its share of the messages with
 confirms (the next stage's, and the rest to an exchange nobody reads, as the product's events
-that no service consumes), then acks.
+that no service consumes), then acks. Of the transactions, one per stage writes (as the
+product's unit of work commits one per consumed message) and the rest read (as its lookups,
+outside any transaction, are each a transaction of their own to Postgres).
 
     python -m tests.bench.raw stage INDEX STAGES PUBLISHES TRANSACTIONS   (run by the driver)
 """
@@ -51,8 +53,9 @@ class Plan:
         """What each stage publishes: the next stage's (or `done`'s), and its share of the rest."""
         return [1 + extra for extra in shares(self.publishes - 1 - self.stages, self.stages)]
 
-    def stage_transactions(self) -> list[int]:
-        return shares(self.transactions, self.stages)
+    def stage_reads(self) -> list[int]:
+        """Each stage's read-only transactions, beside its one write."""
+        return shares(max(0, self.transactions - self.stages), self.stages)
 
 
 def names(prefix: str, index: int) -> str:
@@ -60,7 +63,7 @@ def names(prefix: str, index: int) -> str:
 
 
 async def stage(index: int, plan: Plan, amqp_url: str, database_url: str, prefix: str) -> None:
-    publishes, transactions = plan.stage_publishes()[index], plan.stage_transactions()[index]
+    publishes, reads = plan.stage_publishes()[index], plan.stage_reads()[index]
     last = index == plan.stages - 1
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=POOL)
     connection = await aio_pika.connect_robust(amqp_url)
@@ -74,9 +77,10 @@ async def stage(index: int, plan: Plan, amqp_url: str, database_url: str, prefix
 
     async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
         body = json.loads(message.body)
-        for _ in range(transactions):
-            async with pool.acquire() as conn, conn.transaction():
-                await conn.execute("INSERT INTO raw.rows (id, stage) VALUES ($1, $2)", uuid.uuid4(), index)
+        for _ in range(reads):
+            await pool.fetchval("SELECT stage FROM raw.rows WHERE id = $1", body["row"])
+        async with pool.acquire() as conn, conn.transaction():
+            await conn.execute("INSERT INTO raw.rows (id, stage) VALUES ($1, $2)", uuid.uuid4(), index)
         out = json.dumps(body).encode()
         await asyncio.gather(
             default.publish(aio_pika.Message(out, delivery_mode=aio_pika.DeliveryMode.PERSISTENT), target),
@@ -161,7 +165,8 @@ class Floor:
             application_id = str(uuid.uuid4())
             started = time.perf_counter()
             await channel.default_exchange.publish(aio_pika.Message(
-                json.dumps({"id": application_id}).encode(), delivery_mode=aio_pika.DeliveryMode.PERSISTENT), first)
+                json.dumps({"id": application_id, "row": str(uuid.uuid4())}).encode(),
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT), first)
             return application_id, started
 
         began = time.perf_counter()

@@ -1,0 +1,28 @@
+"""The benchmark's floor (tests/bench/raw.py) on the real broker and database: its stages, as
+processes, do for every application exactly the work its plan says, and every application
+comes out. Its speed is the benchmark's to print (`make bench`), never a test's."""
+from __future__ import annotations
+
+import asyncpg
+
+from tests.bench import raw
+from tests.support import leftovers
+from tests.support.infra import Servers, create_database, drop_database
+
+
+async def test_the_raw_pipeline_does_its_plans_work_for_every_application(infrastructure: Servers) -> None:
+    database = await create_database(infrastructure.admin_url)
+    plan = raw.Plan(stages=2, publishes=4, transactions=5)  # 1 + (1 + 1) onwards + 1 to the sink; 2 writes, 3 reads
+    try:
+        async with raw.Floor(plan, infrastructure.amqp_url, database, leftovers.new_prefix("bench")) as floor:
+            found = await floor.run(concurrency=4, seconds=1.0, warmup_s=0.0)
+            conn = await asyncpg.connect(database)
+            try:
+                writes = await conn.fetchval("SELECT count(*) FROM raw.rows")
+            finally:
+                await conn.close()
+    finally:
+        await drop_database(infrastructure.admin_url, database)
+    assert found["submitted"] > 0 and found["completed"] == found["submitted"]
+    assert writes == plan.stages * found["completed"]  # one unit of work per stage and application
+    assert found["plan"] == {"stages": 2, "publishes": 4, "transactions": 5}
