@@ -25,6 +25,7 @@ async def test_every_variant_relays_each_message_once_and_reports_its_figures(in
         assert figure["per_second"] == pytest.approx(MESSAGES / seconds), variant
         assert figure["us_per_message"] == pytest.approx(seconds / MESSAGES * 1e6), variant
         assert figure["ratio_to_raw"] == pytest.approx(figure["per_second"] / raw_rate), variant
+        assert figure["cpu_us_per_message"] > 0, variant
     assert hop.table(figures).count("\n") == len(hop.VARIANTS)  # a header and a row each
 
 

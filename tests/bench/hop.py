@@ -25,7 +25,12 @@ the clock starts at the first message consumed and stops when the last output is
 and the last input acked. Then the output queue must hold exactly as many messages as went
 in, and the input queue none, or the run fails.
 
-    python -m tests.bench.hop [--messages N] [--prefetch N] [--runs K] [--variants raw,faststream,...]
+Spans: the services always make them (shared/observability/tracing.py instruments aio-pika
+and asyncpg, whatever the exporter). The hop runs without by default, so that `raw` stays
+raw; `--traces` makes them as the services do, for every variant (the instrumentation is the
+whole process's, and FastStream too publishes through aio-pika).
+
+    python -m tests.bench.hop [--messages N] [--prefetch N] [--runs K] [--variants raw,faststream,...] [--traces]
 """
 from __future__ import annotations
 
@@ -68,6 +73,7 @@ from shared.messaging.outbox import Outbox, OutboxRelay
 from shared.messaging.subscriber import Subscriber
 from shared.messaging.topology import Topology
 from shared.messaging.unit_of_work import ConsumeContext, UnitOfWork
+from shared.observability import tracing
 from tests.support import leftovers
 from tests.support.infra import Servers, create_database, delete_topology, drop_database, servers
 from tests.support.stack import new_application, submission
@@ -136,6 +142,12 @@ async def accept(message: NewSubmission, ctx: ConsumeContext[None]) -> None:
 
 # ---- timing ------------------------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class Timing:
+    seconds: float  # from the first message consumed to the last output confirmed and input acked
+    cpu_seconds: float  # this process's CPU time (user and system) meanwhile: the client's share
+
+
 @dataclass
 class Tally:
     """When the first message was consumed, and when each stream of completions (acks,
@@ -144,14 +156,16 @@ class Tally:
     expected: int
     streams: tuple[str, ...]
     started: float | None = None
+    cpu_started: float = 0.0
     counts: dict[str, int] = field(default_factory=dict)
     finished: dict[str, float] = field(default_factory=dict)
+    cpu_finished: float = 0.0
     problem: str | None = None
     _settled: asyncio.Event = field(default_factory=asyncio.Event)
 
     def start(self) -> None:
         if self.started is None:
-            self.started = time.perf_counter()
+            self.started, self.cpu_started = time.perf_counter(), time.process_time()
 
     def count(self, stream: str, n: int = 1) -> None:
         reached = self.counts.get(stream, 0) + n
@@ -159,14 +173,15 @@ class Tally:
         if reached >= self.expected and stream not in self.finished:
             self.finished[stream] = time.perf_counter()
             if set(self.finished) == set(self.streams):
+                self.cpu_finished = time.process_time()
                 self._settled.set()
 
     def fail(self, problem: str) -> None:
         self.problem = self.problem or problem
         self._settled.set()
 
-    async def seconds(self, deadline_s: float) -> float:
-        """Wait until every stream is complete; the seconds from the first message to the last."""
+    async def timing(self, deadline_s: float) -> Timing:
+        """Wait until every stream is complete; how long it took from the first message."""
         try:
             await asyncio.wait_for(self._settled.wait(), timeout=deadline_s)
         except TimeoutError:
@@ -174,7 +189,7 @@ class Tally:
         if self.problem:
             raise HopFailed(self.problem)
         assert self.started is not None
-        return max(self.finished.values()) - self.started
+        return Timing(max(self.finished.values()) - self.started, self.cpu_finished - self.cpu_started)
 
 
 # ---- the variants ------------------------------------------------------------------------------
@@ -196,10 +211,10 @@ class Grounds:
         return self.topology.name(OUTPUT.exchange)
 
 
-Variant = Callable[[Grounds, int, Tally, float], Awaitable[float]]  # (grounds, prefetch, tally, deadline) -> s
+Variant = Callable[[Grounds, int, Tally, float], Awaitable[Timing]]  # (grounds, prefetch, tally, deadline)
 
 
-async def relay_raw(grounds: Grounds, prefetch: int, tally: Tally, deadline_s: float) -> float:
+async def relay_raw(grounds: Grounds, prefetch: int, tally: Tally, deadline_s: float) -> Timing:
     connection = await aio_pika.connect_robust(grounds.amqp_url)
     try:
         publisher = await connection.channel(publisher_confirms=True)
@@ -224,9 +239,9 @@ async def relay_raw(grounds: Grounds, prefetch: int, tally: Tally, deadline_s: f
             tally.count("acked")
 
         tag = await queue.consume(on_message)
-        seconds = await tally.seconds(deadline_s)
+        timing = await tally.timing(deadline_s)
         await queue.cancel(tag)
-        return seconds
+        return timing
     finally:
         await connection.close()
 
@@ -244,7 +259,7 @@ class CloudEventsCodec:
         return msg.model_dump_json(exclude_none=True).encode(), CONTENT_TYPE
 
 
-async def relay_faststream(grounds: Grounds, prefetch: int, tally: Tally, deadline_s: float) -> float:
+async def relay_faststream(grounds: Grounds, prefetch: int, tally: Tally, deadline_s: float) -> Timing:
     broker = RabbitBroker(grounds.amqp_url, logger=None, codec=CloudEventsCodec())
     answers = broker.publisher(
         exchange=RabbitExchange(grounds.output_exchange, type=ExchangeType.TOPIC, declare=False),
@@ -265,7 +280,7 @@ async def relay_faststream(grounds: Grounds, prefetch: int, tally: Tally, deadli
 
     await broker.start()
     try:
-        return await tally.seconds(deadline_s)
+        return await tally.timing(deadline_s)
     finally:
         await broker.stop()
 
@@ -304,7 +319,7 @@ class PublishingWork(UnitOfWork):
         return True
 
 
-async def relay_project(grounds: Grounds, prefetch: int, tally: Tally, deadline_s: float) -> float:
+async def relay_project(grounds: Grounds, prefetch: int, tally: Tally, deadline_s: float) -> Timing:
     broker = Broker(grounds.amqp_url, grounds.topology, connection_name=f"{grounds.topology.prefix}bench-hop")
     await broker.connect()
     try:
@@ -313,9 +328,9 @@ async def relay_project(grounds: Grounds, prefetch: int, tally: Tally, deadline_
         consumer = CountedConsumer(broker, HOP, work, pool=lambda: no_database, deps=None, clock=utc_now,
                                    prefetch=prefetch, tally=tally)
         await consumer.start()
-        seconds = await tally.seconds(deadline_s)
+        timing = await tally.timing(deadline_s)
         await consumer.stop(timeout=5)
-        return seconds
+        return timing
     finally:
         await broker.close()
 
@@ -333,7 +348,7 @@ class CountedRelay(OutboxRelay):
         return published
 
 
-async def relay_project_uow(grounds: Grounds, prefetch: int, tally: Tally, deadline_s: float) -> float:
+async def relay_project_uow(grounds: Grounds, prefetch: int, tally: Tally, deadline_s: float) -> Timing:
     assert grounds.database_url is not None
     pool = await create_pool(grounds.database_url, Settings.model_fields["db_pool_size"].default)
     broker = Broker(grounds.amqp_url, grounds.topology, connection_name=f"{grounds.topology.prefix}bench-hop")
@@ -347,7 +362,7 @@ async def relay_project_uow(grounds: Grounds, prefetch: int, tally: Tally, deadl
         relaying = asyncio.create_task(relay.run(), name="bench-hop-relay")
         try:
             await consumer.start()
-            seconds = await tally.seconds(deadline_s)
+            timing = await tally.timing(deadline_s)
             await consumer.stop(timeout=5)
         finally:
             relay.stop()
@@ -359,7 +374,7 @@ async def relay_project_uow(grounds: Grounds, prefetch: int, tally: Tally, deadl
         if left or handled != tally.expected:
             raise HopFailed(f"project-uow: {left} messages left in the outbox, {handled} in the inbox "
                             f"(expected 0 and {tally.expected})")
-        return seconds
+        return timing
     finally:
         await broker.close()
         await pool.close()
@@ -471,6 +486,7 @@ class Run:
     variant: str
     messages: int
     seconds: float
+    cpu_seconds: float
 
 
 async def run_once(variant: str, infrastructure: Servers, *, messages: int = MESSAGES, prefetch: int = PREFETCH) -> Run:
@@ -479,9 +495,9 @@ async def run_once(variant: str, infrastructure: Servers, *, messages: int = MES
     bodies = inputs(messages)
     async with grounds_of(infrastructure, database=variant == "project-uow") as grounds:
         await _fill(grounds, bodies)
-        seconds = await hop(grounds, prefetch, Tally(messages, streams), 60 + messages / 100)
+        timing = await hop(grounds, prefetch, Tally(messages, streams), 60 + messages / 100)
         await _check_output(grounds, variant, bodies)
-    return Run(variant, messages, seconds)
+    return Run(variant, messages, timing.seconds, timing.cpu_seconds)
 
 
 # ---- several runs, and the table ---------------------------------------------------------------
@@ -492,24 +508,27 @@ async def measure(infrastructure: Servers, variants: tuple[str, ...] = VARIANTS,
     """The median of `runs` runs per variant, run in turns (raw, faststream, … then again), so
     that a noisy moment of the machine does not fall on one variant alone. Per variant:
     messages, prefetch, runs, seconds (median), per_second, us_per_message, ratio_to_raw
-    (rate over raw's rate; None without raw) and seconds_of_runs."""
+    (rate over raw's rate; None without raw), seconds_of_runs, and cpu_us_per_message (the
+    median of this process's CPU time per message: what the client spends, the broker and
+    the database aside)."""
     unknown = [v for v in variants if v not in RELAYS]
     if unknown:
         raise ValueError(f"unknown variants {unknown}; known: {', '.join(VARIANTS)}")
-    times: dict[str, list[float]] = {variant: [] for variant in variants}
+    done: dict[str, list[Run]] = {variant: [] for variant in variants}
     for _ in range(runs):
         for variant in variants:
             run = await run_once(variant, infrastructure, messages=messages, prefetch=prefetch)
-            times[variant].append(run.seconds)
+            done[variant].append(run)
             if on_run is not None:
                 on_run(run)
     figures: dict[str, dict[str, Any]] = {}
-    for variant, seconds_of_runs in times.items():
-        seconds = statistics.median(seconds_of_runs)
+    for variant, its_runs in done.items():
+        seconds = statistics.median(run.seconds for run in its_runs)
         figures[variant] = {
             "messages": messages, "prefetch": prefetch, "runs": runs, "seconds": seconds,
             "per_second": messages / seconds, "us_per_message": seconds / messages * 1e6,
-            "ratio_to_raw": None, "seconds_of_runs": seconds_of_runs,
+            "ratio_to_raw": None, "seconds_of_runs": [run.seconds for run in its_runs],
+            "cpu_us_per_message": statistics.median(run.cpu_seconds for run in its_runs) / messages * 1e6,
         }
     if "raw" in figures:
         for figure in figures.values():
@@ -518,11 +537,12 @@ async def measure(infrastructure: Servers, variants: tuple[str, ...] = VARIANTS,
 
 
 def table(figures: dict[str, dict[str, Any]]) -> str:
-    lines = [f"{'variant':<12} {'messages':>9} {'seconds':>8} {'msg/s':>8} {'µs/msg':>8} {'× raw':>6}"]
+    lines = [f"{'variant':<12} {'messages':>9} {'seconds':>8} {'msg/s':>8} {'µs/msg':>8} {'× raw':>6} "
+             f"{'client CPU µs/msg':>18}"]
     for variant, f in figures.items():
         ratio = "-" if f["ratio_to_raw"] is None else f"{f['ratio_to_raw']:.2f}"
         lines.append(f"{variant:<12} {f['messages']:>9} {f['seconds']:>8.2f} {f['per_second']:>8,.0f} "
-                     f"{f['us_per_message']:>8.0f} {ratio:>6}")
+                     f"{f['us_per_message']:>8.0f} {ratio:>6} {f['cpu_us_per_message']:>18.0f}")
     return "\n".join(lines)
 
 
@@ -533,6 +553,8 @@ async def main(argv: list[str]) -> int:
     parser.add_argument("--prefetch", type=int, default=PREFETCH, help="the consumers' prefetch")
     parser.add_argument("--runs", type=int, default=RUNS, help="runs per variant; the table shows their median")
     parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated, of: " + ", ".join(VARIANTS))
+    parser.add_argument("--traces", action="store_true",
+                        help="make spans as the services do (aio-pika and asyncpg instrumented, for every variant)")
     args = parser.parse_args(argv)
     variants = tuple(v.strip() for v in args.variants.split(",") if v.strip())
     unknown = [v for v in variants if v not in RELAYS]
@@ -542,9 +564,11 @@ async def main(argv: list[str]) -> int:
         parser.error("--messages, --prefetch and --runs must be at least 1")
 
     def said(run: Run) -> None:
-        print(f"  # {run.variant}: {run.messages} in {run.seconds:.2f} s ({run.messages / run.seconds:,.0f}/s)",
-              file=sys.stderr, flush=True)
+        print(f"  # {run.variant}: {run.messages} in {run.seconds:.2f} s ({run.messages / run.seconds:,.0f}/s, "
+              f"client CPU {run.cpu_seconds:.2f} s)", file=sys.stderr, flush=True)
 
+    if args.traces:
+        tracing.configure("bench-hop")
     async with servers(sweep_first=False) as infrastructure:
         try:
             figures = await measure(infrastructure, variants, messages=args.messages, prefetch=args.prefetch,
@@ -553,7 +577,7 @@ async def main(argv: list[str]) -> int:
             print(f"hop failed: {failed}", file=sys.stderr)
             return 1
     print(f"one relay hop: {args.messages} messages, prefetch {args.prefetch}, durable quorum queues, "
-          f"publisher confirms; median of {args.runs} run(s)")
+          f"publisher confirms, {'with' if args.traces else 'no'} spans; median of {args.runs} run(s)")
     print(table(figures))
     return 0
 
