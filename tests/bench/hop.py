@@ -75,7 +75,7 @@ from shared.messaging.topology import Topology
 from shared.messaging.unit_of_work import ConsumeContext, UnitOfWork
 from shared.observability import tracing
 from tests.support import leftovers
-from tests.support.infra import Servers, create_database, delete_topology, drop_database, servers
+from tests.support.infra import Servers, create_database, delete_topology, drop_database, servers, with_database
 from tests.support.stack import new_application, submission
 
 VARIANTS = ("raw", "faststream", "project", "project-uow")
@@ -86,12 +86,11 @@ RUNS = 3
 TENANT = "tenant-bench-hop"
 SOURCE = "urn:arcserve-licensing:bench:hop"
 RETRY_DELAYS_S = (1.0,)  # the Consumer wants its retry queues there; one is enough, none is used
-SCHEMA = Schema("bench_hop", Path(__file__).with_name("no-migrations"), messaging=True)  # inbox and outbox only
+# The inbox and outbox alone: no migrations of its own (a directory that is not there holds none).
+SCHEMA = Schema("bench_hop", Path(__file__).with_name("no-migrations"), messaging=True)
 OUTPUT_QUEUE = "bench.hop.accepted"
 OUTPUT = catalogue.entries(NewAccepted)[0]  # where the derived event goes: arcserve.events, application.accepted.new
 FILL_WINDOW = 1000  # unconfirmed publishes at once while filling the input queue (not timed)
-
-log = logging.getLogger(__name__)
 
 
 class HopFailed(AssertionError):
@@ -354,8 +353,8 @@ async def relay_project_uow(grounds: Grounds, prefetch: int, tally: Tally, deadl
     broker = Broker(grounds.amqp_url, grounds.topology, connection_name=f"{grounds.topology.prefix}bench-hop")
     try:
         await broker.connect()
-        outbox = Outbox(SCHEMA.name)
-        work = UnitOfWork(HOP.name, Inbox(SCHEMA.name), outbox, SOURCE, grounds.topology)
+        inbox, outbox = Inbox(SCHEMA.name), Outbox(SCHEMA.name)
+        work = UnitOfWork(HOP.name, inbox, outbox, SOURCE, grounds.topology)
         consumer = CountedConsumer(broker, HOP, work, pool=lambda: pool, deps=None, clock=utc_now,
                                    prefetch=prefetch, tally=tally)
         relay = CountedRelay(pool, broker, outbox, database_url=grounds.database_url, service="bench-hop", tally=tally)
@@ -370,7 +369,7 @@ async def relay_project_uow(grounds: Grounds, prefetch: int, tally: Tally, deadl
             await relay.close()
         async with pool.acquire() as conn:
             left = await conn.fetchval(f"SELECT count(*) FROM {outbox.table}")
-            handled = await conn.fetchval(f"SELECT count(*) FROM {SCHEMA.name}.inbox")
+            handled = await conn.fetchval(f"SELECT count(*) FROM {inbox.table}")
         if left or handled != tally.expected:
             raise HopFailed(f"project-uow: {left} messages left in the outbox, {handled} in the inbox "
                             f"(expected 0 and {tally.expected})")
@@ -396,7 +395,7 @@ async def grounds_of(infrastructure: Servers, *, database: bool) -> AsyncIterato
     the output queue) and, if asked, a database of its own with the inbox and outbox;
     removed at the end, or at exit if the run is interrupted."""
     topology = Topology(leftovers.new_prefix(), RETRY_DELAYS_S)
-    database_url: str | None = None
+    database_url = with_database(infrastructure.admin_url, leftovers.new_database_name()) if database else None
 
     async def remove() -> None:
         await delete_topology(infrastructure.amqp_url, topology, [HOP.spec], also=[topology.name(OUTPUT_QUEUE)])
@@ -407,8 +406,8 @@ async def grounds_of(infrastructure: Servers, *, database: bool) -> AsyncIterato
     leftovers.hold(topology.prefix, remove)
     try:
         await _declare(infrastructure.amqp_url, topology)
-        if database:
-            database_url = await create_database(infrastructure.admin_url)
+        if database_url is not None:
+            await create_database(infrastructure.admin_url, database_url.rsplit("/", 1)[1])
             conn = await asyncpg.connect(database_url)
             try:
                 await migrate(conn, SCHEMA)
@@ -463,19 +462,18 @@ async def _depth(amqp_url: str, queue_name: str) -> int:
 async def _check_output(grounds: Grounds, variant: str, bodies: list[tuple[str, bytes]]) -> None:
     """Exactly one output per input, none left behind; one of them read back as the event
     derived from some input."""
-    expected = len(bodies)
-    left, relayed = await _depth(grounds.amqp_url, grounds.input_queue), await _depth(grounds.amqp_url, grounds.topology.name(OUTPUT_QUEUE))
+    expected, output_queue = len(bodies), grounds.topology.name(OUTPUT_QUEUE)
+    left, relayed = await _depth(grounds.amqp_url, grounds.input_queue), await _depth(grounds.amqp_url, output_queue)
     if left or relayed != expected:
         raise HopFailed(f"{variant}: {relayed} messages in the output queue and {left} left in the input queue "
                         f"after relaying {expected} (expected {expected} and 0)")
     connection = await aio_pika.connect(grounds.amqp_url)
     async with connection:
         channel = await connection.channel()
-        output = await channel.get_queue(grounds.topology.name(OUTPUT_QUEUE), ensure=False)
+        output = await channel.get_queue(output_queue, ensure=False)
         sample = await output.get(no_ack=True)
-    assert sample is not None
-    event = parse_event(sample.body)
-    answer = catalogue.parse(event, [OUTPUT])
+    assert sample is not None  # the queue holds `expected` messages
+    answer = catalogue.parse(parse_event(sample.body), [OUTPUT])
     applications = {json.loads(body)["data"]["application_id"] for _, body in bodies}
     if not isinstance(answer, NewAccepted) or str(answer.application_id) not in applications:
         raise HopFailed(f"{variant}: the output is not the answer to an input: {sample.body[:200]!r}")
