@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
 import sys
 from pathlib import Path
 from typing import Any
 
-from tests.bench import e2e, raw, report
+from tests.bench import e2e, hop, raw, report
 from tests.support.infra import servers
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,37 +34,26 @@ async def one_run(args: argparse.Namespace, index: int) -> dict[str, Any]:
     seconds = args.seconds
     # Enough (tenant, product) pairs for every phase at its most: a new one per application.
     tenants = int(seconds * (sum(RATES[: args.rates]) + 3 * 800 + 2 * 600) / 2) + 1000
-    async with servers() as infrastructure, \
-            e2e.bench(infrastructure, ROOT / ".run" / "bench", tenants) as b:
-        say(f"run {index + 1}: intake alone")
-        intake = await e2e.intake_rates(b, CONCURRENCIES, seconds)
-        say(f"run {index + 1}: saturation")
-        saturation = await e2e.saturation(b, 64, seconds)
-        latency = []
-        for rate in RATES[: args.rates]:
-            say(f"run {index + 1}: latency at {rate:g}/s")
-            latency.append(await e2e.latency_at(b, rate, seconds))
-        say(f"run {index + 1}: direct publishing")
-        direct = await e2e.direct(b, 64, seconds)
-        say(f"run {index + 1}: the raw pipeline")
-        async with raw.Floor(raw.Plan.of(saturation["per_application"]), infrastructure.amqp_url,
-                             b.system.database_url, b.system.prefix) as floor:
-            floor_result = await floor.run(64, seconds)
-    found: dict[str, Any] = {"intake": intake, "saturation": saturation, "latency": latency, "direct": direct,
-                             "raw": floor_result}
-    hops = await _hops(args)
-    if hops is not None:
-        found["hop"] = hops
-    return found
-
-
-async def _hops(args: argparse.Namespace) -> dict[str, Any] | None:
-    try:
-        hop = importlib.import_module("tests.bench.hop")  # the one-hop relays, where present
-    except ImportError:
-        return None
-    run = getattr(hop, "run_hops", None)
-    return await run(messages=args.hop_messages) if run is not None else None
+    async with servers() as infrastructure:
+        async with e2e.bench(infrastructure, ROOT / ".run" / "bench", tenants) as b:
+            say(f"run {index + 1}: intake alone")
+            intake = await e2e.intake_rates(b, CONCURRENCIES, seconds)
+            say(f"run {index + 1}: saturation")
+            saturation = await e2e.saturation(b, 64, seconds)
+            latency = []
+            for rate in RATES[: args.rates]:
+                say(f"run {index + 1}: latency at {rate:g}/s")
+                latency.append(await e2e.latency_at(b, rate, seconds))
+            say(f"run {index + 1}: direct publishing")
+            direct = await e2e.direct(b, 64, seconds)
+            say(f"run {index + 1}: the raw pipeline")
+            async with raw.Floor(raw.Plan.of(saturation["per_application"]), infrastructure.amqp_url,
+                                 b.system.database_url, b.system.prefix) as floor:
+                floor_result = await floor.run(64, seconds)
+        say(f"run {index + 1}: the one-hop relays (the services stopped)")
+        hops = await hop.measure(infrastructure, messages=args.hop_messages, runs=1)
+    return {"intake": intake, "saturation": saturation, "latency": latency, "direct": direct, "raw": floor_result,
+            "hop": hops}
 
 
 def main(argv: list[str]) -> int:

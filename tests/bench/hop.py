@@ -394,7 +394,7 @@ async def grounds_of(infrastructure: Servers, *, database: bool) -> AsyncIterato
     """A topology of its own (the hop's queues, as provisioning declares a consumer's, and
     the output queue) and, if asked, a database of its own with the inbox and outbox;
     removed at the end, or at exit if the run is interrupted."""
-    topology = Topology(leftovers.new_prefix(), RETRY_DELAYS_S)
+    topology = Topology(leftovers.new_prefix("bench"), RETRY_DELAYS_S)
     database_url = with_database(infrastructure.admin_url, leftovers.new_database_name()) if database else None
 
     async def remove() -> None:
