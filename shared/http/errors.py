@@ -8,8 +8,9 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from shared.db.pool import is_transient
 
@@ -44,6 +45,13 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
         # Keep the exception's headers: a 405 names the methods the route serves (`Allow`, RFC 9110 §15.5.6).
         return error_response(exc.status_code, _CODES.get(exc.status_code, "error"), str(exc.detail), exc.headers)
+
+    @app.exception_handler(ClientDisconnect)
+    async def _gone(request: Request, _exc: ClientDisconnect) -> Response:
+        # The client closed the connection before its request was read: nothing was taken and
+        # nobody is there to answer, so no error of ours (a 500 in the log would say otherwise).
+        log.info("%s %s: the client went away before its request was read", request.method, request.url.path)
+        return Response(status_code=400)
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:

@@ -9,6 +9,8 @@ from collections.abc import Iterator
 import uvicorn
 from starlette.types import ASGIApp
 
+KEEP_ALIVE_S = 65
+
 
 class _Embedded(uvicorn.Server):
     @contextlib.contextmanager
@@ -22,6 +24,11 @@ class HttpServer:
         self._server = _Embedded(uvicorn.Config(
             app, host=host, port=port, lifespan="off", access_log=False, log_config=None,
             timeout_graceful_shutdown=max(1, round(grace_s)),
+            # Longer than the clients' and proxies' own idle timeouts (httpx 5 s, load balancers
+            # commonly 60 s), so that the client is the one to close an idle connection: a server
+            # that closes it first races the client's next request on it (a reset, a lost answer),
+            # and more so when its event loop is busy and its timer fires late.
+            timeout_keep_alive=KEEP_ALIVE_S,
         ))
         self._task: asyncio.Task[None] | None = None
         self._port = port

@@ -50,10 +50,11 @@ async def one_run(args: argparse.Namespace, index: int) -> dict[str, Any]:
             async with raw.Floor(raw.Plan.of(saturation["per_application"]), infrastructure.amqp_url,
                                  b.system.database_url, b.system.prefix) as floor:
                 floor_result = await floor.run(64, seconds)
+            resent = b.resent
         say(f"run {index + 1}: the one-hop relays (the services stopped)")
         hops = await hop.measure(infrastructure, messages=args.hop_messages, runs=1)
     return {"intake": intake, "saturation": saturation, "latency": latency, "direct": direct, "raw": floor_result,
-            "hop": hops}
+            "hop": hops, "requests_sent_again": resent}
 
 
 def main(argv: list[str]) -> int:

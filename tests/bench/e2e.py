@@ -105,17 +105,27 @@ class Bench:
     applicants: Applicants
     completions: Completions
     http: httpx.AsyncClient
+    resent: int = 0  # requests sent again after a transport error (a lost answer)
 
     @property
     def intake(self) -> str:
         return self.system.url("intake", "/v1/applications")
 
     async def submit(self) -> tuple[str, float]:
-        """One `new` over HTTP: its id and when it was sent."""
+        """One `new` over HTTP, as the portal and the CLI send it (with an Idempotency-Key, so
+        that a request sent again after a lost answer is the same application): its id and
+        when it was first sent."""
         tenant, key, product = self.applicants.take()
+        headers = {"Authorization": f"Bearer {key}", "Idempotency-Key": uuid.uuid4().hex}
         started = time.perf_counter()
-        answer = await self.http.post(self.intake, json=new_application(product=product),
-                                      headers={"Authorization": f"Bearer {key}"})
+        for attempt in range(3):
+            try:
+                answer = await self.http.post(self.intake, json=new_application(product=product), headers=headers)
+                break
+            except httpx.TransportError:
+                self.resent += 1
+                if attempt == 2:
+                    raise
         if answer.status_code != 202:
             raise RuntimeError(f"intake answered {answer.status_code}: {answer.text[:200]}")
         return answer.json()["application_id"], started
@@ -150,7 +160,7 @@ async def bench(servers: Servers, logs: Path, tenants: int) -> AsyncIterator[Ben
         publisher = servers.amqp_url.split("//", 1)[1].split(":", 1)[0]
         applicants = await seed(system, tenants, publisher)
         events = f"{system.prefix}arcserve.events"
-        # Idle connections dropped before the server's keep-alive timeout (5 s) could close one under a request.
+        # Idle connections dropped long before the server's keep-alive timeout could close one under a request.
         limits = httpx.Limits(max_connections=256, max_keepalive_connections=256, keepalive_expiry=1.0)
         async with Completions(servers.amqp_url, events) as completions, \
                 httpx.AsyncClient(timeout=60, limits=limits) as http:

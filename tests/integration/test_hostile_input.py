@@ -4,7 +4,9 @@ to the broker are dead-lettered at once (never retried), a parseable submission 
 is rejected for its tenant to see, and what was accepted around them is not lost."""
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -20,6 +22,7 @@ from tests.support.stack import (
     Tenant,
     assert_error,
     dead_letters,
+    eventually,
     new_application,
     submission,
 )
@@ -119,3 +122,22 @@ async def test_the_detail_view_shows_the_newest_applications_and_how_many_there_
     detail = await stack.contract(tenant, contract["contract_id"])
     assert [a["application_id"] for a in detail["applications"]] == changes[1:]  # the newest, oldest first
     assert detail["applications_total"] == 4
+
+
+async def test_a_client_that_goes_away_halfway_through_its_body_is_no_server_error(
+        stack: Stack, tenant: Tenant, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    reader, writer = await asyncio.open_connection("127.0.0.1", stack.services["intake"].bound_port)
+    writer.write(b"POST /v1/applications HTTP/1.1\r\nHost: intake\r\nContent-Type: application/json\r\n"
+                 b"Authorization: Bearer " + tenant.key.encode() + b"\r\nContent-Length: 4000\r\n\r\n{\"kind\": \"new\", ")
+    await writer.drain()
+    writer.close()  # gone, 3,980 bytes short
+    await writer.wait_closed()
+    await eventually(lambda: _said(caplog, "the client went away before its request was read"),
+                     "intake to notice the client left")
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], "a client leaving is no error of ours"
+    assert (await stack.submit(tenant, new_application())).status_code == 202  # and intake carries on
+
+
+async def _said(caplog: pytest.LogCaptureFixture, text: str) -> bool:
+    return any(text in r.getMessage() for r in caplog.records)

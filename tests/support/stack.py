@@ -73,7 +73,7 @@ class Stack:
     services: dict[str, Service] = field(default_factory=dict)
     portal: Portal | None = None  # the tenants' origin: pages and the whole /v1 (start_portal)
     portal_keyring: str = field(default_factory=Keyring.new_key_text, repr=False)
-    # Idle connections are dropped before the server's keep-alive timeout (5 s) could close
+    # Idle connections are dropped long before the server's keep-alive timeout could close
     # one under a request: that race answers a GET with a ReadError.
     http: httpx.AsyncClient = field(
         default_factory=lambda: httpx.AsyncClient(timeout=10, limits=httpx.Limits(keepalive_expiry=1.0))
