@@ -8,11 +8,12 @@ status service, the workers and back is one trace.
 - The outbox: a message written in a transaction is published later by the relay, so the
   row keeps the `traceparent` of the work that wrote it (`current_traceparent`) and the
   relay publishes it inside that trace again (`continued`).
-- asyncpg: a span per query (statements only, never their parameters).
+- asyncpg: a span per query (statements only, never their parameters), when exporting.
 
-Spans are always made, so that every log line has a trace id; they leave the process only
-when `OTEL_TRACES_EXPORTER` says so (`otlp`, to `OTEL_EXPORTER_OTLP_ENDPOINT`; `console` for
-a look by hand). The SDK reads the other standard OTEL_* variables (sampler, resource).
+Spans are recorded only when they leave the process, as `OTEL_TRACES_EXPORTER` says (`otlp`,
+to `OTEL_EXPORTER_OTLP_ENDPOINT`; `console` for a look by hand); without an exporter only the
+trace context is made, which is what gives every log line its trace id and every message
+its `traceparent`. The SDK reads the other standard OTEL_* variables (sampler, resource).
 """
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
-from opentelemetry.sdk.trace.sampling import ALWAYS_ON, Decision, ParentBased, Sampler, SamplingResult
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, Decision, ParentBased, Sampler, SamplingResult
 from opentelemetry.trace import Link, SpanKind, TraceState
 from opentelemetry.util.types import Attributes
 
@@ -46,16 +47,26 @@ def configure(service: str, exporter: TracesExporter = "none") -> TracerProvider
     global _provider
     if _provider is None:
         name = os.environ.get("OTEL_SERVICE_NAME") or f"arcserve-{service}"
-        # A sampler the operator chose (OTEL_TRACES_SAMPLER) wins; the SDK reads it itself.
-        sampler = None if os.environ.get("OTEL_TRACES_SAMPLER") else TracesOfWork()
-        _provider = TracerProvider(resource=Resource.create({SERVICE_NAME: name}), sampler=sampler)
+        _provider = TracerProvider(resource=Resource.create({SERVICE_NAME: name}), sampler=sampler_for(exporter))
         trace.set_tracer_provider(_provider)
         AioPikaInstrumentor().instrument(tracer_provider=_provider)
-        AsyncPGInstrumentor().instrument(tracer_provider=_provider)
         HTTPXClientInstrumentor().instrument(tracer_provider=_provider)
+        if exporter != "none":  # a span per query is for a trace someone sees; without one it only costs
+            AsyncPGInstrumentor().instrument(tracer_provider=_provider)
         if exporter != "none":
             _provider.add_span_processor(_processor(exporter))
     return _provider
+
+
+def sampler_for(exporter: TracesExporter) -> Sampler | None:
+    """What is recorded. Exporting: every span of a request's or a message's trace
+    (TracesOfWork), unless the operator chose a sampler (OTEL_TRACES_SAMPLER, which the SDK
+    reads itself). Not exporting: nothing, since a span nobody will see costs hundreds of µs
+    per message; its context is made all the same, so trace ids still reach every log line
+    and every message's `traceparent`."""
+    if exporter == "none":
+        return ALWAYS_OFF
+    return None if os.environ.get("OTEL_TRACES_SAMPLER") else TracesOfWork()
 
 
 class TracesOfWork(Sampler):

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
+from typing import Any
 
 from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.sampling import Decision
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags
 from starlette.types import Message, Receive, Scope, Send
@@ -13,7 +15,7 @@ from starlette.types import Message, Receive, Scope, Send
 from shared import metrics
 from shared.http.observe import Observe
 from shared.observability import logs
-from shared.observability.tracing import TracesOfWork
+from shared.observability.tracing import TracesOfWork, sampler_for
 
 
 def _line(formatter: logging.Formatter, message: str, **extra: object) -> str:
@@ -75,3 +77,15 @@ async def test_any_method_a_client_invents_is_one_label() -> None:
     series = {sample.labels["method"] for family in metrics.HTTP_SECONDS.collect() for sample in family.samples
               if sample.labels.get("service") == "unit" and sample.name.endswith("_count")}
     assert series == {"GET", "other"}
+
+
+def test_without_an_exporter_nothing_is_recorded_but_every_trace_id_is_made(monkeypatch: Any) -> None:
+    monkeypatch.delenv("OTEL_TRACES_SAMPLER", raising=False)
+    quiet = sampler_for("none")
+    assert quiet is not None and quiet.should_sample(None, 1, "POST", SpanKind.SERVER).decision is Decision.DROP
+    assert isinstance(sampler_for("otlp"), TracesOfWork)
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "parentbased_traceidratio")
+    assert sampler_for("otlp") is None  # the operator's choice, which the SDK reads itself
+    provider = TracerProvider(sampler=quiet)
+    with provider.get_tracer("t").start_as_current_span("request") as span:
+        assert not span.is_recording() and span.get_span_context().is_valid  # an id for the log lines
