@@ -23,6 +23,7 @@ class HttpServer:
         self.name = name
         self._server = _Embedded(uvicorn.Config(
             app, host=host, port=port, lifespan="off", access_log=False, log_config=None,
+            http="httptools",  # the C parser: a missing one fails here rather than falling back to h11's pure Python
             timeout_graceful_shutdown=max(1, round(grace_s)),
             # Longer than the clients' and proxies' own idle timeouts (httpx 5 s, load balancers
             # commonly 60 s), so that the client is the one to close an idle connection: a server
