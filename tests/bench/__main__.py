@@ -8,7 +8,9 @@ Per run: intake alone at 1, 8 and 64 concurrent; the whole system at saturation 
 concurrent over HTTP), with CPU per application per process and for the machine, peak RSS,
 and messages and transactions per application; submit→completed latency at fixed offered
 rates; the same applications published straight to the broker; the raw pipeline doing the
-same work per application; and the one-hop relays (tests/bench/hop.py), where present.
+same work per application; then, on a second deployment, how cost grows (tests/bench/scale.py):
+throughput and p99 with 1k, 100k and 1M contracts already in the database, and memory while a
+backlog of 100k queued submissions drains; and the one-hop relays (tests/bench/hop.py).
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tests.bench import e2e, hop, raw, report
+from tests.bench import e2e, hop, raw, report, scale
 from tests.support.infra import servers
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -51,10 +53,23 @@ async def one_run(args: argparse.Namespace, index: int) -> dict[str, Any]:
                                  b.system.database_url, b.system.prefix) as floor:
                 floor_result = await floor.run(64, seconds)
             resent = b.resent
+        # Scale on a deployment of its own: its smallest size is what the database really holds.
+        async with e2e.bench(infrastructure, ROOT / ".run" / "bench", int(len(args.scale) * seconds * 300) + 1000) as b:
+            grows = []
+            for size in args.scale:
+                say(f"run {index + 1}: {size:,} contracts in the database")
+                grows += await scale.at_sizes(b, [size], seconds)
+            say(f"run {index + 1}: a backlog of {args.backlog:,} submissions")
+            backlog = await scale.backlog(b, args.backlog, seconds)
+            resent += b.resent
         say(f"run {index + 1}: the one-hop relays (the services stopped)")
         hops = await hop.measure(infrastructure, messages=args.hop_messages, runs=1)
     return {"intake": intake, "saturation": saturation, "latency": latency, "direct": direct, "raw": floor_result,
-            "hop": hops, "requests_sent_again": resent}
+            "scale": grows, "backlog": backlog, "hop": hops, "requests_sent_again": resent}
+
+
+def _sizes(text: str) -> list[int]:
+    return [int(size) for size in text.split(",")]
 
 
 def main(argv: list[str]) -> int:
@@ -63,11 +78,15 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each phase (default 10)")
     parser.add_argument("--rates", type=int, default=len(RATES), help=f"how many of the offered rates {RATES}")
     parser.add_argument("--hop-messages", type=int, default=20_000, help="messages per one-hop relay run")
+    parser.add_argument("--scale", type=_sizes, default=[1_000, 100_000, 1_000_000],
+                        help="contracts in the database, comma-separated (default 1000,100000,1000000)")
+    parser.add_argument("--backlog", type=int, default=100_000, help="queued submissions to drain (default 100000)")
     parser.add_argument("--quick", action="store_true", help="one short run (a look, not a measurement)")
     parser.add_argument("--out", type=Path, default=ROOT / "test-output" / "bench")
     args = parser.parse_args(argv)
     if args.quick:
         args.runs, args.seconds, args.rates, args.hop_messages = 1, 3.0, 2, 2_000
+        args.scale, args.backlog = [1_000, 20_000], 5_000
     runs = [asyncio.run(one_run(args, i)) for i in range(args.runs)]
     result = {"machine": report.machine(), "runs": len(runs), "seconds_per_phase": args.seconds,
               "median": report.median_of(runs), "each": runs}

@@ -24,12 +24,21 @@ def machine_busy_seconds() -> float:
     return (sum(values[:8]) - idle) / TICKS
 
 
-def peak_rss_mb(pid: int) -> float:
-    """The most resident memory the process has held (VmHWM)."""
+def _status_mb(pid: int, field: str) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return 0.0
+
+
+def peak_rss_mb(pid: int) -> float:
+    """The most resident memory the process has held (VmHWM)."""
+    return _status_mb(pid, "VmHWM")
+
+
+def rss_mb(pid: int) -> float:
+    """The resident memory the process holds now (VmRSS)."""
+    return _status_mb(pid, "VmRSS")
 
 
 def pids_of(user: str) -> list[int]:
