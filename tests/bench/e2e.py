@@ -23,7 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from shared.contracts.envelope import CONTENT_TYPE
 from shared.tenancy import allow, seed_api_keys
-from tests.bench import resources
+from tests.bench import load, resources
 from tests.faults.processes import SERVICES, ProcessStack
 from tests.support.infra import Servers
 from tests.support.stack import new_application, submission
@@ -104,12 +104,9 @@ class Bench:
     system: ProcessStack
     applicants: Applicants
     completions: Completions
-    http: httpx.AsyncClient
+    load: load.Client  # the submissions
+    http: httpx.AsyncClient  # the rest (metrics)
     resent: int = 0  # requests sent again after a transport error (a lost answer)
-
-    @property
-    def intake(self) -> str:
-        return self.system.url("intake", "/v1/applications")
 
     async def submit(self) -> tuple[str, float]:
         """One `new` over HTTP, as the portal and the CLI send it (with an Idempotency-Key, so
@@ -117,18 +114,19 @@ class Bench:
         when it was first sent."""
         tenant, key, product = self.applicants.take()
         headers = {"Authorization": f"Bearer {key}", "Idempotency-Key": uuid.uuid4().hex}
+        body = json.dumps(new_application(product=product)).encode()
         started = time.perf_counter()
         for attempt in range(3):
             try:
-                answer = await self.http.post(self.intake, json=new_application(product=product), headers=headers)
+                status, answer = await self.load.post("/v1/applications", body, headers)
                 break
-            except httpx.TransportError:
+            except OSError:
                 self.resent += 1
                 if attempt == 2:
                     raise
-        if answer.status_code != 202:
-            raise RuntimeError(f"intake answered {answer.status_code}: {answer.text[:200]}")
-        return answer.json()["application_id"], started
+        if status != 202:
+            raise RuntimeError(f"intake answered {status}: {answer[:200]!r}")
+        return json.loads(answer)["application_id"], started
 
     def processes(self) -> dict[str, int]:
         return {name: process.pid for name, process in self.system.processes.items()}
@@ -160,11 +158,12 @@ async def bench(servers: Servers, logs: Path, tenants: int) -> AsyncIterator[Ben
         publisher = servers.amqp_url.split("//", 1)[1].split(":", 1)[0]
         applicants = await seed(system, tenants, publisher)
         events = f"{system.prefix}arcserve.events"
-        # Idle connections dropped long before the server's keep-alive timeout could close one under a request.
-        limits = httpx.Limits(max_connections=256, max_keepalive_connections=256, keepalive_expiry=1.0)
-        async with Completions(servers.amqp_url, events) as completions, \
-                httpx.AsyncClient(timeout=60, limits=limits) as http:
-            yield Bench(system, applicants, completions, http)
+        submissions = load.Client(system.url("intake", ""))
+        async with Completions(servers.amqp_url, events) as completions, httpx.AsyncClient(timeout=60) as http:
+            try:
+                yield Bench(system, applicants, completions, submissions, http)
+            finally:
+                await submissions.close()
 
 
 async def closed_loop(concurrency: int, seconds: float, one: Callable[[], Any]) -> list[Any]:
