@@ -37,7 +37,7 @@ from shared.http.server import HttpServer
 from shared.messaging.broker import Broker
 from shared.messaging.consumer import Consumer, QueueMissing
 from shared.messaging.inbox import Inbox
-from shared.messaging.outbox import Outbox, OutboxRelay
+from shared.messaging.outbox import Outbox, OutboxRelay, Pending
 from shared.messaging.topology import Topology
 from shared.messaging.unit_of_work import UnitOfWork
 from shared.observability import logs, tracing
@@ -73,7 +73,8 @@ class Service:
         if boundary.subscribers:
             assert self.inbox is not None and self.outbox is not None, f"{self.name} consumes but owns no schema"
             for subscriber in boundary.subscribers:
-                uow = UnitOfWork(subscriber.name, self.inbox, self.outbox, boundary.source, self.topology)
+                uow = UnitOfWork(subscriber.name, self.inbox, self.outbox, boundary.source, self.topology,
+                                 deliver=self._deliver)
                 self._consumers.append(Consumer(
                     self.broker, subscriber, uow, pool=lambda: self.pool, deps=deps, clock=clock,
                     prefetch=settings.prefetch,
@@ -100,8 +101,7 @@ class Service:
         await self.broker.connect(self.stopping)
         await self._until(self._queues_missing, "its queues on the broker")
         if self.outbox is not None:
-            self._relay = OutboxRelay(self.pool, self.broker, self.outbox, database_url=self.settings.database_url,
-                                      service=self.name)
+            self._relay = OutboxRelay(self.pool, self.broker, self.outbox, service=self.name)
             self._relay_task = asyncio.create_task(self._relay.run(), name=f"{self.name}-relay")
         if self._consumers:
             self._housekeeping = asyncio.create_task(self._prune_inbox(), name=f"{self.name}-inbox-pruning")
@@ -165,7 +165,6 @@ class Service:
                     await asyncio.wait_for(self._relay_task, timeout=left())
             except TimeoutError:
                 log.warning("%s: outbox not flushed before the drain timeout; it is kept for later", self.name)
-            await self._relay.close()
         await self.broker.close()
         if self._pool is not None:
             try:
@@ -175,6 +174,10 @@ class Service:
         if self._operator_server is not None:  # last: probes and scrapes see the drain to its end
             await self._operator_server.stop()
         log.info("%s stopped", self.name)
+
+    async def _deliver(self, written: list[Pending]) -> None:
+        if self._relay is not None:  # (consumers start after the relay: always, in practice)
+            await self._relay.deliver(written)
 
     async def _prune_inbox(self) -> None:
         """Forget handled message ids after the retention period; a redelivery can only come

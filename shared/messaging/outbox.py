@@ -1,17 +1,20 @@
 """Transactional outbox (docs/architecture.md, "Reliability"): events are written in the transaction of the state
-change that causes them, and one relay loop per service publishes them with confirms.
-Each service has its own outbox table, `<schema>.outbox`, in its own schema.
+change that causes them. Each service has its own outbox table, `<schema>.outbox`, in its own
+schema.
 
-Several relays (one per replica) can run at once: each claims a batch with
+Delivery has two paths. The unit of work hands what it wrote to `OutboxRelay.deliver` the
+moment it has committed: published with confirms, then deleted (one round trip). What that
+could not publish (the broker away, the process killed in between) stays in the table, and the
+relay's poll publishes it once it is older than a grace period, so the two paths never race
+for fresh rows. Several relays (one per replica) can poll at once: each claims a batch with
 `FOR UPDATE SKIP LOCKED`, publishes it, and deletes it in the same transaction. A crash
-between confirm and commit republishes the batch; consumers' inboxes absorb that.
+between confirm and delete publishes a message again; consumers' inboxes absorb that.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
 from dataclasses import dataclass
-from typing import Any
 
 import asyncpg
 
@@ -34,67 +37,87 @@ class Outgoing:
 
 
 @dataclass(frozen=True)
-class Outbox:
-    """`<schema>.outbox`, and the NOTIFY channel that wakes its relay at once instead of at
-    the next poll."""
+class Pending:
+    """An outbox row: what goes out, as it was written."""
 
+    id: int
+    exchange: str
+    routing_key: str
+    message_id: str
+    body: str  # the CloudEvent, exactly as it is sent
+    traceparent: str | None
+
+
+@dataclass(frozen=True)
+class Outbox:
     schema: str
 
     @property
     def table(self) -> str:
         return f"{self.schema}.outbox"
 
-    @property
-    def channel(self) -> str:
-        return f"{self.schema}_outbox"
-
-    async def enqueue(self, conn: Connection, messages: list[Outgoing]) -> None:
+    async def enqueue(self, conn: Connection, messages: list[Outgoing]) -> list[Pending]:
+        """Write `messages` in the caller's transaction, in their order; the rows written."""
         if not messages:
-            return
-        # One statement, one round trip: the rows in the order given (the relay's), and the
-        # wake-up, which Postgres delivers only once the transaction commits.
-        await conn.execute(
-            f"""WITH written AS (
-                    INSERT INTO {self.table} (exchange, routing_key, message_id, body, traceparent)
-                    SELECT e, r, m, b, t FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])
-                        WITH ORDINALITY AS given (e, r, m, b, t, n) ORDER BY n)
-                SELECT pg_notify($6, '')""",
+            return []
+        bodies = [m.event.to_json().decode() for m in messages]
+        # One statement, one round trip, the rows in the order given (the order they go out in).
+        rows = await conn.fetch(
+            f"""INSERT INTO {self.table} (exchange, routing_key, message_id, body, traceparent)
+                SELECT e, r, m, b, t FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])
+                    WITH ORDINALITY AS given (e, r, m, b, t, n) ORDER BY n
+                RETURNING id""",
             [m.exchange for m in messages], [m.routing_key for m in messages], [m.event.id for m in messages],
-            [m.event.to_json().decode() for m in messages], [m.traceparent for m in messages], self.channel,
+            bodies, [m.traceparent for m in messages],
         )
+        ids = sorted(row["id"] for row in rows)  # drawn from the sequence in the order inserted
+        return [Pending(i, m.exchange, m.routing_key, m.event.id, body, m.traceparent)
+                for i, m, body in zip(ids, messages, bodies, strict=True)]
 
 
 class OutboxRelay:
+    """Delivers what units of work committed (`deliver`), and polls for what that left."""
+
     def __init__(
         self,
         pool: asyncpg.Pool,
         broker: Broker,
         outbox: Outbox,
         *,
-        database_url: str,
         batch_size: int = 200,
         poll_interval_s: float = 1.0,
+        grace_s: float = 5.0,  # how old a row must be for the poll to take it from `deliver`
         service: str = "",  # its metrics label (default: the outbox's schema)
     ):
         self.pool = pool
-        self.database_url = database_url  # the LISTEN connection lives outside the pool
         self.broker = broker
         self.outbox = outbox
         self.batch_size = batch_size
         self.poll_interval_s = poll_interval_s
+        self.grace_s = grace_s
         self.service = service or outbox.schema
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
-        self._listener: asyncpg.Connection | None = None
+
+    async def deliver(self, written: list[Pending]) -> None:
+        """Publish rows whose transaction has just committed, then delete them. Nothing here
+        raises: what fails stays in the outbox for the poll."""
+        if not written:
+            return
+        try:
+            await asyncio.gather(*(self._publish(pending) for pending in written))
+            await self.pool.execute(f"DELETE FROM {self.outbox.table} WHERE id = ANY($1::bigint[])",
+                                    [pending.id for pending in written])
+        except Exception as exc:
+            log.warning("%d outbox messages left for the relay's poll (%r)", len(written), exc)
+            return
+        self._published(len(written))
 
     async def run(self) -> None:
-        """Publish until stopped; on stop, publish what is pending once more, then return."""
+        """Poll until stopped; on stop, publish whatever is left, however fresh, then return."""
         backoff = Backoff()
         while True:
             try:
-                await self._ensure_listener()
-                # A short batch emptied the outbox as it was then: what was written since
-                # has notified, and the wake is already set for it. One query fewer a wake.
                 while await self.publish_batch() == self.batch_size:
                     pass
                 backoff.reset()
@@ -104,7 +127,6 @@ class OutboxRelay:
                     log.exception("outbox relay failed")
                 else:
                     log.warning("outbox relay paused (%r); retrying in %.1fs", exc, delay)
-                await self._drop_listener()
                 if self._stopping.is_set():
                     return  # what is left stays in the outbox for the next relay
                 await self._sleep(delay)
@@ -118,25 +140,31 @@ class OutboxRelay:
         self._wake.set()
 
     async def publish_batch(self) -> int:
-        """Claim, publish and delete one batch; return how many were published."""
+        """Claim, publish and delete one batch of rows past the grace period (all of them
+        once stopping); return how many were published."""
+        grace_s = 0.0 if self._stopping.is_set() else self.grace_s
         async with self.pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(
                 f"""SELECT id, exchange, routing_key, message_id, body, traceparent FROM {self.outbox.table}
+                    WHERE created_at <= now() - make_interval(secs => $2)
                     ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED""",
-                self.batch_size,
+                self.batch_size, grace_s,
             )
             if not rows:
                 return 0
             # Confirms are pipelined on the channel: publish the batch concurrently.
-            await asyncio.gather(*(self._publish(row) for row in rows))
+            await asyncio.gather(*(self._publish(Pending(**row)) for row in rows))
             await conn.execute(f"DELETE FROM {self.outbox.table} WHERE id = ANY($1::bigint[])", [r["id"] for r in rows])
-        metrics.OUTBOX_PUBLISHED.labels(self.service).inc(len(rows))
+        self._published(len(rows))
         return len(rows)
 
-    async def _publish(self, row: asyncpg.Record) -> None:
-        with continued(row["traceparent"]):  # each in its own task: the traces never mix
-            await self.broker.publish(row["exchange"], row["routing_key"], row["body"].encode(),
-                                      message_id=row["message_id"])
+    def _published(self, count: int) -> None:
+        metrics.OUTBOX_PUBLISHED.labels(self.service).inc(count)
+
+    async def _publish(self, pending: Pending) -> None:
+        with continued(pending.traceparent):  # each in its own task: the traces never mix
+            await self.broker.publish(pending.exchange, pending.routing_key, pending.body.encode(),
+                                      message_id=pending.message_id)
 
     async def _sleep(self, seconds: float) -> None:
         try:
@@ -144,25 +172,3 @@ class OutboxRelay:
         except TimeoutError:
             pass
         self._wake.clear()
-
-    async def _ensure_listener(self) -> None:
-        if self._listener is not None and not self._listener.is_closed():
-            return
-        self._listener = None
-        conn = await asyncpg.connect(self.database_url)
-        await conn.add_listener(self.outbox.channel, self._on_notify)
-        self._listener = conn
-
-    async def _drop_listener(self) -> None:
-        if self._listener is not None:
-            conn, self._listener = self._listener, None
-            try:
-                await asyncio.wait_for(conn.close(), timeout=1)
-            except Exception:
-                conn.terminate()
-
-    def _on_notify(self, _conn: Any, _pid: int, _channel: str, _payload: object) -> None:
-        self._wake.set()
-
-    async def close(self) -> None:
-        await self._drop_listener()

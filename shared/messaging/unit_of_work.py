@@ -1,12 +1,13 @@
 """The consumer's unit of work (as MassTransit's inbox/outbox): one transaction locks the
 inbox row of (message id, consumer), runs the handler's writes, and enqueues the messages
-the handler published, all committed together. Handlers never touch the inbox or the
+the handler published, all committed together; once committed, they are handed to the
+service's delivery (shared/messaging/outbox.py). Handlers never touch the inbox or the
 outbox: they write their own tables through `ctx.conn` and call `ctx.publish(...)`.
 """
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, TypeVar
@@ -18,7 +19,7 @@ from shared.contracts import catalogue
 from shared.contracts.envelope import CloudEvent
 from shared.db.pool import Connection
 from shared.messaging.inbox import Inbox
-from shared.messaging.outbox import Outbox, Outgoing
+from shared.messaging.outbox import Outbox, Outgoing, Pending
 from shared.messaging.topology import Topology
 from shared.observability.tracing import current_traceparent
 
@@ -71,6 +72,9 @@ class UnitOfWork:
     outbox: Outbox
     source: str  # CloudEvents `source` of what the service publishes
     topology: Topology
+    # What the commit wrote to the outbox goes there at once (OutboxRelay.deliver); without
+    # it, the rows wait for a relay's poll.
+    deliver: Callable[[list[Pending]], Awaitable[None]] | None = None
 
     async def run(self, pool: asyncpg.Pool, handler: Any, message: Any, event: CloudEvent, deps: Any,
                   now: datetime, obtained: Any = None, publisher: str | None = None, key: str | None = None) -> bool:
@@ -81,9 +85,11 @@ class UnitOfWork:
                 return False
             ctx = ConsumeContext(conn, event, deps, now, obtained, publisher)
             await handler(message, ctx)
-            traceparent = current_traceparent()  # the relay publishes them inside this trace
-            await self.outbox.enqueue(conn, [self.outgoing(m, event, subject, traceparent)
-                                             for m, subject in ctx.published])
+            traceparent = current_traceparent()  # they are published inside this trace
+            written = await self.outbox.enqueue(conn, [self.outgoing(m, event, subject, traceparent)
+                                                       for m, subject in ctx.published])
+        if written and self.deliver is not None:
+            await self.deliver(written)
         for effect in ctx.committed:
             try:
                 effect()

@@ -16,8 +16,8 @@ it (`application.accepted.new`) with a publisher confirm, then ack the input. Fo
   with a unit of work that publishes the handler's message through the Broker (waiting for
   the confirm) instead of the outbox, then the Consumer's ack.
 - `project-uow`: as the product does it: Consumer and UnitOfWork (inbox claim, the handler's
-  message into the outbox, one transaction), the OutboxRelay publishing with confirms; in a
-  database of its own.
+  message into the outbox, one transaction), the OutboxRelay delivering it with a confirm once
+  committed; in a database of its own.
 
 Every run has its own topology (tests/support/leftovers.py names it, and removes it however
 the run ends) and, for `project-uow`, its own database. The input queue is filled first;
@@ -306,12 +306,13 @@ class PublishingWork(UnitOfWork):
     """A unit of work without a database: what the handler publishes goes straight out
     through the Broker, each publish waiting for its confirm, before the Consumer acks."""
 
-    broker: Broker
+    broker: Broker | None = None
 
     async def run(self, pool: asyncpg.Pool, handler: Any, message: Any, event: CloudEvent, deps: Any,
                   now: datetime, obtained: Any = None, publisher: str | None = None, key: str | None = None) -> bool:
         ctx = ConsumeContext(cast(Connection, None), event, deps, now, obtained, publisher)
         await handler(message, ctx)
+        assert self.broker is not None
         for published, subject in ctx.published:
             out = self.outgoing(published, event, subject)
             await self.broker.publish(out.exchange, out.routing_key, out.event.to_json(), message_id=out.event.id)
@@ -322,7 +323,7 @@ async def relay_project(grounds: Grounds, prefetch: int, tally: Tally, deadline_
     broker = Broker(grounds.amqp_url, grounds.topology, connection_name=f"{grounds.topology.prefix}bench-hop")
     await broker.connect()
     try:
-        work = PublishingWork(HOP.name, Inbox(SCHEMA.name), Outbox(SCHEMA.name), SOURCE, grounds.topology, broker)
+        work = PublishingWork(HOP.name, Inbox(SCHEMA.name), Outbox(SCHEMA.name), SOURCE, grounds.topology, broker=broker)
         no_database = cast("asyncpg.Pool[Any]", None)  # the work above never uses it
         consumer = CountedConsumer(broker, HOP, work, pool=lambda: no_database, deps=None, clock=utc_now,
                                    prefetch=prefetch, tally=tally)
@@ -335,16 +336,16 @@ async def relay_project(grounds: Grounds, prefetch: int, tally: Tally, deadline_
 
 
 class CountedRelay(OutboxRelay):
-    """The project's OutboxRelay, counting what each batch published (confirmed, and deleted)."""
+    """The project's OutboxRelay, counting what it published (confirmed, and deleted), as
+    delivered after each commit or polled."""
 
     def __init__(self, *args: Any, tally: Tally, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.tally = tally
 
-    async def publish_batch(self) -> int:
-        published = await super().publish_batch()
-        self.tally.count("relayed", published)
-        return published
+    def _published(self, count: int) -> None:
+        super()._published(count)
+        self.tally.count("relayed", count)
 
 
 async def relay_project_uow(grounds: Grounds, prefetch: int, tally: Tally, deadline_s: float) -> Timing:
@@ -354,10 +355,10 @@ async def relay_project_uow(grounds: Grounds, prefetch: int, tally: Tally, deadl
     try:
         await broker.connect()
         inbox, outbox = Inbox(SCHEMA.name), Outbox(SCHEMA.name)
-        work = UnitOfWork(HOP.name, inbox, outbox, SOURCE, grounds.topology)
+        relay = CountedRelay(pool, broker, outbox, service="bench-hop", tally=tally)
+        work = UnitOfWork(HOP.name, inbox, outbox, SOURCE, grounds.topology, deliver=relay.deliver)
         consumer = CountedConsumer(broker, HOP, work, pool=lambda: pool, deps=None, clock=utc_now,
                                    prefetch=prefetch, tally=tally)
-        relay = CountedRelay(pool, broker, outbox, database_url=grounds.database_url, service="bench-hop", tally=tally)
         relaying = asyncio.create_task(relay.run(), name="bench-hop-relay")
         try:
             await consumer.start()
@@ -366,7 +367,6 @@ async def relay_project_uow(grounds: Grounds, prefetch: int, tally: Tally, deadl
         finally:
             relay.stop()
             await relaying
-            await relay.close()
         async with pool.acquire() as conn:
             left = await conn.fetchval(f"SELECT count(*) FROM {outbox.table}")
             handled = await conn.fetchval(f"SELECT count(*) FROM {inbox.table}")

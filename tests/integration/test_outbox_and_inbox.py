@@ -1,6 +1,7 @@
-"""The outbox relay and the inbox (docs/architecture.md, "Reliability"): several relays (one per status replica)
-publish each message once and clean up after themselves; handled message ids are forgotten
-after the retention period."""
+"""The outbox relay and the inbox (docs/architecture.md, "Reliability"): what a transaction wrote is
+published as soon as it commits; what that could not publish, the relay's poll publishes;
+several relays (one per status replica) publish each message once and clean up after
+themselves; handled message ids are forgotten after the retention period."""
 from __future__ import annotations
 
 import asyncio
@@ -27,7 +28,7 @@ async def test_two_relays_publish_each_message_once_and_clean_up(new_stack: Call
     pool = await asyncpg.create_pool(stack.settings.database_url, min_size=1, max_size=4)
     brokers = [Broker(stack.settings.amqp_url, stack.topology, connection_name=f"test-relay-{n}") for n in range(2)]
     relays = [
-        OutboxRelay(pool, broker, OUTBOX, database_url=stack.settings.database_url, batch_size=25)
+        OutboxRelay(pool, broker, OUTBOX, batch_size=25, poll_interval_s=0.1, grace_s=0)  # rows written here: no delivery
         for broker in brokers
     ]
     try:
@@ -52,10 +53,46 @@ async def test_two_relays_publish_each_message_once_and_clean_up(new_stack: Call
         received = [event["id"] for _, event in tap.events]
         assert sorted(received) == sorted(ids)  # every message, each exactly once
     finally:
-        for relay in relays:
-            await relay.close()
         for broker in brokers:
             await broker.close()
+        await pool.close()
+
+
+def _events(stack: Stack, count: int) -> list[Outgoing]:
+    return [Outgoing(stack.topology.events, "test.relayed",
+                     new_event(type="arcserve.test.relayed", source="urn:test", data={"n": n}, tenant_id=None))
+            for n in range(count)]
+
+
+async def test_what_a_transaction_wrote_is_published_once_it_commits_and_what_failed_by_the_poll(
+        new_stack: Callable[..., Any]) -> None:
+    stack: Stack = await new_stack()
+    pool = await asyncpg.create_pool(stack.settings.database_url, min_size=1, max_size=4)
+    broker = Broker(stack.settings.amqp_url, stack.topology, connection_name="test-delivery")
+    away = Broker(stack.settings.amqp_url, stack.topology, connection_name="test-delivery-away")  # never connected
+    relay = OutboxRelay(pool, broker, OUTBOX, poll_interval_s=0.1, grace_s=1.0)
+    try:
+        await broker.connect()
+        async with EventTap(stack, "test.#") as tap:
+            delivered, failed = _events(stack, 5), _events(stack, 3)
+            async with pool.acquire() as conn, conn.transaction():
+                written = await OUTBOX.enqueue(conn, delivered)
+            await relay.deliver(written)  # no poll runs: this alone publishes them
+            await eventually(lambda: _received(tap, 5), "the delivered messages")
+            assert await _outbox_empty(pool)
+
+            async with pool.acquire() as conn, conn.transaction():
+                written = await OUTBOX.enqueue(conn, failed)
+            await OutboxRelay(pool, away, OUTBOX).deliver(written)  # cannot publish: the rows stay
+            assert await pool.fetchval("SELECT count(*) FROM status.outbox") == 3
+            polling = asyncio.create_task(relay.run())
+            await eventually(lambda: _received(tap, 8), "the rest, by the relay's poll")
+            await eventually(lambda: _outbox_empty(pool), "the outbox to be cleaned up")
+            relay.stop()
+            await polling
+        assert sorted(event["id"] for _, event in tap.events) == sorted(m.event.id for m in delivered + failed)
+    finally:
+        await broker.close()
         await pool.close()
 
 
