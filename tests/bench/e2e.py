@@ -107,11 +107,12 @@ class Bench:
     load: load.Client  # the submissions
     http: httpx.AsyncClient  # the rest (metrics)
     resent: int = 0  # requests sent again after a transport error (a lost answer)
+    refused: int = 0  # 503s: past what the broker confirms in time, intake says so rather than wait
 
-    async def submit(self) -> tuple[str, float]:
+    async def submit(self) -> tuple[str, float] | None:
         """One `new` over HTTP, as the portal and the CLI send it (with an Idempotency-Key, so
         that a request sent again after a lost answer is the same application): its id and
-        when it was first sent."""
+        when it was first sent; None when intake refused it for now (503: overload)."""
         tenant, key, product = self.applicants.take()
         headers = {"Authorization": f"Bearer {key}", "Idempotency-Key": uuid.uuid4().hex}
         body = json.dumps(new_application(product=product)).encode()
@@ -124,6 +125,9 @@ class Bench:
                 self.resent += 1
                 if attempt == 2:
                     raise
+        if status == 503:
+            self.refused += 1
+            return None
         if status != 202:
             raise RuntimeError(f"intake answered {status}: {answer[:200]!r}")
         return json.loads(answer)["application_id"], started
@@ -210,7 +214,8 @@ async def saturation(b: Bench, concurrency: int, seconds: float, warmup_s: float
     them; CPU per application, per process and for the machine; messages and transactions."""
     before_counts, before_cpu = await b.counters(), resources.Snapshot.take(b.processes())
     began = time.perf_counter()
-    submitted = await closed_loop(concurrency, seconds, b.submit)
+    refused = b.refused
+    submitted = [s for s in await closed_loop(concurrency, seconds, b.submit) if s is not None]
     ended = time.perf_counter()
     ids = [i for i, _ in submitted]
     done = await b.completions.all_of(ids)
@@ -219,7 +224,7 @@ async def saturation(b: Bench, concurrency: int, seconds: float, warmup_s: float
     window = [t for i in ids if (t := b.completions.ended.get(i)) and began + warmup_s <= t <= ended]
     apps = len(ids)
     return {
-        "submitted": apps, "completed": done, "submit_per_s": apps / (ended - began),
+        "submitted": apps, "refused": b.refused - refused, "completed": done, "submit_per_s": apps / (ended - began),
         "completed_per_s": len(window) / (ended - began - warmup_s),
         "drained_per_s": done / (finished - began),
         "cpu_ms_per_application": {name: seconds * 1000 / max(done, 1) for name, seconds in cpu.items()},
@@ -235,8 +240,11 @@ async def latency_at(b: Bench, rate: float, seconds: float) -> dict[str, Any]:
     tasks: list[asyncio.Task[None]] = []
     began = time.perf_counter()
 
+    refused = b.refused
+
     async def one() -> None:
-        sent.append(await b.submit())
+        if (submitted := await b.submit()) is not None:
+            sent.append(submitted)
 
     for n in range(int(rate * seconds)):
         delay = began + n / rate - time.perf_counter()
@@ -248,6 +256,7 @@ async def latency_at(b: Bench, rate: float, seconds: float) -> dict[str, Any]:
     done = await b.completions.all_of([i for i, _ in sent])
     latencies = [b.completions.ended[i] - t for i, t in sent if i in b.completions.ended]
     return {"offered_per_s": rate, "achieved_per_s": achieved, "completed": done, "submitted": len(sent),
+            "refused": b.refused - refused,
             **{f"p{p}_ms": percentile(latencies, p) * 1000 for p in (50, 95, 99)}}
 
 

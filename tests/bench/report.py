@@ -84,7 +84,7 @@ def table(result: dict[str, Any]) -> str:
     for point in m["latency"]:
         rows.append((f"submit → completed at {point['offered_per_s']:.0f}/s offered, p50 / p95 / p99 ms",
                      f"{point['p50_ms']:.0f} / {point['p95_ms']:.0f} / {point['p99_ms']:.0f}",
-                     f"achieved {point['achieved_per_s']:.0f}/s", ""))
+                     f"accepted {point['achieved_per_s']:.0f}/s, refused (503) {point.get('refused', 0):.0f}", ""))
     cpu = sat["cpu_ms_per_application"]
     rows.append(("CPU per application, whole machine, ms", f"{cpu['machine']:.1f}", "", ""))
     rows.append(("CPU per application, the services, ms",
