@@ -99,9 +99,10 @@ class Service:
         self._pool = await create_pool(self.settings.database_url, self.settings.db_pool_size, self.stopping)
         await self._until(self._schemas_missing, "its database schemas at the versions it was built with")
         await self.broker.connect(self.stopping)
-        await self._until(self._queues_missing, "its queues on the broker")
-        if self.outbox is not None:
+        if self.outbox is not None:  # before the consumers, whose commits it delivers
             self._relay = OutboxRelay(self.pool, self.broker, self.outbox, service=self.name)
+        await self._until(self._queues_missing, "its queues on the broker")
+        if self._relay is not None:  # its poll once the topology is there
             self._relay_task = asyncio.create_task(self._relay.run(), name=f"{self.name}-relay")
         if self._consumers:
             self._housekeeping = asyncio.create_task(self._prune_inbox(), name=f"{self.name}-inbox-pruning")
@@ -176,8 +177,8 @@ class Service:
         log.info("%s stopped", self.name)
 
     async def _deliver(self, written: list[Pending]) -> None:
-        if self._relay is not None:  # (consumers start after the relay: always, in practice)
-            await self._relay.deliver(written)
+        assert self._relay is not None, "consumers start after the relay"
+        await self._relay.deliver(written)
 
     async def _prune_inbox(self) -> None:
         """Forget handled message ids after the retention period; a redelivery can only come
