@@ -22,6 +22,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
+from shared.contracts.binding import ContentMode
 from shared.secrets import secret
 
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
@@ -228,6 +229,10 @@ class Settings(ProcessSettings):
     retry_delays_s: Annotated[tuple[float, ...], NoDecode] = Field(
         DEFAULT_RETRY_DELAYS_S, min_length=1, validation_alias="ARCSERVE_RETRY_DELAYS_S",
         description="the delayed retries a failing message gets before it is dead-lettered, seconds, e.g. `1,4,16,60`")
+    cloudevents_mode: ContentMode = Field(
+        "structured", validation_alias="ARCSERVE_CLOUDEVENTS_MODE",
+        description="how the CloudEvents a service publishes travel: `structured` (the event is the JSON body) or "
+                    "`binary` (attributes in `ce-` headers, the body is `data`); consumers read both either way")
     inbox_retention_days: float = Field(7.0, gt=0, validation_alias="ARCSERVE_INBOX_RETENTION_DAYS",
                                         description="how long handled message ids are kept")
 

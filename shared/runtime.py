@@ -55,7 +55,8 @@ class Service:
         self.port, self.metrics_port = settings.ports_of(self.name)
         self.topology = Topology(settings.topology_prefix, settings.retry_delays_s)
         # The prefix tells apart stacks sharing a broker (as seen in `rabbitmqctl list_connections`).
-        self.broker = Broker(settings.amqp_url, self.topology, connection_name=f"{settings.topology_prefix}{self.name}")
+        self.broker = Broker(settings.amqp_url, self.topology, connection_name=f"{settings.topology_prefix}{self.name}",
+                             content_mode=settings.cloudevents_mode)
         self._pool: asyncpg.Pool | None = None
         self.app = FastAPI(title=f"arcserve-licensing {self.name}", version="1", redoc_url=None)
         openapi.install(self.app, f"The {self.name} service of arcserve-licensing: Bearer API keys, JSON, errors as {{code, message}}.")

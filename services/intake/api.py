@@ -155,7 +155,7 @@ def router(broker: Broker, auth: Authenticator, pool: Callable[[], asyncpg.Pool]
             extensions={"apikeyid": caller.key_id},  # who submitted it, for the record
         )
         try:
-            await broker.publish(
+            await broker.publish_event(
                 broker.topology.name(entry.exchange),
                 entry.routing_key,
                 event.to_json(),

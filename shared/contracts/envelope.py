@@ -1,4 +1,5 @@
-"""The CloudEvents 1.0 envelope (structured JSON mode) of every message (docs/architecture.md, "Public contract")."""
+"""The CloudEvents 1.0 envelope of every message (docs/architecture.md, "Public contract"): the model, and
+the structured JSON mode's reader; shared/contracts/binding.py carries it on AMQP in either content mode."""
 from __future__ import annotations
 
 import json
@@ -56,19 +57,30 @@ class RetryLater(Exception):
 
 
 def parse_event(body: bytes) -> CloudEvent:
-    """Decode a message body; raise PoisonMessage saying what is wrong with it. The limits
-    of `data` are checked with its model (shared/contracts/catalogue.py), so that a
-    submission past them is still rejected for its tenant to see."""
+    """Decode a structured-mode message body; raise PoisonMessage saying what is wrong with
+    it. The limits of `data` are checked with its model (shared/contracts/catalogue.py), so
+    that a submission past them is still rejected for its tenant to see."""
+    raw = parse_json(body)
+    if not isinstance(raw, dict):
+        raise PoisonMessage("not_cloudevent: body is JSON but not an object")
+    return event_of(raw)
+
+
+def parse_json(body: bytes) -> Any:
+    """A message body as JSON within the limits (shared/contracts/limits.py), or PoisonMessage."""
     if len(body) > MAX_MESSAGE_BYTES:
         raise PoisonMessage(f"oversized: {len(body)} bytes, limit {MAX_MESSAGE_BYTES}")
     try:
-        raw = limits.parse(body)
+        return limits.parse(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise PoisonMessage(f"not_json: {exc}") from None
     except limits.LimitExceeded as exc:
         raise PoisonMessage(f"limit_exceeded: {exc}") from None
-    if not isinstance(raw, dict):
-        raise PoisonMessage("not_cloudevent: body is JSON but not an object")
+
+
+def event_of(raw: dict[str, Any]) -> CloudEvent:
+    """The CloudEvent of its attributes and `data`, however they travelled (either content
+    mode, shared/contracts/binding.py): one set of checks for both."""
     try:
         limits.check({name: value for name, value in raw.items() if name != "data"})
     except limits.LimitExceeded as exc:

@@ -15,6 +15,7 @@ import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnection
 
 from shared.backoff import Backoff
+from shared.contracts import binding
 from shared.contracts.envelope import CONTENT_TYPE
 from shared.messaging.topology import Topology
 
@@ -23,8 +24,10 @@ PUBLISH_TIMEOUT_S = 10.0
 
 
 class Broker:
-    def __init__(self, url: str, topology: Topology, *, connection_name: str):
+    def __init__(self, url: str, topology: Topology, *, connection_name: str,
+                 content_mode: binding.ContentMode = "structured"):
         self.url = url
+        self.content_mode = content_mode  # how the CloudEvents it publishes travel
         # Every message says who published it; the broker refuses a `user_id` that is not
         # the connection's user, so a consumer can trust it (docs/architecture.md, "Security").
         self.user = unquote(urlsplit(url).username or "") or "guest"
@@ -82,6 +85,13 @@ class Broker:
             return False
         return True
 
+    async def publish_event(self, exchange: str, routing_key: str, event: bytes, *, message_id: str,
+                            mandatory: bool = False) -> None:
+        """Publish a CloudEvent, given as its structured JSON, in this broker's content mode."""
+        wire = binding.write(event, self.content_mode)
+        await self.publish(exchange, routing_key, wire.body, message_id=message_id, mandatory=mandatory,
+                           headers=wire.headers or None, content_type=wire.content_type)
+
     async def publish(
         self,
         exchange: str,
@@ -91,6 +101,7 @@ class Broker:
         message_id: str,
         mandatory: bool = False,
         headers: dict[str, Any] | None = None,
+        content_type: str | None = CONTENT_TYPE,
     ) -> None:
         """Publish a persistent message and wait for the broker's confirm (docs/architecture.md, "Reliability")."""
         if self._publisher is None:
@@ -100,7 +111,7 @@ class Broker:
             target = self._exchanges[exchange] = await self._publisher.get_exchange(exchange, ensure=False)
         message = aio_pika.Message(
             body,
-            content_type=CONTENT_TYPE,
+            content_type=content_type,
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
             message_id=message_id,
             headers=headers,

@@ -35,9 +35,9 @@ from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 
 from shared import metrics, tenancy
 from shared.backoff import Backoff
-from shared.contracts import catalogue
+from shared.contracts import binding, catalogue
 from shared.contracts.catalogue import InvalidData
-from shared.contracts.envelope import CloudEvent, PoisonMessage, RetryLater, parse_event
+from shared.contracts.envelope import CloudEvent, PoisonMessage, RetryLater
 from shared.db.pool import is_conflict, is_outage
 from shared.messaging.broker import Broker
 from shared.messaging.subscriber import Route, Subscriber
@@ -156,7 +156,7 @@ class Consumer:
         try:
             if self.subscriber.identifies_publishers:
                 publisher = await self._identify(message)
-            event = parse_event(message.body)
+            event = binding.read(message.body, message.content_type, message.headers)
             logs.bind(**_fields_of(event))
             route = self.subscriber.routes.get(event.type)
             if route is None:
@@ -283,7 +283,8 @@ class Consumer:
             log.info("retrying message %s of %s in %gs: %s", message.message_id, self.queue_name, delay, reason)
         try:
             await self.broker.publish(
-                exchange, routing_key, message.body, message_id=message.message_id or "", headers=headers, mandatory=True
+                exchange, routing_key, message.body, message_id=message.message_id or "", headers=headers, mandatory=True,
+                content_type=message.content_type,  # a binary-mode event's `datacontenttype`: keep the copy readable
             )
         except Exception:
             log.exception("could not move message %s; it stays in %s", message.message_id, self.queue_name)

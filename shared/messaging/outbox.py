@@ -163,8 +163,8 @@ class OutboxRelay:
 
     async def _publish(self, pending: Pending) -> None:
         with continued(pending.traceparent):  # each in its own task: the traces never mix
-            await self.broker.publish(pending.exchange, pending.routing_key, pending.body.encode(),
-                                      message_id=pending.message_id)
+            await self.broker.publish_event(pending.exchange, pending.routing_key, pending.body.encode(),
+                                            message_id=pending.message_id)
 
     async def _sleep(self, seconds: float) -> None:
         try:

@@ -315,7 +315,7 @@ class PublishingWork(UnitOfWork):
         assert self.broker is not None
         for published, subject in ctx.published:
             out = self.outgoing(published, event, subject)
-            await self.broker.publish(out.exchange, out.routing_key, out.event.to_json(), message_id=out.event.id)
+            await self.broker.publish_event(out.exchange, out.routing_key, out.event.to_json(), message_id=out.event.id)
         return True
 
 
