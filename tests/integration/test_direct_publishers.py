@@ -6,12 +6,11 @@ the services write events."""
 from __future__ import annotations
 
 import json
-import secrets
 import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import aio_pika
 import aiormq
@@ -22,23 +21,21 @@ from services.provisioning import broker
 from services.status.handlers import SUBMISSIONS
 from shared.contracts.envelope import CONTENT_TYPE
 from shared.messaging.consumer import PUBLISHER_HEADER, REASON_HEADER
-from tests.support.stack import EventTap, Stack, Tenant, dead_letters, eventually, new_application, submission
+from tests.support.stack import (
+    EventTap,
+    Stack,
+    Tenant,
+    dead_letters,
+    dead_letters_kept,
+    new_application,
+    submission,
+)
 from tests.support.tools import ok, run_tool
-
-
-async def _new_publisher(stack: Stack) -> tuple[str, str]:
-    """Another system's broker user, onboarded as the README says; returns (name, AMQP URL)."""
-    name, password = f"{stack.settings.topology_prefix}billing-{uuid.uuid4().hex[:6]}", secrets.token_urlsafe(16)
-    management = broker.Management.for_amqp_url(stack.settings.amqp_url, stack.servers.management_url)
-    management.import_definitions(broker.direct_publisher(stack.topology, name, password))
-    parts = urlsplit(stack.settings.amqp_url)
-    netloc = f"{quote(name, safe='')}:{quote(password, safe='')}@{parts.hostname}:{parts.port or 5672}"
-    return name, urlunsplit(parts._replace(netloc=netloc))
 
 
 @pytest.fixture
 async def publisher(stack: Stack) -> AsyncIterator[tuple[str, str]]:
-    name, url = await _new_publisher(stack)
+    name, url = stack.new_publisher()
     yield name, url
     broker.Management.for_amqp_url(stack.settings.amqp_url, stack.servers.management_url).delete_users([name])
 
@@ -74,7 +71,7 @@ async def test_a_publisher_acts_only_for_the_tenants_it_is_allowed(
     stack: Stack = await new_stack()
     await stack.start()
     a, b = await stack.tenant(), await stack.tenant()
-    name, url = await _new_publisher(stack)
+    name, url = stack.new_publisher()
     try:
         assert (await ok(stack, "publishers", "allow", name, a.name)).strip() == f"{name} may act for: {a.name}"
         received = datetime.now(UTC) - timedelta(seconds=5)  # this machine's clock against the database's
@@ -152,13 +149,13 @@ async def test_a_forged_publisher_header_is_ignored_and_a_replay_acts_as_the_fir
     stack: Stack = await new_stack()
     await stack.start()
     tenant = await stack.tenant()
-    name, url = await _new_publisher(stack)
+    name, url = stack.new_publisher()
     assert stack.deployment is not None
     intake = stack.deployment.deployment.user(next(b for b in _boundaries() if b.acts_for_every_tenant))
     try:
         # Not yet allowed, and claiming to be intake's copy: dead-lettered, as itself.
         early = await _submit_as(stack, url, tenant.name, headers={PUBLISHER_HEADER: intake})
-        [letter] = await dead_letters_kept(stack)
+        [letter] = await dead_letters_kept(stack, SUBMISSIONS.name)
         assert letter.message_id == early and str(letter.headers[PUBLISHER_HEADER]) == name
 
         # Allowed now: the operator's replay acts as the publisher that sent it first.
@@ -175,20 +172,3 @@ def _boundaries() -> tuple[Any, ...]:
     from services.provisioning.boundaries import BOUNDARIES
 
     return BOUNDARIES
-
-
-async def dead_letters_kept(stack: Stack) -> list[aio_pika.abc.AbstractIncomingMessage]:
-    """The dead letters of the submissions queue, looked at and left there (for a replay)."""
-    connection = await aio_pika.connect(stack.settings.amqp_url)
-    async with connection:
-        channel = await connection.channel()
-        queue = await channel.get_queue(stack.topology.dead_letter_queue(SUBMISSIONS.spec))
-
-        async def probe() -> list[aio_pika.abc.AbstractIncomingMessage] | None:
-            message = await queue.get(fail=False)
-            if message is None:
-                return None
-            await message.nack(requeue=True)
-            return [message]
-
-        return await eventually(probe, "a dead letter")

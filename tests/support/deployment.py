@@ -28,6 +28,7 @@ class TestDeployment:
         default_factory=lambda: {b.name: secrets.token_urlsafe(18) for b in BOUNDARIES}, repr=False
     )
     extra_queues: list[str] = field(default_factory=list)  # the tests' own, removed with it
+    extra_users: list[str] = field(default_factory=list)  # likewise: other systems' broker users
     pepper: str = field(default_factory=lambda: secrets.token_urlsafe(24))  # ARCSERVE_API_KEY_PEPPER
 
     __test__ = False  # not a test class, whatever its name
@@ -76,7 +77,7 @@ class TestDeployment:
         """Its exchanges, queues, broker users, database and roles."""
         await delete_topology(self.servers.amqp_url, self.topology, queue_specs(), also=self.extra_queues)
         broker.Management.for_amqp_url(self.servers.amqp_url, self.servers.management_url).delete_users(
-            [self.deployment.user(b) for b in BOUNDARIES])
+            [*(self.deployment.user(b) for b in BOUNDARIES), *self.extra_users])
         await drop_database(self.servers.admin_url, self.database_url)
         conn = await asyncpg.connect(self.servers.admin_url)
         try:

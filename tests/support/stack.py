@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import aio_pika
 import asyncpg
@@ -24,6 +24,7 @@ from services.order_id.bootstrap import build as build_order_id
 from services.portal.bootstrap import Portal
 from services.portal.bootstrap import build as build_portal
 from services.portal.config import PortalSettings
+from services.provisioning import broker
 from services.provisioning.boundaries import BOUNDARIES, queue_specs
 from services.status.bootstrap import build as build_status
 from shared import tenancy
@@ -161,6 +162,18 @@ class Stack:
                 await self.deployment.remove()
 
     # ---- tenants and HTTP ----------------------------------------------------------------
+    def new_publisher(self) -> tuple[str, str]:
+        """Another system's broker user, onboarded as the README says (removed with the
+        stack); returns its name and its AMQP URL."""
+        assert self.deployment is not None
+        name, password = f"{self.settings.topology_prefix}billing-{uuid.uuid4().hex[:6]}", secrets.token_urlsafe(16)
+        self.deployment.extra_users.append(name)
+        management = broker.Management.for_amqp_url(self.settings.amqp_url, self.servers.management_url)
+        management.import_definitions(broker.direct_publisher(self.topology, name, password))
+        parts = urlsplit(self.settings.amqp_url)
+        netloc = f"{quote(name, safe='')}:{quote(password, safe='')}@{parts.hostname}:{parts.port or 5672}"
+        return name, urlunsplit(parts._replace(netloc=netloc))
+
     async def tenant(self) -> Tenant:
         """A new tenant with an API key, for which the administrator may also publish
         submissions straight to the broker (`publish_raw`), as an allowed direct publisher."""
@@ -414,3 +427,21 @@ async def dead_letters(stack: Stack, queue: str, count: int) -> list[aio_pika.ab
 
         await eventually(probe, f"{count} dead letters in {queue}")
     return taken
+
+
+async def dead_letters_kept(stack: Stack, queue: str) -> list[aio_pika.abc.AbstractIncomingMessage]:
+    """The first dead letter of `queue` (a QueueSpec name), looked at and left there (for a replay)."""
+    spec = next(s for s in queue_specs() if s.name == queue)
+    connection = await aio_pika.connect(stack.settings.amqp_url)
+    async with connection:
+        channel = await connection.channel()
+        dlq = await channel.get_queue(stack.topology.dead_letter_queue(spec))
+
+        async def probe() -> list[aio_pika.abc.AbstractIncomingMessage] | None:
+            message = await dlq.get(fail=False)
+            if message is None:
+                return None
+            await message.nack(requeue=True)
+            return [message]
+
+        return await eventually(probe, f"a dead letter in {queue}")
