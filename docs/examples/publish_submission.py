@@ -2,7 +2,7 @@
 "Onboarding a direct publisher"). It needs Python 3.11 and aio-pika only.
 
     SYSTEM_AMQP_URL=amqp://billing-system:PASSWORD@broker:5672/ \\
-        python docs/examples/publish_submission.py TENANT [--product arcserve-udp-10] [--timeout 30]
+        python docs/examples/publish_submission.py TENANT [--product arcserve-udp-10] [--mode binary] [--timeout 30]
 
 It connects as the system's own broker user (made by `python -m services.provisioning system
 USER --publisher --events-reader`, allowed for TENANT by `python -m services.tools.publishers
@@ -10,6 +10,12 @@ allow USER TENANT`), binds its queue `USER.events` to the outcomes of a `new` ap
 publishes one `new` application for TENANT as a CloudEvent (persistent, `user_id` its user,
 `message_id` the event's id, mandatory, with publisher confirms), and prints every event of
 that application, one JSON line each, until it is completed or rejected.
+
+`--mode` chooses the content mode of the CloudEvents RabbitMQ binding: `structured` (the
+default: the whole event is the JSON body, content type `application/cloudevents+json`) or
+`binary` (each attribute a `ce-` header, `datacontenttype` the content type, the body its
+`data`). The services read both, and publish in the mode their deployment chose; the
+example reads the events in either.
 
 The queue receives every tenant's events. The example takes it for itself (an exclusive
 consumer: it will not run beside the system's own) and removes each event it reads, showing
@@ -35,7 +41,7 @@ from urllib.parse import unquote, urlsplit
 import aio_pika
 
 
-async def submit_and_wait(url: str, prefix: str, event: dict[str, Any]) -> dict[str, Any]:
+async def submit_and_wait(url: str, prefix: str, event: dict[str, Any], mode: str) -> dict[str, Any]:
     """The essence: publish one submission, print its application's events, return the last."""
     async with await aio_pika.connect(url) as connection:
         user, kind, application_id = connection.url.user, event["data"]["kind"], event["data"]["application_id"]
@@ -46,17 +52,36 @@ async def submit_and_wait(url: str, prefix: str, event: dict[str, Any]) -> dict[
             await outcomes.bind(f"{prefix}arcserve.events", f"application.{outcome}.{kind}")
         submissions = await channel.get_exchange(f"{prefix}arcserve.applications", ensure=False)
         async with outcomes.iterator(exclusive=True) as events:
+            body, content_type, headers = encode(event, mode)
             await submissions.publish(aio_pika.Message(
-                json.dumps(event).encode(), content_type="application/cloudevents+json", message_id=event["id"],
+                body, content_type=content_type, headers=headers, message_id=event["id"],
                 user_id=user, delivery_mode=aio_pika.DeliveryMode.PERSISTENT), kind, mandatory=True)
             async for message in events:
                 await message.ack()
-                seen = json.loads(message.body)
+                seen = decode(message)
                 if seen["data"].get("application_id") == application_id:
                     print(json.dumps(seen), flush=True)
                     if seen["type"] != f"arcserve.application.accepted.{kind}":
                         return seen  # completed or rejected
     raise ConnectionError("the broker closed the queue before the outcome came")
+
+
+def encode(event: dict[str, Any], mode: str) -> tuple[bytes, str, dict[str, Any]]:
+    """A CloudEvent as (body, content type, headers) in either content mode."""
+    if mode == "structured":
+        return json.dumps(event).encode(), "application/cloudevents+json", {}
+    attributes = {name: value for name, value in event.items() if name not in ("data", "datacontenttype")}
+    return (json.dumps(event["data"]).encode(), event["datacontenttype"],
+            {f"ce-{name}": str(value) for name, value in attributes.items()})
+
+
+def decode(message: aio_pika.abc.AbstractIncomingMessage) -> dict[str, Any]:
+    """An event as one JSON object, whichever content mode it came in."""
+    if (message.content_type or "").startswith("application/cloudevents"):
+        return json.loads(message.body)
+    attributes = {name[3:]: value.decode() if isinstance(value, bytes) else value
+                  for name, value in (message.headers or {}).items() if name.lower().startswith("ce-")}
+    return {**attributes, "datacontenttype": message.content_type, "data": json.loads(message.body)}
 
 
 def submission(tenant: str, application: dict[str, Any], source: str) -> dict[str, Any]:
@@ -79,6 +104,8 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("tenant", help="the tenant the submission acts for (CloudEvents `tenantid`)")
     parser.add_argument("--product", default="arcserve-udp-10", help="the product of the new contract")
+    parser.add_argument("--mode", choices=("structured", "binary"), default="structured",
+                        help="the CloudEvents content mode to publish in")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the outcome")
     args = parser.parse_args(argv)
     url = os.environ.get("SYSTEM_AMQP_URL", "")
@@ -88,7 +115,7 @@ def main(argv: list[str]) -> int:
     event = submission(args.tenant, new_application(args.product), f"urn:system:{unquote(urlsplit(url).username or '')}")
     print(f"submitting application {event['id']} (new) for tenant {args.tenant}", file=sys.stderr)
     try:
-        outcome = asyncio.run(asyncio.wait_for(submit_and_wait(url, prefix, event), args.timeout))
+        outcome = asyncio.run(asyncio.wait_for(submit_and_wait(url, prefix, event, args.mode), args.timeout))
     except TimeoutError:
         print(f"no outcome for application {event['id']} within {args.timeout:g} s: it may have been dead-lettered "
               f"(say, this user is not allowed for tenant {args.tenant}); the operator can see why "

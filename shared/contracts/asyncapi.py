@@ -1,7 +1,7 @@
 """The AsyncAPI 3.0 document of the public AMQP contract (docs/architecture.md, "Public contract"), generated from
 the message catalogue: the two public exchanges as channels (AMQP bindings 0.3.0), one
-operation per routing key, every message as its CloudEvents envelope with `tenantid`, and a
-JSON Schema per `data` under `components/schemas`. The private `arcserve.license-keys`
+operation per routing key, every message as its CloudEvents envelope with `tenantid` (and the
+`ce-` headers of binary content mode), and a JSON Schema per `data` under `components/schemas`. The private `arcserve.license-keys`
 exchange is nobody else's and is left out.
 
     python -m shared.contracts.asyncapi > docs/asyncapi.json      (make contracts)
@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from shared.contracts import routing
+from shared.contracts import binding, routing
 from shared.contracts.catalogue import CATALOGUE, CONTRACT_VERSION, MessageType, dataschema_of
 from shared.contracts.envelope import CONTENT_TYPE
 
@@ -40,7 +40,10 @@ def _envelope() -> dict[str, Any]:
     text = {"type": "string", "minLength": 1}
     return {
         "type": "object",
-        "description": "CloudEvents 1.0, structured JSON mode (content type application/cloudevents+json).",
+        "description": "CloudEvents 1.0 in structured content mode: the whole event is the JSON body (content type "
+                       "application/cloudevents+json). In binary content mode the same attributes travel as `ce-` "
+                       "headers (CloudEventHeaders), the content type is the `datacontenttype`, and the body is "
+                       "`data` alone.",
         "required": ["specversion", "id", "source", "type", "tenantid", "data"],
         "properties": {
             "specversion": {"const": "1.0"},
@@ -53,6 +56,23 @@ def _envelope() -> dict[str, Any]:
             "dataschema": {"type": "string", "format": "uri", "description": "The schema of `data` in this document."},
             "tenantid": {**text, "maxLength": 128, "description": "Extension: the tenant the message acts for."},
             "data": {"type": "object"},
+        },
+    }
+
+
+def _headers() -> dict[str, Any]:
+    """The binary content mode's headers (the CloudEvents RabbitMQ binding): each attribute but
+    `datacontenttype` as `ce-<name>`, a string. None of them in structured mode."""
+    envelope = _envelope()["properties"]
+    text = {"type": "string", "minLength": 1}
+    return {
+        "type": "object",
+        "description": "Binary content mode only: the event's attributes, one header each (names read "
+                       "case-insensitively). Structured mode sends none of them: the body holds the event.",
+        "properties": {
+            f"{binding.HEADER_PREFIX}{name}": {**(schema if "const" in schema else {**text, **schema}),
+                                               "description": schema.get("description", f"The attribute `{name}`.")}
+            for name, schema in envelope.items() if name not in ("data", "datacontenttype")
         },
     }
 
@@ -71,7 +91,7 @@ def _describe(entry: MessageType) -> str:
 
 
 def document() -> dict[str, Any]:
-    schemas: dict[str, Any] = {"CloudEvent": _envelope()}
+    schemas: dict[str, Any] = {"CloudEvent": _envelope(), "CloudEventHeaders": _headers()}
     messages: dict[str, Any] = {}
     channels: dict[str, Any] = {
         name: {
@@ -108,6 +128,7 @@ def document() -> dict[str, Any]:
             "title": entry.type,
             **({"description": description} if (description := _describe(entry)) else {}),
             "contentType": CONTENT_TYPE,
+            "headers": {"$ref": "#/components/schemas/CloudEventHeaders"},
             "payload": {"$ref": f"#/components/schemas/{key}.event"},
             "bindings": {"amqp": {"messageType": entry.type, "bindingVersion": AMQP_BINDING}},
         }
@@ -134,8 +155,12 @@ def document() -> dict[str, Any]:
             "version": CONTRACT_VERSION,
             "description": (
                 "Submissions go to `arcserve.applications` with the kind as routing key; events come out on "
-                "`arcserve.events`. Every body is a CloudEvents 1.0 event in structured JSON mode with the "
-                "extension `tenantid`. A direct publisher connects with a broker user of its own, sets the AMQP "
+                "`arcserve.events`. Every message is a CloudEvents 1.0 event with the extension `tenantid`, in "
+                "either content mode of the CloudEvents RabbitMQ binding: structured (the event is the JSON body, "
+                "`application/cloudevents+json`; the payloads below) or binary (the attributes in `ce-` headers, "
+                "the content type `application/json`, the body the payload's `data`). Submissions may come in "
+                "either, with the same checks; events come out structured unless the deployment sets "
+                "`ARCSERVE_CLOUDEVENTS_MODE=binary`. A direct publisher connects with a broker user of its own, sets the AMQP "
                 "`user_id` to it, and acts only for the tenants an operator allowed (README, \"Onboarding a "
                 "direct publisher\"). A message that breaks its schema is dead-lettered with the reason; a "
                 "submission's tenant also sees `application.rejected.<kind>` with code `invalid_application`."

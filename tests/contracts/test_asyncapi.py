@@ -9,7 +9,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import jsonschema  # type: ignore[import-untyped]
 import pytest
+from cloudevents.core.bindings import rabbitmq as sdk
+from cloudevents.core.v1.event import CloudEvent as SdkEvent
 
 from shared.contracts import asyncapi, catalogue, routing
 from shared.contracts.applications import NewApplication, parse_application, submission_of
@@ -79,3 +82,17 @@ def test_every_events_dataschema_names_its_schema_in_the_document() -> None:
         found = found[part]
     assert found["title"] == "NewSubmission" and "application_id" in found["properties"]
     assert json.loads(event.to_json())["dataschema"] == event.dataschema  # on the wire
+
+
+def test_a_binary_mode_messages_headers_fit_the_documented_headers_and_a_broken_one_does_not() -> None:
+    document = asyncapi.document()
+    assert {m["headers"]["$ref"] for m in document["components"]["messages"].values()} == {
+        "#/components/schemas/CloudEventHeaders"}
+    schema = document["components"]["schemas"]["CloudEventHeaders"]
+    event = SdkEvent(attributes={"id": str(uuid.uuid4()), "source": "urn:system:billing", "tenantid": "acme",
+                                 "type": "arcserve.application.new", "datacontenttype": "application/json"},
+                     data={"kind": "new"})
+    headers = sdk.to_binary_event(event).headers
+    jsonschema.validate(headers, schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**headers, "ce-specversion": "0.3"}, schema)

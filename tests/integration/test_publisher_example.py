@@ -85,6 +85,14 @@ async def test_the_example_submits_for_an_allowed_tenant_and_prints_the_outcome(
     assert application["submitted_by"] == {"kind": "publisher", "id": system.user}
     assert (await stack.contract(tenant, application["contract_id"]))["status"] == "active"
 
+    # The same in binary content mode (another product: R2), as the integrator's choice.
+    code, out, err = await _example(stack, system, tenant, "--product", "arcserve-udp-9", "--mode", "binary")
+    assert code == 0, (out, err)
+    events = [json.loads(line) for line in out.splitlines()]
+    assert [e["type"] for e in events] == ["arcserve.application.accepted.new", "arcserve.application.completed.new"]
+    application = (await stack.get(tenant, f"/v1/applications/{events[0]['data']['application_id']}")).json()
+    assert (application["status"], application["submitted_by"]) == ("completed", {"kind": "publisher", "id": system.user})
+
     # A second live contract for the same product is refused (R2), and the example says why.
     code, out, err = await _example(stack, system, tenant)
     assert code == 1, (out, err)
