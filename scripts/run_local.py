@@ -67,9 +67,9 @@ async def _demo_tenant(settings: Settings) -> tuple[str, tuple[str, str]]:
 
 
 async def _check_broker(url: str) -> None:
-    import aio_pika
+    from shared.messaging import nodes
 
-    connection = await aio_pika.connect(url, timeout=5)
+    connection = await nodes.connect(url, timeout=5)
     await connection.close()
 
 

@@ -23,6 +23,7 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from shared.contracts.binding import ContentMode
+from shared.messaging import nodes
 from shared.secrets import secret
 
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
@@ -48,7 +49,10 @@ def parse_api_keys(text: str) -> dict[str, str]:
 
 
 def masked(url: str) -> str:
-    """A URL as it may be shown: its password replaced."""
+    """A URL as it may be shown: its password replaced (each node's, in a comma-separated
+    broker URL; a database URL with several hosts has one)."""
+    if "," in url:
+        return ",".join(masked(part.strip()) for part in url.split(","))
     parts = urlsplit(url)
     if not parts.password:
         return url
@@ -168,11 +172,13 @@ class Settings(ProcessSettings):
 
     amqp_url: str = Field(
         DEFAULT_AMQP_URL, validation_alias="AMQP_URL",
-        description="the administrator's broker URL: provisioning, operator commands, tests; a service reads its "
-                    "own `<SERVICE>_AMQP_URL` instead (required; `make migrate` writes it to `.run/credentials.env`)")
+        description="the administrator's broker URL (several nodes of one cluster: comma-separated): provisioning, "
+                    "operator commands, tests; a service reads its own `<SERVICE>_AMQP_URL` instead (required; `make migrate` writes it to `.run/credentials.env`)")
     database_url: str = Field(
         DEFAULT_DATABASE_URL, validation_alias="DATABASE_URL",
-        description="the administrator's database URL, likewise; a service reads its own `<SERVICE>_DATABASE_URL`")
+        description="the administrator's database URL, likewise (a primary and its standbys: several hosts, "
+                    "`postgresql://…@db-1:5432,db-2:5432/…?target_session_attrs=read-write`); a service reads its own "
+                    "`<SERVICE>_DATABASE_URL`")
     management_url: str = Field(
         "", validation_alias="RABBITMQ_MANAGEMENT_URL",
         description="provisioning: the RabbitMQ management API (default: port 15672 of the AMQP host)")
@@ -235,6 +241,12 @@ class Settings(ProcessSettings):
                     "`binary` (attributes in `ce-` headers, the body is `data`); consumers read both either way")
     inbox_retention_days: float = Field(7.0, gt=0, validation_alias="ARCSERVE_INBOX_RETENTION_DAYS",
                                         description="how long handled message ids are kept")
+
+    @field_validator("amqp_url")
+    @classmethod
+    def _broker_nodes(cls, value: str) -> str:
+        nodes.split(value)  # one node, or several of one cluster, comma-separated
+        return value
 
     @field_validator("api_keys", mode="before")
     @classmethod

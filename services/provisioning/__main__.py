@@ -50,6 +50,7 @@ from services.provisioning.deployment import (
 )
 from shared import tenancy
 from shared.config import Settings
+from shared.messaging import nodes
 from shared.messaging.topology import Topology
 from shared.observability import logs
 from shared.secrets import PEPPER_WHY, required
@@ -74,7 +75,7 @@ async def provision(settings: Settings, deployment: Deployment, passwords: Passw
         if database_side:
             applied = await database.provision(conn, deployment, BOUNDARIES, PLATFORM_SCHEMAS, passwords)
             log.info("database: roles and grants; migrations applied: %s", ", ".join(applied) or "none (up to date)")
-            publishers = own_publishers(deployment, unquote(urlsplit(settings.amqp_url).username or "") or "guest")
+            publishers = own_publishers(deployment, nodes.user_of(settings.amqp_url))
             await tenancy.register_publishers(conn, publishers)
             log.info("tenancy: the deployment's own publishers of submissions: %s",
                      ", ".join(f"{user} ({role})" for user, role in sorted(publishers.items())))

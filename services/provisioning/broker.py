@@ -25,6 +25,7 @@ from urllib.parse import quote, unquote, urlsplit
 from services.provisioning.deployment import Deployment, Passwords
 from shared.boundary import Boundary
 from shared.contracts import catalogue, routing
+from shared.messaging import nodes
 from shared.messaging.topology import Topology
 
 HASHING = "rabbit_password_hashing_sha256"
@@ -182,7 +183,7 @@ class Management:
     @classmethod
     def for_amqp_url(cls, amqp_url: str, management_url: str = "") -> Management:
         """With the AMQP URL's credentials, at `management_url` (default: port 15672 of its host)."""
-        parts = urlsplit(amqp_url)
+        parts = urlsplit(nodes.split(amqp_url)[0])
         url = management_url or f"http://{parts.hostname or '127.0.0.1'}:15672"
         return cls(url.rstrip("/"), unquote(parts.username or "guest"), unquote(parts.password or "guest"))
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from shared.boundary import Boundary
+from shared.messaging import nodes
 from shared.messaging.topology import Topology
 
 
@@ -42,10 +43,13 @@ def passwords_for(boundaries: tuple[Boundary, ...], *, env: dict[str, str] | Non
 
 
 def _with_credentials(url: str, user: str, password: str) -> str:
+    """`url` logging in as `user`: each node of a comma-separated broker URL, and a database
+    URL with several hosts (`postgresql://…@db-1:5432,db-2:5432/…`) as it is."""
+    if url.startswith(("amqp://", "amqps://")) and "," in url:
+        return ",".join(_with_credentials(node, user, password) for node in nodes.split(url))
     parts = urlsplit(url)
-    host = parts.hostname or "127.0.0.1"
-    netloc = f"{quote(user, safe='')}:{quote(password, safe='')}@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
+    hosts = parts.netloc.rsplit("@", 1)[-1] or "127.0.0.1"
+    return urlunsplit(parts._replace(netloc=f"{quote(user, safe='')}:{quote(password, safe='')}@{hosts}"))
 
 
 def service_urls(deployment: Deployment, boundary: Boundary, password: str, amqp_url: str,

@@ -28,7 +28,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 import aio_pika
 import asyncpg
@@ -38,6 +37,7 @@ from services.provisioning.boundaries import queue_specs
 from services.tools import operator_settings
 from shared import audit
 from shared.config import Settings
+from shared.messaging import nodes
 from shared.messaging.consumer import (
     DELIVERY_COUNT_HEADER,
     ORIGINAL_EXCHANGE_HEADER,
@@ -433,7 +433,7 @@ async def _run(args: argparse.Namespace, settings: Settings, specs: list[QueueSp
     audited = args.command in ("replay", "purge") or getattr(args, "reveal_keys", False)
     args.audit = await asyncpg.connect(settings.database_url) if audited else None
     try:
-        connection = await aio_pika.connect(
+        connection = await nodes.connect(
             settings.amqp_url, client_properties={"connection_name": f"{settings.topology_prefix}dlq-tool"}
         )
         async with connection:
@@ -452,7 +452,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--limit must be 0 or more")
     settings = operator_settings()
     args.keyring = settings.license_key_keyring.get_secret_value()
-    args.broker_user = unquote(urlsplit(settings.amqp_url).username or "") or "guest"
+    args.broker_user = nodes.user_of(settings.amqp_url)
     specs = _queues(parser, args.queue, settings.topology_prefix)
     try:
         return asyncio.run(_run(args, settings, specs))

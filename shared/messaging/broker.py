@@ -1,26 +1,32 @@
 """One robust AMQP connection per service, and publishing that waits for the confirm.
 
-aio-pika's robust connection reconnects by itself after a broker restart and restores
-channels and consumers; a publish that fails meanwhile raises, and the caller decides
-(intake answers 503, the outbox relay retries later).
+The connection (shared/messaging/nodes.py) reconnects by itself after a broker restart or the
+loss of a cluster node, to the next node, and restores channels and consumers. A publish the
+broker did not take is sent again until PUBLISH_TIMEOUT_S; past that it raises, and the
+caller decides (intake answers 503, the outbox relay retries later).
 """
 from __future__ import annotations
 
 import asyncio
 import logging
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 import aio_pika
+import aiormq
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnection
 
 from shared.backoff import Backoff
 from shared.contracts import binding
 from shared.contracts.envelope import CONTENT_TYPE
+from shared.messaging import nodes
 from shared.messaging.topology import Topology
 
 log = logging.getLogger(__name__)
 PUBLISH_TIMEOUT_S = 10.0
+# What a publish may meet while a node goes away or a queue's leader moves: the connection
+# lost, the channel not restored yet, a nack.
+RETRIED_PUBLISH_ERRORS = (ConnectionError, aiormq.exceptions.ChannelInvalidStateError,
+                          aio_pika.exceptions.ChannelInvalidStateError, aiormq.exceptions.DeliveryError)
 
 
 class Broker:
@@ -30,7 +36,7 @@ class Broker:
         self.content_mode = content_mode  # how the CloudEvents it publishes travel
         # Every message says who published it; the broker refuses a `user_id` that is not
         # the connection's user, so a consumer can trust it (docs/architecture.md, "Security").
-        self.user = unquote(urlsplit(url).username or "") or "guest"
+        self.user = nodes.user_of(url)
         self.topology = topology
         self.connection_name = connection_name
         self.connection: AbstractRobustConnection | None = None
@@ -40,17 +46,17 @@ class Broker:
     async def connect(self, stopping: asyncio.Event | None = None) -> None:
         """Connect, retrying with backoff until the broker answers. The topology is the
         provisioning step's to declare; a service only uses it."""
-        backoff = Backoff()
+        backoff, attempt = Backoff(), 0
         while True:
             try:
-                self.connection = await aio_pika.connect_robust(
-                    self.url, client_properties={"connection_name": self.connection_name}
+                self.connection = await nodes.connect_robust(
+                    self.url, start=attempt, client_properties={"connection_name": self.connection_name}
                 )
                 break
             except (OSError, aio_pika.exceptions.AMQPError) as exc:
                 if stopping is not None and stopping.is_set():
                     raise
-                delay = backoff.next()
+                delay, attempt = backoff.next(), attempt + 1  # the next attempt starts at the next node
                 log.warning("broker not reachable (%s); retrying in %.1fs", exc, delay)
                 await asyncio.sleep(delay)
         # Confirms make publish() wait for the broker; returns make an unroutable
@@ -117,7 +123,23 @@ class Broker:
             headers=headers,
             user_id=self.user,
         )
-        await target.publish(message, routing_key, mandatory=mandatory, timeout=PUBLISH_TIMEOUT_S)
+        # Until the deadline, a publish the broker did not take is sent again: the node went
+        # away (the connection moves to another one) or a queue refused it for a moment (a
+        # nack while its leader moves). A message sent twice this way has the same id, and
+        # consumers' inboxes absorb the second. A returned (unroutable) one is not retried.
+        loop = asyncio.get_running_loop()
+        deadline, backoff = loop.time() + PUBLISH_TIMEOUT_S, Backoff(first=0.05, ceiling=1.0)
+        while True:
+            try:
+                await target.publish(message, routing_key, mandatory=mandatory,
+                                     timeout=max(deadline - loop.time(), 0.01))
+                return
+            except RETRIED_PUBLISH_ERRORS as exc:
+                delay = backoff.next()
+                if isinstance(exc, aiormq.exceptions.PublishError) or loop.time() + delay >= deadline:
+                    raise
+                log.info("publish of %s not taken (%r); sending it again in %.2fs", message_id, exc, delay)
+                await asyncio.sleep(delay)
 
     async def close(self) -> None:
         if self.connection is not None:
