@@ -29,10 +29,10 @@ async def test_nothing_is_lost_or_done_twice(fault: str, infrastructure: tuple[s
     )
     out, _ = await asyncio.wait_for(process.communicate(), timeout=300)
     report = out.decode(errors="replace")
-    rows = [line.split(", ") for line in report.splitlines() if line.count(", ") == 6 and not line.startswith("fault,")]
+    rows = [line.split(", ") for line in report.splitlines() if line.count(", ") == 7 and not line.startswith("fault,")]
 
     assert process.returncode == 0, report
-    [(name, applications, completed, rejected, lost, duplicated, wrong)] = rows
+    [(name, applications, completed, rejected, lost, duplicated, wrong, refused_s)] = rows
     assert name == fault
     assert int(applications) >= APPLICATIONS, report
     assert int(completed) + int(rejected) == int(applications), report

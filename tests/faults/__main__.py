@@ -6,13 +6,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sys
 import time
 from pathlib import Path
 
 import aio_pika
 
+from shared.messaging import nodes
 from tests.faults import checker, faults, workload
+from tests.faults.cluster import local_cluster
+from tests.faults.pair import local_pair
 from tests.faults.processes import ProcessStack
 from tests.faults.sabotage import BREAKAGES
 from tests.support import leftovers
@@ -25,7 +29,7 @@ async def _dead_letters(stack: ProcessStack) -> list[aio_pika.abc.AbstractIncomi
     from services.status.handlers import SUBMISSIONS
 
     taken = []
-    connection = await aio_pika.connect(stack.amqp_url)
+    connection = await nodes.connect(stack.amqp_url)
     async with connection:
         channel = await connection.channel()
         queue = await channel.get_queue(stack.topology.dead_letter_queue(SUBMISSIONS.spec))
@@ -53,11 +57,18 @@ async def run_fault(name: str, applications: int, infrastructure: Servers, sabot
             changed.clear()
             await changed.wait()
 
-    async with ProcessStack(infrastructure, ROOT / ".run" / "faults", sabotage) as stack:
+    async with contextlib.AsyncExitStack() as grounds:
+        cluster = await grounds.enter_async_context(local_cluster()) if name in faults.ON_BROKER_CLUSTER else None
+        pair = await grounds.enter_async_context(local_pair()) if name in faults.ON_DATABASE_PAIR else None
+        where = cluster.servers(infrastructure) if cluster else infrastructure
+        where = pair.servers(where) if pair else where
+        stack = await grounds.enter_async_context(ProcessStack(
+            where, ROOT / ".run" / "faults", sabotage,
+            proxied=not (cluster or pair)))  # the proxies stand before one server, not several
         if sabotage and (sql := BREAKAGES[sabotage].sql):
             await stack.execute(sql)
         async with checker.EventLog(stack) as events:
-            run = faults.Run(stack, at)
+            run = faults.Run(stack, at, cluster=cluster, pair=pair)
             fault = asyncio.create_task(faults.ALL[name](run))
             await workload.run(stack, applications, ledger, on_progress, lambda: run.duplicate_submissions,
                                step_deadline_s=patience_s)
@@ -80,6 +91,7 @@ async def run_fault(name: str, applications: int, infrastructure: Servers, sabot
                 verdict.problems.append(f"{run.poison_sent} bad messages sent, {len(letters)} dead-lettered")
             if not all(reasons):
                 verdict.problems.append("a dead letter without its reason")
+        run.notes.append(f"the longest pause between steps ending: {ledger.longest_pause():.1f} s")
         for note in run.notes:
             print(f"  # {name}: {note}", file=sys.stderr)
     return verdict

@@ -12,6 +12,7 @@ import aio_pika
 import asyncpg
 
 from shared.contracts import routing
+from shared.messaging import nodes
 from shared.sealing import Keyring
 from tests.faults.processes import ProcessStack
 from tests.faults.workload import COMPLETED, END_STATE, STEPS, Ledger, Scenario
@@ -28,7 +29,7 @@ class EventLog:
         self.events: list[tuple[str, dict[str, Any]]] = []
 
     async def __aenter__(self) -> EventLog:
-        self.connection = await aio_pika.connect_robust(self.stack.amqp_url)
+        self.connection = await nodes.connect_robust(self.stack.amqp_url)  # it follows a node loss too
         channel = await self.connection.channel()
         self.queue = await channel.declare_queue(self.queue_name, durable=True, arguments={"x-queue-type": "quorum"})
         await self.queue.bind(self.stack.topology.events, "#")
@@ -66,9 +67,10 @@ class Verdict:
     lost: int = 0
     duplicated: int = 0
     wrong: int = 0  # end states that differ from what the scenario expects
+    refused_s: float = 0.0  # how long intake answered 503 (or not at all): Ledger.refused_seconds
     problems: list[str] = field(default_factory=list)
 
-    HEADER = "fault, applications, completed, rejected, lost, duplicated, wrong"
+    HEADER = "fault, applications, completed, rejected, lost, duplicated, wrong, refused s"
 
     @property
     def ok(self) -> bool:
@@ -76,7 +78,7 @@ class Verdict:
 
     def row(self) -> str:
         return (f"{self.fault}, {self.applications}, {self.completed}, {self.rejected}, "
-                f"{self.lost}, {self.duplicated}, {self.wrong}")
+                f"{self.lost}, {self.duplicated}, {self.wrong}, {self.refused_s:.1f}")
 
     def found_wrong(self, problem: str) -> None:
         self.wrong += 1
@@ -110,7 +112,7 @@ class Database:
 
 
 async def check(fault: str, stack: ProcessStack, ledger: Ledger, events: EventLog) -> Verdict:
-    verdict = Verdict(fault, applications=len(ledger.accepted))
+    verdict = Verdict(fault, applications=len(ledger.accepted), refused_s=ledger.refused_seconds())
     db = await Database.read(stack.database_url)
     _lost(verdict, ledger, db)
     _duplicated(verdict, events, db, stack)

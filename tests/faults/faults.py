@@ -1,4 +1,4 @@
-"""The seven faults of the fault-injection suite. Each runs beside the workload, waiting on
+"""The nine faults of the fault-injection suite. Each runs beside the workload, waiting on
 its progress (`at(0.3)`: when 30% of the applications have ended) to strike mid-stream."""
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import os
 import random
 import sys
 import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,11 @@ from urllib.parse import urlsplit
 import aio_pika
 
 from shared.contracts import routing
+from shared.messaging import nodes
+from tests.faults.cluster import NODES as CLUSTER_NODES
+from tests.faults.cluster import Cluster
+from tests.faults.pair import NODES as PAIR_NODES
+from tests.faults.pair import Pair
 from tests.faults.processes import SERVICES, ProcessStack
 
 At = Callable[[float], Awaitable[None]]
@@ -32,6 +38,8 @@ class Run:
     problems: list[str] = field(default_factory=list)
     poison_sent: int = 0
     duplicate_submissions: bool = False
+    cluster: Cluster | None = None  # the local RabbitMQ cluster, for the faults ON_BROKER_CLUSTER
+    pair: Pair | None = None  # the local Postgres primary and standby, for the faults ON_DATABASE_PAIR
 
 
 async def _command(*argv: str) -> None:
@@ -124,7 +132,7 @@ async def duplicate_and_reorder(run: Run) -> None:
     id, again with a new id, and results replayed late, after the contract was cancelled."""
     run.duplicate_submissions = True
     stack = run.stack
-    connection = await aio_pika.connect_robust(stack.amqp_url)
+    connection = await nodes.connect_robust(stack.amqp_url)
     late: list[tuple[str, dict[str, Any]]] = []  # (exchange, event)
     try:
         channel = await connection.channel(publisher_confirms=True)
@@ -201,7 +209,7 @@ async def flood_bad_input(run: Run) -> None:
     """6. Bad input published straight to arcserve.applications, between good submissions."""
     stack = run.stack
     administrator = urlsplit(stack.amqp_url).username or "guest"
-    connection = await aio_pika.connect(stack.amqp_url)
+    connection = await nodes.connect(stack.amqp_url)
     async with connection:
         channel = await connection.channel(publisher_confirms=True)
         exchange = await channel.get_exchange(stack.topology.applications, ensure=False)
@@ -225,6 +233,43 @@ async def sigterm_each_service(run: Run) -> None:
         run.notes.append(f"SIGTERM {name}: exit {code}")
 
 
+async def lose_broker_nodes(run: Run) -> None:
+    """8. Broker node loss, on a local three-node cluster (scripts/rabbitmq-cluster.sh): kill -9
+    a follower, restart it; then kill -9 the node that leads most of the stack's queues,
+    restart it. The services list every node in their broker URL."""
+    cluster = run.cluster
+    assert cluster is not None, "this fault runs on the cluster (ON_BROKER_CLUSTER)"
+    queues = await cluster.queues(run.stack.prefix)
+    thin = [q["name"] for q in queues if len(q.get("members") or []) < len(CLUSTER_NODES)]
+    if not queues or thin:
+        run.problems.append(f"quorum queues without a replica on every node: {thin or 'no queues found'}")
+    for fraction, role in ((0.2, "follower"), (0.55, "leader")):
+        await run.at(fraction)
+        leaders = Counter(str(q.get("leader", "")).split("@")[0] for q in await cluster.queues(run.stack.prefix))
+        pick = max if role == "leader" else min  # the node leading the most queues, or the fewest
+        node = pick(CLUSTER_NODES, key=lambda n: leaders.get(n, 0))
+        await cluster.kill(node)
+        await cluster.start(node)  # back from its own disk: it rejoins, its replicas catch up
+        run.notes.append(f"killed -9 {node} ({role}: it led {leaders.get(node, 0)} of {sum(leaders.values())} "
+                         "queues) and restarted it")
+
+
+async def fail_over_database(run: Run) -> None:
+    """9. Database failover, on a local primary and synchronous standby
+    (scripts/postgres-pair.sh): kill -9 the primary, promote the standby, make the old primary
+    its standby, and run on. The services list both hosts in their database URL, read-write."""
+    pair = run.pair
+    assert pair is not None, "this fault runs on the database pair (ON_DATABASE_PAIR)"
+    await run.at(0.3)
+    old = await pair.primary()
+    new = next(node for node in PAIR_NODES if node != old)
+    await pair.kill(old)
+    promoted = await pair.promote(new)
+    rejoined = await pair.rejoin(old)
+    run.notes.append(f"killed -9 the primary {old}; promoted {new} ({promoted:.1f} s); {old} its standby again "
+                     f"({rejoined:.1f} s; until then commits wait for a standby: replication is synchronous)")
+
+
 async def no_fault(run: Run) -> None:
     """No fault at all: the baseline, and what the checker's own test breaks the code under."""
 
@@ -240,5 +285,9 @@ FAULTS: dict[str, Fault] = {
     "duplicates and reordering": duplicate_and_reorder,
     "bad input": flood_bad_input,
     "SIGTERM under load": sigterm_each_service,
+    "broker node loss": lose_broker_nodes,
+    "database failover": fail_over_database,
 }
+ON_BROKER_CLUSTER = {"broker node loss"}  # run with the services on the local RabbitMQ cluster
+ON_DATABASE_PAIR = {"database failover"}  # and on the local Postgres primary and standby
 ALL: dict[str, Fault] = {**FAULTS, "none": no_fault}

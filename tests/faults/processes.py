@@ -79,10 +79,9 @@ class ProcessStack:
         self.deployment = await TestDeployment.create(self.servers, self.kind, RETRY_DELAYS)
         self.deployment.extra_queues.append(f"{self.prefix}faults.event-log")
         await self.deployment.provision()
-        amqp, pg = self._split(self.amqp_url), self._split(self.database_url)
-        self.broker_proxy = FaultProxy(*amqp)
-        self.database_proxy = FaultProxy(*pg)
-        if self.proxied:
+        if self.proxied:  # before one broker and one database (a cluster's nodes are reached directly)
+            self.broker_proxy = FaultProxy(*self._split(self.amqp_url))
+            self.database_proxy = FaultProxy(*self._split(self.database_url))
             await self.broker_proxy.start()
             await self.database_proxy.start()
         self.logs.mkdir(parents=True, exist_ok=True)

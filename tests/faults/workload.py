@@ -71,6 +71,24 @@ class Ledger:
     scenarios: list[Scenario] = field(default_factory=list)
     accepted: dict[str, str] = field(default_factory=dict)  # application id → tenant
     steps_done: int = 0
+    step_ends: list[float] = field(default_factory=list)  # when each step ended (monotonic)
+    refusals: list[float] = field(default_factory=list)  # when intake answered 5xx or not at all (monotonic)
+
+    def refused_seconds(self, gap_s: float = 1.0) -> float:
+        """How long intake refused work: refusals less than `gap_s` apart (clients retry every
+        0.2 s) make one outage, from its first refusal to its last; the outages summed."""
+        total, times = 0.0, sorted(self.refusals)
+        start = previous = times[0] if times else 0.0
+        for at in times[1:]:
+            if at - previous > gap_s:
+                total, start = total + previous - start, at
+            previous = at
+        return total + previous - start
+
+    def longest_pause(self) -> float:
+        """The longest wait between one step ending and the next: how long work stood still."""
+        ends = sorted(self.step_ends)
+        return max((b - a for a, b in zip(ends, ends[1:], strict=False)), default=0.0)
 
     @property
     def unfinished(self) -> list[str]:
@@ -96,8 +114,9 @@ class Client:
                     return response.json()["application_id"]
                 if response.status_code not in (500, 502, 503):
                     raise AssertionError(f"intake answered {response.status_code}: {response.text}")
-            except httpx.HTTPError:
-                pass  # intake down or restarting: a client retries with the same key
+                self.ledger.refusals.append(time.monotonic())
+            except httpx.HTTPError:  # intake down or restarting: a client retries with the same key
+                self.ledger.refusals.append(time.monotonic())
             if time.monotonic() > deadline:
                 raise TimeoutError("intake did not accept the application")
             await asyncio.sleep(0.2)
@@ -137,6 +156,7 @@ class Client:
         self.ledger.accepted[application_id] = scenario.tenant
         view = await self.wait_ended(key, application_id)
         self.ledger.steps_done += 1
+        self.ledger.step_ends.append(time.monotonic())
         return view
 
 

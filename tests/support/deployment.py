@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 import asyncpg
 
@@ -49,7 +50,7 @@ class TestDeployment:
 
     @property
     def database_name(self) -> str:
-        return self.database_url.rsplit("/", 1)[1]
+        return urlsplit(self.database_url).path.lstrip("/")  # the URL may carry a query (several hosts)
 
     @property
     def deployment(self) -> Deployment:

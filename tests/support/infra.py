@@ -23,6 +23,7 @@ from urllib.parse import urlsplit, urlunsplit
 import aio_pika
 import asyncpg
 
+from shared.messaging import nodes
 from shared.messaging.topology import EXCHANGES, QueueSpec, Topology
 from tests.support import leftovers
 
@@ -190,7 +191,7 @@ async def delete_topology(amqp_url: str, topology: Topology, specs: Sequence[Que
                           also: Sequence[str] = ()) -> None:
     """Remove every queue and exchange a test stack has under its prefix (and the queues
     `also` names)."""
-    connection = await aio_pika.connect(amqp_url)
+    connection = await nodes.connect(amqp_url)
     async with connection:
         channel = await connection.channel()
         for queue in [*(name for spec in specs for name in topology.queues_of(spec)), *also]:
