@@ -132,39 +132,14 @@ async def test_a_binary_submission_from_a_publisher_not_yet_allowed_is_replayed_
     assert application["submitted_by"] == {"kind": "publisher", "id": name}
 
 
-class SdkTap:
-    """Every message on `arcserve.events` while open, read by the SDK's binding with `reader`
-    (`from_structured_event` or `from_binary_event`), beside its routing key."""
+def _read_with(reader: Callable[[sdk.RabbitMQMessage], BaseCloudEvent]) -> Callable[..., Any]:
+    """An EventTap's decoder: the message's content type, and the event the SDK's `reader`
+    (`from_structured_event` or `from_binary_event`) reads from it."""
+    def decode(message: aio_pika.abc.AbstractIncomingMessage) -> tuple[str | None, BaseCloudEvent]:
+        headers = {k: v.decode() if isinstance(v, bytes) else str(v) for k, v in (message.headers or {}).items()}
+        return message.content_type, reader(sdk.RabbitMQMessage(headers, message.content_type, message.body))
 
-    def __init__(self, stack: Stack, reader: Callable[[sdk.RabbitMQMessage], BaseCloudEvent]):
-        self.stack = stack
-        self.reader = reader
-        self.events: list[tuple[str, str | None, BaseCloudEvent]] = []  # (routing key, content type, event)
-
-    async def __aenter__(self) -> SdkTap:
-        self._connection = await aio_pika.connect(self.stack.settings.amqp_url)
-        channel = await self._connection.channel()
-        queue = await channel.declare_queue(exclusive=True, auto_delete=True)
-        await queue.bind(self.stack.topology.events, "#")
-
-        async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
-            async with message.process():
-                headers = {k: v.decode() if isinstance(v, bytes) else str(v) for k, v in (message.headers or {}).items()}
-                wire = sdk.RabbitMQMessage(headers, message.content_type, message.body)
-                self.events.append((message.routing_key or "", message.content_type, self.reader(wire)))
-
-        await queue.consume(on_message)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self._connection.close()
-
-    async def wait_for(self, routing_key: str, application_id: str) -> BaseCloudEvent:
-        async def probe() -> BaseCloudEvent | None:
-            return next((e for key, _, e in self.events
-                         if key == routing_key and _data(e).get("application_id") == application_id), None)
-
-        return await eventually(probe, f"{routing_key} of {application_id}")
+    return decode
 
 
 def _data(event: BaseCloudEvent) -> dict[str, Any]:
@@ -180,14 +155,15 @@ async def test_the_sdk_reads_every_event_a_deployment_publishes_in_its_mode(
     await stack.start()
     tenant = await stack.tenant()
     reader = sdk.from_structured_event if mode == "structured" else sdk.from_binary_event
-    async with SdkTap(stack, reader) as tap:
+    everything = {"application.accepted.new", "license.issued", "order_id.issued", "contract.status_changed",
+                  "application.completed.new"}
+    async with EventTap(stack, decode=_read_with(reader)) as tap:
         answer = await stack.submit(tenant, new_application())
         assert answer.status_code == 202, answer.text
         application_id = answer.json()["application_id"]
-        completed = await tap.wait_for("application.completed.new", application_id)
-        everything = {"application.accepted.new", "license.issued", "order_id.issued", "contract.status_changed",
-                      "application.completed.new"}
         mine = await eventually(lambda: _all(tap, tenant, everything), f"every event of {application_id}")
+    [completed] = [e for key, (_, e) in tap.events
+                   if key == "application.completed.new" and _data(e).get("application_id") == application_id]
     application = await stack.wait_application(tenant, application_id, "completed")
     contract = await stack.contract(tenant, application["contract_id"])
     assert contract["status_label"] == "提供中"
@@ -200,6 +176,6 @@ async def test_the_sdk_reads_every_event_a_deployment_publishes_in_its_mode(
     assert {content_type for _, content_type in mine} == {expected}
 
 
-async def _all(tap: SdkTap, tenant: Tenant, keys: set[str]) -> list[tuple[str, str | None]] | None:
-    mine = [(key, content_type) for key, content_type, e in tap.events if e.get_extension("tenantid") == tenant.name]
+async def _all(tap: EventTap, tenant: Tenant, keys: set[str]) -> list[tuple[str, str | None]] | None:
+    mine = [(key, content_type) for key, (content_type, e) in tap.events if e.get_extension("tenantid") == tenant.name]
     return mine if {key for key, _ in mine} >= keys else None

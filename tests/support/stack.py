@@ -328,15 +328,22 @@ def submission(tenant: str | None, body: dict[str, Any], *, application_id: str 
     return event
 
 
+def _json_body(message: aio_pika.abc.AbstractIncomingMessage) -> Any:
+    return json.loads(message.body)
+
+
 class EventTap:
     """Everything published on `arcserve.events` (or another exchange: `exchange`) while the
-    tap is open (its own queue, declared as the administrator)."""
+    tap is open (its own queue, declared as the administrator), each message as `decode`
+    reads it (its JSON body, by default), beside its routing key."""
 
-    def __init__(self, stack: Stack, binding: str = "#", exchange: str = routing.EVENTS_EXCHANGE):
+    def __init__(self, stack: Stack, binding: str = "#", exchange: str = routing.EVENTS_EXCHANGE,
+                 decode: Callable[[aio_pika.abc.AbstractIncomingMessage], Any] = _json_body):
         self.stack = stack
         self.binding = binding
         self.exchange = stack.topology.name(exchange)
-        self.events: list[tuple[str, dict[str, Any]]] = []
+        self.decode = decode
+        self.events: list[tuple[str, Any]] = []
 
     async def __aenter__(self) -> EventTap:
         self._connection = await aio_pika.connect(self.stack.settings.amqp_url)
@@ -346,7 +353,7 @@ class EventTap:
 
         async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
             async with message.process():
-                self.events.append((message.routing_key or "", json.loads(message.body)))
+                self.events.append((message.routing_key or "", self.decode(message)))
 
         await queue.consume(on_message)
         return self
