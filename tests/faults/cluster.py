@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from tests.support.infra import Servers
 
@@ -44,20 +45,36 @@ class Cluster:
         return Servers(self.urls, database.admin_url, _rabbitmqctl, self.management_urls[0])
 
     async def queues(self, prefix: str) -> list[dict[str, Any]]:
-        """The quorum queues named `prefix…`, with their leader and members, from the first
-        node whose management API answers."""
-        def fetch() -> list[dict[str, Any]]:
+        """The quorum queues named `prefix…`, with their leader and members."""
+        found = await self._api("queues?columns=name,type,leader,members")
+        return [q for q in found if q["name"].startswith(prefix) and q.get("type") == "quorum"]
+
+    async def connections(self, prefix: str) -> dict[str, set[str]]:
+        """The nodes each broker user named `prefix…` is connected to now, as the cluster lists
+        them (the listening port tells the node; the management API's statistics lag seconds)."""
+        node_of = {urlsplit(url).port: node for url, node in zip(self.urls.split(","), NODES, strict=True)}
+        code, out = await asyncio.to_thread(_rabbitmqctl, ["list_connections", "-q", "--no-table-headers", "user", "port"])
+        if code:
+            raise RuntimeError(f"rabbitmqctl list_connections failed: {out}")
+        nodes: dict[str, set[str]] = {}
+        for line in out.splitlines():
+            user, _, port = line.partition("\t")
+            if user.startswith(prefix) and port.strip().isdigit():
+                nodes.setdefault(user, set()).add(node_of.get(int(port), port))
+        return nodes
+
+    async def _api(self, path: str) -> Any:
+        """A GET of the management API, from the first node whose API answers."""
+        def fetch() -> Any:
             failure: Exception | None = None
             for url in self.management_urls:
-                request = urllib.request.Request(f"{url}/api/queues?columns=name,type,leader,members", headers={
+                request = urllib.request.Request(f"{url}/api/{path}", headers={
                     "Authorization": "Basic " + base64.b64encode(b"guest:guest").decode()})
                 try:
                     with urllib.request.urlopen(request, timeout=10) as response:
-                        found = json.loads(response.read())
+                        return json.loads(response.read())
                 except OSError as exc:
                     failure = exc
-                    continue
-                return [q for q in found if q["name"].startswith(prefix) and q.get("type") == "quorum"]
             raise RuntimeError(f"no node's management API answers: {failure}")
 
         return await asyncio.to_thread(fetch)

@@ -7,6 +7,7 @@ import json
 import os
 import random
 import sys
+import time
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine
@@ -23,9 +24,10 @@ from tests.faults.cluster import NODES as CLUSTER_NODES
 from tests.faults.cluster import Cluster
 from tests.faults.pair import NODES as PAIR_NODES
 from tests.faults.pair import Pair
-from tests.faults.processes import SERVICES, ProcessStack
+from tests.faults.processes import BOUNDARY, SERVICES, ProcessStack
 
 At = Callable[[float], Awaitable[None]]
+FAILOVER_DEADLINE_S = 10.0  # for every service to be on a live node once one is killed
 
 
 @dataclass
@@ -249,9 +251,25 @@ async def lose_broker_nodes(run: Run) -> None:
         pick = max if role == "leader" else min  # the node leading the most queues, or the fewest
         node = pick(CLUSTER_NODES, key=lambda n: leaders.get(n, 0))
         await cluster.kill(node)
+        killed = time.monotonic()
+        # While it is down, every service must be connected to another node (not wait for it).
+        users = {run.stack.deployment.deployment.user(BOUNDARY[name]) for name in SERVICES}
+        while not _on_live_nodes(moved := await cluster.connections(run.stack.prefix), users, dead=node):
+            if time.monotonic() - killed > FAILOVER_DEADLINE_S:
+                run.problems.append(f"{FAILOVER_DEADLINE_S:g} s after {node} was killed, the services' connections "
+                                    f"were {moved}: not every one on a live node")
+                break
+            await asyncio.sleep(0.2)
+        reconnected = time.monotonic() - killed
         await cluster.start(node)  # back from its own disk: it rejoins, its replicas catch up
         run.notes.append(f"killed -9 {node} ({role}: it led {leaders.get(node, 0)} of {sum(leaders.values())} "
-                         "queues) and restarted it")
+                         f"queues); every service listed on a live node {reconnected:.1f} s later (an upper bound: the "
+                         f"listing itself takes seconds while a node is just gone); {node} restarted")
+
+
+def _on_live_nodes(connections: dict[str, set[str]], users: set[str], dead: str) -> bool:
+    """Every one of `users` connected, and none of them to the `dead` node."""
+    return users <= connections.keys() and all(dead not in connections[user] for user in users)
 
 
 async def fail_over_database(run: Run) -> None:
