@@ -22,7 +22,7 @@ import uvloop
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from shared import metrics
+from shared import metrics, tenancy
 from shared.backoff import Backoff
 from shared.boundary import Boundary
 from shared.clock import Clock, utc_now
@@ -38,6 +38,7 @@ from shared.messaging.broker import Broker
 from shared.messaging.consumer import Consumer, QueueMissing
 from shared.messaging.inbox import Inbox
 from shared.messaging.outbox import Outbox, OutboxRelay, Pending
+from shared.messaging.provenance import Relays
 from shared.messaging.topology import Topology
 from shared.messaging.unit_of_work import UnitOfWork
 from shared.observability import logs, tracing
@@ -72,13 +73,14 @@ class Service:
         self.outbox = Outbox(schema) if schema else None
         self._consumers: list[Consumer] = []
         if boundary.subscribers:
+            relays = Relays(lambda: tenancy.relays(self.pool))
             assert self.inbox is not None and self.outbox is not None, f"{self.name} consumes but owns no schema"
             for subscriber in boundary.subscribers:
                 uow = UnitOfWork(subscriber.name, self.inbox, self.outbox, boundary.source, self.topology,
                                  deliver=self._deliver)
                 self._consumers.append(Consumer(
                     self.broker, subscriber, uow, pool=lambda: self.pool, deps=deps, clock=clock,
-                    prefetch=settings.prefetch,
+                    prefetch=settings.prefetch, relays=relays,
                 ))
         self._started = False
         self._relay: OutboxRelay | None = None

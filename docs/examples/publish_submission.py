@@ -2,14 +2,18 @@
 "Onboarding a direct publisher"). It needs Python 3.11 and aio-pika only.
 
     SYSTEM_AMQP_URL=amqp://billing-system:PASSWORD@broker:5672/ \\
+    SYSTEM_EVENTS_AMQP_URL=amqp://billing-system-events:PASSWORD@broker:5672/ \\
         python docs/examples/publish_submission.py TENANT [--product arcserve-udp-10] [--mode binary] [--timeout 30]
 
-It connects as the system's own broker user (made by `python -m services.provisioning system
-USER --publisher --events-reader`, allowed for TENANT by `python -m services.tools.publishers
-allow USER TENANT`), binds its queue `USER.events` to the outcomes of a `new` application,
-publishes one `new` application for TENANT as a CloudEvent (persistent, `user_id` its user,
-`message_id` the event's id, mandatory, with publisher confirms), and prints every event of
-that application, one JSON line each, until it is completed or rejected.
+A system that submits and reads the outcome has two broker users (no user may do both: it
+could bind the events into the submissions): its publisher (made by `python -m
+services.provisioning system USER --publisher`, allowed for TENANT by `python -m
+services.tools.publishers allow USER TENANT`) and its events reader (`system USER-events
+--events-reader`). The example binds the reader's queue `USER-events.events` to the outcomes
+of a `new` application, publishes one `new` application for TENANT as the publisher, as a
+CloudEvent (persistent, `user_id` its user, `message_id` the event's id, mandatory, with
+publisher confirms), and prints every event of that application, one JSON line each, until
+it is completed or rejected.
 
 `--mode` chooses the content mode of the CloudEvents RabbitMQ binding: `structured` (the
 default: the whole event is the JSON body, content type `application/cloudevents+json`) or
@@ -41,15 +45,16 @@ from urllib.parse import unquote, urlsplit
 import aio_pika
 
 
-async def submit_and_wait(url: str, prefix: str, event: dict[str, Any], mode: str) -> dict[str, Any]:
+async def submit_and_wait(url: str, events_url: str, prefix: str, event: dict[str, Any], mode: str) -> dict[str, Any]:
     """The essence: publish one submission, print its application's events, return the last."""
-    async with await aio_pika.connect(url) as connection:
+    async with await aio_pika.connect(url) as connection, await aio_pika.connect(events_url) as reader:
         user, kind, application_id = connection.url.user, event["data"]["kind"], event["data"]["application_id"]
-        channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
-        await channel.set_qos(prefetch_count=16)
-        outcomes = await channel.get_queue(f"{user}.events")  # the operator made it with the user
+        listening = await reader.channel()
+        await listening.set_qos(prefetch_count=16)
+        outcomes = await listening.get_queue(f"{reader.url.user}.events")  # the operator made it with the user
         for outcome in ("accepted", "rejected", "completed"):  # bound before publishing: none is missed
             await outcomes.bind(f"{prefix}arcserve.events", f"application.{outcome}.{kind}")
+        channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
         submissions = await channel.get_exchange(f"{prefix}arcserve.applications", ensure=False)
         async with outcomes.iterator(exclusive=True) as events:
             body, content_type, headers = encode(event, mode)
@@ -108,21 +113,22 @@ def main(argv: list[str]) -> int:
                         help="the CloudEvents content mode to publish in")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the outcome")
     args = parser.parse_args(argv)
-    url = os.environ.get("SYSTEM_AMQP_URL", "")
-    if not url:
-        parser.error("set SYSTEM_AMQP_URL to the system's own broker URL, amqp://USER:PASSWORD@HOST:5672/")
+    url, events_url = os.environ.get("SYSTEM_AMQP_URL", ""), os.environ.get("SYSTEM_EVENTS_AMQP_URL", "")
+    if not url or not events_url:
+        parser.error("set SYSTEM_AMQP_URL to the system's publisher's broker URL and SYSTEM_EVENTS_AMQP_URL to its "
+                     "events reader's, amqp://USER:PASSWORD@HOST:5672/")
     prefix = os.environ.get("ARCSERVE_TOPOLOGY_PREFIX", "")
     event = submission(args.tenant, new_application(args.product), f"urn:system:{unquote(urlsplit(url).username or '')}")
     print(f"submitting application {event['id']} (new) for tenant {args.tenant}", file=sys.stderr)
     try:
-        outcome = asyncio.run(asyncio.wait_for(submit_and_wait(url, prefix, event, args.mode), args.timeout))
+        outcome = asyncio.run(asyncio.wait_for(submit_and_wait(url, events_url, prefix, event, args.mode), args.timeout))
     except TimeoutError:
         print(f"no outcome for application {event['id']} within {args.timeout:g} s: it may have been dead-lettered "
               f"(say, this user is not allowed for tenant {args.tenant}); the operator can see why "
               f"(python -m services.tools.dlq list)", file=sys.stderr)
         return 1
     except aio_pika.exceptions.ChannelNotFoundEntity as exc:
-        print(f"refused: {exc}; is this user an events reader (its queue USER.events)?", file=sys.stderr)
+        print(f"refused: {exc}; is SYSTEM_EVENTS_AMQP_URL an events reader's (its queue USER.events)?", file=sys.stderr)
         return 1
     except (aio_pika.exceptions.AMQPConnectionError, OSError) as exc:
         print(f"cannot connect to the broker: {type(exc).__name__}: {exc}", file=sys.stderr)

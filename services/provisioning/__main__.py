@@ -15,10 +15,12 @@ passwords it already holds. `definitions` prints the broker definitions instead 
 them at boot; `--deterministic` keeps the file stable); `kubernetes` prints the same as custom
 resources of the RabbitMQ Messaging Topology Operator (`make kubernetes-topology`).
 
-`system USER --publisher --events-reader` makes another system's broker user instead (README,
-"Onboarding a direct publisher"): a publisher may write submissions (for the tenants
-`python -m services.tools.publishers allow` names), an events reader reads `arcserve.events`
-from its queue `USER.events`, made with it; one user may be both. Its password is
+`system USER --publisher` or `system USER --events-reader` makes another system's broker user
+instead (README, "Onboarding a direct publisher"): a publisher may write submissions (for the
+tenants `python -m services.tools.publishers allow` names), an events reader reads
+`arcserve.events` from its queue `USER.events`, made with it. No user is both: one that may
+write the submissions and read the events could bind the one exchange into the other
+(`broker.combines_publishing_and_reading`), so a system that does both has two users. Its password is
 SYSTEM_PASSWORD where set, else a fresh one, printed alone on the last line, this once;
 running it again sets the password anew.
 """
@@ -106,11 +108,14 @@ async def provision_all(settings: Settings, env_file: Path | None = None) -> dic
 def provision_system(settings: Settings, user: str, password: str, *, publisher: bool, events_reader: bool) -> str:
     """Another system's broker user, through the management API; returns what it may do."""
     topology = _deployment(settings).topology
-    if publisher:
-        document = broker.direct_publisher(topology, user, password, reads_events=events_reader)
-    else:
-        document = broker.events_reader(topology, user, password)
-    broker.Management.for_amqp_url(settings.amqp_url, settings.management_url).import_definitions(document)
+    management = broker.Management.for_amqp_url(settings.amqp_url, settings.management_url)
+    document = (broker.direct_publisher(topology, user, password) if publisher
+                else broker.events_reader(topology, user, password))
+    if broker.combines_publishing_and_reading(topology, [*management.permissions_of(user), *document["permissions"]]):
+        raise ValueError(f"{user} already {'reads events' if publisher else 'writes submissions'}; a user that does "
+                         f"both could bind {topology.events} into {topology.applications}: give this system a second "
+                         "user for the other role")
+    management.import_definitions(document)
     rights = [f"writes submissions to {topology.applications} for the tenants "
               f"`python -m services.tools.publishers allow {user} TENANT...` names"] if publisher else []
     if events_reader:
@@ -185,8 +190,9 @@ async def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if (args.what == "system") != bool(args.system_user):
         parser.error("USER goes with `system`, and only with it")
-    if args.what == "system" and not (args.publisher or args.events_reader):
-        parser.error("system: say what it may do: --publisher, --events-reader, or both")
+    if args.what == "system" and args.publisher == args.events_reader:
+        parser.error("system: say what it may do: --publisher or --events-reader (a system that does both has a "
+                     "user for each: one user that may do both could bind one exchange into the other)")
     settings = Settings.from_env()
     # Its log on stderr: stdout carries what `definitions` and `kubernetes` print.
     logs.configure("provisioning", settings.log_level, settings.log_format, sys.stderr)

@@ -17,16 +17,19 @@ PLATFORM_SCHEMAS = (tenancy.SCHEMA, audit.SCHEMA)
 
 def own_publishers(deployment: Deployment, administrator: str) -> dict[str, tenancy.Role]:
     """The deployment's own publishers of submissions (shared/tenancy/migrations/0002): its
-    edge, and the relays that pass others' submissions on: the gate (its retries) and the
-    administrator (the operator's dead-letter replays)."""
+    edge, and the relay that passes others' messages on, the administrator (the operator's
+    dead-letter replays). A consumer's own retries need no role: they carry its own user."""
     roles = {administrator: tenancy.Role.RELAY}
     for boundary in BOUNDARIES:
         if boundary.acts_for_every_tenant:
             roles[deployment.user(boundary)] = tenancy.Role.EDGE
-        if any(subscriber.identifies_publishers for subscriber in boundary.subscribers):
-            roles[deployment.user(boundary)] = tenancy.Role.RELAY
     return roles
 
 
 def queue_specs() -> list[QueueSpec]:
     return [subscriber.spec for boundary in BOUNDARIES for subscriber in boundary.subscribers]
+
+
+def owner_of(spec: QueueSpec) -> str:
+    """The service whose consumer reads this queue."""
+    return next(b.name for b in BOUNDARIES for subscriber in b.subscribers if subscriber.spec.name == spec.name)

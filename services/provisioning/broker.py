@@ -110,14 +110,12 @@ def events_queue(user: str) -> str:
     return f"{user}.events"
 
 
-def direct_publisher(topology: Topology, user: str, password: str, vhost: str = "/", *,
-                     reads_events: bool = False) -> dict[str, Any]:
+def direct_publisher(topology: Topology, user: str, password: str, vhost: str = "/") -> dict[str, Any]:
     """Definitions of another system's broker user (README, "Onboarding a direct
     publisher"): it may write submissions to `arcserve.applications` and nothing else; which
-    tenants it acts for is the gate's to check (`python -m services.tools.publishers`).
-    `reads_events`: it is an events reader too (`events_reader`), so that one user can submit
-    and read the outcome."""
-    return _other_system(topology, user, password, vhost, publishes=True, reads_events=reads_events)
+    tenants it acts for is the gate's to check (`python -m services.tools.publishers`). It
+    never reads events too: see `combines_publishing_and_reading`."""
+    return _other_system(topology, user, password, vhost, publishes=True, reads_events=False)
 
 
 def events_reader(topology: Topology, user: str, password: str, vhost: str = "/") -> dict[str, Any]:
@@ -156,6 +154,17 @@ def _other_system(topology: Topology, user: str, password: str, vhost: str, *, p
         "topic_permissions": [{"user": user, "vhost": vhost, **topic} for topic in topics],
         "queues": queues,
     }
+
+
+def combines_publishing_and_reading(topology: Topology, permissions: list[dict[str, Any]]) -> bool:
+    """Whether a user with these permissions may both write to `arcserve.applications` and
+    read `arcserve.events`: RabbitMQ lets such a user bind the one exchange into the other
+    (exchange.bind needs only write on the destination and read on the source), copying every
+    tenant's events into the gate, a binding that outlives the user. So a system that submits
+    and reads outcomes gets two users."""
+    writes = any(re.search(p.get("write") or "^$", topology.applications) for p in permissions)
+    reads = any(re.search(p.get("read") or "^$", topology.events) for p in permissions)
+    return writes and reads
 
 
 def event_routing_keys() -> list[str]:
@@ -217,6 +226,15 @@ class Management:
     def delete_users(self, names: list[str]) -> None:
         for name in names:
             self._call("DELETE", f"users/{quote(name, safe='')}")
+
+    def permissions_of(self, user: str) -> list[dict[str, Any]]:
+        """The user's permissions in every vhost ([] for no such user)."""
+        try:
+            return list(self._call("GET", f"users/{quote(user, safe='')}/permissions"))
+        except ManagementError as error:
+            if " answered 404" in str(error):
+                return []
+            raise
 
     def users(self) -> list[str]:
         return [user["name"] for user in self._call("GET", "users")]

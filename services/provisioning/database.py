@@ -45,6 +45,10 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+# Who is who on the broker (shared/tenancy): every consumer reads it, and nothing else of tenancy.
+TRUST_TABLE = "tenancy.publishers"
+
+
 async def provision(conn: Connection, deployment: Deployment, boundaries: tuple[Boundary, ...],
                     platform: tuple[Schema, ...], passwords: Passwords) -> list[str]:
     """Roles, migrations, grants; returns the migrations applied."""
@@ -83,6 +87,9 @@ async def provision(conn: Connection, deployment: Deployment, boundaries: tuple[
         for schema in boundary.reads:
             await conn.execute(f"GRANT USAGE ON SCHEMA {schema.name} TO {role}")
             await conn.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA {schema.name} TO {role}")
+        if boundary.subscribers:  # a consumer knows the relays, whose replays name another publisher
+            await conn.execute(f"GRANT USAGE ON SCHEMA {TRUST_TABLE.split('.')[0]} TO {role}")
+            await conn.execute(f"GRANT SELECT ON {TRUST_TABLE} TO {role}")
     return applied
 
 

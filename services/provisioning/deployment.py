@@ -21,7 +21,7 @@ class Deployment:
 
     def user(self, boundary: Boundary) -> str:
         """The service's RabbitMQ user."""
-        return f"{self.topology.prefix}arcserve-{boundary.name}"
+        return self.topology.user(boundary.name)
 
     def role(self, boundary: Boundary) -> str:
         """The service's Postgres role."""

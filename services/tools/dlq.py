@@ -1,10 +1,17 @@
 """The operator command for dead letters (docs/architecture.md, "Public contract", §5): list them with their reasons,
-show one, replay selected ones to where they were first published, purge.
+show one, replay selected ones into the queue they were dead-lettered from, purge.
 
     python -m services.tools.dlq list [--queue NAME] [--limit N] [--json]
     python -m services.tools.dlq show MESSAGE_ID [--queue NAME]
-    python -m services.tools.dlq replay (MESSAGE_ID... | --all) [--queue NAME] [--to-queue]
+    python -m services.tools.dlq replay (MESSAGE_ID... | --all) [--queue NAME]
     python -m services.tools.dlq purge (MESSAGE_ID... | --all) [--queue NAME]
+
+What a dead letter says of itself is read only where the project or the broker wrote it
+(shared/messaging/provenance.py): the `x-arcserve-*` headers of a copy its consumer (or a
+replay) published, and the newest `x-death` entry, which the broker adds when it
+dead-letters. A publisher's own headers never name a reason, an origin or a publisher. A
+replay goes back to the consumer's own queue, never to an exchange, and is judged there as
+its first publisher's message: a forged one is dead-lettered again.
 
 Configured like the other operator commands (AMQP_URL, DATABASE_URL, ARCSERVE_TOPOLOGY_PREFIX);
 every replay and purge leaves an audit record. `--queue` names a
@@ -33,7 +40,7 @@ import aio_pika
 import asyncpg
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
 
-from services.provisioning.boundaries import queue_specs
+from services.provisioning.boundaries import owner_of, queue_specs
 from services.tools import operator_settings
 from shared import audit
 from shared.config import Settings
@@ -42,16 +49,22 @@ from shared.messaging.consumer import (
     DELIVERY_COUNT_HEADER,
     ORIGINAL_EXCHANGE_HEADER,
     ORIGINAL_ROUTING_KEY_HEADER,
-    PUBLISHER_HEADER,
     REASON_HEADER,
+)
+from shared.messaging.provenance import (
+    PUBLISHER_HEADER,
+    Provenance,
+    header_text,
+    provenance,
+    publishers_claims_dropped,
 )
 from shared.messaging.topology import QueueSpec, Topology
 from shared.sealing import Keyring, KeyringError
 
 # How often the message was replayed by this command (kept across dead-letterings).
 REPLAYS_HEADER = "x-arcserve-replays"
-# Dropped on replay: our dead-letter bookkeeping and the broker's.
-DROPPED_ON_REPLAY = ("x-arcserve-", "x-death", "x-first-death-", "x-last-death-", "x-delivery-count", "x-acquired-count")
+# The broker's counts, dropped on replay with our bookkeeping: the copy starts afresh.
+BROKER_COUNTS = ("x-delivery-count", "x-acquired-count")
 PUBLISH_TIMEOUT_S = 10.0
 BODY_PREVIEW = 2048
 REASON_WIDTH = 80
@@ -85,6 +98,7 @@ class DeadLetter:
     original_routing_key: str | None
     delivery_count: int | None
     replays: int
+    origin: Provenance  # who published it first, as proven
 
     @property
     def message_id(self) -> str:
@@ -99,30 +113,36 @@ class DeadLetter:
             "original_routing_key": self.original_routing_key,
             "delivery_count": self.delivery_count,
             "replays": self.replays,
+            "publisher": self.origin.publisher,
             "size": len(self.message.body),
         }
 
 
-def describe(spec: QueueSpec, source_queue: str, message: AbstractIncomingMessage) -> DeadLetter:
-    """Read a dead letter's headers: ours (`x-arcserve-*`, written by the consumer), else the
-    broker's (`x-death`, when the queue's delivery limit dead-lettered it)."""
+def describe(spec: QueueSpec, message: AbstractIncomingMessage, trusted: frozenset[str]) -> DeadLetter:
+    """Read a dead letter: from a copy published by one of the `trusted` users (the queue's
+    own consumer, a relay), our headers (`x-arcserve-*`) and the broker's `x-death`; from
+    anyone else, only the newest `x-death` entry (the broker put it first when its delivery
+    limit dead-lettered the message), whatever else the publisher put in its headers."""
+    origin = provenance(message.user_id, message.headers, trusted)
     headers: dict[str, Any] = dict(message.headers or {})
     deaths = [d for d in headers.get("x-death") or [] if isinstance(d, dict)]
+    if not origin.relayed:
+        deaths = deaths[:1]
+        headers = {k: v for k, v in publishers_claims_dropped(headers).items()}
     # x-death: the broker's dead-letterings, newest first. One other than a TTL expiry (which
     # only happens in the delayed-retry queues, and leads back to the consumer) came after our
     # consumer last touched the message: the delivery limit, and it is the reason.
-    reason = _text(headers.get(REASON_HEADER))
+    reason = header_text(headers, REASON_HEADER)
     newest = _text(deaths[0].get("reason")) if deaths else None
     if newest and (newest != "expired" or not reason):
         reason = newest
-    reason = reason or _text(headers.get("x-first-death-reason")) or "unknown"
+    reason = reason or "unknown"
 
-    exchange = _text(headers.get(ORIGINAL_EXCHANGE_HEADER))
-    routing_key = _text(headers.get(ORIGINAL_ROUTING_KEY_HEADER))
+    exchange = header_text(headers, ORIGINAL_EXCHANGE_HEADER)
+    routing_key = header_text(headers, ORIGINAL_ROUTING_KEY_HEADER)
     if not routing_key and deaths:
-        death = next((d for d in deaths if _text(d.get("queue")) == source_queue), deaths[-1])
-        keys = death.get("routing-keys") or []
-        exchange, routing_key = _text(death.get("exchange")), (_text(keys[0]) if keys else None)
+        keys = deaths[-1].get("routing-keys") or []
+        exchange, routing_key = _text(deaths[-1].get("exchange")), (_text(keys[0]) if keys else None)
 
     count = headers.get(DELIVERY_COUNT_HEADER)
     return DeadLetter(
@@ -133,13 +153,15 @@ def describe(spec: QueueSpec, source_queue: str, message: AbstractIncomingMessag
         original_routing_key=routing_key or None,
         delivery_count=int(count) if count is not None else None,
         replays=int(headers.get(REPLAYS_HEADER) or 0),
+        origin=origin,
     )
 
 
 @asynccontextmanager
-async def browse(connection: AbstractConnection, topology: Topology, spec: QueueSpec) -> AsyncIterator[list[DeadLetter]]:
+async def browse(connection: AbstractConnection, topology: Topology, spec: QueueSpec,
+                 trusted: frozenset[str]) -> AsyncIterator[list[DeadLetter]]:
     """The dead letters of one consumer, held unacked; whatever the caller did not ack goes
-    back on exit, in order."""
+    back on exit, in order. `trusted`: the relays, besides the queue's own consumer."""
     name = topology.dead_letter_queue(spec)
     channel = await connection.channel()
     taken: list[AbstractIncomingMessage] = []
@@ -154,7 +176,8 @@ async def browse(connection: AbstractConnection, topology: Topology, spec: Queue
                 if message is None:
                     break
                 taken.append(message)
-        yield [describe(spec, topology.queue(spec), message) for message in taken]
+        trusted = trusted | {topology.user(owner_of(spec))}
+        yield [describe(spec, message, trusted) for message in taken]
     finally:
         if not channel.is_closed:
             for message in taken:
@@ -180,7 +203,7 @@ def _short(text: str, width: int) -> str:
 async def cmd_list(connection: AbstractConnection, topology: Topology, specs: list[QueueSpec], args: argparse.Namespace) -> int:
     report = []
     for spec in specs:
-        async with browse(connection, topology, spec) as letters:
+        async with browse(connection, topology, spec, args.relays) as letters:
             report.append((spec, len(letters), [letter.summary() for letter in letters[: args.limit]]))
     if args.json:
         print(json.dumps({"queues": [
@@ -218,7 +241,7 @@ async def _selected(
     found: set[str] = set()
     status = 0
     for spec in specs:
-        async with browse(connection, topology, spec) as letters:
+        async with browse(connection, topology, spec, args.relays) as letters:
             chosen = [letter for letter in letters if args.all or letter.message_id in wanted]
             found.update(letter.message_id for letter in chosen)
             if chosen and await act(chosen):
@@ -274,6 +297,7 @@ async def cmd_show(connection: AbstractConnection, topology: Topology, specs: li
             print(f"message id:       {letter.message_id}")
             print(f"reason:           {letter.reason}")
             print(f"original:         exchange {letter.original_exchange!r}, routing key {letter.original_routing_key!r}")
+            print(f"published by:     {letter.origin.publisher or '-'}")
             print(f"delivery count:   {letter.delivery_count if letter.delivery_count is not None else '-'}")
             print(f"replays:          {letter.replays}")
             print(f"content type:     {message.content_type or '-'}")
@@ -293,16 +317,16 @@ async def cmd_show(connection: AbstractConnection, topology: Topology, specs: li
     return await _selected(connection, topology, specs, args, show)
 
 
-def replay_message(letter: DeadLetter, *, keep_origin: bool, user_id: str) -> aio_pika.Message:
-    """The copy to publish. It says who first published it (the consumer recorded that in
-    PUBLISHER_HEADER) and is published as the operator, whom the gate trusts to relay it."""
+def replay_message(letter: DeadLetter, *, user_id: str) -> aio_pika.Message:
+    """The copy to publish, as the operator (a relay): it names the first publisher and the
+    origin as `describe` proved them, and nothing else of the dead letter's bookkeeping."""
     source = letter.message
-    headers = {k: v for k, v in (source.headers or {}).items()
-               if k == PUBLISHER_HEADER or not k.startswith(DROPPED_ON_REPLAY)}
+    headers = {k: v for k, v in publishers_claims_dropped(source.headers or {}).items() if k not in BROKER_COUNTS}
+    headers[PUBLISHER_HEADER] = letter.origin.publisher or ""
     headers[REPLAYS_HEADER] = letter.replays + 1
-    if keep_origin and letter.original_routing_key:  # sent straight to the queue: keep where it was first published
+    if letter.original_routing_key:  # for the next dead-lettering's listing
         headers[ORIGINAL_EXCHANGE_HEADER] = letter.original_exchange or ""
-        headers[ORIGINAL_ROUTING_KEY_HEADER] = letter.original_routing_key or ""
+        headers[ORIGINAL_ROUTING_KEY_HEADER] = letter.original_routing_key
     return aio_pika.Message(
         source.body,
         headers=headers,
@@ -324,37 +348,28 @@ async def cmd_replay(connection: AbstractConnection, topology: Topology, specs: 
         nonlocal publisher
         failed = False
         for letter in letters:
-            known_origin = letter.original_exchange is not None and bool(letter.original_routing_key)
-            if not known_origin and not args.to_queue:
-                print(f"skipped {letter.message_id} in {letter.spec.name}: no original exchange and routing key "
-                      "recorded; it stays in the dead-letter queue (replay it with --to-queue, or purge it)")
-                totals["not replayed"] += 1
-                failed = True
-                continue
-            if args.to_queue:
-                exchange_name, routing_key = "", topology.queue(letter.spec)
-            else:
-                exchange_name, routing_key = letter.original_exchange or "", letter.original_routing_key or ""
+            # Back into the queue it was dead-lettered from (through the default exchange,
+            # which only an administrator may write to): no other consumer gets it again, and
+            # nothing the message says can send it anywhere else.
+            queue = topology.queue(letter.spec)
             if publisher is None or publisher.is_closed:
                 # Confirms: wait for the broker; returns: an unroutable message is an error.
                 publisher = await connection.channel(publisher_confirms=True, on_return_raises=True)
             try:
-                exchange = (publisher.default_exchange if exchange_name == ""
-                            else await publisher.get_exchange(exchange_name, ensure=False))
-                await exchange.publish(replay_message(letter, keep_origin=args.to_queue, user_id=operator), routing_key,
-                                       mandatory=True, timeout=PUBLISH_TIMEOUT_S)
+                await publisher.default_exchange.publish(replay_message(letter, user_id=operator), queue,
+                                                         mandatory=True, timeout=PUBLISH_TIMEOUT_S)
             except (TimeoutError, aio_pika.exceptions.AMQPError, aio_pika.exceptions.ChannelInvalidStateError) as exc:
-                print(f"failed {letter.message_id} in {letter.spec.name}: publish to exchange {exchange_name!r} "
-                      f"routing key {routing_key!r} was not confirmed ({exc!r}); it stays in the dead-letter queue")
+                print(f"failed {letter.message_id} in {letter.spec.name}: publish to queue {queue!r} "
+                      f"was not confirmed ({exc!r}); it stays in the dead-letter queue")
                 totals["not replayed"] += 1
                 failed = True
                 continue
             await letter.message.ack()  # only now: the broker has the copy
             await audit.record(args.audit, "dlq.replay", letter.message_id, queue=letter.spec.name,
-                               reason=letter.reason, exchange=exchange_name, routing_key=routing_key)
+                               reason=letter.reason, publisher=letter.origin.publisher or "")
             totals["replayed"] += 1
-            print(f"replayed {letter.message_id} from {letter.spec.name} to exchange {exchange_name!r} "
-                  f"routing key {routing_key!r} ({_short(letter.reason, 60)})")
+            print(f"replayed {letter.message_id} into {queue} as {letter.origin.publisher or 'nobody'}'s "
+                  f"({_short(letter.reason, 60)})")
         return failed
 
     status = await _selected(connection, topology, specs, args, replay)
@@ -408,10 +423,8 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument("message_ids", nargs="*", metavar="MESSAGE_ID")
         command.add_argument("--all", action="store_true", help="every dead letter (of --queue, or of all queues)")
         command.add_argument("--queue", help=queue_help)
-        if name == "replay":
-            command.add_argument("--to-queue", action="store_true",
-                                 help="send to the consumer's own queue (default exchange) instead of the original "
-                                      "exchange, so other consumers bound to it do not get it again")
+        if name == "replay":  # what every replay does now; still taken, so that older runbooks work
+            command.add_argument("--to-queue", action="store_true", help=argparse.SUPPRESS)
     return parser
 
 
@@ -453,6 +466,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = operator_settings()
     args.keyring = settings.license_key_keyring.get_secret_value()
     args.broker_user = nodes.user_of(settings.amqp_url)
+    # Copies this operator replayed are relayed copies; so are those of each queue's consumer.
+    args.relays = frozenset({args.broker_user})
     specs = _queues(parser, args.queue, settings.topology_prefix)
     try:
         return asyncio.run(_run(args, settings, specs))

@@ -38,6 +38,10 @@ class MessageType:
     # Submissions are read as strictly as intake reads a body (R4); events tolerate fields
     # a newer producer added.
     strict: bool = False
+    # Who publishes it: the one service whose broker user a consumer trusts for it
+    # (docs/architecture.md, "Security"). None for submissions: other systems publish those,
+    # each for the tenants an operator allowed it, which the status service's gate judges.
+    publisher: str | None = None
 
 
 def _submission(kind: Kind) -> MessageType:
@@ -45,24 +49,27 @@ def _submission(kind: Kind) -> MessageType:
                        routing.submission_type(kind), strict=True)
 
 
-def _event(model: type[BaseModel], routing_key: str, kind: Kind | None = None,
+def _event(publisher: str, model: type[BaseModel], routing_key: str, kind: Kind | None = None,
            exchange: str = routing.EVENTS_EXCHANGE) -> MessageType:
-    return MessageType(model, exchange, routing_key, routing.event_type(routing_key), kind)
+    return MessageType(model, exchange, routing_key, routing.event_type(routing_key), kind, publisher=publisher)
 
+
+# The services that publish events, by their boundary's name (services/*/boundary.py).
+STATUS, LICENSE_ISSUER, ORDER_ID = "status", "license-issuer", "order-id"
 
 _ACCEPTED: dict[Kind, type[BaseModel]] = dict(zip(Kind, events.ACCEPTED, strict=True))
 
 CATALOGUE: tuple[MessageType, ...] = (
     *(_submission(kind) for kind in Kind),
-    *(_event(_ACCEPTED[kind], routing.accepted(kind)) for kind in Kind),
-    *(_event(events.ApplicationRejected, routing.rejected(kind), kind) for kind in Kind),
-    *(_event(events.ApplicationCompleted, routing.completed(kind), kind) for kind in Kind),
-    _event(events.LicenseIssued, routing.LICENSE_ISSUED),
-    _event(events.LicenseRevoked, routing.LICENSE_REVOKED),
-    _event(events.LicenseKeys, routing.LICENSE_KEYS, exchange=routing.LICENSE_KEYS_EXCHANGE),
-    _event(events.OrderIdIssued, routing.ORDER_ID_ISSUED),
-    _event(events.OrderIdCancelled, routing.ORDER_ID_CANCELLED),
-    _event(events.ContractStatusChanged, routing.CONTRACT_STATUS_CHANGED),
+    *(_event(STATUS, _ACCEPTED[kind], routing.accepted(kind)) for kind in Kind),
+    *(_event(STATUS, events.ApplicationRejected, routing.rejected(kind), kind) for kind in Kind),
+    *(_event(STATUS, events.ApplicationCompleted, routing.completed(kind), kind) for kind in Kind),
+    _event(LICENSE_ISSUER, events.LicenseIssued, routing.LICENSE_ISSUED),
+    _event(LICENSE_ISSUER, events.LicenseRevoked, routing.LICENSE_REVOKED),
+    _event(LICENSE_ISSUER, events.LicenseKeys, routing.LICENSE_KEYS, exchange=routing.LICENSE_KEYS_EXCHANGE),
+    _event(ORDER_ID, events.OrderIdIssued, routing.ORDER_ID_ISSUED),
+    _event(ORDER_ID, events.OrderIdCancelled, routing.ORDER_ID_CANCELLED),
+    _event(STATUS, events.ContractStatusChanged, routing.CONTRACT_STATUS_CHANGED),
 )
 _BY_TYPE = {entry.type: entry for entry in CATALOGUE}
 

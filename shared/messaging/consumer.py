@@ -5,7 +5,8 @@ a message that does not succeed:
 | what went wrong                                   | what happens                                |
 |---------------------------------------------------|---------------------------------------------|
 | not JSON / not a CloudEvent / unknown type /      | dead-lettered at once with the reason       |
-| data that does not fit its model /                | (after the route's `on_invalid`, if any)    |
+| not published by the service that owns its type / | (after the route's `on_invalid`, if any)    |
+| data that does not fit its model /                |                                             |
 | the handler raised PoisonMessage                  |                                             |
 | the database is down (an outage)                  | retried in place, with backoff, until it is |
 |                                                   | back; nothing is acked meanwhile            |
@@ -16,7 +17,9 @@ a message that does not succeed:
 
 Moving a message (to a retry or the dead-letter queue) is a publish with a confirm to one
 of the queue's own exchanges, then the ack: a crash in between delivers it twice, and the
-inbox absorbs the second. The quorum queue's delivery limit is the backstop for a message
+inbox absorbs the second. A copy says who first published the message, and where it first
+arrived; what the publisher itself said in such headers is dropped (shared/messaging/provenance.py).
+The quorum queue's delivery limit is the backstop for a message
 that crashes its consumer's process. `stop()` cancels the consumer and waits for the
 messages in hand (drain on SIGTERM).
 """
@@ -33,13 +36,19 @@ from typing import Any
 import asyncpg
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 
-from shared import metrics, tenancy
+from shared import metrics
 from shared.backoff import Backoff
 from shared.contracts import binding, catalogue
 from shared.contracts.catalogue import InvalidData
 from shared.contracts.envelope import CloudEvent, PoisonMessage, RetryLater
 from shared.db.pool import is_conflict, is_outage
 from shared.messaging.broker import Broker
+from shared.messaging.provenance import (
+    PUBLISHER_HEADER,
+    Provenance,
+    provenance,
+    publishers_claims_dropped,
+)
 from shared.messaging.subscriber import Route, Subscriber
 from shared.messaging.unit_of_work import OutsideContext, UnitOfWork
 from shared.observability import logs
@@ -53,10 +62,8 @@ ORIGINAL_ROUTING_KEY_HEADER = "x-arcserve-original-routing-key"
 DELIVERY_COUNT_HEADER = "x-arcserve-delivery-count"
 # How many delayed retries a message has had (set on the copies sent to retry queues).
 ATTEMPT_HEADER = "x-arcserve-attempt"
-# Who first published a message that a relay (a retry, a replay) now carries; set by the
-# consumer of an identifying subscriber, trusted only on a relay's message.
-PUBLISHER_HEADER = "x-arcserve-publisher"
 CONFLICT_RETRIES = 5
+__all__ = ["PUBLISHER_HEADER", "Consumer", "QueueMissing"]
 
 
 class QueueMissing(Exception):
@@ -75,6 +82,7 @@ class Consumer:
         deps: Any,
         clock: Callable[[], datetime],
         prefetch: int,
+        relays: Callable[[], Awaitable[frozenset[str]]],
     ):
         self.broker = broker
         self.subscriber = subscriber
@@ -85,6 +93,7 @@ class Consumer:
         self.deps = deps
         self.clock = clock
         self.prefetch = prefetch
+        self.relays = relays  # the administrators, whose replays name the message's publisher
         self._entries = subscriber.entries
         self._channel: AbstractChannel | None = None
         self._tag: str | None = None
@@ -152,37 +161,40 @@ class Consumer:
 
     async def _process(self, message: AbstractIncomingMessage) -> str:
         """Handle, retry or dead-letter the message; return which it was."""
-        publisher: str | None = None
         try:
-            if self.subscriber.identifies_publishers:
-                publisher = await self._identify(message)
+            origin = await self._identify(message)
+        except _Stopping:
+            return "left_for_redelivery"  # unacked: the broker gives it to the next consumer
+        try:
             event = binding.read(message.body, message.content_type, message.headers)
             logs.bind(**_fields_of(event))
             route = self.subscriber.routes.get(event.type)
             if route is None:
                 raise PoisonMessage(f"unknown_type: {event.type!r} is not handled by {self.spec.name}")
-            await self._deliver(route, event, publisher)
+            self._check_owner(event, origin)
+            await self._deliver(route, event, origin.publisher)
         except PoisonMessage as poison:
-            return await self._move(message, reason=poison.reason, dead=True, publisher=publisher)
+            return await self._move(message, reason=poison.reason, dead=True, origin=origin)
         except RetryLater as later:
-            return await self._move(message, reason=later.reason, dead=False, publisher=publisher)
+            return await self._move(message, reason=later.reason, dead=False, origin=origin)
         except _Stopping:
             return "left_for_redelivery"  # unacked: the broker gives it to the next consumer
         except Exception as exc:
             log.exception("handler failed on %s (message %s)", self.queue_name, message.message_id)
-            return await self._move(message, reason=f"handler_error: {exc!r}", dead=False, publisher=publisher)
+            return await self._move(message, reason=f"handler_error: {exc!r}", dead=False, origin=origin)
         metrics.MESSAGES.labels(self.spec.name, "handled").inc()
         await _settle(message.ack())
         return "handled"
 
-    async def _identify(self, message: AbstractIncomingMessage) -> str | None:
-        """`_publisher_of`, retried in place whatever goes wrong: a message must never move on
-        (to a retry, as our copy) without the publisher it came from, or it would come back
-        as nobody's (seen under a database restart: asyncpg's InternalClientError)."""
+    async def _identify(self, message: AbstractIncomingMessage) -> Provenance:
+        """Who published the message (shared/messaging/provenance.py), retried in place
+        whatever goes wrong: a message must never move on (to a retry, as our copy) without
+        the publisher it came from, or it would come back as ours (seen under a database
+        restart: asyncpg's InternalClientError)."""
         backoff = Backoff()
         while True:
             try:
-                return await self._publisher_of(message)
+                return provenance(message.user_id, message.headers, await self._trusted(message))
             except Exception as exc:
                 if self._stopping.is_set():
                     raise _Stopping() from exc  # unacked: the broker gives it to the next consumer
@@ -192,16 +204,25 @@ class Consumer:
                 metrics.MESSAGES.labels(self.spec.name, "retried_in_place").inc()
                 await asyncio.sleep(delay)
 
-    async def _publisher_of(self, message: AbstractIncomingMessage) -> str | None:
-        """Who published the message: its `user_id`, which the broker checked against the
-        connection; for a relay's copy, the publisher the copy names (else the relay)."""
-        user = message.user_id
-        if not user:
-            return None
-        if await tenancy.role_of(self.pool(), user) is tenancy.Role.RELAY:
-            named = (message.headers or {}).get(PUBLISHER_HEADER)
-            return (named.decode() if isinstance(named, bytes) else str(named)) if named else user
-        return user
+    async def _trusted(self, message: AbstractIncomingMessage) -> frozenset[str]:
+        """Whose copies may name another publisher: ours (a retry back from its delay queue),
+        and a relay's only when put straight into this queue (a replay: the default exchange,
+        which only an administrator may write to), never one published to an exchange."""
+        if message.user_id == self.broker.user:
+            return frozenset({self.broker.user})
+        if message.exchange == "" and message.routing_key == self.queue_name:
+            return await self.relays()
+        return frozenset()
+
+    def _check_owner(self, event: CloudEvent, origin: Provenance) -> None:
+        """An event acts only as its owner's: published by the service the catalogue says
+        publishes its type. (Submissions have no one owner: the gate judges who may submit
+        for which tenant.)"""
+        entry = catalogue.by_type(event.type)
+        owner = entry.publisher if entry is not None else None
+        if owner is not None and origin.publisher != self.broker.topology.user(owner):
+            raise PoisonMessage(f"unauthorized_publisher: {origin.publisher or 'a message without user_id'} "
+                                f"does not publish {event.type}")
 
     async def _deliver(self, route: Route, event: CloudEvent, publisher: str | None) -> None:
         try:
@@ -253,14 +274,13 @@ class Consumer:
                 metrics.MESSAGES.labels(self.spec.name, "retried_in_place").inc()
                 await asyncio.sleep(delay)
 
-    async def _move(self, message: AbstractIncomingMessage, *, reason: str, dead: bool, publisher: str | None) -> str:
-        """Send the message to its next delayed retry, or to the dead-letter queue (as the
-        publisher this service identified, whose copy it now carries); return which."""
+    async def _move(self, message: AbstractIncomingMessage, *, reason: str, dead: bool, origin: Provenance) -> str:
+        """Send the message to its next delayed retry, or to the dead-letter queue, as a copy
+        that says who first published it; return which."""
         headers: dict[str, Any] = dict(message.headers or {})
-        if self.subscriber.identifies_publishers:
-            headers.pop(PUBLISHER_HEADER, None)  # whatever the publisher claimed: ours replaces it
-            if publisher:
-                headers[PUBLISHER_HEADER] = publisher
+        if not origin.relayed:  # the publisher's own headers: nothing it said of itself is kept
+            headers = publishers_claims_dropped(headers)
+        headers[PUBLISHER_HEADER] = origin.publisher or ""
         attempt = int(headers.get(ATTEMPT_HEADER, 0) or 0) + 1
         topology = self.broker.topology
         if not dead and attempt > len(topology.retry_delays_s):

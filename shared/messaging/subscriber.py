@@ -46,9 +46,8 @@ class Subscriber(Generic[D]):
     # routing key no handler names is dead-lettered with its reason instead of being
     # unroutable, and lost for a publisher that did not ask for returns.
     takes_all_of: tuple[str, ...] = ()
-    # Its messages come from other systems (submissions): the consumer tells its handlers
-    # the publisher the broker proved (`ctx.publisher`), through retries and replays, and
-    # dedupes by tenant and message id, so one tenant's ids never suppress another's.
+    # Its messages come from other systems (submissions): the consumer dedupes by tenant and
+    # message id, so one tenant's ids never suppress another's.
     identifies_publishers: bool = False
     routes: dict[str, Route] = field(default_factory=dict)  # CloudEvents type → route
     entries: list[MessageType] = field(default_factory=list)

@@ -110,6 +110,12 @@ class Topology:
     def name(self, bare: str) -> str:
         return f"{self.prefix}{bare}"
 
+    def user(self, service: str) -> str:
+        """The broker user of one of the deployment's services: the provisioning step names
+        it so, and a consumer trusts a message of the catalogue only from the user of the
+        service that publishes it."""
+        return f"{self.prefix}arcserve-{service}"
+
     @property
     def applications(self) -> str:
         return self.name(routing.APPLICATIONS_EXCHANGE)

@@ -47,7 +47,7 @@ class ConsumeContext(Generic[D]):
     deps: D
     now: datetime
     obtained: Any = None
-    publisher: str | None = None  # the broker user who published it (identifying subscribers)
+    publisher: str | None = None  # the broker user who published it, as the broker proved it
     published: list[tuple[BaseModel, str | None]] = field(default_factory=list)
     committed: list[Callable[[], None]] = field(default_factory=list)
 

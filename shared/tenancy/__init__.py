@@ -158,13 +158,24 @@ async def trust(conn: Queryable, broker_user: str, tenant_id: str) -> Role | Non
     return Role(role) if role else None
 
 
+async def relays(conn: Queryable) -> frozenset[str]:
+    """The administrators, whose dead-letter replays carry another publisher's message and
+    say whose (every consumer may read this; docs/architecture.md, "Security")."""
+    rows = await conn.fetch("SELECT broker_user FROM tenancy.publishers WHERE role = 'relay'")
+    return frozenset(r["broker_user"] for r in rows)
+
+
 async def register_publishers(conn: Connection, roles: dict[str, Role]) -> None:
-    """The deployment's own publishers (the provisioning step): their roles, made so again."""
-    await conn.executemany(
-        """INSERT INTO tenancy.publishers (broker_user, role) VALUES ($1, $2)
-           ON CONFLICT (broker_user) DO UPDATE SET role = EXCLUDED.role""",
-        sorted(roles.items()),
-    )
+    """The deployment's own publishers (the provisioning step): their roles, made so again,
+    and no other edge or relay left from an earlier provisioning."""
+    async with conn.transaction():
+        await conn.execute("DELETE FROM tenancy.publishers WHERE role IN ('edge', 'relay') AND NOT broker_user = ANY($1::text[])",
+                           sorted(roles))
+        await conn.executemany(
+            """INSERT INTO tenancy.publishers (broker_user, role) VALUES ($1, $2)
+               ON CONFLICT (broker_user) DO UPDATE SET role = EXCLUDED.role""",
+            sorted(roles.items()),
+        )
 
 
 async def allow(conn: Connection, broker_user: str, tenants: list[str]) -> list[str]:

@@ -284,6 +284,11 @@ async def relay_faststream(grounds: Grounds, prefetch: int, tally: Tally, deadli
         await broker.stop()
 
 
+async def no_relays() -> frozenset[str]:
+    """The hop's messages come straight from its client: no dead-letter replays to trust."""
+    return frozenset()
+
+
 class CountedConsumer(Consumer):
     """The project's Consumer, counting each message it has handled and acked."""
 
@@ -326,7 +331,7 @@ async def relay_project(grounds: Grounds, prefetch: int, tally: Tally, deadline_
         work = PublishingWork(HOP.name, Inbox(SCHEMA.name), Outbox(SCHEMA.name), SOURCE, grounds.topology, broker=broker)
         no_database = cast("asyncpg.Pool[Any]", None)  # the work above never uses it
         consumer = CountedConsumer(broker, HOP, work, pool=lambda: no_database, deps=None, clock=utc_now,
-                                   prefetch=prefetch, tally=tally)
+                                   prefetch=prefetch, tally=tally, relays=no_relays)
         await consumer.start()
         timing = await tally.timing(deadline_s)
         await consumer.stop(timeout=5)
@@ -358,7 +363,7 @@ async def relay_project_uow(grounds: Grounds, prefetch: int, tally: Tally, deadl
         relay = CountedRelay(pool, broker, outbox, service="bench-hop", tally=tally)
         work = UnitOfWork(HOP.name, inbox, outbox, SOURCE, grounds.topology, deliver=relay.deliver)
         consumer = CountedConsumer(broker, HOP, work, pool=lambda: pool, deps=None, clock=utc_now,
-                                   prefetch=prefetch, tally=tally)
+                                   prefetch=prefetch, tally=tally, relays=no_relays)
         relaying = asyncio.create_task(relay.run(), name="bench-hop-relay")
         try:
             await consumer.start()

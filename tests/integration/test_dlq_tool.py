@@ -132,14 +132,14 @@ async def test_list_show_purge_and_replay_after_the_cause_is_fixed(new_stack: Ca
         await conn.close()
     await ok_tool(stack, "publishers", "allow", stack.administrator, late_tenant)
     out = await ok(stack, "replay", stranger)
-    assert f"replayed {stranger}" in out and f"to exchange '{exchange}' routing key 'new'" in out
+    assert f"replayed {stranger} into {stack.topology.queue(SUBMISSIONS.spec)} as {stack.administrator}'s" in out
     application = await stack.wait_application(Tenant(late_tenant, key), late_application)
     assert application["status"] == "completed", application
     contract = await stack.contract(Tenant(late_tenant, key), application["contract_id"])
     assert contract["status"] == "active" and len(contract["licenses"]) == 2
     assert stranger not in {letter["message_id"] for letter in await listed(stack)}
 
-    # ---- replay without a fix: back to arcserve.applications / new, and dead again --------
+    # ---- replay without a fix: back into the gate's queue, and dead again -------------------
     out = await ok(stack, "replay", invalid, "--queue", "status.submissions")
     assert f"replayed {invalid}" in out
 
@@ -168,9 +168,10 @@ async def test_list_show_purge_and_replay_after_the_cause_is_fixed(new_stack: Ca
 
 
 async def test_broker_dead_letters_and_letters_without_origin(new_stack: Callable[..., Any]) -> None:
-    """A dead letter the broker made (delivery limit: `x-death`, no `x-arcserve-*`) is listed
-    with the broker's reason and replayed to where it was published; one that says nowhere
-    where it came from is skipped and kept, and `--to-queue` sends it to the consumer's queue."""
+    """A dead letter the broker made (delivery limit: `x-death`) is listed with the broker's
+    reason and where it was published; every replay, of it and of one that says nowhere where
+    it came from, goes into the consumer's queue (`--to-queue`, once needed for that, is still
+    taken)."""
     stack: Stack = await new_stack()  # provisioned: its topology is there
     topology = stack.topology
     probe = topology.name("dlq-tool.probe")
@@ -205,29 +206,21 @@ async def test_broker_dead_letters_and_letters_without_origin(new_stack: Callabl
                 topology.events, "probe.limit")
             assert letters[orphan]["reason"] == "unknown" and letters[orphan]["original_routing_key"] is None
 
-            code, out, _ = await dlq(stack, "replay", "--all", "--queue", "status.results")
-            assert code == 1, "not everything could be replayed"
-            assert f"skipped {orphan}" in out and "no original exchange and routing key" in out
-            assert f"replayed {crashing} from arcserve.status.results to exchange '{topology.events}'" in out
-
-            async def only_orphan_left() -> bool:
-                return [letter["message_id"] for letter in await listed(stack, RESULTS.spec)] == [orphan]
-
-            await eventually(only_orphan_left, "the replayed dead letter to be gone, the skipped one kept")
-
-            back = await eventually(lambda: queue.get(fail=False), "the replayed message in the probe queue")
+            results = await channel.get_queue(topology.queue(RESULTS.spec))
+            out = await ok(stack, "replay", crashing, "--queue", "status.results")
+            assert f"replayed {crashing} into {topology.queue(RESULTS.spec)}" in out
+            back = await eventually(lambda: results.get(fail=False), "the replayed message in the status.results queue")
             await back.ack()
             assert back.body == b'{"crash": true}' and back.message_id == crashing
-            assert back.content_type == "application/json"
+            assert back.content_type == "application/json" and back.user_id == stack.administrator
             headers = back.headers or {}
             assert headers.get("x-custom") in ("kept", b"kept") and headers.get("x-arcserve-replays") == 1
             assert not [name for name in headers if name.startswith(("x-death", "x-first-death", "x-last-death"))]
             assert "x-arcserve-reason" not in headers and "x-arcserve-attempt" not in headers
+            assert headers.get("x-arcserve-original-routing-key") in ("probe.limit", b"probe.limit")
 
-            # --to-queue needs no origin: straight into the consumer's queue (default exchange).
             out = await ok(stack, "replay", orphan, "--to-queue", "--queue", "arcserve.status.results")
-            assert f"to exchange '' routing key '{topology.queue(RESULTS.spec)}'" in out
-            results = await channel.get_queue(topology.queue(RESULTS.spec))
+            assert f"replayed {orphan} into {topology.queue(RESULTS.spec)}" in out
             resent = await eventually(lambda: results.get(fail=False), "the orphan in the status.results queue")
             await resent.ack()
             assert resent.body == b"orphan" and (resent.headers or {}).get("x-arcserve-replays") == 1

@@ -1,7 +1,8 @@
 """The publisher example for other systems (docs/examples/publish_submission.py), run as
-another system runs it: a process of its own, as a broker user made by the operator's
-command (`python -m services.provisioning system USER --publisher --events-reader`) and
-allowed for one tenant (`python -m services.tools.publishers allow`)."""
+another system runs it: a process of its own, as two broker users made by the operator's
+command (`python -m services.provisioning system USER --publisher`, and `system USER-events
+--events-reader`), the publisher allowed for one tenant (`python -m services.tools.publishers
+allow`); and why it takes two."""
 from __future__ import annotations
 
 import asyncio
@@ -28,8 +29,10 @@ EXAMPLE = ROOT / "docs" / "examples" / "publish_submission.py"
 
 @dataclass
 class System:
-    user: str
-    amqp_url: str  # with its own credentials
+    user: str  # its publisher
+    amqp_url: str  # its publisher's, with its own credentials
+    reader: str  # its events reader
+    events_amqp_url: str
 
 
 async def _run(*command: str, env: dict[str, str]) -> tuple[int, str, str]:
@@ -41,30 +44,38 @@ async def _run(*command: str, env: dict[str, str]) -> tuple[int, str, str]:
     return process.returncode, out.decode(), err.decode()
 
 
-@pytest.fixture
-async def system(stack: Stack) -> AsyncIterator[System]:
-    """Another system's user, made by the operator's command (the password it printed)."""
-    user = f"{stack.settings.topology_prefix}billing-{uuid.uuid4().hex[:6]}"
-    code, out, err = await _run("-m", "services.provisioning", "system", user, "--publisher", "--events-reader", env={
+async def _system_user(stack: Stack, user: str, role: str) -> str:
+    """Another system's user, made by the operator's command; its URL (the password it printed)."""
+    code, out, err = await _run("-m", "services.provisioning", "system", user, role, env={
         "AMQP_URL": stack.settings.amqp_url, "RABBITMQ_MANAGEMENT_URL": stack.servers.management_url,
         "ARCSERVE_TOPOLOGY_PREFIX": stack.settings.topology_prefix})
     assert code == 0, (out, err)
-    assert f"reads {stack.topology.events} from its queue {user}.events" in out
     password = out.splitlines()[-1]
     parts = urlsplit(stack.settings.amqp_url)
     netloc = f"{quote(user, safe='')}:{quote(password, safe='')}@{parts.hostname}:{parts.port or 5672}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+@pytest.fixture
+async def system(stack: Stack) -> AsyncIterator[System]:
+    """Another system that submits and reads the outcome: a publisher and an events reader."""
+    user = f"{stack.settings.topology_prefix}billing-{uuid.uuid4().hex[:6]}"
+    reader = f"{user}-events"
     try:
-        yield System(user, urlunsplit(parts._replace(netloc=netloc)))
+        url = await _system_user(stack, user, "--publisher")
+        events_url = await _system_user(stack, reader, "--events-reader")
+        yield System(user, url, reader, events_url)
     finally:
-        broker.Management.for_amqp_url(stack.settings.amqp_url, stack.servers.management_url).delete_users([user])
+        broker.Management.for_amqp_url(stack.settings.amqp_url, stack.servers.management_url).delete_users([user, reader])
         connection = await aio_pika.connect(stack.settings.amqp_url)
         async with connection:
-            await (await connection.channel()).queue_delete(broker.events_queue(user))
+            await (await connection.channel()).queue_delete(broker.events_queue(reader))
 
 
 async def _example(stack: Stack, system: System, tenant: Tenant, *args: str) -> tuple[int, str, str]:
     return await _run(str(EXAMPLE), tenant.name, *args, env={
-        "SYSTEM_AMQP_URL": system.amqp_url, "ARCSERVE_TOPOLOGY_PREFIX": stack.settings.topology_prefix})
+        "SYSTEM_AMQP_URL": system.amqp_url, "SYSTEM_EVENTS_AMQP_URL": system.events_amqp_url,
+        "ARCSERVE_TOPOLOGY_PREFIX": stack.settings.topology_prefix})
 
 
 async def test_the_example_submits_for_an_allowed_tenant_and_prints_the_outcome(
@@ -125,13 +136,13 @@ async def test_the_example_for_a_tenant_it_is_not_allowed_for_sees_no_outcome_an
 async def test_the_systems_user_may_bind_its_queue_to_event_routing_keys_only_and_configure_nothing(
     stack: Stack, system: System
 ) -> None:
-    queue = broker.events_queue(system.user)
+    queue = broker.events_queue(system.reader)
     refused = {
         "a wildcard binding": (stack.topology.events, "#"),
         "a binding to the submissions": (stack.topology.applications, "new"),
         "a binding to the license keys": (stack.topology.name(routing.LICENSE_KEYS_EXCHANGE), "license.keys"),
     }
-    connection = await aio_pika.connect(system.amqp_url)
+    connection = await aio_pika.connect(system.events_amqp_url)
     async with connection:
         await (await (await connection.channel()).get_queue(queue)).bind(stack.topology.events, "license.issued")
         for what, (exchange, key) in refused.items():
@@ -143,10 +154,39 @@ async def test_the_systems_user_may_bind_its_queue_to_event_routing_keys_only_an
         # arcserve.applications as its dead-letter exchange would re-route what it reads into
         # the submissions.
         for what, attempt in {
-            "declaring a queue": lambda channel: channel.declare_queue(f"{system.user}.mine", exclusive=True),
+            "declaring a queue": lambda channel: channel.declare_queue(f"{system.reader}.mine", exclusive=True),
             "deleting its queue": lambda channel: channel.queue_delete(queue),
         }.items():
             channel = await connection.channel()
             with pytest.raises(aiormq.exceptions.ChannelAccessRefused):
                 await attempt(channel)
                 pytest.fail(f"{what} was allowed")
+
+
+async def test_no_user_of_a_system_can_bind_the_events_into_the_submissions(stack: Stack, system: System) -> None:
+    """The outside test's finding: one user that could write the submissions and read the
+    events bound `arcserve.events` into `arcserve.applications`, and every tenant's events
+    flowed into the gate. Neither of a system's two users can, and the operator's command
+    refuses to make one user that could."""
+    for url in (system.amqp_url, system.events_amqp_url):
+        connection = await aio_pika.connect(url)
+        async with connection:
+            channel = await connection.channel()
+            applications = await channel.get_exchange(stack.topology.applications, ensure=False)
+            with pytest.raises(aiormq.exceptions.ChannelAccessRefused):
+                await applications.bind(stack.topology.events, "application.accepted.cancellation")
+                pytest.fail(f"{url.split('@')[0].split('//')[1].split(':')[0]} bound the events into the submissions")
+
+    env = {"AMQP_URL": stack.settings.amqp_url, "RABBITMQ_MANAGEMENT_URL": stack.servers.management_url,
+           "ARCSERVE_TOPOLOGY_PREFIX": stack.settings.topology_prefix}
+    code, out, err = await _run("-m", "services.provisioning", "system", system.user, "--publisher", "--events-reader",
+                                env=env)
+    assert code == 2 and "could bind one exchange into the other" in err, (out, err)
+    # Nor one role after the other, in either order: nothing is changed.
+    for user, role in ((system.user, "--events-reader"), (system.reader, "--publisher")):
+        code, out, err = await _run("-m", "services.provisioning", "system", user, role, env=env)
+        assert code == 1 and f"could bind {stack.topology.events} into {stack.topology.applications}" in err, (out, err)
+    management = broker.Management.for_amqp_url(stack.settings.amqp_url, stack.servers.management_url)
+    for user in (system.user, system.reader):
+        assert not broker.combines_publishing_and_reading(stack.topology, management.permissions_of(user))
+

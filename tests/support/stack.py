@@ -29,7 +29,7 @@ from services.provisioning.boundaries import BOUNDARIES, queue_specs
 from services.status.bootstrap import build as build_status
 from shared import tenancy
 from shared.config import Settings
-from shared.contracts import routing
+from shared.contracts import catalogue, routing
 from shared.contracts.envelope import CONTENT_TYPE
 from shared.messaging.topology import Topology
 from shared.runtime import Service
@@ -296,8 +296,16 @@ class Stack:
                 routing_key,
             )
 
-    async def publish_event(self, exchange: str, routing_key: str, event: dict[str, Any]) -> None:
-        await self.publish_raw(exchange, routing_key, json.dumps(event).encode(), message_id=event.get("id"))
+    async def publish_event(self, exchange: str, routing_key: str, event: dict[str, Any], *,
+                            amqp_url: str | None = None) -> None:
+        """Publish a CloudEvent: an event of the catalogue as the service that publishes its
+        type (the only publisher its consumers trust), anything else as the administrator
+        (or as the user of `amqp_url`)."""
+        entry = catalogue.by_type(str(event.get("type")))
+        if amqp_url is None and entry is not None and entry.publisher is not None:
+            amqp_url = self.service_settings(entry.publisher.replace("-", "_")).amqp_url
+        await self.publish_raw(exchange, routing_key, json.dumps(event).encode(), message_id=event.get("id"),
+                               amqp_url=amqp_url)
 
 
 def new_application(licenses: list[dict[str, Any]] | None = None, product: str = "arcserve-udp-10") -> dict[str, Any]:
