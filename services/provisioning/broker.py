@@ -8,6 +8,9 @@ Each service's user may only (docs/architecture.md, "Least privilege"):
   keys of its own messages (topic permissions), and to its own queues' retry and
   dead-letter exchanges (never to the default exchange, which reaches every queue);
 - configure nothing: the topology is declared here, once.
+
+Every queue is bounded by a policy (queue arguments are fixed once a queue exists, a policy
+is not, so an existing deployment takes a new bound at its next provisioning).
 """
 from __future__ import annotations
 
@@ -26,9 +29,17 @@ from services.provisioning.deployment import Deployment, Passwords
 from shared.boundary import Boundary
 from shared.contracts import catalogue, routing
 from shared.messaging import nodes
-from shared.messaging.topology import Topology
+from shared.messaging.topology import QueueSpec, QuorumQueueArguments, Topology
 
 HASHING = "rabbit_password_hashing_sha256"
+# Past it a publish is refused (reject-publish: intake answers 503, a relay or a consumer keeps
+# the message and tries again), never a message dropped, and a backlog that nobody consumes,
+# dead letters included, cannot fill the brokers' disks. Alerts fire at 80 % of it.
+MAX_QUEUE_LENGTH = 100_000
+# Reading dead letters (`dlq list`) returns them to their queue, which counts as a delivery;
+# RabbitMQ 4 drops a quorum queue's message past 20 of them by default. So many that no one
+# reaches it (RabbitMQ 4's "no limit", -1, is refused by 3.x, Debian's broker).
+DEAD_LETTER_READS = 1_000_000
 
 
 def password_hash(password: str, salt: bytes | None = None) -> str:
@@ -56,6 +67,25 @@ def topic_permissions(topology: Topology, boundary: Boundary) -> list[dict[str, 
         keys.setdefault(entry.exchange, []).append(entry.routing_key)
     return [{"exchange": topology.name(exchange), "write": "^(" + "|".join(re.escape(k) for k in sorted(set(routing_keys))) + ")$",
              "read": ".*"} for exchange, routing_keys in sorted(keys.items())]
+
+
+def policies(topology: Topology, specs: list[QueueSpec], vhost: str) -> list[dict[str, Any]]:
+    """One policy per kind of queue, each matching exactly the deployment's queues of that kind."""
+    limits = {"max-length": MAX_QUEUE_LENGTH, "overflow": "reject-publish"}
+    kinds = {
+        # The lower of policy and argument applies, so this can only tighten the argument.
+        "consumer-queues": ([topology.queue(s) for s in specs],
+                            {**limits, "delivery-limit": QuorumQueueArguments("").delivery_limit}),
+        "retry-queues": ([topology.retry_queue(s, d) for s in specs for d in topology.retry_delays_s], limits),
+        # A full dead-letter queue refuses the copy a consumer sends it: the consumer keeps the
+        # message in its queue and tries again, and the broker's own dead-lettering (at least
+        # once) waits for room; nothing is dropped.
+        "dead-letter-queues": ([topology.dead_letter_queue(s) for s in specs],
+                               {**limits, "delivery-limit": DEAD_LETTER_READS}),
+    }
+    return [{"name": topology.name(f"arcserve.{kind}"), "vhost": vhost, "pattern": topology.pattern(queues),
+             "apply-to": "queues", "priority": 1, "definition": definition}
+            for kind, (queues, definition) in kinds.items()]
 
 
 def definitions(
@@ -96,6 +126,7 @@ def definitions(
                    for q in queues],
         "bindings": [{"source": b.exchange, "vhost": vhost, "destination": b.queue, "destination_type": "queue",
                       "routing_key": b.routing_key, "arguments": {}} for b in bindings],
+        "policies": policies(topology, specs, vhost),
     }
 
 
@@ -226,6 +257,16 @@ class Management:
     def delete_users(self, names: list[str]) -> None:
         for name in names:
             self._call("DELETE", f"users/{quote(name, safe='')}")
+
+    def put_policy(self, vhost: str, name: str, policy: dict[str, Any]) -> None:
+        self._call("PUT", f"policies/{quote(vhost, safe='')}/{quote(name, safe='')}", policy)
+
+    def delete_policy(self, vhost: str, name: str) -> None:
+        self._call("DELETE", f"policies/{quote(vhost, safe='')}/{quote(name, safe='')}")
+
+    def queue(self, vhost: str, name: str) -> dict[str, Any]:
+        """What the broker says of a queue (`messages`: ready and unacknowledged)."""
+        return dict(self._call("GET", f"queues/{quote(vhost, safe='')}/{quote(name, safe='')}"))
 
     def permissions_of(self, user: str) -> list[dict[str, Any]]:
         """The user's permissions in every vhost ([] for no such user)."""

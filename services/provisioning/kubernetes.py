@@ -8,8 +8,6 @@ permissions and topic permissions. What only this path has:
 - no passwords: each User imports its credentials from the Secret `<user>-credentials`
   (keys `username`, `password`), which is never in git; the cluster operator makes the
   administrator (its default user);
-- policies: a length limit on every queue, and the delivery limit restated where an
-  operator can change it (queue arguments are fixed once a queue exists, a policy is not);
 - `deletionPolicy: retain` on queues, so that deleting a resource never drops its messages.
 """
 from __future__ import annotations
@@ -20,12 +18,8 @@ from typing import Any
 from services.provisioning import broker
 from services.provisioning.deployment import Deployment
 from shared.boundary import Boundary
-from shared.messaging.topology import QueueSpec, QuorumQueueArguments
 
 API_VERSION = "rabbitmq.com/v1beta1"
-# Past it a publish is refused (reject-publish: intake answers 503, a relay retries), never a
-# message dropped, and a backlog that nobody consumes cannot fill the brokers' disks.
-MAX_QUEUE_LENGTH = 100_000
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
 
@@ -48,29 +42,10 @@ def _resource(kind: str, name: str, spec: dict[str, Any], cluster: str) -> dict[
             "spec": {**spec, "rabbitmqClusterReference": {"name": cluster}}}
 
 
-def policies(deployment: Deployment, specs: list[QueueSpec], vhost: str) -> list[dict[str, Any]]:
-    """One policy per kind of queue, each matching exactly the deployment's queues of that kind."""
-    topology = deployment.topology
-    limits = {"max-length": MAX_QUEUE_LENGTH, "overflow": "reject-publish"}
-    kinds = {
-        # The lower of policy and argument applies, so this can only tighten the argument.
-        "consumer-queues": ([topology.queue(s) for s in specs],
-                            {**limits, "delivery-limit": QuorumQueueArguments("").delivery_limit}),
-        "retry-queues": ([topology.retry_queue(s, d) for s in specs for d in topology.retry_delays_s], limits),
-        # Reading dead letters (`dlq list`) returns them to their queue, which counts as a
-        # delivery; RabbitMQ 4 drops a quorum queue's message past 20 of them by default.
-        "dead-letter-queues": ([topology.dead_letter_queue(s) for s in specs], {**limits, "delivery-limit": -1}),
-    }
-    return [{"name": _name(topology.name(f"arcserve.{kind}")), "vhost": vhost, "pattern": topology.pattern(queues),
-             "applyTo": "quorum_queues", "priority": 1, "definition": definition}
-            for kind, (queues, definition) in kinds.items()]
-
-
 def manifests(deployment: Deployment, boundaries: tuple[Boundary, ...], cluster: str) -> list[dict[str, Any]]:
     """Every custom resource of the broker side, for the RabbitmqCluster named `cluster`."""
     # The users' password hashes are not used: each takes its password from its Secret.
     document = broker.definitions(deployment, boundaries, {b.name: "" for b in boundaries})
-    specs = [subscriber.spec for b in boundaries for subscriber in b.subscribers]
     out: list[dict[str, Any]] = []
     for exchange in document["exchanges"]:
         out.append(_resource("Exchange", _name(exchange["name"]), {
@@ -87,8 +62,10 @@ def manifests(deployment: Deployment, boundaries: tuple[Boundary, ...], cluster:
         out.append(_resource("Binding", name, {
             "vhost": binding["vhost"], "source": binding["source"], "destination": binding["destination"],
             "destinationType": binding["destination_type"], "routingKey": binding["routing_key"]}, cluster))
-    for policy in policies(deployment, specs, deployment.vhost):
-        out.append(_resource("Policy", policy["name"], policy, cluster))
+    for policy in document["policies"]:
+        out.append(_resource("Policy", _name(policy["name"]), {
+            "name": policy["name"], "vhost": policy["vhost"], "pattern": policy["pattern"],
+            "applyTo": policy["apply-to"], "priority": policy["priority"], "definition": policy["definition"]}, cluster))
     for user in document["users"]:
         out.append(_resource("User", _name(user["name"]), {
             "tags": user["tags"], "importCredentialsSecret": {"name": credentials_secret(user["name"])}}, cluster))

@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from tests.deploy.manifests import KUBERNETES, ROOT, Manifest, find, render
+from tests.deploy.manifests import KUBERNETES, ROOT, Manifest, find, one, render
 
 TOPOLOGY = KUBERNETES / "base" / "rabbitmq" / "topology.yaml"
 DEFINITIONS = ROOT / "deploy" / "rabbitmq" / "definitions.json"
@@ -82,13 +82,13 @@ def test_every_queue_is_a_quorum_queue_that_outlives_its_resource_and_has_a_leng
         matching = [p for p in policies if re.fullmatch(p["pattern"], queue["name"])]
         assert len(matching) == 1, (queue["name"], [p["name"] for p in matching])
         [policy] = matching
-        assert policy["applyTo"] == "quorum_queues"
+        assert policy["applyTo"] == "queues"  # each one a quorum queue; "quorum_queues" is unknown to RabbitMQ 3.x
         # Refused when full, never dropped from the head.
         assert policy["definition"]["overflow"] == "reject-publish" and policy["definition"]["max-length"] > 0
         if "x-delivery-limit" in queue["arguments"]:  # a consumer's: the policy restates its limit
             assert policy["definition"]["delivery-limit"] == queue["arguments"]["x-delivery-limit"]
         elif queue["name"].endswith(".dead-letter"):  # reading dead letters must never use them up
-            assert policy["definition"]["delivery-limit"] == -1
+            assert policy["definition"]["delivery-limit"] >= 1_000_000
 
 
 def test_users_import_their_passwords_from_secrets_and_the_manifests_hold_none():
@@ -110,3 +110,22 @@ def test_users_import_their_passwords_from_secrets_and_the_manifests_hold_none()
 def test_every_resource_belongs_to_the_cluster_the_base_makes():
     [cluster] = find(render("prod"), "RabbitmqCluster")
     assert {r["spec"]["rabbitmqClusterReference"]["name"] for r in committed()} == {cluster["metadata"]["name"]}
+
+
+def test_an_alert_fires_before_a_dead_letter_queue_reaches_its_bound():
+    """The dead-letter queues are bounded like every queue; the alert comes at 80 % of it, and
+    its selector takes every dead-letter queue and no other."""
+    from services.provisioning.broker import MAX_QUEUE_LENGTH
+
+    [rule] = [r for g in one(render("dev"), "PrometheusRule", "arcserve-alerts")["spec"]["groups"] for r in g["rules"]
+              if r["alert"] == "ArcserveDeadLettersNearBound"]
+    threshold = re.search(r"> (\d+)$", rule["expr"])
+    assert threshold and int(threshold.group(1)) == MAX_QUEUE_LENGTH * 8 // 10, rule["expr"]
+    selector = re.search(r'queue=~"(.+?)"', rule["expr"])
+    assert selector
+    pattern = selector.group(1).replace("\\\\", "\\")
+    queues = [r["spec"]["name"] for r in find(committed(), "Queue")]
+    dead = [q for q in queues if re.fullmatch(pattern, q)]
+    assert dead and dead == [q for q in queues if q.endswith(".dead-letter")]
+    policies = {p["spec"]["name"]: p["spec"]["definition"] for p in find(committed(), "Policy")}
+    assert policies["arcserve.dead-letter-queues"]["max-length"] == MAX_QUEUE_LENGTH
