@@ -61,26 +61,33 @@ class FailureThrottle:
         self._max = max_tracked
         self._buckets: OrderedDict[str, _Bucket] = OrderedDict()  # least recently touched first
 
-    def wait(self, names: Iterable[str]) -> float:
-        """Seconds until each of `names` may fail once more; 0 when none is throttled."""
+    def take(self, names: Iterable[str]) -> float:
+        """Before a key is looked up: 0, one token taken from each of `names`' buckets; or,
+        when one is empty, the seconds until it is not, and nothing taken. Taken before the
+        look-up, not after it fails, so that requests sent all at once cannot all pass."""
         now = self._clock()
-        waits = [(1.0 - bucket.tokens) * self.refill_s
-                 for name in names if (bucket := self._refilled(name, now)) is not None and bucket.tokens < 1.0]
-        return max(waits, default=0.0)
+        names = list(names)
+        buckets = [self._refilled(name, now) for name in names]
+        wait = max(((1.0 - b.tokens) * self.refill_s for b in buckets if b.tokens < 1.0), default=0.0)
+        if wait == 0.0:
+            for bucket in buckets:
+                bucket.tokens -= 1.0
+        return wait
 
-    def fail(self, names: Iterable[str]) -> list[str]:
-        """Count one failure against each of `names`; returns those it has just throttled
-        (each once, until its bucket is full again), for the caller to report."""
+    def give_back(self, names: Iterable[str]) -> None:
+        """The key was valid: what `take` took is returned (a tenant's own requests cost nothing)."""
         now = self._clock()
-        started = []
         for name in names:
             bucket = self._refilled(name, now)
-            if bucket is None:
-                while len(self._buckets) >= self._max:
-                    self._buckets.popitem(last=False)
-                bucket = self._buckets[name] = _Bucket(float(self.burst), now)
-            bucket.tokens = max(0.0, bucket.tokens - 1.0)
-            if bucket.tokens < 1.0 and not bucket.throttled:
+            bucket.tokens = min(float(self.burst), bucket.tokens + 1.0)
+
+    def report(self, names: Iterable[str]) -> list[str]:
+        """After a failure: those of `names` it has throttled, each once until its bucket is
+        full again, for the caller to log and audit."""
+        started = []
+        for name in names:
+            bucket = self._buckets.get(name)
+            if bucket is not None and bucket.tokens < 1.0 and not bucket.throttled:
                 bucket.throttled = True
                 started.append(name)
         return started
@@ -88,10 +95,12 @@ class FailureThrottle:
     def __len__(self) -> int:
         return len(self._buckets)
 
-    def _refilled(self, name: str, now: float) -> _Bucket | None:
+    def _refilled(self, name: str, now: float) -> _Bucket:
         bucket = self._buckets.get(name)
         if bucket is None:
-            return None
+            while len(self._buckets) >= self._max:
+                self._buckets.popitem(last=False)
+            bucket = self._buckets[name] = _Bucket(float(self.burst), now)
         self._buckets.move_to_end(name)
         bucket.tokens = min(float(self.burst), bucket.tokens + (now - bucket.at) / self.refill_s)
         bucket.at = now

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from shared.http import vouch
 from shared.http.failures import FailureThrottle, key_id_of, subjects
 from shared.tenancy import new_api_key
 
@@ -16,49 +17,64 @@ class Clock:
         return self.now
 
 
+def fail(throttle: FailureThrottle, *names: str) -> tuple[float, list[str]]:
+    """One wrong key, as the authenticator counts it: taken before the look-up, reported after."""
+    return throttle.take(names), throttle.report(names)
+
+
 def test_the_budget_of_failures_passes_then_the_wait_is_said_and_refills_slowly() -> None:
     clock = Clock()
     throttle = FailureThrottle(burst=10, refill_s=30, clock=clock)
-    for _ in range(9):
-        assert throttle.fail(["address 10.0.0.1"]) == []
-        assert throttle.wait(["address 10.0.0.1"]) == 0.0
-    assert throttle.fail(["address 10.0.0.1"]) == ["address 10.0.0.1"]  # the 10th empties it
-    assert throttle.wait(["address 10.0.0.1"]) == pytest.approx(30.0)
+    assert [fail(throttle, "address a") for _ in range(9)] == [(0.0, [])] * 9
+    assert fail(throttle, "address a") == (0.0, ["address a"])  # the 10th is looked up, and empties it
+    assert throttle.take(["address a"]) == pytest.approx(30.0)  # the 11th is not
     clock.now += 20
-    assert throttle.wait(["address 10.0.0.1"]) == pytest.approx(10.0)
+    assert throttle.take(["address a"]) == pytest.approx(10.0)
     clock.now += 10
-    assert throttle.wait(["address 10.0.0.1"]) == 0.0  # one more failure may be tested
-    assert throttle.fail(["address 10.0.0.1"]) == []  # still the same episode: reported once
-    assert throttle.wait(["address 10.0.0.1"]) == pytest.approx(30.0)
+    assert fail(throttle, "address a") == (0.0, [])  # one more may be tested; the same episode, reported once
+    assert throttle.take(["address a"]) == pytest.approx(30.0)
+
+
+def test_keys_sent_all_at_once_cannot_all_be_tested() -> None:
+    throttle = FailureThrottle(burst=10, refill_s=30, clock=Clock())
+    taken = [throttle.take(["address a"]) for _ in range(300)]  # none has failed yet
+    assert taken.count(0.0) == 10
+
+
+def test_a_valid_key_costs_nothing() -> None:
+    throttle = FailureThrottle(burst=2, refill_s=30, clock=Clock())
+    for _ in range(100):
+        assert throttle.take(["address a"]) == 0.0
+        throttle.give_back(["address a"])
+    assert [fail(throttle, "address a")[0] for _ in range(3)] == [0.0, 0.0, pytest.approx(30.0)]
 
 
 def test_a_new_episode_is_reported_once_the_bucket_was_full_again() -> None:
     clock = Clock()
     throttle = FailureThrottle(burst=2, refill_s=1, clock=clock)
-    assert [throttle.fail(["address a"]) for _ in range(2)] == [[], ["address a"]]
+    assert [fail(throttle, "address a") for _ in range(2)] == [(0.0, []), (0.0, ["address a"])]
     clock.now += 2  # full again
-    assert throttle.wait(["address a"]) == 0.0
-    assert [throttle.fail(["address a"]) for _ in range(2)] == [[], ["address a"]]
+    assert [fail(throttle, "address a") for _ in range(2)] == [(0.0, []), (0.0, ["address a"])]
 
 
 def test_the_longest_wait_of_the_subjects_counts_and_others_are_untouched() -> None:
     throttle = FailureThrottle(burst=3, refill_s=10, clock=Clock())
     for _ in range(3):
-        throttle.fail(["address a", "key_id k"])
-    assert throttle.wait(["address b", "key_id k"]) == pytest.approx(10.0)  # the key id is being guessed
-    assert throttle.wait(["address a"]) == pytest.approx(10.0)
-    assert throttle.wait(["address b", "key_id other"]) == 0.0
+        fail(throttle, "address a", "key_id k")
+    assert throttle.take(["address b", "key_id k"]) == pytest.approx(10.0)  # the key id is being guessed
+    assert throttle.take(["address a"]) == pytest.approx(10.0)
+    assert throttle.take(["address b", "key_id other"]) == 0.0
 
 
 def test_the_buckets_are_bounded_and_the_least_recently_touched_is_forgotten() -> None:
     throttle = FailureThrottle(burst=1, refill_s=60, clock=Clock(), max_tracked=3)
     for name in ("a", "b", "c"):
-        throttle.fail([name])
-    throttle.wait(["a"])  # touched: kept
-    throttle.fail(["d"])
+        fail(throttle, name)
+    throttle.take(["a"])  # touched: kept
+    fail(throttle, "d")
     assert len(throttle) == 3
-    assert throttle.wait(["b"]) == 0.0  # forgotten
-    assert throttle.wait(["a"]) > 0 and throttle.wait(["c"]) > 0 and throttle.wait(["d"]) > 0
+    assert throttle.take(["a"]) > 0 and throttle.take(["c"]) > 0 and throttle.take(["d"]) > 0
+    assert throttle.take(["b"]) == 0.0  # forgotten: as good as new
 
 
 def test_only_the_visible_key_id_is_ever_a_subject() -> None:
@@ -77,3 +93,16 @@ def test_a_throttle_that_cannot_work_is_refused() -> None:
         FailureThrottle(burst=0)
     with pytest.raises(ValueError):
         FailureThrottle(refill_s=0)
+
+
+# ---- the address the portal vouches for (shared/http/vouch.py) ---------------------------
+def test_a_vouched_address_verifies_only_with_the_secret_lately_and_unchanged() -> None:
+    secret = b"s" * 32
+    signed = vouch.sign(secret, "198.51.100.4", now=1000.0)
+    assert vouch.verify(secret, signed, now=1030.0) == "198.51.100.4"
+    assert vouch.verify(secret, signed, now=1000.0 + vouch.MAX_AGE_S + 1) is None  # a stale copy
+    assert vouch.verify(b"t" * 32, signed, now=1000.0) is None
+    assert vouch.verify(secret, signed.replace("198.51.100.4", "198.51.100.5"), now=1000.0) is None
+    assert vouch.verify(secret, "198.51.100.4", now=1000.0) is None
+    assert vouch.verify(secret, "a;b;c;d", now=1000.0) is None
+    assert vouch.verify(secret, vouch.sign(secret, "2001:db8::1", now=1000.0), now=1000.0) == "2001:db8::1"
