@@ -37,10 +37,13 @@ LOCAL_SECRETS = {
     "ARCSERVE_LICENSE_KEY_KEYRING": Keyring.new_key_text,
     "ARCSERVE_API_KEY_PEPPER": lambda: secrets.token_urlsafe(32),
     "ARCSERVE_PORTAL_SESSION_KEYRING": Keyring.new_key_text,
+    "ARCSERVE_FORWARDING_SECRET": lambda: secrets.token_urlsafe(32),
 }
 SERVICES = ("intake", "status", "license_issuer", "order_id")
 # The portal holds no broker or database credentials: it reaches the services over HTTP.
-PORTAL_SECRETS = ("ARCSERVE_PORTAL_SESSION_KEYRING",)
+PORTAL_SECRETS = ("ARCSERVE_PORTAL_SESSION_KEYRING", "ARCSERVE_FORWARDING_SECRET")
+# The forwarding secret is intake's and status's too (shared/http/vouch.py); the session keyring only the portal's.
+PORTAL_ONLY = ("ARCSERVE_PORTAL_SESSION_KEYRING",)
 HINT = (
     "start them with `rabbitmq-server -detached` and "
     "`pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start` "
@@ -104,7 +107,7 @@ def main() -> int:
     processes: list[subprocess.Popen] = []
     # Each service gets its own credentials, never the administrator's.
     env = {k: v for k, v in os.environ.items() if k not in ("AMQP_URL", "DATABASE_URL")}
-    service_secrets = {k: v for k, v in server_secrets.items() if k not in PORTAL_SECRETS}
+    service_secrets = {k: v for k, v in server_secrets.items() if k not in PORTAL_ONLY}
     for name in SERVICES:
         log = open(logs / f"{name}.log", "ab")
         processes.append(subprocess.Popen([sys.executable, "-m", f"services.{name}"], cwd=ROOT, stdout=log, stderr=log,

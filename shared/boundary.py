@@ -24,6 +24,8 @@ class Boundary:
     reads: tuple[Schema, ...] = ()  # other schemas it may read (SELECT only)
     # It authenticates tenants itself, so its submissions act for any tenant (intake).
     acts_for_every_tenant: bool = False
+    # It appends to audit.records (INSERT only): the sources it throttles for wrong API keys.
+    audits: bool = False
 
     @property
     def env_prefix(self) -> str:

@@ -34,6 +34,8 @@ DEFAULT_RETRY_DELAYS_S: tuple[float, ...] = (1, 4, 16, 60)
 TracesExporter = Literal["none", "otlp", "console"]
 Port = Annotated[int, Field(ge=0, le=65535)]  # 0: any free port (the tests)
 # The environment `from_env()` reads; while it is None (a model built in code) none is read.
+# Shared by the portal and the services that authenticate (shared/http/vouch.py).
+FORWARDING_SECRET = "ARCSERVE_FORWARDING_SECRET"
 _ENVIRON: ContextVar[dict[str, str] | None] = ContextVar("arcserve_settings_environ", default=None)
 
 
@@ -221,6 +223,18 @@ class Settings(ProcessSettings):
         description="each tenant's requests per second, per replica of intake and of the status service (0: none)")
     rate_limit_burst: int = Field(100, ge=1, validation_alias="ARCSERVE_RATE_LIMIT_BURST",
                                   description="each tenant's burst, likewise")
+    auth_failure_burst: int = Field(
+        10, ge=1, validation_alias="ARCSERVE_AUTH_FAILURE_BURST",
+        description="wrong API keys a source address, or an API key id, may send before 429 `too_many_failures` "
+                    "(per replica of intake and of the status service)")
+    auth_failure_refill_s: float = Field(
+        30.0, gt=0, validation_alias="ARCSERVE_AUTH_FAILURE_REFILL_S",
+        description="then one more wrong key every this many seconds")
+    forwarding_secret: SecretStr = Field(
+        SecretStr(""), validation_alias=FORWARDING_SECRET,
+        description="intake, status and the portal alike (16 characters or more; or `…_FILE`): the portal signs the "
+                    "client address it forwards for with it, so failed keys count by the client's address, not the "
+                    "portal's; without it they count by the portal's")
     sim_new_delay_s: float = Field(0.0, ge=0, validation_alias="ARCSERVE_SIM_NEW_DELAY_S",
                                    description="the issuance simulator's delay for new applications")
     sim_change_delay_s: float = Field(0.0, ge=0, validation_alias="ARCSERVE_SIM_CHANGE_DELAY_S",

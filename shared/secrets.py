@@ -27,6 +27,7 @@ def secret(name: str, env: Mapping[str, str] | None = None) -> str:
 
 
 PEPPER_WHY = "API keys are stored and looked up as HMACs under it"
+FORWARDING_WHY = "the portal signs the client address it forwards for with it (shared/http/vouch.py)"
 
 
 def required(name: str, value: str, why: str) -> bytes:
@@ -37,3 +38,8 @@ def required(name: str, value: str, why: str) -> bytes:
             "`make run` makes one for you; see README, Configuration"
         )
     return value.encode()
+
+
+def optional(name: str, value: str, why: str) -> bytes | None:
+    """Like `required`, but unset is allowed (None): only a set one that is too short exits."""
+    return required(name, value, why) if value else None

@@ -12,5 +12,6 @@ BOUNDARY = Boundary(
     publishes=tuple(SUBMISSIONS.values()),
     schema=Schema("intake", Path(__file__).with_name("migrations")),
     reads=(tenancy.SCHEMA,),
+    audits=True,
     acts_for_every_tenant=True,
 )

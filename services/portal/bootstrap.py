@@ -17,7 +17,8 @@ from services.portal import forward, pages
 from services.portal.config import SESSION_KEYRING, PortalSettings
 from services.portal.form_limit import FormLimit
 from services.portal.sessions import SessionCodec
-from services.portal.upstream import Upstream
+from services.portal.upstream import CLIENT, Upstream
+from shared.config import FORWARDING_SECRET
 from shared.contracts import asyncapi
 from shared.http import openapi
 from shared.http.errors import error_response, install_error_handlers
@@ -26,6 +27,7 @@ from shared.http.probes import Probes
 from shared.http.server import HttpServer
 from shared.observability import tracing
 from shared.sealing import Keyring, KeyringError
+from shared.secrets import FORWARDING_WHY, optional
 
 log = logging.getLogger(__name__)
 NAME = "portal"
@@ -57,7 +59,8 @@ class Portal:
         self.name = NAME
         self.settings = settings
         self.stopping = asyncio.Event()
-        self.upstream = Upstream(settings.intake_url, settings.status_url, settings.upstream_timeout_s)
+        self.upstream = Upstream(settings.intake_url, settings.status_url, settings.upstream_timeout_s, optional(
+            FORWARDING_SECRET, settings.forwarding_secret.get_secret_value(), FORWARDING_WHY))
         codec = SessionCodec(session_keyring(settings.session_keyring.get_secret_value()), settings.session_max_age_s)
         self.app = FastAPI(title="arcserve-licensing portal", docs_url=None, redoc_url=None, openapi_url=None)
         install_error_handlers(self.app)
@@ -99,6 +102,9 @@ class Portal:
         return self._operator_server.bound_port
 
     async def _headers(self, request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        # Whom the API is called for, while this request is answered (upstream.py); the peer's
+        # address, or the one a proxy named where uvicorn trusts it (FORWARDED_ALLOW_IPS).
+        CLIENT.set(request.client.host if request.client else None)
         response = await call_next(request)
         if not request.url.path.startswith("/v1/"):  # the API's answers are the services' own
             response.headers.update(SECURITY_HEADERS)

@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import Field, SecretStr, field_validator
 
-from shared.config import Port, ProcessSettings
+from shared.config import FORWARDING_SECRET, Port, ProcessSettings
 
 SESSION_KEYRING = "ARCSERVE_PORTAL_SESSION_KEYRING"
 
@@ -33,6 +33,10 @@ class PortalSettings(ProcessSettings):
                     "`Secure`; without it they are when the request came over HTTPS")
     upstream_timeout_s: float = Field(10.0, gt=0, validation_alias="PORTAL_UPSTREAM_TIMEOUT_S",
                                       description="how long the portal waits for intake or status")
+
+    forwarding_secret: SecretStr = Field(
+        SecretStr(""), validation_alias=FORWARDING_SECRET,
+        description="the portal: the same secret as intake's and status's (above)")
 
     @field_validator("intake_url", "status_url")
     @classmethod

@@ -14,6 +14,7 @@ from starlette.background import BackgroundTask
 from starlette.responses import Response, StreamingResponse
 
 from services.portal.upstream import Upstream
+from shared.http import vouch
 from shared.http.errors import error_response
 
 log = logging.getLogger(__name__)
@@ -22,7 +23,8 @@ _HOP_BY_HOP = frozenset({
     "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection", "te", "trailer",
     "transfer-encoding", "upgrade", "host",
 })
-_NOT_FORWARDED = _HOP_BY_HOP | {"cookie", "forwarded", "x-real-ip"}
+# A client's claims about its address are not passed on: the portal vouches for it itself.
+_NOT_FORWARDED = _HOP_BY_HOP | {"cookie", "forwarded", "x-real-ip", vouch.HEADER}
 _METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 # Answers of the API carry license keys (the detail view): never cached, never sniffed.
 _ANSWER_HEADERS = {"cache-control": "no-store", "x-content-type-options": "nosniff"}
@@ -59,7 +61,7 @@ def router(upstream: Upstream) -> APIRouter:
             return error_response(404, "not_found", "no such path under /v1")
         outgoing = upstream.client.build_request(
             request.method, upstream.base_for(request.method, request.url.path) + raw_path,
-            params=request.url.query, headers=request_headers(request),
+            params=request.url.query, headers=[*request_headers(request), *upstream.vouching().items()],
             content=request.stream() if request.method not in ("GET", "HEAD") else None,
         )
         try:

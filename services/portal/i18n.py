@@ -26,6 +26,8 @@ _TEXT: dict[str, tuple[str, str]] = {
                     "The service cannot be reached; please try again shortly."),
     "rate_limited": ("リクエストが多すぎます。しばらくしてから再度お試しください。",
                      "Too many requests; please try again shortly."),
+    "too_many_failures": ("APIキーの誤りが多すぎます。しばらくしてから再度お試しください。",
+                          "Too many wrong API keys; please try again later."),
     "not_found": ("見つかりません。", "Not found."),
     "back": ("メインメニューへ戻る", "Back to the main menu"),
     # main menu

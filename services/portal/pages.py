@@ -181,6 +181,10 @@ def router(upstream: Upstream, codec: SessionCodec, *, secure_cookies: bool = Fa
         answer = await upstream.get(key, "/v1/contracts", {"limit": "1"}) if bearer.well_formed(key) else Answer(401, None)
         if answer.status == 401:
             return v.page("signin.html", 401, notice=v.words("bad_key"))
+        if answer.code == "too_many_failures":  # this client's wrong keys (shared/http/failures.py)
+            page = v.page("signin.html", 429, notice=v.words("too_many_failures"))
+            page.headers["Retry-After"] = answer.retry_after or "1"
+            return page
         if not answer.ok:
             return trouble(v, answer)
         v.replace_session(v.session.signed_in(key, time.time()))

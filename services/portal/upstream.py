@@ -1,21 +1,31 @@
 """The public HTTP API as the portal reaches it: intake for writes, status for reads. The
 portal's own pages call it with the signed-in tenant's key, exactly as a tenant's script would;
-`/v1` on the portal's origin is forwarded to it unchanged (forward.py)."""
+`/v1` on the portal's origin is forwarded to it unchanged (forward.py). Either way the portal
+vouches for the client it acts for (shared/http/vouch.py), so that intake and status count its
+wrong keys by its address, not by the portal's."""
 from __future__ import annotations
 
 import logging
+import time
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
+from shared.http import vouch
+
 log = logging.getLogger(__name__)
+# The address of the client the portal is answering (set per request by bootstrap.py): every
+# call to the API on its behalf names it.
+CLIENT: ContextVar[str | None] = ContextVar("arcserve_portal_client", default=None)
 
 
 @dataclass(frozen=True)
 class Answer:
     status: int
     body: Any  # the JSON the API answered, or None
+    retry_after: str | None = None  # its Retry-After, passed on to the browser with a 429
 
     @property
     def ok(self) -> bool:
@@ -30,9 +40,10 @@ UNREACHABLE = Answer(503, {"code": "unavailable", "message": "the service is not
 
 
 class Upstream:
-    def __init__(self, intake_url: str, status_url: str, timeout_s: float):
+    def __init__(self, intake_url: str, status_url: str, timeout_s: float, forwarding_secret: bytes | None = None):
         self.intake_url = intake_url
         self.status_url = status_url
+        self._forwarding_secret = forwarding_secret
         # Idle connections are dropped before the services' keep-alive timeout (5 s) could
         # close one under a request.
         self.client = httpx.AsyncClient(timeout=timeout_s, limits=httpx.Limits(keepalive_expiry=2.0))
@@ -40,6 +51,13 @@ class Upstream:
     def base_for(self, method: str, path: str) -> str:
         """Where a public API call goes: submissions to intake, everything else to status."""
         return self.intake_url if method == "POST" and path.rstrip("/") == "/v1/applications" else self.status_url
+
+    def vouching(self) -> dict[str, str]:
+        """The header naming the client this request acts for, signed; none without the secret."""
+        client = CLIENT.get()
+        if self._forwarding_secret is None or client is None:
+            return {}
+        return {vouch.HEADER: vouch.sign(self._forwarding_secret, client, time.time())}
 
     async def get(self, api_key: str, path: str, params: dict[str, str] | None = None) -> Answer:
         return await self._call("GET", path, api_key, params=params)
@@ -49,7 +67,7 @@ class Upstream:
         return await self._call("POST", "/v1/applications", api_key, json=body, headers=headers)
 
     async def _call(self, method: str, path: str, api_key: str, **kwargs: Any) -> Answer:
-        headers = {"Authorization": f"Bearer {api_key}", **kwargs.pop("headers", {})}
+        headers = {"Authorization": f"Bearer {api_key}", **kwargs.pop("headers", {}), **self.vouching()}
         try:
             response = await self.client.request(method, self.base_for(method, path) + path, headers=headers, **kwargs)
         except httpx.HTTPError as exc:
@@ -59,7 +77,7 @@ class Upstream:
             body = response.json()
         except ValueError:
             body = None
-        return Answer(response.status_code, body)
+        return Answer(response.status_code, body, response.headers.get("retry-after"))
 
     async def ready(self) -> bool:
         """Both services answer their readiness check."""

@@ -1,6 +1,7 @@
 """The database side: an owner role that owns every schema and runs the migrations, and one
 login role per service with grants on its own schema only, plus SELECT on the schemas it
-reads (tenancy, for the services that authenticate tenants). Runs with an administrator's
+reads (tenancy, for the services that authenticate tenants), and INSERT on audit.records for
+those that audit (the same ones: whom they throttled for wrong keys). Runs with an administrator's
 connection to the deployment's database; safe to run again (new migrations, new grants,
 new passwords)."""
 from __future__ import annotations
@@ -10,6 +11,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 
 from services.provisioning.deployment import Deployment, Passwords
+from shared import audit
 from shared.boundary import Boundary
 from shared.db.migrate import Schema, migrate
 from shared.db.pool import Connection
@@ -90,6 +92,9 @@ async def provision(conn: Connection, deployment: Deployment, boundaries: tuple[
         if boundary.subscribers:  # a consumer knows the relays, whose replays name another publisher
             await conn.execute(f"GRANT USAGE ON SCHEMA {TRUST_TABLE.split('.')[0]} TO {role}")
             await conn.execute(f"GRANT SELECT ON {TRUST_TABLE} TO {role}")
+        if boundary.audits:  # appends records; reads, changes and deletes none
+            await conn.execute(f"GRANT USAGE ON SCHEMA {audit.SCHEMA.name} TO {role}")
+            await conn.execute(f"GRANT INSERT ON {audit.SCHEMA.name}.records TO {role}")
     return applied
 
 

@@ -15,4 +15,5 @@ BOUNDARY = Boundary(
     publishes=(*events.ACCEPTED, events.ApplicationRejected, events.ApplicationCompleted, events.ContractStatusChanged),
     schema=Schema("status", Path(__file__).with_name("migrations"), messaging=True),
     reads=(tenancy.SCHEMA,),
+    audits=True,
 )

@@ -1,6 +1,7 @@
-"""The operators' audit trail (docs/architecture.md, "Security"): who ran which operator
-command on what, and when. Provisioned with the platform schemas; only the operator
-commands write it."""
+"""The audit trail (docs/architecture.md, "Security"): who ran which operator command on
+what, and when; and which source address or API key id the HTTP services throttled for
+wrong keys (shared/http/auth.py). Provisioned with the platform schemas; written by the
+operator commands and, INSERT only, by the services that authenticate tenants."""
 from __future__ import annotations
 
 import getpass
@@ -29,9 +30,9 @@ def operator() -> str:
     return f"{login}@{socket.gethostname()}"
 
 
-async def record(conn: Queryable, action: str, subject: str, **detail: Any) -> None:
-    """One record, with the database user this command connected as."""
+async def record(conn: Queryable, action: str, subject: str, *, actor: str | None = None, **detail: Any) -> None:
+    """One record, with the database user this command (or service: `actor`) connected as."""
     await conn.execute(
         "INSERT INTO audit.records (actor, action, subject, detail) VALUES ($1 || ' as ' || current_user, $2, $3, $4::jsonb)",
-        operator(), action, subject, json.dumps(detail, default=str),
+        actor or operator(), action, subject, json.dumps(detail, default=str),
     )

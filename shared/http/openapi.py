@@ -18,14 +18,15 @@ ERRORS = {
     409: "The Idempotency-Key was used before with another body.",
     413: "The body is over 64 KiB.",
     422: "A field breaks the schema or a limit; `errors` names each one (R4).",
-    429: "Too many requests for this tenant; `Retry-After` says when to try again.",
+    429: "`rate_limited`: too many requests for this tenant; `too_many_failures`: too many wrong API keys from this "
+         "address or for this key id (the key was not checked). `Retry-After` says when to try again.",
     503: "A backing service (broker or database) is not reachable; nothing was accepted. Retry later.",
 }
 # The headers an error status always carries (shared/http/errors.py, shared/http/auth.py).
 ERROR_HEADERS: dict[int, dict[str, Any]] = {
     401: {"WWW-Authenticate": {"description": "`Bearer`: the scheme this API takes.", "required": True,
                                "schema": {"type": "string", "const": "Bearer"}}},
-    429: {"Retry-After": {"description": "Whole seconds until this tenant may call again.", "required": True,
+    429: {"Retry-After": {"description": "Whole seconds until the caller may try again.", "required": True,
                           "schema": {"type": "integer", "minimum": 1}}},
 }
 BEARER = {"type": "http", "scheme": "bearer",

@@ -47,6 +47,7 @@ BUILDERS = {
 }
 BOUNDARY = {boundary.name.replace("-", "_"): boundary for boundary in BOUNDARIES}  # by module name
 DEADLINE_S = 20.0
+SUITE_AUTH_FAILURE_BURST = 1_000_000
 
 
 async def eventually(probe: Callable[[], Awaitable[Any]], what: str, timeout: float = DEADLINE_S) -> Any:
@@ -102,6 +103,11 @@ class Stack:
             id_secret=secrets.token_urlsafe(24),
             license_key_keyring=Keyring.new_key_text(),
             api_key_pepper=deployment.pepper,
+            forwarding_secret=secrets.token_urlsafe(24),
+            # The suite sends many deliberate wrong keys, all from 127.0.0.1, to stacks that live
+            # for the session: at the production budget the tests after them could not use a
+            # new key. tests/integration/test_auth_throttle.py runs that budget on its own stack.
+            auth_failure_burst=SUITE_AUTH_FAILURE_BURST,
         )
         any_free_port: dict[str, Any] = {f"{service}_{kind}": 0 for service in BUILDERS for kind in ("port", "metrics_port")}
         stack = cls(settings.replace(**any_free_port, **overrides), servers, deployment=deployment)
@@ -130,6 +136,7 @@ class Stack:
         portal = build_portal(PortalSettings(
             host="127.0.0.1", intake_url=self.url("intake", ""), status_url=self.url("status", ""),
             session_keyring=self.portal_keyring, drain_timeout_s=self.settings.drain_timeout_s,
+            forwarding_secret=self.settings.forwarding_secret,
             port=0, metrics_port=0,
         ))
         await portal.start()

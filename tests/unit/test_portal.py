@@ -98,7 +98,7 @@ def test_the_forwarder_keeps_this_hops_headers_and_never_leaves_v1() -> None:
                         "headers": [(k.encode(), v.encode()) for k, v in headers]})
 
     sent = [("authorization", "Bearer k"), ("cookie", "arcserve_session=sealed"), ("x-forwarded-for", "6.6.6.6"),
-            ("forwarded", "for=6.6.6.6"), ("connection", "close, x-secret"), ("x-secret", "s"), ("host", "portal"),
+            ("forwarded", "for=6.6.6.6"), ("x-arcserve-client", "6.6.6.6;0;forged"), ("connection", "close, x-secret"), ("x-secret", "s"), ("host", "portal"),
             ("content-length", "0"), ("idempotency-key", "i"), ("accept", "application/json")]
     assert request_headers(request("GET", sent)) == [("authorization", "Bearer k"), ("idempotency-key", "i"),
                                                       ("accept", "application/json")]
