@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import Iterator
 
 import uvicorn
@@ -24,6 +25,10 @@ class HttpServer:
         self._server = _Embedded(uvicorn.Config(
             app, host=host, port=port, lifespan="off", access_log=False, log_config=None,
             http="httptools",  # the C parser: a missing one fails here rather than falling back to h11's pure Python
+            # A client's address is the connection's, unless the deployment names the proxies it
+            # trusts (FORWARDED_ALLOW_IPS): uvicorn would otherwise take X-Forwarded-For from any
+            # caller on loopback, and let it pick the address that failed authentication counts.
+            proxy_headers="FORWARDED_ALLOW_IPS" in os.environ,
             timeout_graceful_shutdown=max(1, round(grace_s)),
             # Longer than the clients' and proxies' own idle timeouts (httpx 5 s, load balancers
             # commonly 60 s), so that the client is the one to close an idle connection: a server
