@@ -9,6 +9,8 @@ from collections.abc import Iterator
 import uvicorn
 from starlette.types import ASGIApp
 
+from shared.http.headers import BoundedHead, HeaderLimit
+
 KEEP_ALIVE_S = 65
 
 
@@ -22,8 +24,11 @@ class HttpServer:
     def __init__(self, app: ASGIApp, *, host: str, port: int, name: str, grace_s: float):
         self.name = name
         self._server = _Embedded(uvicorn.Config(
-            app, host=host, port=port, lifespan="off", access_log=False, log_config=None,
-            http="httptools",  # the C parser: a missing one fails here rather than falling back to h11's pure Python
+            # Header fields within limits on every port (shared/http/headers.py).
+            HeaderLimit(app), host=host, port=port, lifespan="off", access_log=False, log_config=None,
+            # The C parser (httptools), the bytes of each request's head bounded: a missing parser fails at
+            # import rather than falling back to h11's pure Python.
+            http=BoundedHead,
             timeout_graceful_shutdown=max(1, round(grace_s)),
             # Longer than the clients' and proxies' own idle timeouts (httpx 5 s, load balancers
             # commonly 60 s), so that the client is the one to close an idle connection: a server
