@@ -8,6 +8,8 @@ alone it buffers a header of any size, so two checks are made.
 - `BoundedHead`, the server's protocol, counts the bytes of a request's head as they arrive and answers 431
   once they pass MAX_HEAD_BYTES, before any more is buffered (an 8 MiB header is never held).
 - `HeaderLimit`, an ASGI middleware, checks the parsed fields against each limit before the app sees them.
+
+What the parser itself refuses (400) says `{"code", "message"}` too.
 """
 from __future__ import annotations
 
@@ -99,6 +101,18 @@ class BoundedHead(HttpToolsProtocol):
         super().on_message_complete()
         self._in_head, self._head_bytes = True, 0
 
+    def send_400_response(self, msg: str) -> None:
+        """What the parser refuses (a control character in a field, a broken request line) answers
+        `{"code", "message"}` as every other error does, not uvicorn's plain text."""
+        self._answer(b"400 Bad Request", json.dumps({"code": "bad_request", "message": "not an HTTP/1.1 request "
+                                                     "this server can read"}).encode())
+        self.transport.close()
+
+    def _answer(self, status: bytes, body: bytes) -> None:
+        self.transport.write(b"".join([
+            b"HTTP/1.1 ", status, b"\r\n", b"content-type: application/json\r\n",
+            b"content-length: ", str(len(body)).encode(), b"\r\n", b"connection: close\r\n\r\n", body]))
+
     def _refuse(self) -> None:
         self._refused = True
         if self.cycle is not None and not self.cycle.response_complete:
@@ -106,9 +120,7 @@ class BoundedHead(HttpToolsProtocol):
         self.logger.info("refused a request whose head passed %d bytes", MAX_HEAD_BYTES)
         body = _body(f"the request line and header fields pass {MAX_HEAD_BYTES} bytes; a field may have "
                      f"{MAX_FIELD_BYTES}, all of them {MAX_HEADERS_BYTES}, at most {MAX_HEADERS} fields")
-        self.transport.write(b"".join([
-            b"HTTP/1.1 431 Request Header Fields Too Large\r\n", b"content-type: application/json\r\n",
-            b"content-length: ", str(len(body)).encode(), b"\r\n", b"connection: close\r\n\r\n", body]))
+        self._answer(b"431 Request Header Fields Too Large", body)
         if self.transport.can_write_eof():
             self.transport.write_eof()  # the answer is whole; what the client still sends is dropped
         self.loop.call_later(LINGER_S, self.transport.close)

@@ -150,3 +150,11 @@ async def test_the_head_limit_is_each_requests_on_a_kept_alive_connection(stack:
         for _ in range(4):
             response = await client.get(stack.url("status", "/v1/contracts"), headers=fields)
             assert response.status_code == 200, response.text
+
+
+async def test_a_request_the_parser_refuses_answers_400_with_code_and_message(stack: Stack) -> None:
+    """A control character in a field value is outside HTTP (RFC 9110 §5.5): uvicorn answered it in plain text."""
+    for service, url in public_urls(stack).items():
+        status, body = await raw_request(url, head("/v1/contracts", [("X-Odd", "a\x01b")]))
+        assert status == 400, (service, status, body[:300])
+        assert json.loads(body)["code"] == "bad_request", (service, body[:300])
