@@ -51,6 +51,20 @@ HINT = (
 )
 
 
+def command(name: str) -> list[str]:
+    """How a service or the portal is started: its module under this Python, the environment saying the rest
+    (ARCSERVE_HOST too: unset, every port binds 127.0.0.1, this machine only)."""
+    return [sys.executable, "-m", f"services.{name}"]
+
+
+def portal_env(env: dict[str, str], settings: Settings, server_secrets: dict[str, str]) -> dict[str, str]:
+    """The portal's environment: intake and status on this machine, its own secret and none of theirs."""
+    return {**{k: v for k, v in env.items() if k not in LOCAL_SECRETS},
+            "PORTAL_INTAKE_URL": f"http://127.0.0.1:{settings.intake_port}",
+            "PORTAL_STATUS_URL": f"http://127.0.0.1:{settings.status_port}",
+            **{k: server_secrets[k] for k in PORTAL_SECRETS}}
+
+
 def _where(url: str) -> str:
     """A server's URL without its credentials."""
     parts = urlsplit(url)
@@ -110,16 +124,11 @@ def main() -> int:
     service_secrets = {k: v for k, v in server_secrets.items() if k not in PORTAL_ONLY}
     for name in SERVICES:
         log = open(logs / f"{name}.log", "ab")
-        processes.append(subprocess.Popen([sys.executable, "-m", f"services.{name}"], cwd=ROOT, stdout=log, stderr=log,
+        processes.append(subprocess.Popen(command(name), cwd=ROOT, stdout=log, stderr=log,
                                           env={**env, **service_urls, **service_secrets}))
     log = open(logs / "portal.log", "ab")
-    processes.append(subprocess.Popen(
-        [sys.executable, "-m", "services.portal"], cwd=ROOT, stdout=log, stderr=log,
-        env={**{k: v for k, v in env.items() if k not in LOCAL_SECRETS},
-             "PORTAL_INTAKE_URL": f"http://127.0.0.1:{settings.intake_port}",
-             "PORTAL_STATUS_URL": f"http://127.0.0.1:{settings.status_port}",
-             **{k: server_secrets[k] for k in PORTAL_SECRETS}},
-    ))
+    processes.append(subprocess.Popen(command("portal"), cwd=ROOT, stdout=log, stderr=log,
+                                      env=portal_env(env, settings, server_secrets)))
 
     def stop_all(*_: object) -> None:
         for process in processes:

@@ -26,6 +26,7 @@ from shared.contracts.binding import ContentMode
 from shared.messaging import nodes
 from shared.secrets import secret
 
+LOCAL_HOST = "127.0.0.1"
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/arcserve"
 # Bounded exponential backoff of delayed retries: attempt n waits the n-th delay; after the
@@ -102,7 +103,11 @@ class ProcessSettings(BaseSettings):
     model_config = SettingsConfigDict(frozen=True, validate_by_name=True, validate_by_alias=True, extra="ignore",
                                       env_ignore_empty=True)
 
-    host: str = Field("0.0.0.0", validation_alias="ARCSERVE_HOST", description="the address every HTTP port binds")
+    # Loopback unless told otherwise: a local run (`make run`) is reachable from this machine only, operator
+    # ports included. Containers set 0.0.0.0, their own network's (docker-compose.yml, deploy/kubernetes).
+    host: str = Field(LOCAL_HOST, validation_alias="ARCSERVE_HOST",
+                      description="the address every HTTP port binds, operator ports included; `0.0.0.0` in "
+                                  "containers (compose and Kubernetes set it)")
     drain_timeout_s: float = Field(
         25.0, gt=0, le=600, validation_alias="ARCSERVE_DRAIN_TIMEOUT_S",
         description="on SIGTERM, how long a process finishes the work in hand before it exits "

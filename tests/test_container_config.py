@@ -155,8 +155,15 @@ def test_the_portal_fronts_intake_and_status_with_no_credentials_of_theirs():
     assert not [k for k in svc["environment"] if k.endswith(("_AMQP_URL", "_DATABASE_URL", "PEPPER", "_KEYRING"))
                 and k != "ARCSERVE_PORTAL_SESSION_KEYRING"]
     assert set(svc["environment"]) - {"LOG_LEVEL", *OTEL_VARIABLES} == {
-        "PORTAL_PORT", "PORTAL_METRICS_PORT", "PORTAL_INTAKE_URL", "PORTAL_STATUS_URL", "ARCSERVE_PORTAL_SESSION_KEYRING",
+        "ARCSERVE_HOST", "PORTAL_PORT", "PORTAL_METRICS_PORT", "PORTAL_INTAKE_URL", "PORTAL_STATUS_URL",
+        "ARCSERVE_PORTAL_SESSION_KEYRING",
         "ARCSERVE_FORWARDING_SECRET"}  # shared with intake and status: the portal vouches for its clients' addresses
+
+
+@pytest.mark.parametrize("name", [*APP_SERVICES, PORTAL])
+def test_every_http_port_binds_the_containers_network_not_only_its_loopback(name):
+    """A local run binds 127.0.0.1 by default (shared/config.py); inside a container that would be unreachable."""
+    assert services()[name]["environment"]["ARCSERVE_HOST"] == "0.0.0.0"
 
 
 def test_no_top_level_version_key():

@@ -43,7 +43,6 @@ async def test_run_local_demo_goes_from_preparing_to_cancelled_and_drains(infras
         "PORTAL_PORT": str(portal),
         **{f"{name}_METRICS_PORT": str(port) for name, port in zip(
             ("INTAKE", "STATUS", "LICENSE_ISSUER", "ORDER_ID", "PORTAL"), operator_ports, strict=True)},
-        "ARCSERVE_HOST": "127.0.0.1",
         "ARCSERVE_SIM_NEW_DELAY_S": "1",
         # The names the deployment removes at the end, retry queues included.
         "ARCSERVE_RETRY_DELAYS_S": ",".join(f"{d:g}" for d in topology.retry_delays_s),

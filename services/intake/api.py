@@ -101,6 +101,9 @@ async def _read_json(request: Request) -> Any:
         raise ApiError(422, "invalid_application", f"the body is not valid JSON: {exc}") from None
     except limits.LimitExceeded as exc:
         raise ApiError(422, "invalid_application", f"the body is past a limit: {exc}") from None
+    except limits.DuplicateKey as exc:
+        raise ApiError(422, "invalid_application", str(exc),
+                       errors=[{"field": exc.field, "problem": exc.PROBLEM}]) from None
 
 
 def router(broker: Broker, auth: Authenticator, pool: Callable[[], asyncpg.Pool], id_secret: bytes, source: str,

@@ -30,12 +30,14 @@ _METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 _ANSWER_HEADERS = {"cache-control": "no-store", "x-content-type-options": "nosniff"}
 
 
-def request_headers(request: Request) -> list[tuple[str, str]]:
+def request_headers(request: Request) -> list[tuple[bytes, bytes]]:
+    """The fields to forward, bytes for bytes: a value may hold any octet HTTP allows (obs-text, RFC 9110 §5.5),
+    which httpx refuses to encode from text (that was a 500)."""
     named = {h.strip().lower() for h in request.headers.get("connection", "").split(",")}
     bodiless = request.method in ("GET", "HEAD")
-    return [(k, v) for k, v in request.headers.items()
-            if (lk := k.lower()) not in _NOT_FORWARDED and lk not in named and not lk.startswith("x-forwarded-")
-            and not (bodiless and lk == "content-length")]
+    return [(k, v) for k, v in request.headers.raw
+            if (lk := k.decode("latin-1").lower()) not in _NOT_FORWARDED and lk not in named
+            and not lk.startswith("x-forwarded-") and not (bodiless and lk == "content-length")]
 
 
 def inside_v1(raw_path: str) -> bool:
@@ -61,7 +63,7 @@ def router(upstream: Upstream) -> APIRouter:
             return error_response(404, "not_found", "no such path under /v1")
         outgoing = upstream.client.build_request(
             request.method, upstream.base_for(request.method, request.url.path) + raw_path,
-            params=request.url.query, headers=[*request_headers(request), *upstream.vouching().items()],
+            params=request.url.query, headers=[*request_headers(request), *((k.encode(), v.encode()) for k, v in upstream.vouching().items())],
             content=request.stream() if request.method not in ("GET", "HEAD") else None,
         )
         try:

@@ -3,10 +3,7 @@
 Every query is scoped to the caller's tenant; another tenant's ids answer 404."""
 from __future__ import annotations
 
-import base64
-import json
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -14,10 +11,10 @@ import asyncpg
 from fastapi import APIRouter, Depends, Query
 
 from services.status import queries, service, views
+from services.status.cursor import Cursor, InvalidCursor, decode_cursor, encode_cursor
 from services.status.domain.model import ApplicationStatus, ContractStatus
-from services.status.queries import Cursor
 from services.status.repository import PostgresRepository
-from shared.contracts import answers
+from shared.contracts import answers, limits
 from shared.http import openapi
 from shared.http.auth import Authenticator
 from shared.http.errors import ApiError
@@ -37,20 +34,25 @@ def _uuid(raw: str, what: str) -> UUID:
         raise _not_found(what, raw) from None
 
 
-def _encode_cursor(at: datetime, ident: UUID) -> str:
-    """Where a page ended: the (time, id) of its last row, in the order of the list."""
-    raw = json.dumps([at.isoformat(), str(ident)]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+def _invalid(field: str, problem: str) -> ApiError:
+    """A 422 naming the query parameter, as FastAPI's own validation does (shared/http/errors.py)."""
+    return ApiError(422, "invalid_request", f"{field}: {problem}", errors=[{"field": field, "problem": problem}])
 
 
-def _decode_cursor(cursor: str | None) -> Cursor | None:
-    if not cursor:
+def _after(raw: str | None) -> Cursor | None:
+    if not raw:
         return None
     try:
-        at, ident = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        return datetime.fromisoformat(at), UUID(ident)
-    except (ValueError, TypeError):
-        raise ApiError(422, "invalid_request", "cursor: not a cursor this API returned") from None
+        return decode_cursor(raw)
+    except InvalidCursor as exc:
+        raise _invalid("cursor", f"not a cursor this API returned ({exc})") from None
+
+
+def _product(raw: str | None) -> str | None:
+    # Postgres text cannot hold NUL: the query would fail rather than find nothing.
+    if raw is not None and limits.has_control_characters(raw):
+        raise _invalid("product", "must not contain control characters")
+    return raw
 
 
 def router(pool: Callable[[], asyncpg.Pool], auth: Authenticator, keyring: Keyring) -> APIRouter:
@@ -76,11 +78,11 @@ def router(pool: Callable[[], asyncpg.Pool], auth: Authenticator, keyring: Keyri
     ) -> dict[str, Any]:
         async with pool().acquire() as conn:
             found = await queries.applications(conn, tenant, contract_id=contract_id, status=status,
-                                               after=_decode_cursor(cursor), limit=limit + 1)
+                                               after=_after(cursor), limit=limit + 1)
         page = found[:limit]
         return {
             "items": [views.application_view(a) for a in page],
-            "next_cursor": _encode_cursor(page[-1].submitted_at, page[-1].application_id) if len(found) > limit else None,
+            "next_cursor": encode_cursor(page[-1].submitted_at, page[-1].application_id) if len(found) > limit else None,
         }
 
     @api.get("/contracts", summary="The tenant's contracts, newest first: the main menu",
@@ -94,13 +96,13 @@ def router(pool: Callable[[], asyncpg.Pool], auth: Authenticator, keyring: Keyri
     ) -> dict[str, Any]:
         """The main menu in one call: every row whole (views.contract_summary)."""
         async with pool().acquire() as conn:
-            found = await queries.summaries(conn, tenant, status=status, product=product,
-                                            after=_decode_cursor(cursor), limit=limit + 1)
+            found = await queries.summaries(conn, tenant, status=status, product=_product(product),
+                                            after=_after(cursor), limit=limit + 1)
         page = found[:limit]
         last = page[-1].contract if page else None
         return {
             "items": [views.contract_summary(s) for s in page],
-            "next_cursor": _encode_cursor(last.created_at, last.contract_id) if last and len(found) > limit else None,
+            "next_cursor": encode_cursor(last.created_at, last.contract_id) if last and len(found) > limit else None,
         }
 
     @api.get("/contracts/{contract_id}", summary="The detail view (R11)",

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
+from services.status.cursor import Cursor
 from services.status.domain.commands import LicenseType, Usage
 from services.status.domain.model import Application, ApplicationStatus, Contract, ContractStatus
 from services.status.repository import application_from_row, contract_from_row
@@ -39,8 +40,6 @@ class Summary:
     charge_end_at: datetime | None
     takes_vms: bool  # an active dedicated hypervisor key is there (R7)
 
-
-Cursor = tuple[datetime, UUID]
 
 _SUMMARIES = """
 SELECT c.*, lic.license_types, lic.charge_start_at, lic.charge_end_at, lic.takes_vms,

@@ -76,6 +76,8 @@ def parse_json(body: bytes) -> Any:
         raise PoisonMessage(f"not_json: {exc}") from None
     except limits.LimitExceeded as exc:
         raise PoisonMessage(f"limit_exceeded: {exc}") from None
+    except limits.DuplicateKey as exc:
+        raise PoisonMessage(f"duplicate_key: {exc}") from None
 
 
 def event_of(raw: dict[str, Any]) -> CloudEvent:

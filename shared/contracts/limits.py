@@ -25,6 +25,27 @@ class LimitExceeded(ValueError):
     """A JSON document past one of the limits above; the message names the problem and where."""
 
 
+class DuplicateKey(ValueError):
+    """A JSON object that names a member twice. RFC 8259 leaves the meaning open and readers differ (the first
+    value, the last, an error): a body one reader checks and another acts on must not mean two things."""
+
+    PROBLEM = "named more than once in its object"
+
+    def __init__(self, path: list[str | int]):
+        self.field = ".".join(printable(str(part)) for part in path)
+        super().__init__(f"{self.field}: {self.PROBLEM}")
+
+
+class _Repeated(Exception):
+    pass
+
+
+class _Repeats(dict[str, Any]):
+    """An object that named `repeated` twice (the second reading, to say where)."""
+
+    repeated = ""
+
+
 def has_control_characters(text: str) -> bool:
     return _CONTROL.search(text) is not None
 
@@ -57,11 +78,53 @@ def loads(body: bytes | str) -> Any:
 
 def parse(body: bytes | str) -> Any:
     """Parse JSON, refusing what would break the parser (numbers past MAX_NUMBER_CHARS, NaN
-    and Infinity, nesting the parser cannot follow); the rest of the limits is `check`'s."""
+    and Infinity, nesting the parser cannot follow) and a member named twice in one object
+    (DuplicateKey); the rest of the limits is `check`'s."""
     try:
-        return json.loads(body, parse_int=_number, parse_float=_number, parse_constant=_constant)
+        return json.loads(body, parse_int=_number, parse_float=_number, parse_constant=_constant,
+                          object_pairs_hook=_unique)
     except RecursionError:
         raise LimitExceeded(f"nested deeper than {MAX_DEPTH} levels") from None
+    except _Repeated:
+        raise DuplicateKey(_where_repeated(body)) from None
+
+
+def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    found = dict(pairs)
+    if len(found) != len(pairs):
+        raise _Repeated
+    return found
+
+
+def _marking(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            marked = _Repeats(pairs)
+            marked.repeated = key
+            return marked
+        seen.add(key)
+    return dict(pairs)
+
+
+def _where_repeated(body: bytes | str) -> list[str | int]:
+    """The path of a member named twice: the body read again, marking the objects that repeat a name (only for
+    a body refused anyway). The first reading stopped there, so the rest is still read within the limits."""
+    try:
+        document = json.loads(body, parse_int=_number, parse_float=_number, parse_constant=_constant,
+                              object_pairs_hook=_marking)
+    except RecursionError:
+        raise LimitExceeded(f"nested deeper than {MAX_DEPTH} levels") from None
+    pending: list[tuple[Any, list[str | int]]] = [(document, [])]
+    while pending:
+        value, path = pending.pop()
+        if isinstance(value, _Repeats):
+            return [*path, value.repeated]
+        if isinstance(value, dict):
+            pending.extend((member, [*path, key]) for key, member in value.items())
+        elif isinstance(value, list):
+            pending.extend((item, [*path, i]) for i, item in enumerate(value))
+    raise AssertionError("the second reading found no repeated name")
 
 
 def check(document: Any, where: str = "$") -> None:

@@ -20,6 +20,7 @@ ERRORS = {
     422: "A field breaks the schema or a limit; `errors` names each one (R4).",
     429: "`rate_limited`: too many requests for this tenant; `too_many_failures`: too many wrong API keys from this "
          "address or for this key id (the key was not checked). `Retry-After` says when to try again.",
+    431: "A header field is over 8 KiB, all of them over 32 KiB, or there are over 100 (shared/http/headers.py).",
     503: "A backing service (broker or database) is not reachable; nothing was accepted. Retry later.",
 }
 # The headers an error status always carries (shared/http/errors.py, shared/http/auth.py).
@@ -58,7 +59,8 @@ def _add_schema(schemas: dict[str, Any], name: str, schema: Any) -> None:
 
 def complete(document: dict[str, Any]) -> dict[str, Any]:
     """A FastAPI document made true: request-body `$defs` hoisted to components, FastAPI's own
-    validation-error shape replaced by ErrorBody, the bearer scheme on every /v1 operation."""
+    validation-error shape replaced by ErrorBody, the bearer scheme and the header limits' 431 on every /v1
+    operation."""
     schemas: dict[str, Any] = document.setdefault("components", {}).setdefault("schemas", {})
     for path, operations in document.get("paths", {}).items():
         for operation in operations.values():
@@ -69,6 +71,10 @@ def complete(document: dict[str, Any]) -> dict[str, Any]:
                 media["schema"] = _rewrite(schema)
             if path.startswith("/v1/"):
                 operation["security"] = [{"bearer": []}]
+                # Every port answers it, before any route is chosen.
+                operation.setdefault("responses", {}).setdefault("431", {
+                    "description": ERRORS[431],
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}})
             unprocessable = operation.get("responses", {}).get("422", {}).get("content", {}).get("application/json", {})
             if unprocessable.get("schema", {}).get("$ref", "").endswith("/HTTPValidationError"):
                 unprocessable["schema"] = {"$ref": "#/components/schemas/ErrorBody"}

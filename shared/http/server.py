@@ -10,6 +10,8 @@ from collections.abc import Iterator
 import uvicorn
 from starlette.types import ASGIApp
 
+from shared.http.headers import BoundedHead, HeaderLimit
+
 KEEP_ALIVE_S = 65
 
 
@@ -23,8 +25,11 @@ class HttpServer:
     def __init__(self, app: ASGIApp, *, host: str, port: int, name: str, grace_s: float):
         self.name = name
         self._server = _Embedded(uvicorn.Config(
-            app, host=host, port=port, lifespan="off", access_log=False, log_config=None,
-            http="httptools",  # the C parser: a missing one fails here rather than falling back to h11's pure Python
+            # Header fields within limits on every port (shared/http/headers.py).
+            HeaderLimit(app), host=host, port=port, lifespan="off", access_log=False, log_config=None,
+            # The C parser (httptools), the bytes of each request's head bounded: a missing parser fails at
+            # import rather than falling back to h11's pure Python.
+            http=BoundedHead,
             # A client's address is the connection's, unless the deployment names the proxies it
             # trusts (FORWARDED_ALLOW_IPS): uvicorn would otherwise take X-Forwarded-For from any
             # caller on loopback, and let it pick the address that failed authentication counts.

@@ -51,7 +51,7 @@ def test_every_route_declares_its_answer_its_errors_and_the_bearer_scheme() -> N
         responses = operation["responses"]
         success = responses["202" if method == "post" else "200"]["content"]["application/json"]["schema"]
         assert success["$ref"].startswith("#/components/schemas/"), (path, method)
-        for status in ("401", "429", "503"):
+        for status in ("401", "429", "431", "503"):
             assert responses[status]["content"]["application/json"]["schema"] == {
                 "$ref": "#/components/schemas/ErrorBody"}, (path, method, status)
         for status, header in (("401", "WWW-Authenticate"), ("429", "Retry-After")):  # always sent, so required

@@ -126,6 +126,18 @@ def test_pods_run_hardened_as_the_images_user(overlay):
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_http_port_binds_the_pods_network_not_only_its_loopback(overlay):
+    """A local run binds 127.0.0.1 by default (shared/config.py); in a pod the probes and Services would not reach it."""
+    manifests = render(overlay)
+    assert one(manifests, "ConfigMap", "arcserve-config")["data"]["ARCSERVE_HOST"] == "0.0.0.0"
+    for deployment in find(manifests, "Deployment"):
+        sources = [source["configMapRef"]["name"] for source in _container(deployment).get("envFrom", [])
+                   if "configMapRef" in source]
+        assert "arcserve-config" in sources, deployment["metadata"]["name"]
+        assert "ARCSERVE_HOST" not in {variable["name"] for variable in _container(deployment).get("env", [])}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
 def test_probes_and_a_grace_period_above_the_drain(overlay):
     manifests = render(overlay)
     drain = float(one(manifests, "ConfigMap", "arcserve-config")["data"]["ARCSERVE_DRAIN_TIMEOUT_S"])

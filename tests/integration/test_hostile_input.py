@@ -81,6 +81,9 @@ async def test_hostile_submissions_over_amqp_are_dead_lettered_at_once_and_lose_
                    "not_cloudevent: tenantid: Value error, must not contain control characters"),
         "name": (json.dumps(submission(tenant.name, _with_company(CONTROL_NAME), application_id=named)).encode(),
                  "invalid_application: data: a NUL character at data.contact.company_name"),
+        # Which tenant would a reader take, the first or the last? Neither: refused.
+        "twice": (json.dumps(submission(tenant.name, new_application())).encode()[:-1] + b', "tenantid": "other"}',
+                  "duplicate_key: tenantid: named more than once in its object"),
     }
     good: list[str] = []
     async with EventTap(stack) as events:
@@ -141,3 +144,34 @@ async def test_a_client_that_goes_away_halfway_through_its_body_is_no_server_err
 
 async def _said(caplog: pytest.LogCaptureFixture, text: str) -> bool:
     return any(text in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    pytest.param(b'{"kind": "new", "kind": "cancellation", "product": "arcserve-udp-10", "contact": '
+                 b'{"email": "ops@example.co.jp", "company_name": "Example K.K."}, "licenses": '
+                 b'[{"usage": "virtual_server", "license_type": "per_server", "quantity": 1}]}', "kind", id="kind"),
+    pytest.param(b'{"kind": "new", "product": "arcserve-udp-10", "contact": {"email": "ops@example.co.jp", '
+                 b'"email": "attacker@example.com", "company_name": "Example K.K."}, "licenses": '
+                 b'[{"usage": "virtual_server", "license_type": "per_server", "quantity": 1}]}', "contact.email",
+                 id="contact.email"),
+    pytest.param(b'{"kind": "new", "product": "arcserve-udp-10", "contact": {"email": "ops@example.co.jp", '
+                 b'"company_name": "Example K.K."}, "licenses": [{"usage": "virtual_server", "license_type": '
+                 b'"per_server", "quantity": 1, "quantity": 100}]}', "licenses.0.quantity", id="licenses.0.quantity"),
+])
+async def test_a_member_named_twice_answers_422_naming_it_and_publishes_nothing(
+    stack: Stack, tenant: Tenant, body: bytes, field: str
+) -> None:
+    """Readers disagree on which of the two values counts (the first, the last): the body is refused, not read."""
+    async with SubmissionTap(stack) as submissions:
+        for origin in (stack.url("intake", ""), stack.portal_url):  # the portal forwards the body as it came
+            response = await stack.http.post(
+                f"{origin}/v1/applications", content=body,
+                headers={"Authorization": f"Bearer {tenant.key}", "Content-Type": "application/json"},
+            )
+            answer = assert_error(response, 422, "invalid_application")
+            assert answer["errors"] == [{"field": field, "problem": "named more than once in its object"}], answer
+            assert field in answer["message"], answer
+        good = await stack.submit(tenant, new_application())
+        assert good.status_code == 202, good.text
+        await submissions.wait_for(good.json()["application_id"])
+    assert [m["data"]["application_id"] for m in submissions.of(tenant)] == [good.json()["application_id"]]

@@ -2,6 +2,8 @@
 its session cookie, CSRF, tenant isolation in pages, and the security headers."""
 from __future__ import annotations
 
+import base64
+import json
 import re
 import time
 import uuid
@@ -254,3 +256,19 @@ async def test_a_form_past_the_size_limit_or_of_unknown_length_is_refused_before
                                  headers={"content-type": "application/x-www-form-urlencoded"})
     assert unknown.status_code == 411
     assert (await browser.get("/")).status_code == 200  # the portal carries on
+
+
+# ---- hostile query parameters -------------------------------------------------------------
+@pytest.mark.parametrize("value", [["2024-01-01T00:00:00+00:00", 5], ["9999-12-31T23:59:59-14:00", str(uuid.UUID(int=0))]],
+                         ids=["int-id", "year-9999-minus-14h"])
+async def test_the_menu_refuses_a_crafted_cursor_with_a_4xx(stack: Stack, tenant: Tenant, browser: httpx.AsyncClient,
+                                                            value: list[object]) -> None:
+    """A cursor the API never returned (the status API answered 500 to both, the menu 503)."""
+    cursor = base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+    await sign_in(browser, tenant)
+    for page in ("/", "/menu/rows"):
+        response = await browser.get(page, params={"cursor": cursor})
+        assert response.status_code == 422, (page, response.status_code, response.text[:500])
+        assert "cursor" in response.text
+    forwarded = await browser.get("/v1/contracts", params={"cursor": cursor}, headers={"Authorization": f"Bearer {tenant.key}"})
+    assert forwarded.status_code == 422 and forwarded.json()["code"] == "invalid_request", forwarded.text

@@ -96,3 +96,21 @@ def test_a_submission_whose_data_is_past_a_limit_is_invalid_so_its_tenant_sees_i
     with pytest.raises(catalogue.InvalidData) as invalid:
         catalogue.parse(event)
     assert invalid.value.reason == "invalid_application: data: a NUL character at data.contact.company_name"
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    pytest.param('{"a": 1, "a": 2}', "a", id="top level"),
+    pytest.param('{"x": [{"q": 1}, {"q": 1, "q": 2}]}', "x.1.q", id="in a list"),
+    pytest.param('{"c\\r\\n": {"e": 1, "e": 1}}', "c\\r\\n.e", id="the same value twice, a name escaped"),
+])
+def test_a_member_named_twice_is_refused_naming_where(body: str, field: str) -> None:
+    with pytest.raises(limits.DuplicateKey) as refused:
+        limits.loads(body)
+    assert refused.value.field == field and str(refused.value) == f"{field}: {limits.DuplicateKey.PROBLEM}"
+
+
+def test_after_a_member_named_twice_the_rest_is_still_read_within_the_limits() -> None:
+    with pytest.raises(limits.LimitExceeded, match="a number of 5000 characters"):
+        limits.loads('{"a": 1, "a": 2, "n": ' + "9" * 5000 + "}")
+    with pytest.raises(limits.LimitExceeded, match="nested deeper"):
+        limits.loads('{"a": 1, "a": 2, "n": ' + "[" * 100_000 + "}")
