@@ -4,6 +4,7 @@ kernel's own table of listening sockets shows, and nothing on another address or
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 import subprocess
 import time
@@ -43,7 +44,8 @@ def test_a_process_started_as_make_run_starts_it_listens_on_loopback_only(tmp_pa
     port, metrics_port = free_ports(2)
     env = {k: v for k, v in os.environ.items() if k != "ARCSERVE_HOST"}  # as an operator's shell may have it
     env.update(PORTAL_PORT=str(port), PORTAL_METRICS_PORT=str(metrics_port))
-    env = run_local.portal_env(env, Settings(), {"ARCSERVE_PORTAL_SESSION_KEYRING": Keyring.new_key_text()})
+    env = run_local.portal_env(env, Settings(), {"ARCSERVE_PORTAL_SESSION_KEYRING": Keyring.new_key_text(),
+                                                 "ARCSERVE_FORWARDING_SECRET": secrets.token_urlsafe(32)})
     log = tmp_path / "portal.log"
     with log.open("wb") as out:
         process = subprocess.Popen(run_local.command("portal"), cwd=ROOT, env=env, stdout=out, stderr=out)
