@@ -18,7 +18,8 @@ from urllib.parse import urlsplit
 
 import aio_pika
 
-from shared.contracts import routing
+from services.provisioning.boundaries import BOUNDARIES
+from shared.contracts import catalogue, routing
 from shared.messaging import nodes
 from tests.faults.cluster import NODES as CLUSTER_NODES
 from tests.faults.cluster import Cluster
@@ -129,6 +130,21 @@ async def cut_network(run: Run) -> None:
     run.notes.append("cut the database link for 2 s")
 
 
+BOUNDARY_BY_NAME = {boundary.name: boundary for boundary in BOUNDARIES}
+
+
+async def _as_owner(stack: Any, exchange: str, routing_key: str, event: dict[str, Any]) -> None:
+    """Publish a copy as the service that owns its type: consumers trust an event from no one else."""
+    owner = catalogue.by_type(event["type"])
+    assert owner is not None and owner.publisher is not None, event["type"]
+    url, _ = stack.deployment.urls(BOUNDARY_BY_NAME[owner.publisher], stack.amqp_url, stack.database_url)
+    async with await aio_pika.connect(url) as connection:
+        channel = await connection.channel(publisher_confirms=True)
+        target = await channel.get_exchange(exchange, ensure=False)
+        await target.publish(aio_pika.Message(json.dumps(event).encode(), message_id=event["id"],
+                                              user_id=urlsplit(url).username), routing_key)
+
+
 async def duplicate_and_reorder(run: Run) -> None:
     """5. Every submission twice (same Idempotency-Key); events delivered twice with the same
     id, again with a new id, and results replayed late, after the contract was cancelled."""
@@ -159,7 +175,7 @@ async def duplicate_and_reorder(run: Run) -> None:
                 copies.append({**event, "id": str(uuid.uuid4()), "faultscopy": True})
             origin = exchanges[message.exchange or ""]
             for copy in copies:
-                await origin.publish(aio_pika.Message(json.dumps(copy).encode(), message_id=copy["id"]), message.routing_key or "")
+                await _as_owner(stack, origin.name, message.routing_key or "", copy)
             if message.routing_key in (routing.LICENSE_KEYS, routing.ORDER_ID_ISSUED):
                 late.append((origin.name, event))
             await message.ack()
@@ -172,7 +188,7 @@ async def duplicate_and_reorder(run: Run) -> None:
         for exchange, event in late:
             key = event["type"].removeprefix("arcserve.")
             for copy in (event, {**event, "id": str(uuid.uuid4()), "faultscopy": True}):
-                await exchanges[exchange].publish(aio_pika.Message(json.dumps(copy).encode(), message_id=copy["id"]), key)
+                await _as_owner(stack, exchange, key, copy)
         run.notes.append(f"duplicated events, replayed {len(late)} results after cancellation, "
                          "under their own ids and under new ones")
     finally:
