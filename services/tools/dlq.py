@@ -128,7 +128,7 @@ def describe(spec: QueueSpec, message: AbstractIncomingMessage, trusted: frozens
     deaths = [d for d in headers.get("x-death") or [] if isinstance(d, dict)]
     if not origin.relayed:
         deaths = deaths[:1]
-        headers = {k: v for k, v in publishers_claims_dropped(headers).items()}
+        headers = publishers_claims_dropped(headers)
     # x-death: the broker's dead-letterings, newest first. One other than a TTL expiry (which
     # only happens in the delayed-retry queues, and leads back to the consumer) came after our
     # consumer last touched the message: the delivery limit, and it is the reason.
