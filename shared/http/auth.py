@@ -46,6 +46,7 @@ class Authenticator:
         self._forwarding_secret = forwarding_secret
         self._known_good: OrderedDict[bytes, float] = OrderedDict()  # key HMAC → until when
         self._audits: set[asyncio.Task[None]] = set()
+        self._settled = asyncio.Condition()  # a throttled look-up ended: its token is spent or free again
         self._database_url = database_url
         self._pepper = pepper
         self._cache: dict[bytes, tuple[tenancy.Caller | None, float]] = {}
@@ -146,27 +147,40 @@ class Authenticator:
                 raise ApiError(401, "unauthorized", "unknown or revoked API key")
             return caller
         counted = failures.subjects(self.client_address(request), key)
-        if (wait := throttle.take(counted)) > 0:
+        async with self._settled:
+            # What is left of the budget is held by look-ups in flight: wait for one to end (a
+            # valid key frees its token at once), rather than refuse a key that may be good.
+            while (wait := throttle.take(counted)) == failures.BUSY:
+                await self._settled.wait()
+        if wait > 0:
             # Not looked up: the answer is the same whichever key was sent.
             raise ApiError(429, failures.CODE,
                            f"too many wrong API keys from this address or for this key id (at most {throttle.burst}, "
                            f"then one every {throttle.refill_s:g} s); retry after the seconds Retry-After gives",
                            headers={"Retry-After": retry_after(wait)})
         try:
-            caller = await self.caller_for(key, digest)
+            found = await self.caller_for(key, digest)
         except BaseException:
             throttle.give_back(counted)  # not judged (the database away): not a failure
+            await self._wake()
             raise
-        if caller is None:
-            for subject in throttle.report(counted):
+        if found is None:
+            for subject in throttle.failed(counted):
                 self._throttled(subject, counted)
+            await self._wake()
             raise ApiError(401, "unauthorized", "unknown or revoked API key")
         throttle.give_back(counted)
+        await self._wake()
         self._known_good[digest] = time.monotonic() + KNOWN_GOOD_S
         self._known_good.move_to_end(digest)
         while len(self._known_good) > failures.MAX_TRACKED:
             self._known_good.popitem(last=False)
-        return caller
+        return found
+
+    async def _wake(self) -> None:
+        """A throttled look-up ended: those waiting for the budget it held may ask again."""
+        async with self._settled:
+            self._settled.notify_all()
 
     def _known(self, digest: bytes) -> bool:
         until = self._known_good.get(digest)

@@ -4,6 +4,11 @@ and, for keys shaped `arc_<id>_<secret>`, from its key id's; a subject whose buc
 is throttled (429 `too_many_failures`) until a token comes back, and its next wrong keys are
 not even looked up. Nothing is taken for a missing or malformed key: it tests nothing.
 
+A look-up reserves a token of each subject while it runs, so that keys sent all at once
+cannot all be tested; a valid key gives it back when it is found. A request that finds its
+budget reserved, but not spent, is BUSY: it waits for a look-up in flight to end rather than
+being refused, so many valid keys sent at once from one address are all served.
+
 Per process, on purpose, like the rate limit (shared/http/ratelimit.py): a shared count
 would need a shared write on every failure. With N replicas behind a balancer a source gets
 at most N times the budget; the refill rate is what bounds a guesser over time.
@@ -43,11 +48,16 @@ def subjects(address: str, key: str) -> list[str]:
     return [f"address {address}", *([f"key_id {key_id}"] if key_id else [])]
 
 
+# `take`'s answer when the budget left is reserved by look-ups still running: ask again when one ends.
+BUSY = -1.0
+
+
 @dataclass
 class _Bucket:
     tokens: float
     at: float
     throttled: bool = False  # since it last emptied, until it is full again: one report per episode
+    pending: int = 0  # look-ups running, each holding a token until it ends
 
 
 class FailureThrottle:
@@ -62,32 +72,37 @@ class FailureThrottle:
         self._buckets: OrderedDict[str, _Bucket] = OrderedDict()  # least recently touched first
 
     def take(self, names: Iterable[str]) -> float:
-        """Before a key is looked up: 0, one token taken from each of `names`' buckets; or,
-        when one is empty, the seconds until it is not, and nothing taken. Taken before the
-        look-up, not after it fails, so that requests sent all at once cannot all pass."""
+        """Before a key is looked up: 0, a token of each of `names` reserved for the look-up;
+        the seconds until one of them has a token again, when failures spent it, and nothing
+        reserved; or BUSY, when what is left is reserved by look-ups still running."""
         now = self._clock()
-        names = list(names)
         buckets = [self._refilled(name, now) for name in names]
         wait = max(((1.0 - b.tokens) * self.refill_s for b in buckets if b.tokens < 1.0), default=0.0)
-        if wait == 0.0:
-            for bucket in buckets:
-                bucket.tokens -= 1.0
-        return wait
+        if wait > 0.0:
+            return wait
+        if any(b.tokens - b.pending < 1.0 for b in buckets):
+            return BUSY
+        for bucket in buckets:
+            bucket.pending += 1
+        return 0.0
 
     def give_back(self, names: Iterable[str]) -> None:
-        """The key was valid: what `take` took is returned (a tenant's own requests cost nothing)."""
+        """The key was valid, or could not be judged: what `take` reserved is free again."""
+        for name in names:
+            bucket = self._buckets.get(name)
+            if bucket is not None:
+                bucket.pending = max(0, bucket.pending - 1)
+
+    def failed(self, names: Iterable[str]) -> list[str]:
+        """The key was wrong: the reserved token is spent. Returns those of `names` this
+        throttles, each once until its bucket is full again, for the caller to log and audit."""
+        started = []
         now = self._clock()
         for name in names:
             bucket = self._refilled(name, now)
-            bucket.tokens = min(float(self.burst), bucket.tokens + 1.0)
-
-    def report(self, names: Iterable[str]) -> list[str]:
-        """After a failure: those of `names` it has throttled, each once until its bucket is
-        full again, for the caller to log and audit."""
-        started = []
-        for name in names:
-            bucket = self._buckets.get(name)
-            if bucket is not None and bucket.tokens < 1.0 and not bucket.throttled:
+            bucket.pending = max(0, bucket.pending - 1)
+            bucket.tokens -= 1.0
+            if bucket.tokens < 1.0 and not bucket.throttled:
                 bucket.throttled = True
                 started.append(name)
         return started

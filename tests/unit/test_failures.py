@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from shared.http import vouch
-from shared.http.failures import FailureThrottle, key_id_of, subjects
+from shared.http.failures import BUSY, FailureThrottle, key_id_of, subjects
 from shared.tenancy import new_api_key
 
 
@@ -18,8 +18,9 @@ class Clock:
 
 
 def fail(throttle: FailureThrottle, *names: str) -> tuple[float, list[str]]:
-    """One wrong key, as the authenticator counts it: taken before the look-up, reported after."""
-    return throttle.take(names), throttle.report(names)
+    """One wrong key, as the authenticator counts it: reserved before the look-up, spent after."""
+    wait = throttle.take(names)
+    return wait, (throttle.failed(names) if wait == 0.0 else [])
 
 
 def test_the_budget_of_failures_passes_then_the_wait_is_said_and_refills_slowly() -> None:
@@ -37,15 +38,33 @@ def test_the_budget_of_failures_passes_then_the_wait_is_said_and_refills_slowly(
 
 def test_keys_sent_all_at_once_cannot_all_be_tested() -> None:
     throttle = FailureThrottle(burst=10, refill_s=30, clock=Clock())
-    taken = [throttle.take(["address a"]) for _ in range(300)]  # none has failed yet
-    assert taken.count(0.0) == 10
+    taken = [throttle.take(["address a"]) for _ in range(300)]  # none has ended yet
+    assert taken.count(0.0) == 10 and taken.count(BUSY) == 290  # the rest wait: nothing is spent yet
+    for _ in range(10):
+        throttle.failed(["address a"])
+    assert throttle.take(["address a"]) == pytest.approx(30.0)  # now spent: refused, not looked up
+
+
+def test_valid_keys_sent_all_at_once_are_all_served_in_turn() -> None:
+    """The fault run's 40 clients on one address, each with a key new here: none is refused."""
+    throttle = FailureThrottle(burst=10, refill_s=30, clock=Clock())
+    waiting, served = 40, 0
+    while waiting:
+        batch = [throttle.take(["address a"]) for _ in range(waiting)]
+        assert BUSY in batch or batch.count(0.0) == waiting
+        assert all(wait in (0.0, BUSY) for wait in batch)  # never a refusal
+        for _ in range(batch.count(0.0)):
+            throttle.give_back(["address a"])  # found: its token is free again
+        served += batch.count(0.0)
+        waiting -= batch.count(0.0)
+    assert served == 40
 
 
 def test_a_valid_key_costs_nothing() -> None:
     throttle = FailureThrottle(burst=2, refill_s=30, clock=Clock())
     for _ in range(100):
         assert throttle.take(["address a"]) == 0.0
-        throttle.give_back(["address a"])
+        throttle.give_back(["address a"])  # nothing spent
     assert [fail(throttle, "address a")[0] for _ in range(3)] == [0.0, 0.0, pytest.approx(30.0)]
 
 
