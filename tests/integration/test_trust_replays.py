@@ -66,6 +66,12 @@ async def listed(stack: Stack, queue: str) -> list[dict[str, Any]]:
     return list(json.loads(out)["queues"][0]["messages"])
 
 
+async def purge(stack: Stack, queue: str, ids: list[str]) -> None:
+    """The stack is shared: leave no dead letter for another test to count."""
+    code, out, err = await run_tool(stack, "dlq", "purge", *ids, "--queue", queue)
+    assert code == 0, (out, err)
+
+
 async def assert_untouched(stack: Stack, victim: Tenant, before: dict[str, Any], tap: EventTap,
                            forged: tuple[str, ...] = ()) -> None:
     """The victim's contract as it was, keys and order ID included, and nothing published about
@@ -115,6 +121,7 @@ async def test_a_forgery_dressed_as_a_dead_letter_is_replayed_into_the_gate_and_
         await assert_untouched(stack, victim, before, tap)
     for queue in ("license-issuer", "order-id"):
         assert await listed(stack, queue) == []  # it never reached the issuers
+    await purge(stack, "status.submissions", [forged["id"]])
 
 
 async def test_an_event_its_owner_did_not_publish_is_dead_lettered_by_every_consumer(stack: Stack) -> None:
@@ -139,6 +146,8 @@ async def test_an_event_its_owner_did_not_publish_is_dead_lettered_by_every_cons
             assert all(m["reason"].startswith("unauthorized_publisher") for m in letters), letters
             assert sorted(str(m["publisher"]) for m in letters) == sorted([stack.administrator] * 2 + ["None"])
         await assert_untouched(stack, victim, before, tap, tuple(forgeries))
+    for queue in ("license-issuer", "order-id"):
+        await purge(stack, queue, forgeries)
 
 
 async def test_a_replayed_event_is_judged_as_its_first_publishers(stack: Stack) -> None:
@@ -163,3 +172,5 @@ async def test_a_replayed_event_is_judged_as_its_first_publishers(stack: Stack) 
         await eventually(lambda: dead(1), "the replayed forgery dead-lettered again")
     assert (await stack.contract(tenant, contract["contract_id"]))["arcserve_order_id"]["status"] == "active"
     assert not tap.matching("order_id.cancelled", contract_id=contract["contract_id"])
+    await purge(stack, "order-id", [forged["id"]])
+    await purge(stack, "license-issuer", [forged["id"]])
