@@ -40,7 +40,7 @@ from shared.messaging.inbox import Inbox
 from shared.messaging.outbox import Outbox, OutboxRelay, Pending
 from shared.messaging.provenance import Relays
 from shared.messaging.topology import Topology
-from shared.messaging.unit_of_work import UnitOfWork
+from shared.messaging.unit_of_work import Addressing, UnitOfWork
 from shared.observability import logs, tracing
 
 log = logging.getLogger(__name__)
@@ -76,7 +76,7 @@ class Service:
             relays = Relays(lambda: tenancy.relays(self.pool))
             assert self.inbox is not None and self.outbox is not None, f"{self.name} consumes but owns no schema"
             for subscriber in boundary.subscribers:
-                uow = UnitOfWork(subscriber.name, self.inbox, self.outbox, boundary.source, self.topology,
+                uow = UnitOfWork(subscriber.name, self.inbox, self.outbox, Addressing(boundary.source, self.topology),
                                  deliver=self._deliver)
                 self._consumers.append(Consumer(
                     self.broker, subscriber, uow, pool=lambda: self.pool, deps=deps, clock=clock,

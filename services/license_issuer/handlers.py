@@ -9,51 +9,52 @@ stored keys and never new ones."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from uuid import UUID
 
+from services.license_issuer.keys import IssuedKey, Keys, PostgresKeys
 from shared.contracts import events
 from shared.contracts.applications import Kind
+from shared.db.pool import Queryable
 from shared.issuance import IssuanceBackend
+from shared.messaging.delivery import Delivery
 from shared.messaging.subscriber import Subscriber
-from shared.messaging.unit_of_work import ConsumeContext, OutsideContext
+from shared.messaging.unit_of_work import ConsumeContext
 from shared.sealing import Keyring
 
 log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class Deps:
     backend: IssuanceBackend
     keyring: Keyring  # keys are sealed at rest and on their way to the status service
+    keys: Callable[[Queryable], Keys] = PostgresKeys  # its table, on the unit of work's transaction
 
 
 QUEUE: Subscriber[Deps] = Subscriber("arcserve.license-issuer")
 ISSUES = (events.NewAccepted, events.AdditionAccepted, events.VmCountIncreaseAccepted)
 
 
-async def obtain_keys(accepted: events.ApplicationAccepted, ctx: OutsideContext[Deps]) -> dict[UUID, str]:
+async def obtain_keys(accepted: events.ApplicationAccepted, delivery: Delivery[Deps]) -> dict[UUID, str]:
     if not accepted.licenses:
         return {}
-    return await ctx.deps.backend.issue_license_keys(
+    return await delivery.deps.backend.issue_license_keys(
         accepted.application_id, [lic.license_id for lic in accepted.licenses], new=accepted.kind is Kind.NEW
     )
 
 
 @QUEUE.handler(*ISSUES, outside=obtain_keys)
-async def issue(accepted: events.ApplicationAccepted, ctx: ConsumeContext[Deps]) -> None:
-    keys: dict[UUID, str] = ctx.obtained
+async def issue(accepted: events.ApplicationAccepted, ctx: ConsumeContext[Deps, dict[UUID, str]]) -> None:
+    keys = ctx.obtained
     if not keys:
         return
     keyring = ctx.deps.keyring
-    await ctx.conn.executemany(
-        """INSERT INTO license_issuer.keys (license_id, contract_id, application_id, sealed_key, issued_at)
-           VALUES ($1, $2, $3, $4, $5) ON CONFLICT (license_id) DO NOTHING""",
-        [(i, accepted.contract_id, accepted.application_id, keyring.seal(key, context=str(i)), ctx.now)
-         for i, key in keys.items()],
-    )
-    stored = dict(await ctx.conn.fetch(
-        "SELECT license_id, sealed_key FROM license_issuer.keys WHERE license_id = ANY($1::uuid[])", list(keys)
-    ))
+    stored = await ctx.deps.keys(ctx.conn).keep([
+        IssuedKey(i, accepted.contract_id, accepted.application_id, keyring.seal(key, context=str(i)), ctx.now)
+        for i, key in keys.items()
+    ])
     # Which licenses, for anyone bound to arcserve.events; their keys, sealed, for the status
     # service alone (docs/architecture.md, "Security").
     ctx.publish(events.LicenseIssued(
@@ -70,23 +71,16 @@ async def issue(accepted: events.ApplicationAccepted, ctx: ConsumeContext[Deps])
     ctx.after_commit(lambda: log.info("issued %d license keys (%s)", len(keys), accepted.kind))
 
 
-async def revoke_at_vendor(accepted: events.CancellationAccepted, ctx: OutsideContext[Deps]) -> None:
+async def revoke_at_vendor(accepted: events.CancellationAccepted, delivery: Delivery[Deps]) -> None:
     """Revocation is immediate at the vendor (R8); revoking a key twice is harmless there."""
-    rows = await ctx.pool.fetch(
-        "SELECT license_id, sealed_key FROM license_issuer.keys WHERE license_id = ANY($1::uuid[]) AND revoked_at IS NULL",
-        [lic.license_id for lic in accepted.licenses],
-    )
-    keys = [ctx.deps.keyring.open(r["sealed_key"], context=str(r["license_id"])) for r in rows]
-    await ctx.deps.backend.revoke_license_keys(accepted.application_id, keys)
+    sealed = await delivery.deps.keys(delivery.pool).unrevoked([lic.license_id for lic in accepted.licenses])
+    keys = [delivery.deps.keyring.open(key, context=str(license_id)) for license_id, key in sealed.items()]
+    await delivery.deps.backend.revoke_license_keys(accepted.application_id, keys)
 
 
 @QUEUE.handler(events.CancellationAccepted, outside=revoke_at_vendor)
-async def revoke(accepted: events.CancellationAccepted, ctx: ConsumeContext[Deps]) -> None:
-    await ctx.conn.execute(
-        "UPDATE license_issuer.keys SET revoked_at = $2 WHERE license_id = ANY($1::uuid[]) AND revoked_at IS NULL",
-        [lic.license_id for lic in accepted.licenses],
-        ctx.now,
-    )
+async def revoke(accepted: events.CancellationAccepted, ctx: ConsumeContext[Deps, None]) -> None:
+    await ctx.deps.keys(ctx.conn).revoke([lic.license_id for lic in accepted.licenses], ctx.now)
     ctx.publish(events.LicenseRevoked(
         application_id=accepted.application_id,
         contract_id=accepted.contract_id,

@@ -21,6 +21,7 @@ from services.status.domain.model import (
 )
 from services.status.messages import command_of, to_message
 from services.status.repository import PostgresRepository
+from services.status.submitters import Submitters
 from shared import metrics
 from shared.contracts import applications as wire
 from shared.contracts import events, routing
@@ -30,6 +31,7 @@ from shared.messaging.subscriber import Subscriber
 from shared.messaging.unit_of_work import ConsumeContext
 from shared.observability import logs
 from shared.sealing import Keyring, KeyringError
+from shared.tenancy import Role
 
 log = logging.getLogger(__name__)
 
@@ -40,12 +42,12 @@ class Deps:
     keyring: Keyring  # license keys arrive sealed and stay so; it checks they open
 
 
-Context = ConsumeContext[Deps]
+Context = ConsumeContext[Deps, None]
 
 # Everything published to `arcserve.applications` reaches the gate: a submission under a
 # routing key that is no kind is dead-lettered (unknown_type), never silently unroutable.
 SUBMISSIONS: Subscriber[Deps] = Subscriber("arcserve.status.submissions", takes_all_of=(routing.APPLICATIONS_EXCHANGE,),
-                                           identifies_publishers=True)
+                                           filters=(Submitters(),))
 RESULTS: Subscriber[Deps] = Subscriber("arcserve.status.results")
 
 
@@ -72,8 +74,6 @@ async def _decide(ctx: Context, submission: service.Submission) -> None:
     repo = PostgresRepository(ctx.conn, ctx.now)
     try:
         happened = await service.decide(submission, repo, ctx.deps.calendar, ctx.now)
-    except service.UnauthorizedPublisher as exc:  # no effect at all: not even a rejection
-        raise PoisonMessage(f"unauthorized_publisher: {exc}") from None
     except service.UnknownTenant as exc:
         raise PoisonMessage(f"unknown_tenant: {str(exc)!r}") from None
     _publish(ctx, happened)
@@ -113,7 +113,8 @@ async def reject_invalid(invalid: InvalidData, ctx: Context) -> None:
         claimed_at=ctx.event.time,
         contract_id=_uuid(data.get("contract_id")),
         problem="; ".join(f"{e['field']}: {e['problem']}" for e in invalid.errors),
-        publisher=ctx.publisher,
+        publisher=ctx.publisher or "",
+        role=ctx.fact(Role),  # as the submissions filter found it (services/status/submitters.py)
         api_key_id=_api_key_id(ctx),
     ))
 
@@ -126,7 +127,8 @@ async def decide(submission: wire.Submission, ctx: Context) -> None:
         kind=domain.Kind(submission.kind),
         command=command_of(submission),
         claimed_at=ctx.event.time,
-        publisher=ctx.publisher,
+        publisher=ctx.publisher or "",
+        role=ctx.fact(Role),  # as the submissions filter found it (services/status/submitters.py)
         api_key_id=_api_key_id(ctx),
     ))
 

@@ -57,9 +57,6 @@ class PostgresRepository:
     async def tenant_exists(self, tenant_id: str) -> bool:
         return await tenancy.is_known(self.conn, tenant_id)
 
-    async def publisher_trust(self, broker_user: str, tenant_id: str) -> tenancy.Role | None:
-        return await tenancy.trust(self.conn, broker_user, tenant_id)
-
     async def serialize(self, tenant_id: str, application_id: UUID) -> None:
         await self.conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", f"{tenant_id}/{application_id}")
 

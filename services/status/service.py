@@ -37,9 +37,6 @@ class Repository(Protocol):
 
     async def tenant_exists(self, tenant_id: str) -> bool: ...
 
-    async def publisher_trust(self, broker_user: str, tenant_id: str) -> Role | None:
-        """The role in which the broker user may submit for the tenant; None: it may not."""
-
     async def serialize(self, tenant_id: str, application_id: UUID) -> None:
         """Until the unit of work ends, no other one decides this tenant's application id."""
 
@@ -85,18 +82,16 @@ class Submission:
     kind: Kind
     command: Command | None
     claimed_at: datetime | None  # the publisher's `time`; R12 trusts only the edge's
+    # The role the publisher may submit for the tenant in (judged by services/status/submitters.py).
+    role: Role
     contract_id: UUID | None = None  # as the data named it, when there is no command
     problem: str | None = None  # R4: why it failed its schema
-    publisher: str | None = None  # the broker user who published it, as the broker proved
+    publisher: str = ""  # the broker user who published it, as the broker proved
     api_key_id: str | None = None  # the key intake authenticated it with (trusted from the edge only)
 
 
 class UnknownTenant(Exception):
     pass
-
-
-class UnauthorizedPublisher(Exception):
-    """The publisher may not act for the submission's tenant (docs/architecture.md, "Security")."""
 
 
 class TooEarly(Exception):
@@ -105,12 +100,9 @@ class TooEarly(Exception):
 
 async def decide(submission: Submission, repo: Repository, calendar: BusinessCalendar, now: datetime) -> list[DomainEvent]:
     """Decide a submission by the rules R1–R10 (R12 for its expected completion); return
-    what happened. The same application id decided before is not decided again; a
-    publisher not allowed for the tenant decides nothing."""
-    role = await repo.publisher_trust(submission.publisher, submission.tenant_id) if submission.publisher else None
-    if role is None:
-        raise UnauthorizedPublisher(f"{submission.publisher or 'a message without user_id'} may not act for "
-                                    f"tenant {submission.tenant_id!r}")
+    what happened. The same application id decided before is not decided again. Who may
+    submit for the tenant was judged before (services/status/submitters.py)."""
+    role = submission.role
     if not await repo.tenant_exists(submission.tenant_id):
         raise UnknownTenant(submission.tenant_id)
     # R12 counts from when the system received the application: the edge's own clock says
@@ -119,7 +111,7 @@ async def decide(submission: Submission, repo: Repository, calendar: BusinessCal
     if role is Role.EDGE and submission.api_key_id:
         submitted_by = Submitter("api_key", submission.api_key_id)
     else:
-        submitted_by = Submitter("publisher", submission.publisher or "")
+        submitted_by = Submitter("publisher", submission.publisher)
     await repo.serialize(submission.tenant_id, submission.application_id)
     if await repo.decided(submission.tenant_id, submission.application_id):
         return []

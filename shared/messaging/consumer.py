@@ -5,13 +5,14 @@ a message that does not succeed:
 | what went wrong                                   | what happens                                |
 |---------------------------------------------------|---------------------------------------------|
 | not JSON / not a CloudEvent / unknown type /      | dead-lettered at once with the reason       |
-| not published by the service that owns its type / | (after the route's `on_invalid`, if any)    |
+| refused by a filter (PoisonMessage): e.g. not     | (after the route's `on_invalid`, if any)    |
+| published by the service that owns its type /     |                                             |
 | data that does not fit its model /                |                                             |
 | the handler raised PoisonMessage                  |                                             |
 | the database is down (an outage)                  | retried in place, with backoff, until it is |
 |                                                   | back; nothing is acked meanwhile            |
 | a lost race between transactions (a conflict)    | retried in place a few times                |
-| RetryLater, or any other error                    | delayed retry queues (1 s, 4 s, 16 s, 60 s  |
+| RetryLater, or any other error (a filter's too)   | delayed retry queues (1 s, 4 s, 16 s, 60 s  |
 |                                                   | by default: ARCSERVE_RETRY_DELAYS_S),       |
 |                                                   | then dead-lettered with the last reason     |
 
@@ -22,19 +23,24 @@ arrived; what the publisher itself said in such headers is dropped (shared/messa
 The quorum queue's delivery limit is the backstop for a message
 that crashes its consumer's process. `stop()` cancels the consumer and waits for the
 messages in hand (drain on SIGTERM).
+
+The consumer knows nothing of tenants: what a subscriber needs judged before its handler is
+a filter it installs (shared/messaging/delivery.py). It talks to the broker and the unit of
+work through the ports below, so shared/messaging/testing.py runs it in memory.
 """
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
-from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
+from aio_pika.abc import AbstractChannel
 
 from shared import metrics
 from shared.backoff import Backoff
@@ -42,7 +48,7 @@ from shared.contracts import binding, catalogue
 from shared.contracts.catalogue import InvalidData
 from shared.contracts.envelope import CloudEvent, PoisonMessage, RetryLater
 from shared.db.pool import is_conflict, is_outage
-from shared.messaging.broker import Broker
+from shared.messaging.delivery import Delivery, Filter, OwnersOnly
 from shared.messaging.provenance import (
     PUBLISHER_HEADER,
     Provenance,
@@ -50,7 +56,8 @@ from shared.messaging.provenance import (
     publishers_claims_dropped,
 )
 from shared.messaging.subscriber import Route, Subscriber
-from shared.messaging.unit_of_work import OutsideContext, UnitOfWork
+from shared.messaging.topology import Topology
+from shared.messaging.unit_of_work import Handler, Work
 from shared.observability import logs
 
 log = logging.getLogger(__name__)
@@ -66,6 +73,42 @@ CONFLICT_RETRIES = 5
 __all__ = ["PUBLISHER_HEADER", "Consumer", "QueueMissing"]
 
 
+class Transport(Protocol):
+    """What the consumer needs of the broker (shared/messaging/broker.py's Broker)."""
+
+    topology: Topology
+    user: str  # this service's broker user
+
+    async def channel(self, prefetch: int) -> AbstractChannel: ...
+
+    async def publish(self, exchange: str, routing_key: str, body: bytes, *, message_id: str, mandatory: bool = False,
+                      headers: dict[str, Any] | None = None, content_type: str | None = ...) -> None: ...
+
+
+class Incoming(Protocol):
+    """What the consumer reads of a delivered message, and how it settles it (aio-pika's
+    AbstractIncomingMessage)."""
+
+    @property
+    def body(self) -> bytes: ...
+    @property
+    def content_type(self) -> str | None: ...
+    @property
+    def headers(self) -> Mapping[str, Any]: ...
+    @property
+    def user_id(self) -> str | None: ...
+    @property
+    def message_id(self) -> str | None: ...
+    @property
+    def exchange(self) -> str | None: ...
+    @property
+    def routing_key(self) -> str | None: ...
+
+    def ack(self) -> Awaitable[None]: ...
+
+    def nack(self, multiple: bool = False, requeue: bool = True) -> Awaitable[None]: ...
+
+
 class QueueMissing(Exception):
     """A queue or exchange of the consumer's is not there: the provisioning step has not run
     yet (or provisioned other retry delays than this service was given)."""
@@ -74,15 +117,16 @@ class QueueMissing(Exception):
 class Consumer:
     def __init__(
         self,
-        broker: Broker,
+        broker: Transport,
         subscriber: Subscriber[Any],
-        uow: UnitOfWork,
+        uow: Work,
         *,
         pool: Callable[[], asyncpg.Pool],
         deps: Any,
         clock: Callable[[], datetime],
         prefetch: int,
         relays: Callable[[], Awaitable[frozenset[str]]],
+        backoff: Callable[[], Backoff] = Backoff,
     ):
         self.broker = broker
         self.subscriber = subscriber
@@ -94,7 +138,9 @@ class Consumer:
         self.clock = clock
         self.prefetch = prefetch
         self.relays = relays  # the administrators, whose replays name the message's publisher
+        self.backoff = backoff  # how long an outage or a lost race is waited out in place
         self._entries = subscriber.entries
+        self._filters: tuple[Filter, ...] = (OwnersOnly(broker.topology), *subscriber.filters)
         self._channel: AbstractChannel | None = None
         self._tag: str | None = None
         self._in_hand: set[asyncio.Task[None]] = set()
@@ -147,19 +193,19 @@ class Consumer:
         if self._channel is not None and not self._channel.is_closed:
             await self._channel.close()
 
-    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+    async def _on_message(self, message: Incoming) -> None:
         task = asyncio.current_task()
         assert task is not None
         self._in_hand.add(task)
         started = time.perf_counter()
         try:
             with logs.message_fields(message_id=message.message_id, queue=self.spec.name):
-                outcome = await self._process(message)
+                outcome = await self.handle(message)
         finally:
             self._in_hand.discard(task)
         metrics.HANDLER_SECONDS.labels(self.spec.name, outcome).observe(time.perf_counter() - started)
 
-    async def _process(self, message: AbstractIncomingMessage) -> str:
+    async def handle(self, message: Incoming) -> str:
         """Handle, retry or dead-letter the message; return which it was."""
         try:
             origin = await self._identify(message)
@@ -171,8 +217,10 @@ class Consumer:
             route = self.subscriber.routes.get(event.type)
             if route is None:
                 raise PoisonMessage(f"unknown_type: {event.type!r} is not handled by {self.spec.name}")
-            self._check_owner(event, origin)
-            await self._deliver(route, event, origin.publisher)
+            delivery = Delivery(event, origin.publisher, self.deps, self.pool())
+            for judge in self._filters:
+                await self._transient_safe(functools.partial(judge, delivery))
+            await self._deliver(route, delivery)
         except PoisonMessage as poison:
             return await self._move(message, reason=poison.reason, dead=True, origin=origin)
         except RetryLater as later:
@@ -186,12 +234,12 @@ class Consumer:
         await _settle(message.ack())
         return "handled"
 
-    async def _identify(self, message: AbstractIncomingMessage) -> Provenance:
+    async def _identify(self, message: Incoming) -> Provenance:
         """Who published the message (shared/messaging/provenance.py), retried in place
         whatever goes wrong: a message must never move on (to a retry, as our copy) without
         the publisher it came from, or it would come back as ours (seen under a database
         restart: asyncpg's InternalClientError)."""
-        backoff = Backoff()
+        backoff = self.backoff()
         while True:
             try:
                 return provenance(message.user_id, message.headers, await self._trusted(message))
@@ -204,7 +252,7 @@ class Consumer:
                 metrics.MESSAGES.labels(self.spec.name, "retried_in_place").inc()
                 await asyncio.sleep(delay)
 
-    async def _trusted(self, message: AbstractIncomingMessage) -> frozenset[str]:
+    async def _trusted(self, message: Incoming) -> frozenset[str]:
         """Whose copies may name another publisher: ours (a retry back from its delay queue),
         and a relay's only when put straight into this queue (a replay: the default exchange,
         which only an administrator may write to), never one published to an exchange."""
@@ -214,42 +262,29 @@ class Consumer:
             return await self.relays()
         return frozenset()
 
-    def _check_owner(self, event: CloudEvent, origin: Provenance) -> None:
-        """An event acts only as its owner's: published by the service the catalogue says
-        publishes its type. (Submissions have no one owner: the gate judges who may submit
-        for which tenant.)"""
-        entry = catalogue.by_type(event.type)
-        owner = entry.publisher if entry is not None else None
-        if owner is not None and origin.publisher != self.broker.topology.user(owner):
-            raise PoisonMessage(f"unauthorized_publisher: {origin.publisher or 'a message without user_id'} "
-                                f"does not publish {event.type}")
-
-    async def _deliver(self, route: Route, event: CloudEvent, publisher: str | None) -> None:
+    async def _deliver(self, route: Route, delivery: Delivery[Any]) -> None:
         try:
-            parsed = catalogue.parse(event, self._entries)
+            parsed = catalogue.parse(delivery.event, self._entries)
         except InvalidData as invalid:
             if route.on_invalid is not None:
                 on_invalid, problem = route.on_invalid, invalid
-                await self._transient_safe(lambda: self._unit_of_work(on_invalid, problem, event, None, publisher))
+                await self._transient_safe(lambda: self._unit_of_work(delivery, on_invalid, problem, None))
             raise
         obtained = None
         if route.outside is not None:
             outside = route.outside
             # A cheap look before calling outside the system; the claim in the unit of
             # work is what counts.
-            if await self._transient_safe(lambda: self.uow.inbox.seen(self.pool(), self.uow.consumer, event.id)):
-                self._absorbed(event)
+            if await self._transient_safe(lambda: self.uow.seen(delivery)):
+                self._absorbed(delivery.event)
                 return
-            context = OutsideContext(event, self.deps, self.pool())
-            obtained = await self._transient_safe(lambda: outside(parsed, context))
-        await self._transient_safe(lambda: self._unit_of_work(route.handler, parsed, event, obtained, publisher))
+            obtained = await self._transient_safe(lambda: outside(parsed, delivery))
+        await self._transient_safe(lambda: self._unit_of_work(delivery, route.handler, parsed, obtained))
 
-    async def _unit_of_work(self, handler: Any, message: Any, event: CloudEvent, obtained: Any,
-                            publisher: str | None) -> bool:
-        key = f"{event.tenantid}/{event.id}" if self.subscriber.identifies_publishers else event.id
-        done = await self.uow.run(self.pool(), handler, message, event, self.deps, self.clock(), obtained, publisher, key)
+    async def _unit_of_work(self, delivery: Delivery[Any], handler: Handler, message: Any, obtained: Any) -> bool:
+        done = await self.uow.run(delivery, handler, message, now=self.clock(), obtained=obtained)
         if not done:
-            self._absorbed(event)
+            self._absorbed(delivery.event)
         return done
 
     def _absorbed(self, event: CloudEvent) -> None:
@@ -258,7 +293,7 @@ class Consumer:
 
     async def _transient_safe(self, attempt: Callable[[], Awaitable[Any]]) -> Any:
         """Run `attempt`, waiting out outages and retrying lost races in place."""
-        backoff, conflicts = Backoff(), 0
+        backoff, conflicts = self.backoff(), 0
         while True:
             try:
                 return await attempt()
@@ -274,7 +309,7 @@ class Consumer:
                 metrics.MESSAGES.labels(self.spec.name, "retried_in_place").inc()
                 await asyncio.sleep(delay)
 
-    async def _move(self, message: AbstractIncomingMessage, *, reason: str, dead: bool, origin: Provenance) -> str:
+    async def _move(self, message: Incoming, *, reason: str, dead: bool, origin: Provenance) -> str:
         """Send the message to its next delayed retry, or to the dead-letter queue, as a copy
         that says who first published it; return which."""
         headers: dict[str, Any] = dict(message.headers or {})

@@ -1,8 +1,11 @@
 """The consumer's unit of work (as MassTransit's inbox/outbox): one transaction locks the
-inbox row of (message id, consumer), runs the handler's writes, and enqueues the messages
+inbox row of (dedupe key, consumer), runs the handler's writes, and enqueues the messages
 the handler published, all committed together; once committed, they are handed to the
 service's delivery (shared/messaging/outbox.py). Handlers never touch the inbox or the
 outbox: they write their own tables through `ctx.conn` and call `ctx.publish(...)`.
+
+`Work` is the port the consumer runs a message through; `UnitOfWork` is its Postgres
+adapter, and shared/messaging/testing.py has an in-memory one for unit tests.
 """
 from __future__ import annotations
 
@@ -10,46 +13,54 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
-import asyncpg
 from pydantic import BaseModel
 
 from shared.contracts import catalogue
 from shared.contracts.envelope import CloudEvent
 from shared.db.pool import Connection
+from shared.messaging.delivery import Delivery
 from shared.messaging.inbox import Inbox
 from shared.messaging.outbox import Outbox, Outgoing, Pending
 from shared.messaging.topology import Topology
 from shared.observability.tracing import current_traceparent
 
-D = TypeVar("D")
+D = TypeVar("D")  # the dependencies a service hands its handlers
+R = TypeVar("R")  # what a route's `outside` step obtained (None without one)
+T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 
 @dataclass
-class OutsideContext(Generic[D]):
-    """What an `outside` step may use: the service's dependencies and a pool to read its own
-    tables (never inside a transaction: an external call must not hold one open)."""
-
-    event: CloudEvent
-    deps: D
-    pool: asyncpg.Pool
-
-
-@dataclass
-class ConsumeContext(Generic[D]):
-    """What a handler sees: its transaction, the envelope of its message, the service's
-    dependencies, what its `outside` step obtained, and `publish`."""
+class ConsumeContext(Generic[D, R]):
+    """What a handler sees: its transaction, the message's delivery (envelope, publisher,
+    dependencies, what filters attached), the time, what its `outside` step obtained, and
+    `publish`."""
 
     conn: Connection  # the unit of work's transaction
-    event: CloudEvent
-    deps: D
+    delivery: Delivery[D]
     now: datetime
-    obtained: Any = None
-    publisher: str | None = None  # the broker user who published it, as the broker proved it
+    obtained: R
     published: list[tuple[BaseModel, str | None]] = field(default_factory=list)
     committed: list[Callable[[], None]] = field(default_factory=list)
+
+    @property
+    def event(self) -> CloudEvent:
+        return self.delivery.event
+
+    @property
+    def deps(self) -> D:
+        return self.delivery.deps
+
+    @property
+    def publisher(self) -> str | None:
+        """The broker user who published the message, as the broker proved it."""
+        return self.delivery.publisher
+
+    def fact(self, kind: type[T]) -> T:
+        """What a filter of the subscriber attached (shared/messaging/delivery.py)."""
+        return self.delivery.fact(kind)
 
     def publish(self, message: BaseModel, *, subject: str | None = None) -> None:
         """Publish `message` (a catalogue model) when the unit of work commits: for the same
@@ -62,44 +73,79 @@ class ConsumeContext(Generic[D]):
         self.committed.append(effect)
 
 
+Handler = Callable[[Any, ConsumeContext[Any, Any]], Awaitable[None]]  # (message, ctx)
+
+
+class Work(Protocol):
+    """What the consumer runs a message's handler through."""
+
+    @property
+    def consumer(self) -> str:
+        """Its name in the inbox."""
+
+    async def seen(self, delivery: Delivery[Any]) -> bool:
+        """Whether this consumer handled the message before (a cheap look, not a claim)."""
+
+    async def run(self, delivery: Delivery[Any], handler: Handler, message: Any, *, now: datetime,
+                  obtained: Any = None) -> bool:
+        """Run `handler` once for the message (deduped by `delivery.key`), its writes and
+        what it published committed together; False when this consumer had done so before."""
+
+
 @dataclass(frozen=True)
-class UnitOfWork:
-    """One per consumer: its name in the inbox, its service's inbox and outbox, and the
-    source and topology its published messages go out with."""
+class Addressing:
+    """How a service's published messages go out: its CloudEvents `source`, and the
+    exchanges of its topology."""
 
-    consumer: str
-    inbox: Inbox
-    outbox: Outbox
-    source: str  # CloudEvents `source` of what the service publishes
+    source: str
     topology: Topology
-    # What the commit wrote to the outbox goes there at once (OutboxRelay.deliver); without
-    # it, the rows wait for a relay's poll.
-    deliver: Callable[[list[Pending]], Awaitable[None]] | None = None
-
-    async def run(self, pool: asyncpg.Pool, handler: Any, message: Any, event: CloudEvent, deps: Any,
-                  now: datetime, obtained: Any = None, publisher: str | None = None, key: str | None = None) -> bool:
-        """Run `handler` once for this message (`key`: its dedupe key, default its id);
-        False when this consumer had already done so."""
-        async with pool.acquire() as conn, conn.transaction():
-            if not await self.inbox.claim(conn, self.consumer, key or event.id):
-                return False
-            ctx = ConsumeContext(conn, event, deps, now, obtained, publisher)
-            await handler(message, ctx)
-            traceparent = current_traceparent()  # they are published inside this trace
-            written = await self.outbox.enqueue(conn, [self.outgoing(m, event, subject, traceparent)
-                                                       for m, subject in ctx.published])
-        if written and self.deliver is not None:
-            await self.deliver(written)
-        for effect in ctx.committed:
-            try:
-                effect()
-            except Exception:  # what is committed stays done: a failed log line or metric must not retry it
-                log.exception("an after-commit step of %s failed (message %s)", self.consumer, event.id)
-        return True
 
     def outgoing(self, message: BaseModel, cause: CloudEvent, subject: str | None,
                  traceparent: str | None = None) -> Outgoing:
+        """`message` as published for the tenant of `cause`, about `subject` (default: the same)."""
         entry, event = catalogue.to_event(
             message, source=self.source, tenant_id=cause.tenantid or "", subject=subject or cause.subject
         )
         return Outgoing(self.topology.name(entry.exchange), entry.routing_key, event, traceparent)
+
+
+def after_commit(ctx: ConsumeContext[Any, Any], consumer: str) -> None:
+    """The handler's after-commit steps: what is committed stays done, so one that fails is
+    logged, never retried."""
+    for effect in ctx.committed:
+        try:
+            effect()
+        except Exception:
+            log.exception("an after-commit step of %s failed (message %s)", consumer, ctx.event.id)
+
+
+@dataclass(frozen=True)
+class UnitOfWork:
+    """One per consumer: its name in the inbox, its service's inbox and outbox, and how its
+    published messages are addressed."""
+
+    consumer: str
+    inbox: Inbox
+    outbox: Outbox
+    addressing: Addressing
+    # What the commit wrote to the outbox goes there at once (OutboxRelay.deliver); without
+    # it, the rows wait for a relay's poll.
+    deliver: Callable[[list[Pending]], Awaitable[None]] | None = None
+
+    async def seen(self, delivery: Delivery[Any]) -> bool:
+        return await self.inbox.seen(delivery.pool, self.consumer, delivery.key)
+
+    async def run(self, delivery: Delivery[Any], handler: Handler, message: Any, *, now: datetime,
+                  obtained: Any = None) -> bool:
+        async with delivery.pool.acquire() as conn, conn.transaction():
+            if not await self.inbox.claim(conn, self.consumer, delivery.key):
+                return False
+            ctx: ConsumeContext[Any, Any] = ConsumeContext(conn, delivery, now, obtained)
+            await handler(message, ctx)
+            traceparent = current_traceparent()  # they are published inside this trace
+            written = await self.outbox.enqueue(conn, [self.addressing.outgoing(m, delivery.event, subject, traceparent)
+                                                       for m, subject in ctx.published])
+        if written and self.deliver is not None:
+            await self.deliver(written)
+        after_commit(ctx, self.consumer)
+        return True

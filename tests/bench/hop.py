@@ -67,12 +67,13 @@ from shared.contracts.events import LicenseSummary, NewAccepted
 from shared.db.migrate import Schema, migrate
 from shared.db.pool import Connection, create_pool
 from shared.messaging.broker import Broker
-from shared.messaging.consumer import Consumer
+from shared.messaging.consumer import Consumer, Incoming
+from shared.messaging.delivery import Delivery
 from shared.messaging.inbox import Inbox
 from shared.messaging.outbox import Outbox, OutboxRelay
 from shared.messaging.subscriber import Subscriber
 from shared.messaging.topology import Topology
-from shared.messaging.unit_of_work import ConsumeContext, UnitOfWork
+from shared.messaging.unit_of_work import Addressing, ConsumeContext, Handler, UnitOfWork
 from shared.observability import tracing
 from tests.support import leftovers
 from tests.support.infra import Servers, create_database, delete_topology, drop_database, servers, with_database
@@ -134,7 +135,7 @@ HOP: Subscriber[None] = Subscriber("bench.hop")
 
 
 @HOP.handler(NewSubmission)
-async def accept(message: NewSubmission, ctx: ConsumeContext[None]) -> None:
+async def accept(message: NewSubmission, ctx: ConsumeContext[None, None]) -> None:
     answer = accepted(message)
     ctx.publish(answer, subject=str(answer.contract_id))
 
@@ -296,9 +297,9 @@ class CountedConsumer(Consumer):
         super().__init__(*args, **kwargs)
         self.tally = tally
 
-    async def _process(self, message: AbstractIncomingMessage) -> str:
+    async def handle(self, message: Incoming) -> str:
         self.tally.start()
-        outcome = await super()._process(message)  # returns once the message is acked (or moved)
+        outcome = await super().handle(message)  # returns once the message is acked (or moved)
         if outcome == "handled":
             self.tally.count("acked")
         else:
@@ -307,19 +308,23 @@ class CountedConsumer(Consumer):
 
 
 @dataclass(frozen=True)
-class PublishingWork(UnitOfWork):
+class PublishingWork:
     """A unit of work without a database: what the handler publishes goes straight out
     through the Broker, each publish waiting for its confirm, before the Consumer acks."""
 
-    broker: Broker | None = None
+    consumer: str
+    addressing: Addressing
+    broker: Broker
 
-    async def run(self, pool: asyncpg.Pool, handler: Any, message: Any, event: CloudEvent, deps: Any,
-                  now: datetime, obtained: Any = None, publisher: str | None = None, key: str | None = None) -> bool:
-        ctx = ConsumeContext(cast(Connection, None), event, deps, now, obtained, publisher)
+    async def seen(self, delivery: Delivery[Any]) -> bool:
+        return False
+
+    async def run(self, delivery: Delivery[Any], handler: Handler, message: Any, *, now: datetime,
+                  obtained: Any = None) -> bool:
+        ctx: ConsumeContext[Any, Any] = ConsumeContext(cast(Connection, None), delivery, now, obtained)
         await handler(message, ctx)
-        assert self.broker is not None
         for published, subject in ctx.published:
-            out = self.outgoing(published, event, subject)
+            out = self.addressing.outgoing(published, delivery.event, subject)
             await self.broker.publish_event(out.exchange, out.routing_key, out.event.to_json(), message_id=out.event.id)
         return True
 
@@ -328,7 +333,7 @@ async def relay_project(grounds: Grounds, prefetch: int, tally: Tally, deadline_
     broker = Broker(grounds.amqp_url, grounds.topology, connection_name=f"{grounds.topology.prefix}bench-hop")
     await broker.connect()
     try:
-        work = PublishingWork(HOP.name, Inbox(SCHEMA.name), Outbox(SCHEMA.name), SOURCE, grounds.topology, broker=broker)
+        work = PublishingWork(HOP.name, Addressing(SOURCE, grounds.topology), broker)
         no_database = cast("asyncpg.Pool[Any]", None)  # the work above never uses it
         consumer = CountedConsumer(broker, HOP, work, pool=lambda: no_database, deps=None, clock=utc_now,
                                    prefetch=prefetch, tally=tally, relays=no_relays)
@@ -361,7 +366,7 @@ async def relay_project_uow(grounds: Grounds, prefetch: int, tally: Tally, deadl
         await broker.connect()
         inbox, outbox = Inbox(SCHEMA.name), Outbox(SCHEMA.name)
         relay = CountedRelay(pool, broker, outbox, service="bench-hop", tally=tally)
-        work = UnitOfWork(HOP.name, inbox, outbox, SOURCE, grounds.topology, deliver=relay.deliver)
+        work = UnitOfWork(HOP.name, inbox, outbox, Addressing(SOURCE, grounds.topology), deliver=relay.deliver)
         consumer = CountedConsumer(broker, HOP, work, pool=lambda: pool, deps=None, clock=utc_now,
                                    prefetch=prefetch, tally=tally, relays=no_relays)
         relaying = asyncio.create_task(relay.run(), name="bench-hop-relay")

@@ -55,8 +55,6 @@ class FakeRepository:
 
     def __init__(self, tenants: tuple[str, ...] = (TENANT, OTHER)):
         self.tenants = set(tenants)
-        # broker user → (role, the tenants it may act for)
-        self.publishers: dict[str, tuple[Role, set[str]]] = {EDGE: (Role.EDGE, set())}
         self.contracts: dict[UUID, Contract] = {}
         self.applications: dict[tuple[str, UUID], Application] = {}  # by tenant and id
         self._touched: dict[UUID, Contract] = {}
@@ -64,10 +62,6 @@ class FakeRepository:
 
     async def tenant_exists(self, tenant_id: str) -> bool:
         return tenant_id in self.tenants
-
-    async def publisher_trust(self, broker_user: str, tenant_id: str) -> Role | None:
-        role, tenants = self.publishers.get(broker_user, (None, set()))
-        return role if role is Role.EDGE or tenant_id in tenants else None
 
     async def serialize(self, tenant_id: str, application_id: UUID) -> None:
         return None
@@ -115,8 +109,8 @@ class FakeRepository:
 
 
 def submission(command, *, tenant: str = TENANT, at: datetime = T0, application_id: UUID | None = None,
-               publisher: str = EDGE):
-    return service.Submission(application_id or uuid.uuid4(), tenant, Kind.NEW, command, at, publisher=publisher)
+               publisher: str = EDGE, role: Role = Role.EDGE):
+    return service.Submission(application_id or uuid.uuid4(), tenant, Kind.NEW, command, at, role, publisher=publisher)
 
 
 async def decide(repo: FakeRepository, command, **kwargs) -> tuple[service.Submission, list[DomainEvent]]:
@@ -177,7 +171,7 @@ async def test_an_unknown_or_foreign_contract_is_not_found():
 
 async def test_a_submission_that_failed_its_schema_is_rejected_as_invalid():
     repo = FakeRepository()
-    made = service.Submission(uuid.uuid4(), TENANT, Kind.ADDITION, None, T0, problem="licenses: field required",
+    made = service.Submission(uuid.uuid4(), TENANT, Kind.ADDITION, None, T0, Role.EDGE, problem="licenses: field required",
                               publisher=EDGE)
     [rejected] = await service.decide(made, repo, CALENDAR, T0)
     assert isinstance(rejected, ApplicationRejected)
@@ -192,7 +186,7 @@ async def test_the_same_application_id_is_decided_once_per_tenant_and_never_supp
     again = await service.decide(made, repo, CALENDAR, T0 + timedelta(seconds=1))
     assert again == [] and len(repo.contracts) == 1
     # Another tenant that chose the same id: its own application, contract and keys.
-    same_id = service.Submission(made.application_id, OTHER, Kind.NEW, made.command, T0, publisher=EDGE)
+    same_id = service.Submission(made.application_id, OTHER, Kind.NEW, made.command, T0, Role.EDGE, publisher=EDGE)
     [accepted] = await service.decide(same_id, repo, CALENDAR, T0)
     assert isinstance(accepted, ApplicationAccepted) and accepted.application.tenant_id == OTHER
     [mine, theirs] = repo.contracts.values()
@@ -260,33 +254,19 @@ async def test_the_detail_view_hides_a_key_until_it_is_live():
     assert [lic["license_key"] for lic in views.contract_detail(found, KEYRING)["licenses"]] == [None, None]  # R1
 
 
-# ---- who may submit (docs/architecture.md, "Security": direct publishers) -----------------
-
-
-async def test_a_publisher_allowed_for_one_tenant_decides_nothing_for_another():
-    repo = FakeRepository()
-    repo.publishers["billing-system"] = (Role.PUBLISHER, {TENANT})
-    for publisher, tenant in (("billing-system", OTHER), ("stranger", TENANT), (None, TENANT)):
-        forged = service.Submission(uuid.uuid4(), tenant, Kind.NEW, OpenContract(PRODUCT, CONTACT, (VIRTUAL,)), T0,
-                                    publisher=publisher)
-        with pytest.raises(service.UnauthorizedPublisher):
-            await service.decide(forged, repo, CALENDAR, T0)
-    assert repo.applications == {} and repo.contracts == {}
-
-    _, [accepted] = await decide(repo, OpenContract(PRODUCT, CONTACT, (VIRTUAL,)), publisher="billing-system")
-    assert isinstance(accepted, ApplicationAccepted) and accepted.application.tenant_id == TENANT
+# ---- who submitted (who may submit for which tenant: tests/unit/test_submitters.py) --------
 
 
 async def test_r12_counts_from_the_edges_time_but_from_receipt_for_any_other_publisher():
     repo = FakeRepository()
-    repo.publishers["billing-system"] = (Role.PUBLISHER, {TENANT})
     received = T0 + timedelta(days=3)
     claimed = T0 - timedelta(days=30)  # a direct publisher's claim to have applied a month ago
 
     [from_edge] = await service.decide(submission(OpenContract(PRODUCT, CONTACT, (VIRTUAL,)), at=T0), repo,
                                        CALENDAR, received)
     [from_other] = await service.decide(
-        submission(OpenContract("arcserve-udp-9", CONTACT, (VIRTUAL,)), at=claimed, publisher="billing-system"),
+        submission(OpenContract("arcserve-udp-9", CONTACT, (VIRTUAL,)), at=claimed, publisher="billing-system",
+                   role=Role.PUBLISHER),
         repo, CALENDAR, received,
     )
     assert isinstance(from_edge, ApplicationAccepted) and isinstance(from_other, ApplicationAccepted)
