@@ -134,14 +134,20 @@ class InvalidData(PoisonMessage):
         super().__init__(f"{'invalid_application' if entry.strict else 'invalid_data'}: {problems}")
 
 
+def tenant_of(event: CloudEvent) -> str:
+    """The tenant every message of the catalogue is about; PoisonMessage without one."""
+    if event.tenantid is None:
+        raise PoisonMessage("missing_tenant: the CloudEvents extension `tenantid` is required")
+    return event.tenantid
+
+
 def parse(event: CloudEvent, expected: Iterable[MessageType] | None = None) -> BaseModel:
     """The event's `data` as its model; PoisonMessage when the type is unknown (or not one
     of `expected`) or the data does not fit."""
     entry = by_type(event.type)
     if entry is None or (expected is not None and entry not in expected):
         raise PoisonMessage(f"unknown_type: {event.type!r}")
-    if event.tenantid is None:
-        raise PoisonMessage("missing_tenant: the CloudEvents extension `tenantid` is required")
+    tenant_of(event)
     try:
         limits.check(event.data, where="data")
     except limits.LimitExceeded as exc:

@@ -217,6 +217,7 @@ class Consumer:
             route = self.subscriber.routes.get(event.type)
             if route is None:
                 raise PoisonMessage(f"unknown_type: {event.type!r} is not handled by {self.spec.name}")
+            catalogue.tenant_of(event)  # before any filter: every message is about a tenant
             delivery = Delivery(event, origin.publisher, self.deps, self.pool())
             for judge in self._filters:
                 await self._transient_safe(functools.partial(judge, delivery))

@@ -252,3 +252,15 @@ async def test_a_filter_refuses_re_keys_and_informs_the_handler():
 
     assert seen == ["acme", "globex"] and consumer.work.handled == {"acme/same", "globex/same"}
     assert consumer.dead_letters[0].reason == "unauthorized_publisher: not for this tenant"
+
+
+async def test_a_message_about_no_tenant_is_dead_lettered_before_any_filter():
+    consumer, script = harness()
+    _, event = catalogue.to_event(issued(), source="/x", tenant_id="acme")
+    body = json.loads(event.to_json())
+    del body["tenantid"]
+
+    assert await consumer.deliver(MemoryMessage(json.dumps(body).encode(), "arcserve-intake", "arcserve.events",
+                                                "order_id.issued", event.id)) == "dead_lettered"
+
+    assert consumer.dead_letters[0].reason.startswith("missing_tenant")  # not the owner check's refusal
