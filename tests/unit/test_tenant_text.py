@@ -32,7 +32,7 @@ DOC_KEYS = {"summary", "description"}
 
 
 def _docstrings(tree: ast.AST) -> set[int]:
-    found = set()
+    found: set[int] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef) and node.body:
             first = node.body[0]
@@ -44,7 +44,7 @@ def _docstrings(tree: ast.AST) -> set[int]:
 def _documentation(tree: ast.AST) -> set[int]:
     """Strings that only describe the API in its OpenAPI document: `summary=…`, `description=…`, and
     the values of such keys in a dict (the request examples)."""
-    found = set()
+    found: set[int] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.keyword) and node.arg in DOC_KEYS:
             found.update(id(inner) for inner in ast.walk(node.value))
