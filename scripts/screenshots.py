@@ -1,5 +1,5 @@
-"""Redraw the README's pictures from a running stack (`make run`): the portal's main menu and
-detail view (Debian's chromium through Playwright), and a session of the `arcserve` command
+"""Redraw the pictures of README.md and docs/portal-and-cli.md from a running stack (`make run`): the
+portal's main menu and detail view (Debian's chromium through Playwright), and a session of the `arcserve` command
 (its real output, coloured, drawn as SVG by rich). It applies for a new contract as the
 tenant whose key it is given, so use a demo tenant.
 

@@ -1,4 +1,4 @@
-"""Local runs listen on loopback only (README, Security): the portal started as `make run` starts it
+"""Local runs listen on loopback only (docs/security.md): the portal started as `make run` starts it
 (scripts/run_local.py, ARCSERVE_HOST unset) binds its port and its operator port to 127.0.0.1, as the
 kernel's own table of listening sockets shows, and nothing on another address or on IPv6."""
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""One application is one trace (README, "Observability"): its path from intake's HTTP request,
+"""One application is one trace (docs/operations.md, "Observability"): its path from intake's HTTP request,
 through the gate, the outbox relays and both workers, back to its completion, carries one
 W3C trace id, which every service's own JSON log lines show, and which the services export
 over OTLP as one tree of spans. The services run as real processes, each with its own log,
@@ -77,7 +77,7 @@ async def test_one_application_is_one_trace_in_every_services_logs(infrastructur
     assert not lone, lone[:3]
     shown = tree(spans)
     (ROOT / "test-output").mkdir(exist_ok=True)
-    (ROOT / "test-output" / "trace.txt").write_text(shown + "\n")  # README, "Observability", shows one
+    (ROOT / "test-output" / "trace.txt").write_text(shown + "\n")  # docs/operations.md, "Observability", shows one
     shown_metrics = [line for name, text in scraped.items() for line in text.splitlines()
                      if line.startswith("arcserve_") and not line.startswith("arcserve_http")]
     assert any(line.startswith('arcserve_application_completion_seconds_count{kind="new"} 1.0')

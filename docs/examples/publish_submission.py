@@ -1,4 +1,4 @@
-"""Another system submits an application over AMQP and reads its outcome (README,
+"""Another system submits an application over AMQP and reads its outcome (docs/security.md,
 "Onboarding a direct publisher"). It needs Python 3.11 and aio-pika only.
 
     SYSTEM_AMQP_URL=amqp://billing-system:PASSWORD@broker:5672/ \\

@@ -95,7 +95,7 @@ def contract(
     contract_id: Annotated[str, typer.Argument(metavar="CONTRACT_ID", help="The contract id.", show_default=False)],
     as_json: JsonOption = False,
 ) -> None:
-    """A contract's details (詳細): order ID, every key, the application history (R11)."""
+    """A contract's details (詳細): order ID, every key, the application history."""  # R11
     with session(ctx, as_json) as api:
         answer = api.get(f"/v1/contracts/{contract_id}")
     if as_json:

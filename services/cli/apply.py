@@ -65,7 +65,7 @@ def new(
     watching: WatchOption = False,
     as_json: JsonOption = False,
 ) -> None:
-    """新規申込: a new contract for a product (R1): the first keys and a new Arcserve order ID."""
+    """新規申込: a new contract for a product: the first keys and a new Arcserve order ID."""  # R1
     body = {"kind": "new", "product": product, "contact": {"email": email, "company_name": company},
             "licenses": [parse_line(spec) for spec in licenses]}
     submit(ctx, body, idempotency_key, watching, as_json)
@@ -80,7 +80,7 @@ def addition(
     watching: WatchOption = False,
     as_json: JsonOption = False,
 ) -> None:
-    """追加申込: more keys on an active contract (R5)."""
+    """追加申込: more keys on an active contract."""  # R5
     body = {"kind": "addition", "contract_id": contract_id, "licenses": [parse_line(spec) for spec in licenses]}
     submit(ctx, body, idempotency_key, watching, as_json)
 
@@ -91,12 +91,12 @@ def vm(
     contract_id: ContractArg,
     license_id: Annotated[str, typer.Argument(metavar="LICENSE_ID", help="The dedicated hypervisor license's id (arcserve contract ID).",
                                               show_default=False)],
-    add: Annotated[int, typer.Option("--add", min=1, metavar="N", help="How many VMs to add (仮想サーバー数追加, R7).")],
+    add: Annotated[int, typer.Option("--add", min=1, metavar="N", help="How many VMs to add (仮想サーバー数追加).")],
     idempotency_key: IdempotencyOption = None,
     watching: WatchOption = False,
     as_json: JsonOption = False,
 ) -> None:
-    """仮想サーバー数追加: raise the VM count of a dedicated hypervisor license (R7)."""
+    """仮想サーバー数追加: raise the VM count of a dedicated hypervisor license."""  # R7
     body = {"kind": "vm_count_increase", "contract_id": contract_id, "license_id": license_id, "additional_vms": add}
     submit(ctx, body, idempotency_key, watching, as_json)
 
@@ -120,15 +120,15 @@ def contact(
 def cancel(
     ctx: typer.Context,
     contract_id: ContractArg,
-    everything: Annotated[bool, typer.Option("--all", help="Cancel every key; the contract ends (R9).")] = False,
+    everything: Annotated[bool, typer.Option("--all", help="Cancel every key; the contract ends.")] = False,  # R9
     license_ids: Annotated[list[str] | None, typer.Option(
-        "--license-id", metavar="ID", help="A key to cancel (repeatable). Hypervisor keys go all together (R8).",
+        "--license-id", metavar="ID", help="A key to cancel (repeatable). Hypervisor keys go all together.",  # R8
     )] = None,
     idempotency_key: IdempotencyOption = None,
     watching: WatchOption = False,
     as_json: JsonOption = False,
 ) -> None:
-    """廃止申込: cancel all keys (--all) or some (--license-id), at once (R8)."""
+    """廃止申込: cancel all keys (--all) or some (--license-id), at once."""  # R8, R9
     if everything == bool(license_ids):
         raise typer.BadParameter("give either --all or one or more --license-id, not both and not neither",
                                  param_hint="'--all' / '--license-id'")

@@ -1,6 +1,7 @@
 """The portal's words, Japanese first (the language of the source process) and English.
 Values of the API (statuses, usages, license types, kinds) take their labels from
-shared/contracts/labels.py; rule refusals are said here by reason code, with the rule named."""
+shared/contracts/labels.py; rule refusals are said here by reason code. What a tenant reads names
+no rule number: the comments beside each text keep the link to R1–R12 (docs/architecture.md, "Rules")."""
 from __future__ import annotations
 
 from shared.contracts import labels
@@ -54,7 +55,7 @@ _TEXT: dict[str, tuple[str, str]] = {
     "act_cancellation": ("廃止", "Cancel"),
     "act_vm_count_increase": ("仮想サーバー数追加", "Add VMs"),
     "act_contact_change": ("連絡先変更", "Change contact"),
-    "new_exists": ("この製品にはご利用中の契約があります(R2)", "You already hold a live contract for this product (R2)"),
+    "new_exists": ("この製品にはご利用中の契約があります", "You already hold a live contract for this product"),  # R2
     # detail
     "detail": ("契約の詳細", "Contract details"),
     "product": ("製品", "Product"),
@@ -73,7 +74,7 @@ _TEXT: dict[str, tuple[str, str]] = {
     "history": ("申込履歴", "Application history"),
     "kind": ("申込種別", "Kind"),
     "submitted": ("受付日時", "Submitted"),
-    "expected": ("完了予定(R12)", "Expected completion (R12)"),
+    "expected": ("完了予定", "Expected completion"),  # R12
     "completed": ("完了日時", "Ended"),
     "reason": ("理由", "Reason"),
     "history_more": ("最新{shown}件を表示しています(全{total}件)。", "Showing the newest {shown} of {total}."),
@@ -84,12 +85,12 @@ _TEXT: dict[str, tuple[str, str]] = {
     "form_vm_count_increase": ("仮想サーバー数追加", "VM-count increase"),
     "form_contact_change": ("連絡先メールアドレス・会社名の変更", "Change contact e-mail and company name"),
     "form_cancellation": ("廃止申込", "Cancellation"),
-    "no_dates": ("希望日は指定できません。お申し込みは受付後ただちに処理され、完了予定日時は申込履歴に表示されます(R4)。",
+    "no_dates": ("希望日は指定できません。お申し込みは受付後ただちに処理され、完了予定日時は申込履歴に表示されます。",
                  "There is no wished-for date: an application is processed as soon as it is received, and its "
-                 "expected completion is shown in the history (R4)."),
-    "cancel_now": ("廃止は受付と同時に反映されます。速やかにライセンスのご利用を停止してください。廃止希望日の指定はできません(R8, R4)。",
+                 "expected completion is shown in the history."),  # R4
+    "cancel_now": ("廃止は受付と同時に反映されます。速やかにライセンスのご利用を停止してください。廃止希望日の指定はできません。",
                    "A cancellation takes effect as soon as it is received: stop using the keys at once. "
-                   "There is no wished-for cancellation date (R8, R4)."),
+                   "There is no wished-for cancellation date."),  # R8, R4
     "email": ("連絡先メールアドレス", "Contact e-mail"),
     "company_name": ("連絡先会社名", "Company name"),
     "line": ("ライセンス {n}", "License line {n}"),
@@ -99,17 +100,17 @@ _TEXT: dict[str, tuple[str, str]] = {
     "license": ("対象ライセンス", "License"),
     "additional_vms": ("追加する仮想サーバー数", "VMs to add"),
     "scope": ("廃止の範囲", "What to cancel"),
-    "scope_all": ("すべてのライセンスキー(全廃止: ArcserveオーダーIDも廃止されます, R9)",
-                  "Every key (full cancellation: the Arcserve order ID is cancelled too, R9)"),
+    "scope_all": ("すべてのライセンスキー(全廃止: ArcserveオーダーIDも廃止されます)",
+                  "Every key (full cancellation: the Arcserve order ID is cancelled too)"),  # R9
     "scope_some": ("選択したライセンスキー", "The keys chosen below"),
-    "hypervisor_together": ("ハイパーバイザー基盤のキーはすべて一緒にのみ廃止できます(R8)。",
-                            "Hypervisor-platform keys can only be cancelled all together (R8)."),
+    "hypervisor_together": ("ハイパーバイザー基盤のキーはすべて一緒にのみ廃止できます。",
+                            "Hypervisor-platform keys can only be cancelled all together."),  # R8
     "all_hypervisor": ("ハイパーバイザー基盤のキーすべて", "All hypervisor-platform keys"),
     "submit": ("申し込む", "Apply"),
     "form_errors": ("入力内容を確認してください。", "Please check the fields below."),
-    "no_vm_license": ("仮想サーバー数を追加できるライセンス(提供中の専用ハイパーバイザーライセンス)がありません(R7)。",
-                      "No key can take more VMs (an active dedicated hypervisor license, R7)."),
-    "no_active_keys": ("廃止できる提供中のキーがありません(R8)。", "No active key is left to cancel (R8)."),
+    "no_vm_license": ("仮想サーバー数を追加できるライセンス(提供中の専用ハイパーバイザーライセンス)がありません。",
+                      "No key can take more VMs (an active dedicated hypervisor license)."),  # R7
+    "no_active_keys": ("廃止できる提供中のキーがありません。", "No active key is left to cancel."),  # R8
     # application progress
     "application": ("申込", "Application"),
     "received": ("お申し込みを受け付けました。", "Your application has been received."),
@@ -119,18 +120,18 @@ _TEXT: dict[str, tuple[str, str]] = {
 
 # Why the rules refuse, by reason code (docs/architecture.md, "Rules").
 _REASONS: dict[str, tuple[str, str]] = {
-    "contract_exists": ("この製品にはご利用中の契約があります(R2)。", "A live contract for this product exists (R2)."),
-    "contract_preparing": ("新規準備中のため、発行が完了するまでこの操作はできません(R3)。",
-                           "The contract is being prepared (新規準備中); wait until it is active (R3)."),
-    "change_in_progress": ("追加または仮想サーバー数追加の処理中は廃止できません(R6)。",
-                           "An addition or VM-count increase is still processing; cancel after it completes (R6)."),
-    "not_dedicated_hypervisor": ("提供中の専用ハイパーバイザーライセンスのみ仮想サーバー数を追加できます(R7)。",
-                                 "Only an active dedicated hypervisor license takes more VMs (R7)."),
-    "hypervisor_partial_cancellation": ("ハイパーバイザー基盤のキーはすべて一緒にのみ廃止できます(R8)。",
-                                        "Hypervisor-platform keys can only be cancelled all together (R8)."),
-    "license_not_active": ("提供中でないキーは廃止できません(R8)。", "Only active keys can be cancelled (R8)."),
-    "contract_cancelled": ("廃止済の契約には申し込めません。新規申込から始めてください(R10)。",
-                           "The contract is cancelled; start again with a new application (R10)."),
+    "contract_exists": ("この製品にはご利用中の契約があります。", "A live contract for this product exists."),  # R2
+    "contract_preparing": ("新規準備中のため、発行が完了するまでこの操作はできません。",
+                           "The contract is being prepared (新規準備中); wait until it is active."),  # R3
+    "change_in_progress": ("追加または仮想サーバー数追加の処理中は廃止できません。",
+                           "An addition or VM-count increase is still processing; cancel after it completes."),  # R6
+    "not_dedicated_hypervisor": ("提供中の専用ハイパーバイザーライセンスのみ仮想サーバー数を追加できます。",
+                                 "Only an active dedicated hypervisor license takes more VMs."),  # R7
+    "hypervisor_partial_cancellation": ("ハイパーバイザー基盤のキーはすべて一緒にのみ廃止できます。",
+                                        "Hypervisor-platform keys can only be cancelled all together."),  # R8
+    "license_not_active": ("提供中でないキーは廃止できません。", "Only active keys can be cancelled."),  # R8
+    "contract_cancelled": ("廃止済の契約には申し込めません。新規申込から始めてください。",
+                           "The contract is cancelled; start again with a new application."),  # R10
     "not_found": ("契約またはライセンスが見つかりません。", "The contract or license was not found."),
     "too_many_licenses": ("1契約あたりのキーの上限を超えます。", "That passes the limit of keys per contract."),
     "invalid_application": ("申込内容に誤りがあります。", "The application is not valid."),

@@ -16,7 +16,7 @@ them at boot; `--deterministic` keeps the file stable); `kubernetes` prints the 
 resources of the RabbitMQ Messaging Topology Operator (`make kubernetes-topology`).
 
 `system USER --publisher` or `system USER --events-reader` makes another system's broker user
-instead (README, "Onboarding a direct publisher"): a publisher may write submissions (for the
+instead (docs/security.md, "Onboarding a direct publisher"): a publisher may write submissions (for the
 tenants `python -m services.tools.publishers allow` names), an events reader reads
 `arcserve.events` from its queue `USER.events`, made with it. No user is both: one that may
 write the submissions and read the events could bind the one exchange into the other

@@ -130,7 +130,7 @@ def definitions(
     }
 
 
-# Another system's queue of events (README, "Onboarding a direct publisher"): bounded, and it
+# Another system's queue of events (docs/security.md, "Onboarding a direct publisher"): bounded, and it
 # drops its oldest events when full rather than refusing new ones, because a refused event
 # would nack the services' own publishes and stall their outboxes behind a slow reader.
 EVENTS_QUEUE_MAX_LENGTH = 100_000
@@ -142,7 +142,7 @@ def events_queue(user: str) -> str:
 
 
 def direct_publisher(topology: Topology, user: str, password: str, vhost: str = "/") -> dict[str, Any]:
-    """Definitions of another system's broker user (README, "Onboarding a direct
+    """Definitions of another system's broker user (docs/security.md, "Onboarding a direct
     publisher"): it may write submissions to `arcserve.applications` and nothing else; which
     tenants it acts for is the gate's to check (`python -m services.tools.publishers`). It
     never reads events too: see `combines_publishing_and_reading`."""

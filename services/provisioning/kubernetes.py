@@ -1,5 +1,5 @@
 """The broker side as custom resources of the RabbitMQ Messaging Topology Operator, for a
-deployment on Kubernetes (deploy/kubernetes/, README "Deploying on Kubernetes").
+deployment on Kubernetes (deploy/kubernetes/, docs/deployment.md, "Deploying on Kubernetes").
 
 They are a translation of the very definitions compose loads at boot (`broker.definitions`),
 so both paths get the same exchanges, quorum queues with their arguments, bindings, users,

@@ -1,4 +1,4 @@
-"""The operator command for the license-key keyring (README, "Runbook": rotating the
+"""The operator command for the license-key keyring (docs/operations.md, "Runbook": rotating the
 encryption key). License keys are sealed at rest with the keyring's first key and open with
 any key of the ring (shared/sealing.py); this command tells which keys still hold sealed
 values, and re-seals them under the first, so that an old key can leave the ring.

@@ -10,7 +10,7 @@ that published it (its AMQP `user_id`, which the broker checks) is allowed for t
 anything else is dead-lettered as `unauthorized_publisher` and has no effect. The
 deployment's own publishers (intake, the gate's retries, the administrator's replays) are
 listed too; their roles are the provisioning step's. The broker user itself and its rights
-are made by `python -m services.provisioning system USER --publisher` (README, "Onboarding a
+are made by `python -m services.provisioning system USER --publisher` (docs/security.md, "Onboarding a
 direct publisher").
 
 Configured like the other operator commands (DATABASE_URL: the administrator's). Every

@@ -212,7 +212,7 @@ def describe(error: Any) -> dict[str, str]:
     field = ".".join(limits.printable(str(part)) for part in loc) or "(body)"
     problem = error["msg"]
     if error["type"] == "extra_forbidden":
-        problem = "unknown field (wished-for dates and other extra fields are not accepted, R4)"
+        problem = "unknown field (wished-for dates and other extra fields are not accepted)"  # R4
     elif problem.startswith("Value error, "):
         problem = problem.removeprefix("Value error, ")
     return {"field": field, "problem": problem}

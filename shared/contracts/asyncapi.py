@@ -161,7 +161,7 @@ def document() -> dict[str, Any]:
                 "the content type `application/json`, the body the payload's `data`). Submissions may come in "
                 "either, with the same checks; events come out structured unless the deployment sets "
                 "`ARCSERVE_CLOUDEVENTS_MODE=binary`. A direct publisher connects with a broker user of its own, sets the AMQP "
-                "`user_id` to it, and acts only for the tenants an operator allowed (README, \"Onboarding a "
+                "`user_id` to it, and acts only for the tenants an operator allowed (docs/security.md, \"Onboarding a "
                 "direct publisher\"). A message that breaks its schema is dead-lettered with the reason; a "
                 "submission's tenant also sees `application.rejected.<kind>` with code `invalid_application`."
             ),

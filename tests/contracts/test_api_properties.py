@@ -29,7 +29,7 @@ EXAMPLES = 40  # per operation and pass: about 5 s for a tenant's pass (at RATE)
 # A tenant's requests, paced across both services so that each stays under its per-tenant limit (50/s, bursts
 # of 100; shared/http/ratelimit.py): answers of 429 would check nothing. Refusals (401) come before the limit.
 RATE = "50/s"
-# What the document promises of every answer (schemathesis's checks; README, "The HTTP API as OpenAPI").
+# What the document promises of every answer (schemathesis's checks; docs/contracts.md, "The HTTP API as OpenAPI").
 DECLARED = [
     checks.not_a_server_error,
     checks.status_code_conformance,

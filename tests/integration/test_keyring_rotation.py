@@ -1,4 +1,4 @@
-"""Rotating the license-key keyring (README, "Runbook"): a new key first in the ring, the
+"""Rotating the license-key keyring (docs/operations.md, "Runbook"): a new key first in the ring, the
 stored keys re-sealed under it (`python -m services.tools.keyring`), the old key dropped,
 and every tenant still sees the same license keys."""
 from __future__ import annotations

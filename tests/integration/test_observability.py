@@ -1,4 +1,4 @@
-"""What operators watch (README, "Observability"): metrics on each service's internal port,
+"""What operators watch (docs/operations.md, "Observability"): metrics on each service's internal port,
 JSON log lines that name the message they are about, one line per decision, an access log,
 and probes that tell "not ready" (broker, database, schema) from "wedged"."""
 from __future__ import annotations

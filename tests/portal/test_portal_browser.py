@@ -75,7 +75,7 @@ async def test_a_tenant_runs_the_contract_process_in_the_browser(
     await page.get_by_role("link", name="契約の詳細へ").click()
     await expect(page.locator("#contract")).to_contain_text("処理中")
     await expect(page.locator(".button.disabled", has_text="廃止")).to_be_visible()
-    await expect(page.locator("#contract")).to_contain_text("追加または仮想サーバー数追加の処理中は廃止できません(R6)")
+    await expect(page.locator("#contract")).to_contain_text("追加または仮想サーバー数追加の処理中は廃止できません")
     await expect(page.locator("tr[data-license] .status", has_text="提供中")).to_have_count(3, timeout=(SLOW_CHANGE_S + 5) * 1000)
     await expect(page.locator("button.copy")).to_have_count(3)
     await expect(page.locator(".button", has_text="廃止").and_(page.locator("a"))).to_be_visible()

@@ -215,7 +215,8 @@ async def test_the_vm_count_and_contact_forms_apply_and_a_forbidden_key_says_why
     assert refused.status_code == 303
     await stack.wait_application(tenant, refused.headers["location"].split("/")[-1].split("?")[0])
     page = await browser.get(refused.headers["location"].split("?")[0])
-    assert "却下" in page.text and "not_dedicated_hypervisor" in page.text and "(R7)" in page.text
+    assert "却下" in page.text and "not_dedicated_hypervisor" in page.text
+    assert "提供中の専用ハイパーバイザーライセンスのみ仮想サーバー数を追加できます" in page.text
 
 
 async def test_a_form_with_odd_input_answers_with_the_field_errors_and_keeps_what_was_typed(

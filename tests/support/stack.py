@@ -170,7 +170,7 @@ class Stack:
 
     # ---- tenants and HTTP ----------------------------------------------------------------
     def new_publisher(self) -> tuple[str, str]:
-        """Another system's broker user, onboarded as the README says (removed with the
+        """Another system's broker user, onboarded as docs/security.md says (removed with the
         stack); returns its name and its AMQP URL."""
         assert self.deployment is not None
         name, password = f"{self.settings.topology_prefix}billing-{uuid.uuid4().hex[:6]}", secrets.token_urlsafe(16)

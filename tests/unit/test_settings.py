@@ -1,6 +1,6 @@
 """Settings (shared/config.py, services/portal/config.py): read from the environment only by
 `from_env()`, every problem reported at once and by its variable, never with its value, and
-README's configuration table generated from the models."""
+docs/configuration.md's table generated from the models."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -53,9 +53,9 @@ def test_a_model_built_in_code_reads_no_environment(monkeypatch: pytest.MonkeyPa
     assert PortalSettings.from_env().port == 1
 
 
-def test_the_readme_configuration_table_is_the_models() -> None:
+def test_the_configuration_table_is_the_models() -> None:
     script = scripts.load("configuration")
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    assert readme == script.rewritten(readme), "README's configuration table is stale: run `make docs`"
+    readme = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
+    assert readme == script.rewritten(readme), "docs/configuration.md's table is stale: run `make docs`"
     for variable in ("ARCSERVE_PREFETCH", "OTEL_TRACES_EXPORTER", "PORTAL_METRICS_PORT", "ARCSERVE_ID_SECRET"):
         assert f"| `{variable}` |" in readme
