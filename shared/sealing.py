@@ -61,7 +61,7 @@ class Keyring:
             order.append(key_id)
         if not order:
             raise KeyringError(f"{variable} (or {variable}_FILE) is not set: license keys are sealed with it; "
-                               "`make run` makes one for you; see README, Configuration")
+                               "`make run` makes one for you; see docs/configuration.md")
         return cls(keys, order[0])
 
     @staticmethod

@@ -35,7 +35,7 @@ def required(name: str, value: str, why: str) -> bytes:
     if len(value) < 16:
         raise MissingSecret(
             f"{name} (or {name}_FILE) must hold a secret of at least 16 characters: {why}. "
-            "`make run` makes one for you; see README, Configuration"
+            "`make run` makes one for you; see docs/configuration.md"
         )
     return value.encode()
 

@@ -47,7 +47,7 @@ SECURITY_HEADERS = {
 def session_keyring(text: str) -> Keyring:
     if not text:
         raise SystemExit(f"{SESSION_KEYRING} (or {SESSION_KEYRING}_FILE) is not set: the portal seals its session "
-                         "cookies with it; `make run` makes one for you; see README, Configuration")
+                         "cookies with it; `make run` makes one for you; see docs/configuration.md")
     try:
         return Keyring.parse(text, SESSION_KEYRING)
     except KeyringError as exc:
