@@ -100,7 +100,7 @@ contracts: venv
 	$(BIN)/python -m shared.contracts.asyncapi > docs/asyncapi.json
 	$(BIN)/python scripts/openapi.py > docs/openapi.json
 
-## docs: regenerate docs/configuration.md's configuration table from the settings models; a test fails while they differ
+## docs: regenerate docs/configuration.md's tables (one per process) from the settings models; a test fails while they differ
 docs: venv
 	$(BIN)/python scripts/configuration.py --write
 

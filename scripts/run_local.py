@@ -24,10 +24,15 @@ sys.path.insert(0, str(ROOT))
 
 import demo  # noqa: E402  (scripts/demo.py, beside this file)
 
+from services.intake.config import IntakeSettings  # noqa: E402
+from services.license_issuer.config import LicenseIssuerSettings  # noqa: E402
+from services.order_id.config import OrderIdSettings  # noqa: E402
 from services.provisioning.__main__ import provision_all  # noqa: E402
 from services.provisioning.broker import ManagementError  # noqa: E402
+from services.provisioning.config import ProvisioningSettings  # noqa: E402
 from services.provisioning.deployment import read_env_file, write_env_file  # noqa: E402
-from shared.config import Settings  # noqa: E402
+from services.status.config import StatusSettings  # noqa: E402
+from shared.config import ServiceSettings  # noqa: E402
 from shared.sealing import Keyring  # noqa: E402
 
 # Server secrets the services need; made once and kept in the credentials file (mode 600),
@@ -39,7 +44,10 @@ LOCAL_SECRETS = {
     "ARCSERVE_PORTAL_SESSION_KEYRING": Keyring.new_key_text,
     "ARCSERVE_FORWARDING_SECRET": lambda: secrets.token_urlsafe(32),
 }
-SERVICES = ("intake", "status", "license_issuer", "order_id")
+SERVICES: dict[str, type[ServiceSettings]] = {
+    "intake": IntakeSettings, "status": StatusSettings, "license_issuer": LicenseIssuerSettings,
+    "order_id": OrderIdSettings,
+}
 # The portal holds no broker or database credentials: it reaches the services over HTTP.
 PORTAL_SECRETS = ("ARCSERVE_PORTAL_SESSION_KEYRING", "ARCSERVE_FORWARDING_SECRET")
 # The forwarding secret is intake's and status's too (shared/http/vouch.py); the session keyring only the portal's.
@@ -57,11 +65,12 @@ def command(name: str) -> list[str]:
     return [sys.executable, "-m", f"services.{name}"]
 
 
-def portal_env(env: dict[str, str], settings: Settings, server_secrets: dict[str, str]) -> dict[str, str]:
+def portal_env(env: dict[str, str], intake_port: int, status_port: int,
+               server_secrets: dict[str, str]) -> dict[str, str]:
     """The portal's environment: intake and status on this machine, its own secret and none of theirs."""
     return {**{k: v for k, v in env.items() if k not in LOCAL_SECRETS},
-            "PORTAL_INTAKE_URL": f"http://127.0.0.1:{settings.intake_port}",
-            "PORTAL_STATUS_URL": f"http://127.0.0.1:{settings.status_port}",
+            "PORTAL_INTAKE_URL": f"http://127.0.0.1:{intake_port}",
+            "PORTAL_STATUS_URL": f"http://127.0.0.1:{status_port}",
             **{k: server_secrets[k] for k in PORTAL_SECRETS}}
 
 
@@ -71,7 +80,7 @@ def _where(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{parts.hostname}:{parts.port}" if parts.port else parts.hostname or ""))
 
 
-async def _demo_tenant(settings: Settings) -> tuple[str, tuple[str, str]]:
+async def _demo_tenant(settings: ProvisioningSettings) -> tuple[str, tuple[str, str]]:
     """A tenant of this run's own, with a new API key: (tenant, (key id, key))."""
     from shared.tenancy import create_api_key
 
@@ -100,7 +109,7 @@ def main() -> int:
     kept = read_env_file(credentials)
     server_secrets = {name: os.environ.get(name) or kept.get(name) or make() for name, make in LOCAL_SECRETS.items()}
     os.environ.update(server_secrets)  # the provisioning step seeds keys under the same pepper
-    settings = Settings.from_env()
+    settings = ProvisioningSettings.from_env()  # the administrator's, as the provisioning step's
     try:
         asyncio.run(_check_broker(settings.amqp_url))
     except Exception as exc:
@@ -122,13 +131,16 @@ def main() -> int:
     # Each service gets its own credentials, never the administrator's.
     env = {k: v for k, v in os.environ.items() if k not in ("AMQP_URL", "DATABASE_URL")}
     service_secrets = {k: v for k, v in server_secrets.items() if k not in PORTAL_ONLY}
+    service_env = {**env, **service_urls, **service_secrets}
+    # Each service's settings as it will read them (its ports; every problem said here, before any starts).
+    services = {name: model.from_env(service_env) for name, model in SERVICES.items()}
     for name in SERVICES:
         log = open(logs / f"{name}.log", "ab")
-        processes.append(subprocess.Popen(command(name), cwd=ROOT, stdout=log, stderr=log,
-                                          env={**env, **service_urls, **service_secrets}))
+        processes.append(subprocess.Popen(command(name), cwd=ROOT, stdout=log, stderr=log, env=service_env))
     log = open(logs / "portal.log", "ab")
     processes.append(subprocess.Popen(command("portal"), cwd=ROOT, stdout=log, stderr=log,
-                                      env=portal_env(env, settings, server_secrets)))
+                                      env=portal_env(env, services["intake"].port, services["status"].port,
+                                                     server_secrets)))
 
     def stop_all(*_: object) -> None:
         for process in processes:
@@ -138,16 +150,17 @@ def main() -> int:
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:
         deadline = time.monotonic() + 60
-        for port in (settings.intake_port, settings.status_port, settings.license_issuer_port, settings.order_id_port):
-            demo.wait_ready(f"http://127.0.0.1:{port}", deadline)
+        for service in services.values():
+            demo.wait_ready(f"http://127.0.0.1:{service.port}", deadline)
         demo.wait_ready(portal, deadline)
         demo.say("arcserve-licensing is running (logs in .run/):")
         demo.say(f"  portal  {portal}/  the license main menu (Arcserveライセンス メインメニュー), and the whole /v1 API")
-        demo.say(f"  intake  http://127.0.0.1:{settings.intake_port}/v1/applications")
-        demo.say(f"  status  http://127.0.0.1:{settings.status_port}/v1/contracts")
-        demo.say(f"  workers http://127.0.0.1:{settings.license_issuer_port}/readyz, "
-             f"http://127.0.0.1:{settings.order_id_port}/readyz")
-        demo.say("  metrics " + ", ".join(f"http://127.0.0.1:{settings.ports_of(name)[1]}/metrics" for name in SERVICES)
+        demo.say(f"  intake  http://127.0.0.1:{services['intake'].port}/v1/applications")
+        demo.say(f"  status  http://127.0.0.1:{services['status'].port}/v1/contracts")
+        demo.say(f"  workers http://127.0.0.1:{services['license_issuer'].port}/readyz, "
+             f"http://127.0.0.1:{services['order_id'].port}/readyz")
+        demo.say("  metrics " + ", ".join(f"http://127.0.0.1:{service.metrics_port}/metrics"
+                                          for service in services.values())
                  + " (the operators' ports; JSON logs in .run/)")
         # Only the key this run made, in a tenant of its own: never one an operator configured.
         demo.say(f"  demo tenant {demo_tenant}, API key (id {demo_key_id}): {demo_key}")

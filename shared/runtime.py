@@ -15,7 +15,7 @@ import logging
 import signal
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import asyncpg
 import uvloop
@@ -26,7 +26,7 @@ from shared import metrics, tenancy
 from shared.backoff import Backoff
 from shared.boundary import Boundary
 from shared.clock import Clock, utc_now
-from shared.config import ProcessSettings, Settings
+from shared.config import ProcessSettings, ServiceSettings
 from shared.db.migrate import missing
 from shared.db.pool import create_pool
 from shared.http import openapi
@@ -46,14 +46,15 @@ from shared.observability import logs, tracing
 log = logging.getLogger(__name__)
 INBOX_PRUNE_INTERVAL_S = 3600.0
 WAITING_LOG_INTERVAL_S = 30.0  # how often a service waiting for provisioning says so again
+S = TypeVar("S", bound=ServiceSettings)
 
 
 class Service:
-    def __init__(self, boundary: Boundary, settings: Settings, *, deps: Any = None, clock: Clock = utc_now):
+    def __init__(self, boundary: Boundary, settings: ServiceSettings, *, deps: Any = None, clock: Clock = utc_now):
         self.boundary = boundary
         self.name = boundary.name
         self.settings = settings
-        self.port, self.metrics_port = settings.ports_of(self.name)
+        self.port, self.metrics_port = settings.port, settings.metrics_port
         self.topology = Topology(settings.topology_prefix, settings.retry_delays_s)
         # The prefix tells apart stacks sharing a broker (as seen in `rabbitmqctl list_connections`).
         self.broker = Broker(settings.amqp_url, self.topology, connection_name=f"{settings.topology_prefix}{self.name}",
@@ -276,9 +277,10 @@ class Runnable(Protocol):
     async def stop(self) -> None: ...
 
 
-def run(build: Callable[[Settings], Service], boundary: Boundary) -> None:
-    """Run a service until SIGTERM or SIGINT, then drain and exit 0."""
-    settings = Settings.from_env(boundary.env_prefix)
+def run(build: Callable[[S], Service], boundary: Boundary, model: type[S]) -> None:
+    """Run a service, with its settings (`model`) from the environment, until SIGTERM or
+    SIGINT, then drain and exit 0."""
+    settings = model.from_env()
     run_process(boundary.name, lambda: build(settings), settings)
 
 

@@ -9,10 +9,11 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from shared.config import Settings
+from services.intake.config import IntakeSettings
 from shared.sealing import Keyring
 from tests.support import scripts
 from tests.support.ports import free_ports
@@ -44,7 +45,7 @@ def test_a_process_started_as_make_run_starts_it_listens_on_loopback_only(tmp_pa
     port, metrics_port = free_ports(2)
     env = {k: v for k, v in os.environ.items() if k != "ARCSERVE_HOST"}  # as an operator's shell may have it
     env.update(PORTAL_PORT=str(port), PORTAL_METRICS_PORT=str(metrics_port))
-    env = run_local.portal_env(env, Settings(), {"ARCSERVE_PORTAL_SESSION_KEYRING": Keyring.new_key_text(),
+    env = run_local.portal_env(env, 8080, 8081, {"ARCSERVE_PORTAL_SESSION_KEYRING": Keyring.new_key_text(),
                                                  "ARCSERVE_FORWARDING_SECRET": secrets.token_urlsafe(32)})
     log = tmp_path / "portal.log"
     with log.open("wb") as out:
@@ -64,5 +65,6 @@ def test_a_process_started_as_make_run_starts_it_listens_on_loopback_only(tmp_pa
 def test_every_process_binds_loopback_unless_told_otherwise() -> None:
     from services.portal.config import PortalSettings
 
-    assert Settings().host == PortalSettings().host == "127.0.0.1"
-    assert Settings(host="0.0.0.0").host == "0.0.0.0"  # ARCSERVE_HOST, as containers set it
+    urls: dict[str, Any] = {"amqp_url": "amqp://intake@127.0.0.1/", "database_url": "postgresql://intake@127.0.0.1/arcserve"}
+    assert IntakeSettings(**urls).host == PortalSettings().host == "127.0.0.1"
+    assert IntakeSettings(**urls, host="0.0.0.0").host == "0.0.0.0"  # ARCSERVE_HOST, as containers set it

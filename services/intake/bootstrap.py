@@ -2,7 +2,8 @@ from __future__ import annotations
 
 from services.intake import api
 from services.intake.boundary import BOUNDARY
-from shared.config import FORWARDING_SECRET, Settings
+from services.intake.config import IntakeSettings
+from shared.config import FORWARDING_SECRET
 from shared.http.auth import Authenticator
 from shared.http.failures import FailureThrottle
 from shared.http.ratelimit import limiter_for
@@ -10,7 +11,7 @@ from shared.runtime import Service
 from shared.secrets import FORWARDING_WHY, PEPPER_WHY, optional, required
 
 
-def build(settings: Settings) -> Service:
+def build(settings: IntakeSettings) -> Service:
     # Intake only publishes, each with its confirm: no consumers, no outbox.
     service = Service(BOUNDARY, settings)
     id_secret = required("ARCSERVE_ID_SECRET", settings.id_secret.get_secret_value(), "intake derives application ids with it")

@@ -1,12 +1,10 @@
-"""The portal's settings (README, Configuration). It holds no broker or database credentials:
+"""The portal's settings (docs/configuration.md). It holds no broker or database credentials:
 it reaches the system only through the public HTTP API, as its tenants do."""
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import Field, SecretStr, field_validator
 
-from shared.config import FORWARDING_SECRET, Port, ProcessSettings
+from shared.config import ForwardingSecret, Port, ProcessSettings
 
 SESSION_KEYRING = "ARCSERVE_PORTAL_SESSION_KEYRING"
 
@@ -16,9 +14,9 @@ class PortalSettings(ProcessSettings):
     metrics_port: Port = Field(9084, validation_alias="PORTAL_METRICS_PORT",
                                description="the portal's operator port: /metrics, /healthz, /readyz")
     intake_url: str = Field("http://127.0.0.1:8080", validation_alias="PORTAL_INTAKE_URL",
-                            description="the portal: where it forwards `/v1` writes")
+                            description="where it forwards `/v1` writes: intake")
     status_url: str = Field("http://127.0.0.1:8081", validation_alias="PORTAL_STATUS_URL",
-                            description="the portal: where it forwards `/v1` reads")
+                            description="where it forwards `/v1` reads: the status service")
     session_keyring: SecretStr = Field(
         SecretStr(""), validation_alias=SESSION_KEYRING,
         description="required by the portal (`make run` makes one; compose has a marked demo value): "
@@ -34,19 +32,9 @@ class PortalSettings(ProcessSettings):
     upstream_timeout_s: float = Field(10.0, gt=0, validation_alias="PORTAL_UPSTREAM_TIMEOUT_S",
                                       description="how long the portal waits for intake or status")
 
-    forwarding_secret: SecretStr = Field(
-        SecretStr(""), validation_alias=FORWARDING_SECRET,
-        description="the portal: the same secret as intake's and status's (above)")
+    forwarding_secret: ForwardingSecret = SecretStr("")
 
     @field_validator("intake_url", "status_url")
     @classmethod
     def _no_trailing_slash(cls, value: str) -> str:
         return value.rstrip("/")
-
-    @classmethod
-    def from_env(cls) -> PortalSettings:
-        loaded: PortalSettings = cls._load({}, [])
-        return loaded
-
-    def __repr_args__(self) -> Any:
-        yield from super().__repr_args__()

@@ -42,6 +42,7 @@ import asyncpg
 
 from services.provisioning import broker, database, kubernetes
 from services.provisioning.boundaries import BOUNDARIES, PLATFORM_SCHEMAS, own_publishers
+from services.provisioning.config import ProvisioningSettings
 from services.provisioning.deployment import (
     Deployment,
     Passwords,
@@ -51,7 +52,6 @@ from services.provisioning.deployment import (
     write_env_file,
 )
 from shared import tenancy
-from shared.config import Settings
 from shared.messaging import nodes
 from shared.messaging.topology import Topology
 from shared.observability import logs
@@ -60,7 +60,7 @@ from shared.secrets import PEPPER_WHY, required
 log = logging.getLogger("provisioning")
 
 
-async def provision(settings: Settings, deployment: Deployment, passwords: Passwords, *, broker_side: bool = True,
+async def provision(settings: ProvisioningSettings, deployment: Deployment, passwords: Passwords, *, broker_side: bool = True,
                     database_side: bool = True, keys: dict[str, str] | None = None) -> None:
     if broker_side:
         broker.Management.for_amqp_url(settings.amqp_url, settings.management_url).import_definitions(
@@ -89,7 +89,7 @@ async def provision(settings: Settings, deployment: Deployment, passwords: Passw
         await conn.close()
 
 
-async def provision_all(settings: Settings, env_file: Path | None = None) -> dict[str, str]:
+async def provision_all(settings: ProvisioningSettings, env_file: Path | None = None) -> dict[str, str]:
     """Everything, for the deployment `settings` describe (the administrator's URLs and the
     topology prefix); returns each service's own URLs, also written to `env_file`."""
     deployment = _deployment(settings)
@@ -105,7 +105,7 @@ async def provision_all(settings: Settings, env_file: Path | None = None) -> dic
     return urls
 
 
-def provision_system(settings: Settings, user: str, password: str, *, publisher: bool, events_reader: bool) -> str:
+def provision_system(settings: ProvisioningSettings, user: str, password: str, *, publisher: bool, events_reader: bool) -> str:
     """Another system's broker user, through the management API; returns what it may do."""
     topology = _deployment(settings).topology
     management = broker.Management.for_amqp_url(settings.amqp_url, settings.management_url)
@@ -148,7 +148,7 @@ def _print_manifests(resources: list[dict[str, Any]]) -> None:
     yaml.safe_dump_all(resources, sys.stdout, sort_keys=False, explicit_start=True, width=1000)
 
 
-def _deployment(settings: Settings) -> Deployment:
+def _deployment(settings: ProvisioningSettings) -> Deployment:
     return Deployment(Topology(settings.topology_prefix, settings.retry_delays_s), role_prefix=settings.role_prefix)
 
 
@@ -193,7 +193,7 @@ async def main(argv: list[str]) -> int:
     if args.what == "system" and args.publisher == args.events_reader:
         parser.error("system: say what it may do: --publisher or --events-reader (a system that does both has a "
                      "user for each: one user that may do both could bind one exchange into the other)")
-    settings = Settings.from_env()
+    settings = ProvisioningSettings.from_env()
     # Its log on stderr: stdout carries what `definitions` and `kubernetes` print.
     logs.configure("provisioning", settings.log_level, settings.log_format, sys.stderr)
     deployment = _deployment(settings)

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 from services.status import api
 from services.status.boundary import BOUNDARY
+from services.status.config import StatusSettings
 from services.status.domain.calendar import BusinessCalendar, YearEndClosure
 from services.status.handlers import Deps
 from shared.clock import Clock, utc_now
-from shared.config import FORWARDING_SECRET, Settings
+from shared.config import FORWARDING_SECRET
 from shared.http.auth import Authenticator
 from shared.http.failures import FailureThrottle
 from shared.http.ratelimit import limiter_for
@@ -15,11 +16,8 @@ from shared.sealing import keyring_or_exit
 from shared.secrets import FORWARDING_WHY, PEPPER_WHY, optional, required
 
 
-def build(settings: Settings, clock: Clock = utc_now) -> Service:
-    try:
-        closure = YearEndClosure.parse(settings.year_end_closure)
-    except ValueError as exc:
-        raise SystemExit(f"ARCSERVE_YEAR_END_CLOSURE: {exc}") from None
+def build(settings: StatusSettings, clock: Clock = utc_now) -> Service:
+    closure = YearEndClosure.parse(settings.year_end_closure)  # validated with the settings
     keyring = keyring_or_exit(settings.license_key_keyring.get_secret_value())
     deps = Deps(BusinessCalendar(closure), keyring)
     service = Service(BOUNDARY, settings, deps=deps, clock=clock)

@@ -1,6 +1,7 @@
 """The operator commands (docs/architecture.md, "Operator commands"). They read the same configuration
-as the stack `make run` started: the environment first, then the server secrets `make run`
-keeps in its credentials file (`ARCSERVE_CREDENTIALS_FILE`, default `.run/credentials.env`)."""
+as the stack `make run` started (their settings: services/tools/config.py): the environment first, then
+the server secrets `make run` keeps in its credentials file (`ARCSERVE_CREDENTIALS_FILE`, default
+`.run/credentials.env`)."""
 from __future__ import annotations
 
 import asyncio
@@ -12,7 +13,7 @@ from typing import Any
 
 import asyncpg
 
-from shared.config import Settings
+from services.tools.config import ToolSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 # What an operator command may take from the credentials file: server secrets, never a
@@ -20,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 FROM_CREDENTIALS_FILE = ("ARCSERVE_ID_SECRET", "ARCSERVE_LICENSE_KEY_KEYRING", "ARCSERVE_API_KEY_PEPPER")
 
 
-def operator_settings() -> Settings:
+def operator_settings() -> ToolSettings:
     from services.provisioning.deployment import read_env_file
 
     path = Path(os.environ.get("ARCSERVE_CREDENTIALS_FILE") or ROOT / ".run" / "credentials.env")
@@ -28,7 +29,7 @@ def operator_settings() -> Settings:
     for name in FROM_CREDENTIALS_FILE:
         if name in kept and not os.environ.get(name) and not os.environ.get(f"{name}_FILE"):
             os.environ[name] = kept[name]
-    return Settings.from_env()
+    return ToolSettings.from_env()
 
 
 def run_command(command: Coroutine[Any, Any, int], refusals: tuple[type[BaseException], ...]) -> int:

@@ -42,8 +42,8 @@ from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMe
 
 from services.provisioning.boundaries import owner_of, queue_specs
 from services.tools import operator_settings
+from services.tools.config import ToolSettings
 from shared import audit
-from shared.config import Settings
 from shared.messaging import nodes
 from shared.messaging.consumer import (
     DELIVERY_COUNT_HEADER,
@@ -440,7 +440,7 @@ def _queues(parser: argparse.ArgumentParser, name: str | None, prefix: str) -> l
     parser.error(f"unknown queue {name!r}; one of: {', '.join(spec.name for spec in specs)}")
 
 
-async def _run(args: argparse.Namespace, settings: Settings, specs: list[QueueSpec]) -> int:
+async def _run(args: argparse.Namespace, settings: ToolSettings, specs: list[QueueSpec]) -> int:
     # Replays, purges and keys shown in clear leave an audit record each (docs/architecture.md, "Security"):
     # no database, no change.
     audited = args.command in ("replay", "purge") or getattr(args, "reveal_keys", False)

@@ -59,7 +59,7 @@ from faststream.types import DecodedMessage, SendableMessage
 from pydantic import BaseModel
 
 from shared.clock import utc_now
-from shared.config import Settings
+from shared.config import ServiceSettings
 from shared.contracts import catalogue
 from shared.contracts.applications import Kind, NewSubmission
 from shared.contracts.envelope import CONTENT_TYPE, CloudEvent, parse_event
@@ -360,7 +360,7 @@ class CountedRelay(OutboxRelay):
 
 async def relay_project_uow(grounds: Grounds, prefetch: int, tally: Tally, deadline_s: float) -> Timing:
     assert grounds.database_url is not None
-    pool = await create_pool(grounds.database_url, Settings.model_fields["db_pool_size"].default)
+    pool = await create_pool(grounds.database_url, ServiceSettings.model_fields["db_pool_size"].default)
     broker = Broker(grounds.amqp_url, grounds.topology, connection_name=f"{grounds.topology.prefix}bench-hop")
     try:
         await broker.connect()

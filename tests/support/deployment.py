@@ -12,9 +12,9 @@ import asyncpg
 from services.provisioning import broker, database
 from services.provisioning.__main__ import provision
 from services.provisioning.boundaries import BOUNDARIES, queue_specs
+from services.provisioning.config import ProvisioningSettings
 from services.provisioning.deployment import Deployment, service_urls
 from shared.boundary import Boundary
-from shared.config import Settings
 from shared.messaging.topology import Topology
 from tests.support import leftovers
 from tests.support.infra import Servers, create_database, delete_topology, drop_database, with_database
@@ -62,12 +62,12 @@ class TestDeployment:
         await provision(self.admin_settings, self.deployment, self.passwords, keys=keys)
 
     @property
-    def admin_settings(self) -> Settings:
+    def admin_settings(self) -> ProvisioningSettings:
         """The administrator's settings of this deployment (what the provisioning step runs with)."""
-        return Settings(amqp_url=self.servers.amqp_url, database_url=self.database_url,
-                        management_url=self.servers.management_url,
-                        topology_prefix=self.topology.prefix, role_prefix=self.deployment.role_prefix,
-                        retry_delays_s=self.topology.retry_delays_s, api_key_pepper=self.pepper)
+        return ProvisioningSettings(amqp_url=self.servers.amqp_url, database_url=self.database_url,
+                                    management_url=self.servers.management_url,
+                                    topology_prefix=self.topology.prefix, role_prefix=self.deployment.role_prefix,
+                                    retry_delays_s=self.topology.retry_delays_s, api_key_pepper=self.pepper)
 
     def urls(self, boundary: Boundary, amqp_url: str, database_url: str) -> tuple[str, str]:
         """The service's own URLs, to the servers `amqp_url` and `database_url` point at."""

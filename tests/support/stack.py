@@ -19,16 +19,20 @@ import asyncpg
 import httpx
 
 from services.intake.bootstrap import build as build_intake
+from services.intake.config import IntakeSettings
 from services.license_issuer.bootstrap import build as build_license_issuer
+from services.license_issuer.config import LicenseIssuerSettings
 from services.order_id.bootstrap import build as build_order_id
+from services.order_id.config import OrderIdSettings
 from services.portal.bootstrap import Portal
 from services.portal.bootstrap import build as build_portal
 from services.portal.config import PortalSettings
 from services.provisioning import broker
 from services.provisioning.boundaries import BOUNDARIES, queue_specs
 from services.status.bootstrap import build as build_status
+from services.status.config import StatusSettings
 from shared import tenancy
-from shared.config import Settings
+from shared.config import ServiceSettings
 from shared.contracts import catalogue, routing
 from shared.contracts.envelope import CONTENT_TYPE
 from shared.messaging.topology import Topology
@@ -39,11 +43,17 @@ from tests.support.deployment import TestDeployment
 from tests.support.drain import drain, work_queues
 from tests.support.infra import Servers
 
-BUILDERS = {
+BUILDERS: dict[str, Callable[[Any], Service]] = {
     "intake": build_intake,
     "status": build_status,
     "license_issuer": build_license_issuer,
     "order_id": build_order_id,
+}
+MODELS: dict[str, type[ServiceSettings]] = {
+    "intake": IntakeSettings,
+    "status": StatusSettings,
+    "license_issuer": LicenseIssuerSettings,
+    "order_id": OrderIdSettings,
 }
 BOUNDARY = {boundary.name.replace("-", "_"): boundary for boundary in BOUNDARIES}  # by module name
 DEADLINE_S = 20.0
@@ -68,9 +78,14 @@ class Tenant:
     key: str
 
 
+class StackSettings(IntakeSettings, StatusSettings, LicenseIssuerSettings, OrderIdSettings):
+    """Every service's settings at once, as a test sets them: each service runs with its own
+    model's share of them (`Stack.service_settings`); the URLs are the administrator's."""
+
+
 @dataclass
 class Stack:
-    settings: Settings
+    settings: StackSettings
     servers: Servers
     services: dict[str, Service] = field(default_factory=dict)
     portal: Portal | None = None  # the tenants' origin: pages and the whole /v1 (start_portal)
@@ -90,9 +105,11 @@ class Stack:
         services get their own); `amqp_url` / `database_url` overrides say where the services
         connect (a fault proxy, say), with their own credentials. `provisioned=False`: leave
         the provisioning step to the test (`await stack.deployment.provision()`)."""
+        unknown = set(overrides) - set(StackSettings.model_fields)
+        assert not unknown, f"no service reads {sorted(unknown)}"
         retry_delays_s = overrides.get("retry_delays_s", (0.2, 0.5, 1.0))  # retries that fit in a test
         deployment = await TestDeployment.create(servers, "test", retry_delays_s)
-        settings = Settings(
+        settings = StackSettings(
             amqp_url=servers.amqp_url,
             database_url=deployment.database_url,
             topology_prefix=deployment.topology.prefix,
@@ -108,9 +125,9 @@ class Stack:
             # for the session: at the production budget the tests after them could not use a
             # new key. tests/integration/test_auth_throttle.py runs that budget on its own stack.
             auth_failure_burst=SUITE_AUTH_FAILURE_BURST,
+            port=0, metrics_port=0,  # any free one, for each service
         )
-        any_free_port: dict[str, Any] = {f"{service}_{kind}": 0 for service in BUILDERS for kind in ("port", "metrics_port")}
-        stack = cls(settings.replace(**any_free_port, **overrides), servers, deployment=deployment)
+        stack = cls(settings.replace(**overrides), servers, deployment=deployment)
         if provisioned:
             await deployment.provision()
         return stack
@@ -119,11 +136,12 @@ class Stack:
     def topology(self) -> Topology:
         return Topology(self.settings.topology_prefix, self.settings.retry_delays_s)
 
-    def service_settings(self, name: str) -> Settings:
-        """The settings a service runs with: its own broker user and database role."""
+    def service_settings(self, name: str) -> Any:
+        """The settings a service runs with (its model's: `MODELS[name]`): its own broker user and
+        database role."""
         assert self.deployment is not None
         amqp_url, database_url = self.deployment.urls(BOUNDARY[name], self.settings.amqp_url, self.settings.database_url)
-        return self.settings.replace(amqp_url=amqp_url, database_url=database_url)
+        return MODELS[name].model_validate({**dict(self.settings), "amqp_url": amqp_url, "database_url": database_url})
 
     async def start(self, *names: str) -> None:
         for name in names or tuple(BUILDERS):

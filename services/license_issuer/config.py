@@ -1,0 +1,21 @@
+"""The license issuer's settings (docs/configuration.md): the shared runtime's
+(shared/config.py), its ports, the license-key keyring it seals keys with, and the issuance
+simulator's delays (until a real fulfilment backend replaces it)."""
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+from pydantic_settings import SettingsConfigDict
+
+from shared.config import LicenseKeyKeyring, Port, ServiceSettings
+
+
+class LicenseIssuerSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="LICENSE_ISSUER_")
+
+    port: Port = Field(8082, description="the license issuer's probes")
+    metrics_port: Port = Field(9082, description="the license issuer's operator port: /metrics, /healthz, /readyz")
+    license_key_keyring: LicenseKeyKeyring = SecretStr("")
+    sim_new_delay_s: float = Field(0.0, ge=0, validation_alias="ARCSERVE_SIM_NEW_DELAY_S",
+                                   description="the issuance simulator's delay for new applications")
+    sim_change_delay_s: float = Field(0.0, ge=0, validation_alias="ARCSERVE_SIM_CHANGE_DELAY_S",
+                                      description="its delay for additions and VM-count increases")

@@ -1,0 +1,18 @@
+"""The order-ID service's settings (docs/configuration.md): the shared runtime's
+(shared/config.py), its ports, and the issuance simulator's delay (until a real fulfilment
+backend replaces it)."""
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from shared.config import Port, ServiceSettings
+
+
+class OrderIdSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="ORDER_ID_")
+
+    port: Port = Field(8083, description="the order-ID service's probes")
+    metrics_port: Port = Field(9083, description="the order-ID service's operator port: /metrics, /healthz, /readyz")
+    sim_new_delay_s: float = Field(0.0, ge=0, validation_alias="ARCSERVE_SIM_NEW_DELAY_S",
+                                   description="the issuance simulator's delay before it issues an order ID")
