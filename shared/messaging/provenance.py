@@ -4,7 +4,7 @@ RabbitMQ refuses a `user_id` that is not the publishing connection's user, so `u
 names who published a message; nothing else on it does. Two kinds of user pass on a message
 someone else published, and say whose it was in PUBLISHER_HEADER:
 - the consumer itself: its delayed retries and its dead letters are copies it published;
-- the relays, the deployment's administrators (tenancy, role `relay`): the operator's
+- the relays, the deployment's administrators (a port: shared/runtime.py wires it): the operator's
   dead-letter replays put a message back into the queue it was dead-lettered from. Their word
   counts only there: what a relay publishes to an exchange is its own message.
 From anyone else every `x-arcserve-*` header, and any `x-death` entry, is only the
