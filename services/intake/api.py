@@ -43,15 +43,15 @@ EXAMPLES = {  # one per kind (docs/architecture.md, "Public contract")
         "kind": "new", "product": "arcserve-udp-10", "contact": _CONTACT,
         "licenses": [{"usage": "virtual_server", "license_type": "per_server", "quantity": 2},
                      {"usage": "hypervisor", "license_type": "dedicated_hypervisor", "quantity": 1, "vm_count": 10}]}},
-    "addition": {"summary": "追加申込: more keys (R5)", "value": {
+    "addition": {"summary": "追加申込: more keys", "value": {
         "kind": "addition", "contract_id": _CONTRACT,
         "licenses": [{"usage": "bare_metal", "license_type": "per_server", "quantity": 1}]}},
-    "vm_count_increase": {"summary": "仮想サーバー数追加 (R7)", "value": {
+    "vm_count_increase": {"summary": "仮想サーバー数追加: more VMs on a dedicated hypervisor license", "value": {
         "kind": "vm_count_increase", "contract_id": _CONTRACT,
         "license_id": "9b2f6a1e-7c3d-5e4f-8a9b-0c1d2e3f4a5b", "additional_vms": 5}},
-    "cancellation_all": {"summary": "廃止申込: every key (R9)", "value": {
+    "cancellation_all": {"summary": "廃止申込: every key (the order ID goes too)", "value": {
         "kind": "cancellation", "contract_id": _CONTRACT, "scope": "all"}},
-    "cancellation_some": {"summary": "廃止申込: the named keys (R8)", "value": {
+    "cancellation_some": {"summary": "廃止申込: the named keys", "value": {
         "kind": "cancellation", "contract_id": _CONTRACT, "license_ids": ["9b2f6a1e-7c3d-5e4f-8a9b-0c1d2e3f4a5b"]}},
     "contact_change": {"summary": "連絡先変更", "value": {
         "kind": "contact_change", "contract_id": _CONTRACT,

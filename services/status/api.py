@@ -105,10 +105,10 @@ def router(pool: Callable[[], asyncpg.Pool], auth: Authenticator, keyring: Keyri
             "next_cursor": encode_cursor(last.created_at, last.contract_id) if last and len(found) > limit else None,
         }
 
-    @api.get("/contracts/{contract_id}", summary="The detail view (R11)",
+    @api.get("/contracts/{contract_id}", summary="The detail view",
              responses={200: {"model": answers.ContractDetail}, **openapi.errors(401, 404, 429, 503)})
     async def get_contract(contract_id: str, tenant: str = Depends(auth)) -> dict[str, Any]:
-        """The detail view (R11)."""
+        """The detail view: the contract, its keys and order ID, and its applications."""  # R11
         async with pool().acquire() as conn:
             found = await service.contract_detail(_uuid(contract_id, "contract"), tenant, PostgresRepository(conn))
         if found is None:

@@ -87,8 +87,8 @@ class OrderIdView(_Answer):
     status: Literal["active", "cancelled"]
 
 
-class Action(_Answer):
-    """Whether the rules allow it now (R3, R6, R7, R10), and why not."""
+class Action(_Answer):  # R3, R6, R7, R10
+    """Whether the rules allow it now, and why not."""
 
     allowed: bool
     reason: ReasonView | None
@@ -153,8 +153,8 @@ class LicenseView(_Answer):
     vm_count_increase: Action
 
 
-class ContractDetail(_ContractBase):
-    """The detail view (R11)."""
+class ContractDetail(_ContractBase):  # R11
+    """The detail view: the contract, its keys and order ID, its newest applications."""
 
     licenses: list[LicenseView]
     applications: list[ApplicationView] = Field(description="The newest applications, oldest first.")

@@ -17,7 +17,7 @@ ERRORS = {
     404: "No such id for this tenant (another tenant's ids answer 404 too).",
     409: "The Idempotency-Key was used before with another body.",
     413: "The body is over 64 KiB.",
-    422: "A field breaks the schema or a limit; `errors` names each one (R4).",
+    422: "A field breaks the schema or a limit; `errors` names each one.",  # R4
     429: "`rate_limited`: too many requests for this tenant; `too_many_failures`: too many wrong API keys from this "
          "address or for this key id (the key was not checked). `Retry-After` says when to try again.",
     431: "A header field is over 8 KiB, all of them over 32 KiB, or there are over 100 (shared/http/headers.py).",
