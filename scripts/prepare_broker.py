@@ -161,6 +161,8 @@ def enable(broker: Broker, why: str) -> str:
                            f"answer after {API_DEADLINE_S:g} s ({still}): set RABBITMQ_MANAGEMENT_URL to its "
                            "management.tcp.port")
         time.sleep(0.5)
+    if "unchanged" in done.stdout:  # on already, its API not up yet (a node that has just started)
+        return f"{PLUGIN} was on already on {node}; its API answers now at {broker.management_url}"
     return f"enabled {PLUGIN} on {node} (the provisioning step uses its API, now at {broker.management_url})"
 
 

@@ -97,7 +97,7 @@ def test_a_broker_elsewhere_is_left_alone_and_the_line_says_what_to_run() -> Non
 
 
 @needs_a_node
-@pytest.mark.skipif(os.geteuid() != 0, reason="runs the command as another user")
+@pytest.mark.skipif(os.geteuid() != 0 or not Path(SYSTEM_PYTHON).exists(), reason="runs it as another user")
 def test_a_user_who_cannot_enable_the_plugin_is_told_in_one_line_what_to_run(node: own_node.OwnNode) -> None:
     pwd.getpwnam("nobody")
     done = _prepare(_env(node), user="nobody")  # may run rabbitmqctl, cannot read the node's Erlang cookie
