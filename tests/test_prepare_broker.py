@@ -77,14 +77,15 @@ def test_the_script_reads_the_broker_as_the_provisioning_step_does() -> None:
 
 @pytest.mark.parametrize("target, then", [("run", "scripts/run_local.py"), ("migrate", "-m services.provisioning"),
                                           ("test", "-m pytest")])
-def test_make_prepares_the_broker_before_it_provisions(target: str, then: str) -> None:
+def test_make_prepares_the_broker_and_database_before_it_provisions(target: str, then: str) -> None:
     dry = subprocess.run(["make", "-n", "--no-print-directory", target], cwd=ROOT, capture_output=True, text=True,
                          timeout=60, env={**os.environ, "MAKEFLAGS": ""})
     assert dry.returncode == 0, dry.stderr
     lines = dry.stdout.splitlines()
-    prepared = [i for i, line in enumerate(lines) if "scripts/prepare_broker.py" in line]
     provisioned = [i for i, line in enumerate(lines) if then in line]
-    assert prepared and provisioned and prepared[0] < provisioned[0], dry.stdout
+    for script in ("scripts/prepare_broker.py", "scripts/prepare_database.py"):  # the database: its own test file
+        prepared = [i for i, line in enumerate(lines) if script in line]
+        assert prepared and provisioned and prepared[0] < provisioned[0], dry.stdout
 
 
 def test_a_broker_elsewhere_is_left_alone_and_the_line_says_what_to_run() -> None:
