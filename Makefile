@@ -11,7 +11,7 @@ CHROMIUM   ?= /usr/bin/chromium
 LOCAL_AMQP_URL     := amqp://guest:guest@127.0.0.1:5672/
 LOCAL_DATABASE_URL := postgresql://postgres@127.0.0.1:5432/postgres
 
-.PHONY: browser bench contracts contract-tools docs lock run test unit faults faults-selftest clean-broker lint migrate definitions kubernetes-topology venv compose-tool clean images test-containers compose-up compose-down
+.PHONY: broker database browser bench contracts contract-tools docs lock run test unit faults faults-selftest clean-broker lint migrate definitions kubernetes-topology venv compose-tool clean images test-containers compose-up compose-down
 
 # Locked with hashes (requirements*.txt, from requirements*.in by `make lock`): pip refuses
 # any file whose hash the lock does not name, the packaging tools included.
@@ -30,14 +30,24 @@ lock: venv
 	$(BIN)/uv pip compile --quiet --generate-hashes --python-version 3.11 --python-platform x86_64-unknown-linux-gnu \
 	  --index-url https://pypi.org/simple requirements-dev.in -o requirements-dev.txt
 
+## broker: ready the broker for the provisioning step (scripts/prepare_broker.py): the management plugin
+## on this machine's node, else one line saying what to run; run, migrate and test do it first
+broker:
+	@$(PYTHON) scripts/prepare_broker.py
+
+## database: check the provisioning step can log in to PostgreSQL (scripts/prepare_database.py), else one
+## line saying what to run (Debian's asks for a password); run, migrate and test do it first
+database:
+	@$(PYTHON) scripts/prepare_database.py
+
 ## run: start the four services locally against AMQP_URL / DATABASE_URL and show a demo
-run: venv
+run: venv broker database
 	$(BIN)/python scripts/run_local.py
 
 ## test: the whole suite (unit, integration on the real broker and database, container config)
 test faults faults-selftest clean-broker: export AMQP_URL ?= $(LOCAL_AMQP_URL)
 test faults faults-selftest clean-broker: export DATABASE_URL ?= $(LOCAL_DATABASE_URL)
-test: venv compose-tool browser contract-tools
+test: venv compose-tool browser contract-tools broker database
 	ARCSERVE_CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest
 
 ## unit: the pure domain rules only (no broker, no database)
@@ -48,19 +58,19 @@ unit: venv
 ## its table on stdout, test-output/bench/result.json and latency.png (BENCH_ARGS=--quick for a short look)
 bench: export AMQP_URL ?= $(LOCAL_AMQP_URL)
 bench: export DATABASE_URL ?= $(LOCAL_DATABASE_URL)
-bench: venv
+bench: venv broker database
 	$(BIN)/python -m tests.bench $(BENCH_ARGS)
 
 ## faults: the fault-injection suite at full size (500 applications per fault; FAULTS_APPLICATIONS=N)
-faults: venv
+faults: venv broker database
 	$(BIN)/python -m tests.faults --applications $${FAULTS_APPLICATIONS:-500}
 
 ## faults-selftest: the fault checker's own test: a clean run passes, each deliberate breakage is caught
-faults-selftest: venv
+faults-selftest: venv broker database
 	$(BIN)/python -m tests.faults.selftest --applications $${FAULTS_APPLICATIONS:-35}
 
 ## clean-broker: remove what killed test and fault runs left (stale test-*/faults-* topologies, test databases)
-clean-broker: venv
+clean-broker: venv broker database
 	$(BIN)/python -m tests.support.leftovers
 
 ## lint: ruff and mypy over the code and the tests, hadolint over the Dockerfiles, shellcheck over the scripts
@@ -72,7 +82,7 @@ lint: venv
 
 ## migrate: the one-shot provisioning step (broker users and topology, roles, grants, migrations,
 ## ARCSERVE_API_KEYS); each service's own URLs go to .run/credentials.env
-migrate: venv
+migrate: venv broker database
 	$(BIN)/python -m services.provisioning --env-file .run/credentials.env
 
 ## definitions: rewrite deploy/rabbitmq/definitions.json (compose's broker side) from the boundaries

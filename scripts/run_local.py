@@ -119,7 +119,11 @@ def main() -> int:
         service_urls = asyncio.run(provision_all(settings, credentials))
         write_env_file(credentials, {**read_env_file(credentials), **server_secrets})
         demo_tenant, (demo_key_id, demo_key) = asyncio.run(_demo_tenant(settings))
-    except (OSError, asyncpg.CannotConnectNowError, asyncpg.InvalidAuthorizationSpecificationError) as exc:
+    except asyncpg.InvalidAuthorizationSpecificationError as exc:  # it answers, and refuses this login
+        demo.say(f"PostgreSQL at {_where(settings.database_url)} refused the login ({exc}): "
+                 "`make database` says what to run")
+        return 1
+    except (OSError, asyncpg.CannotConnectNowError) as exc:
         demo.say(f"PostgreSQL does not answer at {_where(settings.database_url)} ({exc}): {HINT}")
         return 1
     except (ManagementError, ValueError, asyncpg.PostgresError) as exc:
