@@ -18,7 +18,8 @@ import pytest
 
 from services.provisioning.boundaries import BOUNDARIES
 from services.provisioning.broker import Management
-from shared.config import DEFAULT_AMQP_URL, Settings
+from services.provisioning.config import ProvisioningSettings
+from shared.config import DEFAULT_AMQP_URL
 from tests.support import own_node
 from tests.support.deployment import TestDeployment
 from tests.support.infra import Servers
@@ -69,7 +70,7 @@ def test_the_script_reads_the_broker_as_the_provisioning_step_does() -> None:
     assert prepare_broker.DEFAULT_AMQP_URL == DEFAULT_AMQP_URL
     for env in ({}, {"AMQP_URL": "amqp://admin:p%40ss@10.1.2.3:5673/,amqp://admin:p%40ss@10.1.2.4:5673/"},
                 {"AMQP_URL": "amqp://u:p@broker.example/", "RABBITMQ_MANAGEMENT_URL": "https://mgmt.example:443/"}):
-        settings = Settings.model_validate(env)
+        settings = ProvisioningSettings.model_validate(env)
         expected = Management.for_amqp_url(settings.amqp_url, settings.management_url)
         broker = prepare_broker.Broker.from_env(env)
         assert (broker.management_url, broker.user, broker.password) == (expected.url, expected.user, expected.password)
