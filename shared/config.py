@@ -293,17 +293,23 @@ class ServiceSettings(ProcessSettings):
     metrics_port: Port = Field(description="its operator port: /metrics, /healthz, /readyz; internal, never exposed "
                                            "to tenants")
     topology_prefix: TopologyPrefix = ""
-    prefetch: int = Field(8, ge=1, le=10_000, validation_alias="ARCSERVE_PREFETCH",
-                          description="messages in hand per consumer (a service that consumes)")
     db_pool_size: int = Field(10, ge=1, le=1_000, validation_alias="ARCSERVE_DB_POOL_SIZE",
                               description="database connections per process")
-    retry_delays_s: RetryDelays = DEFAULT_RETRY_DELAYS_S
     cloudevents_mode: ContentMode = Field(
         "structured", validation_alias="ARCSERVE_CLOUDEVENTS_MODE",
         description="how the CloudEvents it publishes travel: `structured` (the event is the JSON body) or "
                     "`binary` (attributes in `ce-` headers, the body is `data`); consumers read both either way")
+
+
+class ConsumerSettings(ServiceSettings):
+    """What the shared runtime reads of a service that consumes (its consumers, their retries,
+    their inbox)."""
+
+    prefetch: int = Field(8, ge=1, le=10_000, validation_alias="ARCSERVE_PREFETCH",
+                          description="messages in hand per consumer")
+    retry_delays_s: RetryDelays = DEFAULT_RETRY_DELAYS_S
     inbox_retention_days: float = Field(7.0, gt=0, validation_alias="ARCSERVE_INBOX_RETENTION_DAYS",
-                                        description="how long handled message ids are kept (a service that consumes)")
+                                        description="how long handled message ids are kept")
 
 
 class ApiSettings(ServiceSettings):

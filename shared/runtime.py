@@ -26,7 +26,7 @@ from shared import metrics, tenancy
 from shared.backoff import Backoff
 from shared.boundary import Boundary
 from shared.clock import Clock, utc_now
-from shared.config import ProcessSettings, ServiceSettings
+from shared.config import DEFAULT_RETRY_DELAYS_S, ConsumerSettings, ProcessSettings, ServiceSettings
 from shared.db.migrate import missing
 from shared.db.pool import create_pool
 from shared.http import openapi
@@ -55,7 +55,11 @@ class Service:
         self.name = boundary.name
         self.settings = settings
         self.port, self.metrics_port = settings.port, settings.metrics_port
-        self.topology = Topology(settings.topology_prefix, settings.retry_delays_s)
+        consuming = settings if isinstance(settings, ConsumerSettings) else None
+        if boundary.subscribers and consuming is None:
+            raise TypeError(f"{self.name} consumes: its settings must be ConsumerSettings")
+        self.topology = Topology(settings.topology_prefix,
+                                 consuming.retry_delays_s if consuming else DEFAULT_RETRY_DELAYS_S)
         # The prefix tells apart stacks sharing a broker (as seen in `rabbitmqctl list_connections`).
         self.broker = Broker(settings.amqp_url, self.topology, connection_name=f"{settings.topology_prefix}{self.name}",
                              content_mode=settings.cloudevents_mode)
@@ -73,7 +77,7 @@ class Service:
         self.inbox = Inbox(schema) if schema else None
         self.outbox = Outbox(schema) if schema else None
         self._consumers: list[Consumer] = []
-        if boundary.subscribers:
+        if consuming is not None and boundary.subscribers:
             relays = Relays(lambda: tenancy.relays(self.pool))
             assert self.inbox is not None and self.outbox is not None, f"{self.name} consumes but owns no schema"
             for subscriber in boundary.subscribers:
@@ -81,7 +85,7 @@ class Service:
                                  deliver=self._deliver)
                 self._consumers.append(Consumer(
                     self.broker, subscriber, uow, pool=lambda: self.pool, deps=deps, clock=clock,
-                    prefetch=settings.prefetch, relays=relays,
+                    prefetch=consuming.prefetch, relays=relays,
                 ))
         self._started = False
         self._relay: OutboxRelay | None = None
@@ -188,11 +192,12 @@ class Service:
         """Forget handled message ids after the retention period; a redelivery can only come
         long before that (retries end within minutes), a replay from the dead-letter queue
         meets the handlers' own checks (application ids, row states)."""
-        assert self.inbox is not None
+        assert self.inbox is not None and isinstance(self.settings, ConsumerSettings)
+        retention_days = self.settings.inbox_retention_days
         while True:
             try:
                 async with self.pool.acquire() as conn:
-                    deleted = await self.inbox.prune(conn, self.settings.inbox_retention_days)
+                    deleted = await self.inbox.prune(conn, retention_days)
                 if deleted:
                     log.info("%s: pruned %d inbox entries", self.name, deleted)
             except Exception as exc:

@@ -6,10 +6,10 @@ from __future__ import annotations
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
-from shared.config import LicenseKeyKeyring, Port, ServiceSettings
+from shared.config import ConsumerSettings, LicenseKeyKeyring, Port
 
 
-class LicenseIssuerSettings(ServiceSettings):
+class LicenseIssuerSettings(ConsumerSettings):
     model_config = SettingsConfigDict(env_prefix="LICENSE_ISSUER_")
 
     port: Port = Field(8082, description="the license issuer's probes")

@@ -6,10 +6,10 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from shared.config import Port, ServiceSettings
+from shared.config import ConsumerSettings, Port
 
 
-class OrderIdSettings(ServiceSettings):
+class OrderIdSettings(ConsumerSettings):
     model_config = SettingsConfigDict(env_prefix="ORDER_ID_")
 
     port: Port = Field(8083, description="the order-ID service's probes")

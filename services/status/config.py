@@ -7,10 +7,10 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from services.status.domain.calendar import YearEndClosure
-from shared.config import ApiSettings, LicenseKeyKeyring, Port
+from shared.config import ApiSettings, ConsumerSettings, LicenseKeyKeyring, Port
 
 
-class StatusSettings(ApiSettings):
+class StatusSettings(ApiSettings, ConsumerSettings):
     model_config = SettingsConfigDict(env_prefix="STATUS_")
 
     port: Port = Field(8081, description="the status service's HTTP API (reads)")

@@ -79,7 +79,7 @@ def test_a_given_environment_is_read_instead_of_the_process_s(monkeypatch: pytes
 def test_a_model_built_in_code_reads_no_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ARCSERVE_PREFETCH", "99")
     monkeypatch.setenv("PORTAL_PORT", "1")
-    assert IntakeSettings(amqp_url="amqp://intake@rabbitmq/", database_url="postgresql://i@postgres/a").prefetch == 8
+    assert OrderIdSettings(amqp_url="amqp://order-id@rabbitmq/", database_url="postgresql://o@postgres/a").prefetch == 8
     assert PortalSettings().port == 8084
     assert PortalSettings.from_env().port == 1
 
@@ -99,6 +99,9 @@ def test_each_service_reads_its_own_prefix_and_no_other_process_s_variables() ->
                             ProvisioningSettings) if "ARCSERVE_YEAR_END_CLOSURE" in variables(m).values()]
     assert not [m for m in (IntakeSettings, StatusSettings, PortalSettings, ToolSettings, ProvisioningSettings)
                 if {"ARCSERVE_SIM_NEW_DELAY_S", "ARCSERVE_SIM_CHANGE_DELAY_S"} & set(variables(m).values())]
+    consuming = {"ARCSERVE_PREFETCH", "ARCSERVE_RETRY_DELAYS_S", "ARCSERVE_INBOX_RETENTION_DAYS"}
+    assert consuming & set(variables(IntakeSettings).values()) == set()  # intake consumes nothing
+    assert all(consuming <= set(variables(m).values()) for m in (StatusSettings, LicenseIssuerSettings, OrderIdSettings))
 
 
 def test_the_configuration_document_is_the_models() -> None:
