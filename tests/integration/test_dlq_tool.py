@@ -3,6 +3,7 @@
 letters are real ones, made by the status service as in the poison-message test."""
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 import uuid
@@ -147,6 +148,7 @@ async def test_list_show_purge_and_replay_after_the_cause_is_fixed(new_stack: Ca
         mine = [letter for letter in await listed(stack) if letter["message_id"] == invalid]
         return mine[0] if len(mine) == 1 and mine[0]["replays"] == 1 else None
 
+    await wait_depth(stack, 2)  # a cheap gate: each listing is a process of its own
     again = await eventually(dead_again, "the replayed invalid submission to be dead-lettered again")
     assert again["reason"].startswith("invalid_application")
     assert (again["original_exchange"], again["original_routing_key"]) == (exchange, "new")
@@ -161,6 +163,7 @@ async def test_list_show_purge_and_replay_after_the_cause_is_fixed(new_stack: Ca
         replays = sorted((letter["message_id"], letter["replays"]) for letter in letters)
         return letters if replays == sorted([(not_json, 1), (invalid, 2)]) else None
 
+    await wait_depth(stack, 2)
     await eventually(both_back, "both replayed poison messages to be dead-lettered again")
     assert "purged 2 dead letters" in await ok(stack, "purge", "--all")
     await wait_depth(stack, 0)
@@ -228,7 +231,7 @@ async def test_broker_dead_letters_and_letters_without_origin(new_stack: Callabl
         finally:
             await (await connection.channel()).queue_delete(probe)
 
-    # Usage errors are 2, before anything touches the broker.
-    for args in (("replay",), ("purge", "x", "--all"), ("list", "--queue", "nope"), ("frobnicate",)):
-        code, _, err = await dlq(stack, *args)
+    # Usage errors are 2, before anything touches the broker (four processes, run at once).
+    usages = (("replay",), ("purge", "x", "--all"), ("list", "--queue", "nope"), ("frobnicate",))
+    for args, (code, _, err) in zip(usages, await asyncio.gather(*(dlq(stack, *args) for args in usages)), strict=True):
         assert code == 2 and "usage:" in err, (args, err)

@@ -248,7 +248,8 @@ class Stack:
 
     async def drained(self) -> None:
         """Wait until nothing is left in flight: outbox, queues, processing applications."""
-        await drain(self.servers.rabbitmqctl, self.settings.database_url, work_queues(self.topology))
+        await drain(self.servers.rabbitmqctl, self.settings.database_url, work_queues(self.topology),
+                    amqp_url=self.servers.amqp_url)
 
     async def handled(self, message_id: str, consumer: str) -> bool:
         """Whether `consumer` (a subscriber's name, e.g. "arcserve.status.results") has
