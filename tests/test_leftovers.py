@@ -57,7 +57,7 @@ async def _databases(admin_url: str) -> set[str]:
 @pytest.mark.parametrize(
     ("command", "kind", "sig"),
     [
-        pytest.param(["-m", "tests.faults", "--applications", "70", "--faults", "none"], "faults", signal.SIGINT,
+        pytest.param(["-m", "tests.faults", "--applications", "70", "--faults", "none", "--no-sweep"], "faults", signal.SIGINT,
                      id="fault-suite-SIGINT"),
         pytest.param(["-m", "pytest", "-p", "no:cacheprovider", "-q", "tests/integration/test_rules_e2e.py"], "test",
                      signal.SIGTERM, id="pytest-SIGTERM"),

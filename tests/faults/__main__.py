@@ -108,13 +108,15 @@ async def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.faults", description=__doc__)
     parser.add_argument("--applications", type=int, default=500, help="applications per fault run")
     parser.add_argument("--faults", default=",".join(faults.FAULTS), help="comma-separated fault names")
+    parser.add_argument("--no-sweep", dest="sweep", action="store_false",
+                        help="skip the sweep of stale leftovers (a caller that swept already: the pytest session)")
     args = parser.parse_args(argv)
     names = [n.strip() for n in args.faults.split(",") if n.strip()]
     unknown = [n for n in names if n not in faults.ALL]
     if unknown:
         parser.error(f"unknown faults {unknown}; known: {', '.join(faults.ALL)}")
     verdicts = []
-    async with servers() as infrastructure:
+    async with servers(sweep_first=args.sweep) as infrastructure:
         print(checker.Verdict.HEADER, flush=True)
         for name in names:
             started = time.monotonic()

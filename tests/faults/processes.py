@@ -95,16 +95,20 @@ class ProcessStack:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        running = list(self.processes.values())
         try:
-            for name in list(self.processes):
-                await self.terminate(name)
+            # All at once, as a deployment stops: each drains on its own (a service's drain does
+            # not wait on another's), so one after the other only added up their drains.
+            await asyncio.gather(*(self.terminate(name) for name in list(self.processes)))
             if self.proxied:
                 await self.broker_proxy.close()
                 await self.database_proxy.close()
         finally:
-            for name in list(self.processes):  # a service still up holds its connections
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(self.processes.pop(name).pid, signal.SIGKILL)
+            for process in [*running, *self.processes.values()]:  # a service still up holds its connections
+                if process.returncode is None:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(process.pid, signal.SIGKILL)
+            self.processes.clear()
             await self.deployment.remove()
 
     @staticmethod
@@ -186,7 +190,7 @@ class ProcessStack:
     async def drained(self, *also: str, deadline_s: float = 120.0) -> None:
         """Nothing left in flight (tests/support/drain.py); `also`: more queues to wait on."""
         await drain(self.servers.rabbitmqctl, self.database_url, [*work_queues(self.topology), *also],
-                    deadline_s=deadline_s, what=f"the fault stack {self.prefix}")
+                    deadline_s=deadline_s, what=f"the fault stack {self.prefix}", amqp_url=self.amqp_url)
 
     async def wait_ready(self, timeout: float = 90.0) -> None:
         deadline = time.monotonic() + timeout

@@ -24,13 +24,15 @@ async def main(argv: list[str]) -> int:
                         help="seconds a client waits on a step, and the checker for the stack to drain")
     parser.add_argument("--breakages", default=",".join([CLEAN, *BREAKAGES]),
                         help=f"comma-separated: {CLEAN} (the clean run), {', '.join(BREAKAGES)}")
+    parser.add_argument("--no-sweep", dest="sweep", action="store_false",
+                        help="skip the sweep of stale leftovers (a caller that swept already: the pytest session)")
     args = parser.parse_args(argv)
     names = [n.strip() for n in args.breakages.split(",") if n.strip()]
     unknown = [n for n in names if n != CLEAN and n not in BREAKAGES]
     if unknown:
         parser.error(f"unknown breakages {unknown}; known: {CLEAN}, {', '.join(BREAKAGES)}")
     right = True
-    async with servers() as infrastructure:
+    async with servers(sweep_first=args.sweep) as infrastructure:
         print("breakage, fault, verdict, lost, duplicated, wrong, first problem", flush=True)
         for name in names:
             breakage = BREAKAGES.get(name)

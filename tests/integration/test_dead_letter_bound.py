@@ -8,6 +8,8 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import aio_pika
+
 from services.provisioning import broker
 from services.status.handlers import SUBMISSIONS
 from tests.support.stack import Stack, eventually
@@ -37,6 +39,7 @@ async def test_a_full_dead_letter_queue_keeps_the_next_poison_message_until_ther
         first, second, third = "bound-first", "bound-second", "bound-third"
         for poison in (first, second):
             await stack.publish_raw(stack.topology.applications, "new", b"not json", message_id=poison)
+        await _depth_reaches(stack, dead_letters, 2)  # cheap to poll; the listing below is a process
         await eventually(lambda: _is(stack, [first, second]), "the first two poison messages dead-lettered")
         await stack.publish_raw(stack.topology.applications, "new", b"not json either", message_id=third)
 
@@ -47,9 +50,24 @@ async def test_a_full_dead_letter_queue_keeps_the_next_poison_message_until_ther
 
         await eventually(kept, "the third one kept in the gate's queue while the dead-letter queue is full")
         assert "purged 2" in await ok(stack, "dlq", "purge", first, second)
+        await _depth_reaches(stack, dead_letters, 1, timeout=60)
         await eventually(lambda: _is(stack, [third]), "the third one dead-lettered once there is room", timeout=60)
     finally:
         management.delete_policy("/", name)
+
+
+async def _depth_reaches(stack: Stack, queue: str, count: int, timeout: float = 20.0) -> None:
+    """Wait until `queue` holds `count` messages, by a passive declare (nothing consumed): a
+    gate before the dlq tool's listing, which starts a process per look."""
+    connection = await aio_pika.connect(stack.settings.amqp_url)
+    async with connection:
+        channel = await connection.channel()
+
+        async def probe() -> bool:
+            declared = await channel.declare_queue(queue, passive=True)
+            return declared.declaration_result.message_count == count
+
+        await eventually(probe, f"{count} messages in {queue}", timeout=timeout)
 
 
 async def _bound(management: broker.Management, queue: str) -> bool:

@@ -3,6 +3,7 @@
 letters are real ones, made by the status service as in the poison-message test."""
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 import uuid
@@ -228,7 +229,7 @@ async def test_broker_dead_letters_and_letters_without_origin(new_stack: Callabl
         finally:
             await (await connection.channel()).queue_delete(probe)
 
-    # Usage errors are 2, before anything touches the broker.
-    for args in (("replay",), ("purge", "x", "--all"), ("list", "--queue", "nope"), ("frobnicate",)):
-        code, _, err = await dlq(stack, *args)
+    # Usage errors are 2, before anything touches the broker (four processes, run at once).
+    usages = (("replay",), ("purge", "x", "--all"), ("list", "--queue", "nope"), ("frobnicate",))
+    for args, (code, _, err) in zip(usages, await asyncio.gather(*(dlq(stack, *args) for args in usages)), strict=True):
         assert code == 2 and "usage:" in err, (args, err)

@@ -167,12 +167,20 @@ class Stack:
         return f"http://127.0.0.1:{self.portal.bound_port}"
 
     async def stop(self, *names: str) -> None:
-        if not names and self.portal is not None:
+        """Stop (drain) the services named, one after the other; with no names, the portal and
+        then every service at once, as a deployment stops (each drains on its own)."""
+        if names:
+            for name in names:
+                await self.services.pop(name).stop()
+            return
+        if self.portal is not None:
             portal, self.portal = self.portal, None
             await portal.stop()
-        for name in names or tuple(self.services):
-            service = self.services.pop(name)
-            await service.stop()
+        services = [self.services.pop(name) for name in tuple(self.services)]
+        stopped = await asyncio.gather(*(service.stop() for service in services), return_exceptions=True)
+        for outcome in stopped:  # every one stopped, or tried to, before the first failure is raised
+            if isinstance(outcome, BaseException):
+                raise outcome
 
     async def close(self) -> None:
         """Stop the services, remove the topology and database; a second call does nothing."""
@@ -266,7 +274,8 @@ class Stack:
 
     async def drained(self) -> None:
         """Wait until nothing is left in flight: outbox, queues, processing applications."""
-        await drain(self.servers.rabbitmqctl, self.settings.database_url, work_queues(self.topology))
+        await drain(self.servers.rabbitmqctl, self.settings.database_url, work_queues(self.topology),
+                    amqp_url=self.servers.amqp_url)
 
     async def handled(self, message_id: str, consumer: str) -> bool:
         """Whether `consumer` (a subscriber's name, e.g. "arcserve.status.results") has
