@@ -18,8 +18,8 @@ class StatusSettings(ApiSettings, ConsumerSettings):
                                                  "internal, never exposed to tenants")
     license_key_keyring: LicenseKeyKeyring = SecretStr("")
     year_end_closure: str = Field(
-        "12-29/01-03", pattern=r"^(\d\d-\d\d/\d\d-\d\d)?$", validation_alias="ARCSERVE_YEAR_END_CLOSURE",
-        description="closed days for R12, `MM-DD/MM-DD` (empty: none)")
+        "12-29/01-03", pattern=r"^(\d\d-\d\d/\d\d-\d\d|none)?$", validation_alias="ARCSERVE_YEAR_END_CLOSURE",
+        description="closed days for R12, `MM-DD/MM-DD`, or `none` (an empty variable is an unset one: the default)")
 
     @field_validator("year_end_closure")
     @classmethod

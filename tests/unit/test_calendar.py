@@ -95,6 +95,7 @@ def test_business_days_are_counted_on_the_japanese_date(submitted_utc, expected_
         pytest.param("08-13/08-16", YearEndClosure((8, 13), (8, 16)), id="non-wrapping"),
         pytest.param("", None, id="empty-means-no-closure"),
         pytest.param("   ", None, id="blank-means-no-closure"),
+        pytest.param("none", None, id="none-means-no-closure"),
     ],
 )
 def test_year_end_closure_parse(text, closure):

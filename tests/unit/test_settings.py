@@ -113,3 +113,9 @@ def test_the_configuration_document_is_the_models() -> None:
     for variable in ("ARCSERVE_PREFETCH", "OTEL_TRACES_EXPORTER", "PORTAL_METRICS_PORT", "ARCSERVE_ID_SECRET",
                      "STATUS_METRICS_PORT", "ORDER_ID_AMQP_URL", "ARCSERVE_YEAR_END_CLOSURE"):
         assert f"| `{variable}` |" in document
+
+
+def test_none_turns_the_year_end_closure_off_and_an_empty_variable_keeps_the_default() -> None:
+    own = {"STATUS_AMQP_URL": "amqp://status@rabbitmq/", "STATUS_DATABASE_URL": "postgresql://s@postgres/a"}
+    assert StatusSettings.from_env({**own, "ARCSERVE_YEAR_END_CLOSURE": "none"}).year_end_closure == "none"
+    assert StatusSettings.from_env({**own, "ARCSERVE_YEAR_END_CLOSURE": ""}).year_end_closure == "12-29/01-03"

@@ -20,8 +20,8 @@ class YearEndClosure:
 
     @classmethod
     def parse(cls, text: str) -> YearEndClosure | None:
-        """`"12-29/01-03"`; an empty string means no closure."""
-        if not text.strip():
+        """`"12-29/01-03"`; `none` (or an empty string) means no closure."""
+        if not text.strip() or text.strip().lower() == "none":
             return None
         try:
             first, last = text.split("/")
