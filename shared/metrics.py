@@ -24,6 +24,8 @@ INBOX_DUPLICATES = Counter(
 DEAD_LETTERED = Counter(
     "arcserve_dead_lettered_total", "Messages dead-lettered, by queue and reason code", ["queue", "reason"]
 )
+FULFILMENTS = Counter("arcserve_fulfilments_total", "Fulfilment requests completed, by service and by where the "
+                      "result came from", ["service", "source"])
 OUTBOX_PUBLISHED = Counter("arcserve_outbox_published_total", "Outbox messages published", ["service"])
 OUTBOX_BACKLOG = Gauge("arcserve_outbox_backlog", "Outbox rows not yet published (read at scrape time)", ["service"])
 OUTBOX_OLDEST_AGE = Gauge(

@@ -14,12 +14,13 @@ import contextlib
 import logging
 import signal
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any, Protocol, TypeVar
 
 import asyncpg
 import uvloop
 from fastapi import FastAPI
+from pydantic import BaseModel
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shared import metrics, tenancy
@@ -28,7 +29,7 @@ from shared.boundary import Boundary
 from shared.clock import Clock, utc_now
 from shared.config import DEFAULT_RETRY_DELAYS_S, ConsumerSettings, ProcessSettings, ServiceSettings
 from shared.db.migrate import missing
-from shared.db.pool import create_pool
+from shared.db.pool import Connection, create_pool
 from shared.http import openapi
 from shared.http.errors import error_response, install_error_handlers
 from shared.http.observe import Observe
@@ -37,7 +38,7 @@ from shared.http.server import HttpServer
 from shared.messaging.broker import Broker
 from shared.messaging.consumer import Consumer, QueueMissing
 from shared.messaging.inbox import Inbox
-from shared.messaging.outbox import Outbox, OutboxRelay, Pending
+from shared.messaging.outbox import Outbox, OutboxRelay, Outgoing, Pending
 from shared.messaging.provenance import Relays
 from shared.messaging.topology import Topology
 from shared.messaging.unit_of_work import Addressing, UnitOfWork
@@ -95,6 +96,8 @@ class Service:
         self._operator_server: HttpServer | None = None
         self.stopping = asyncio.Event()
         self.on_stop: list[Callable[[], Awaitable[None]]] = []  # once HTTP is done (e.g. a listener to close)
+        self._jobs: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {}
+        self._job_tasks: list[asyncio.Task[None]] = []
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -114,6 +117,7 @@ class Service:
             self._relay_task = asyncio.create_task(self._relay.run(), name=f"{self.name}-relay")
         if self._consumers:
             self._housekeeping = asyncio.create_task(self._prune_inbox(), name=f"{self.name}-inbox-pruning")
+        self._job_tasks = [asyncio.create_task(job(), name=f"{self.name}-{name}") for name, job in self._jobs.items()]
         self._started = True
         log.info("%s ready on port %d", self.name, self.bound_port)
 
@@ -166,6 +170,9 @@ class Service:
             await close()
         if self._housekeeping is not None:
             self._housekeeping.cancel()
+        for task in self._job_tasks:  # a job's transaction in hand rolls back; its work is picked up again
+            task.cancel()
+        await asyncio.gather(*self._job_tasks, return_exceptions=True)
         await asyncio.gather(*(consumer.stop(left()) for consumer in self._consumers))
         if self._relay is not None and self._relay_task is not None:
             self._relay.stop()
@@ -183,6 +190,26 @@ class Service:
         if self._operator_server is not None:  # last: probes and scrapes see the drain to its end
             await self._operator_server.stop()
         log.info("%s stopped", self.name)
+
+    def add_job(self, name: str, job: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """Run `job` (a loop of the service's own timed work, e.g. the fulfilment simulator)
+        once the service has started, until it stops; /healthz fails if it ends."""
+        assert not self._started, f"{self.name}: jobs are added before start"
+        self._jobs[name] = job
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Transaction]:
+        """A unit of work no message started (a job's): its writes and what it publishes
+        commit together, through the service's outbox, and go out at once after the commit."""
+        assert self.outbox is not None, f"{self.name} owns no outbox"
+        assert self._relay is not None, "a transaction publishes once the service has started"
+        addressing = Addressing(self.boundary.source, self.topology)
+        async with self.pool.acquire() as conn, conn.transaction():
+            work = Transaction(conn, addressing)
+            yield work
+            written = await self.outbox.enqueue(conn, work.published)
+        if written:
+            await self._relay.deliver(written)
 
     async def _deliver(self, written: list[Pending]) -> None:
         assert self._relay is not None, "consumers start after the relay"
@@ -232,7 +259,7 @@ class Service:
 
     def wedged(self) -> str | None:
         """What has died that the process cannot work without; a restart is what helps."""
-        for task in (self._relay_task, self._housekeeping):
+        for task in (self._relay_task, self._housekeeping, *self._job_tasks):
             if task is not None and task.done() and not self.stopping.is_set():
                 return f"{task.get_name()} ended"
         return None
@@ -254,6 +281,19 @@ class Service:
         self._server = HttpServer(self.app, host=self.settings.host, port=self.port, name=self.name,
                                   grace_s=self.settings.drain_timeout_s)
         await self._server.start()
+
+
+class Transaction:
+    """What a job's unit of work writes with (`conn`) and publishes (`publish`)."""
+
+    def __init__(self, conn: Connection, addressing: Addressing):
+        self.conn = conn
+        self._addressing = addressing
+        self.published: list[Outgoing] = []
+
+    def publish(self, message: BaseModel, *, tenant_id: str, subject: str | None = None) -> None:
+        """Publish `message` (a catalogue model) for `tenant_id` when the unit of work commits."""
+        self.published.append(self._addressing.outgoing_for(message, tenant_id, subject))
 
 
 class _UntilStarted:

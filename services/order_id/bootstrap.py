@@ -2,12 +2,16 @@ from __future__ import annotations
 
 from services.order_id.boundary import BOUNDARY
 from services.order_id.config import OrderIdSettings
+from services.order_id.fulfilment import Simulator as Fulfilment
 from services.order_id.handlers import Deps
+from services.order_id.orders import PostgresOrders
 from shared.clock import Clock, utc_now
 from shared.issuance import Simulator
 from shared.runtime import Service
 
 
 def build(settings: OrderIdSettings, clock: Clock = utc_now) -> Service:
-    deps = Deps(Simulator(new_delay_s=settings.sim_new_delay_s))
-    return Service(BOUNDARY, settings, deps=deps, clock=clock)
+    fulfilment = Fulfilment(settings.sim_new_delay_s)
+    service = Service(BOUNDARY, settings, deps=Deps(Simulator(), fulfilment), clock=clock)
+    service.add_job("fulfilment-simulator", lambda: fulfilment.run(service.transaction, PostgresOrders, clock))
+    return service

@@ -1,17 +1,17 @@
 """Order-ID service: one Arcserve order ID per new contract (R1), cancelled with the
 contract's last key (R9).
 
-The issuance backend is called the way every worker calls it (shared/messaging/subscriber.py):
-outside any transaction, in the handler's `outside` step, then recorded idempotently in the
-unit of work: one row per contract, and the stored order ID wins over one the backend handed
-out again."""
+An order ID is a fulfilment: asked for here, obtained later (services/order_id/fulfilment.py),
+and the first one stored wins over any other result. Its cancellation is immediate (R9): the
+vendor is called in the handler's `outside` step, outside any transaction, then recorded."""
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from services.order_id.orders import Orders, PostgresOrders
+from services.order_id.fulfilment import Simulator
+from services.order_id.orders import Orders, PostgresOrders, Request
 from shared.contracts import events
 from shared.db.pool import Queryable
 from shared.issuance import IssuanceBackend
@@ -24,25 +24,29 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Deps:
-    backend: IssuanceBackend
-    orders: Callable[[Queryable], Orders] = PostgresOrders  # its table, on the unit of work's transaction
+    backend: IssuanceBackend  # cancels order IDs at the vendor
+    simulator: Simulator  # where order IDs come from (services/order_id/fulfilment.py)
+    orders: Callable[[Queryable], Orders] = PostgresOrders  # its tables, on the unit of work's transaction
 
 
 QUEUE: Subscriber[Deps] = Subscriber("arcserve.order-id")
 
 
-async def obtain_order_id(accepted: events.NewAccepted, delivery: Delivery[Deps]) -> str:
-    stored = await delivery.deps.orders(delivery.pool).value_of(accepted.contract_id)
-    return stored or await delivery.deps.backend.issue_order_id(accepted.contract_id)
-
-
-@QUEUE.handler(events.NewAccepted, outside=obtain_order_id)
-async def issue(accepted: events.NewAccepted, ctx: ConsumeContext[Deps, str]) -> None:
-    stored = await ctx.deps.orders(ctx.conn).keep(accepted.contract_id, accepted.application_id, ctx.obtained, ctx.now)
-    ctx.publish(events.OrderIdIssued(
-        application_id=accepted.application_id, contract_id=accepted.contract_id, arcserve_order_id=stored,
-    ))
-    ctx.after_commit(lambda: log.info("issued the contract's Arcserve order ID"))
+@QUEUE.handler(events.NewAccepted)
+async def request(accepted: events.NewAccepted, ctx: ConsumeContext[Deps, None]) -> None:
+    """Ask for the new contract's order ID and be done: the result completes the request
+    later (services/order_id/fulfilment.py). One asked for and obtained before is announced
+    again; one asked for and still awaited is asked for once."""
+    orders = ctx.deps.orders(ctx.conn)
+    stored = await orders.value_of(accepted.contract_id)
+    if stored is not None:
+        ctx.publish(events.OrderIdIssued(
+            application_id=accepted.application_id, contract_id=accepted.contract_id, arcserve_order_id=stored,
+        ))
+        return
+    await orders.request(Request(accepted.contract_id, accepted.application_id, ctx.event.tenantid or "", ctx.now,
+                                 accepted.expected_completion_at, ctx.deps.simulator.answers_at(ctx.now)))
+    ctx.after_commit(ctx.deps.simulator.wake)
 
 
 async def cancel_at_vendor(accepted: events.CancellationAccepted, delivery: Delivery[Deps]) -> str | None:

@@ -103,9 +103,12 @@ class Addressing:
     def outgoing(self, message: BaseModel, cause: CloudEvent, subject: str | None,
                  traceparent: str | None = None) -> Outgoing:
         """`message` as published for the tenant of `cause`, about `subject` (default: the same)."""
-        entry, event = catalogue.to_event(
-            message, source=self.source, tenant_id=cause.tenantid or "", subject=subject or cause.subject
-        )
+        return self.outgoing_for(message, cause.tenantid or "", subject or cause.subject, traceparent)
+
+    def outgoing_for(self, message: BaseModel, tenant_id: str, subject: str | None,
+                     traceparent: str | None = None) -> Outgoing:
+        """`message` as published for `tenant_id`, about `subject`."""
+        entry, event = catalogue.to_event(message, source=self.source, tenant_id=tenant_id, subject=subject)
         return Outgoing(self.topology.name(entry.exchange), entry.routing_key, event, traceparent)
 
 

@@ -1,6 +1,7 @@
-"""The order-ID service's handlers on the in-memory harness (shared/messaging/testing.py):
-one order ID per contract (R1), cancelled with the contract's last key (R9), with no broker
-and no database. tests/integration/test_new_and_cancel.py proves the same on the real ones."""
+"""The order-ID service's handlers on the in-memory harness (shared/messaging/testing.py),
+and its fulfilment (services/order_id/fulfilment.py) on in-memory tables: one order ID per
+contract (R1), asked for and obtained later, cancelled with the contract's last key (R9).
+tests/integration/test_new_and_cancel.py and test_fulfilment.py prove the same on the real ones."""
 from __future__ import annotations
 
 import uuid
@@ -8,7 +9,9 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from uuid import UUID
 
+from services.order_id.fulfilment import Simulator
 from services.order_id.handlers import QUEUE, Deps
+from services.order_id.orders import Request
 from shared.contracts import events
 from shared.contracts.applications import LicenseType, Usage
 from shared.messaging.testing import T0, Harness
@@ -20,12 +23,10 @@ LICENSE = events.LicenseSummary(license_id=uuid.uuid4(), usage=Usage.VIRTUAL_SER
 
 class Backend:
     def __init__(self) -> None:
-        self.issued: list[str] = []
         self.cancelled: list[str] = []
 
     async def issue_order_id(self, contract_id: UUID) -> str:
-        self.issued.append(f"ARC-20260601-{len(self.issued) + 1:05d}")
-        return self.issued[-1]
+        raise AssertionError("order IDs are a fulfilment now: requested, never awaited in a handler")
 
     async def cancel_order_id(self, order_id: str) -> None:
         self.cancelled.append(order_id)
@@ -38,11 +39,29 @@ class Backend:
 
 
 class MemoryOrders:
-    """`order_id.orders` in memory: one row per contract, the first value stays."""
+    """`order_id.orders` and `order_id.requests` in memory: one row per contract, the first
+    value stays."""
 
     def __init__(self) -> None:
         self.rows: dict[UUID, tuple[UUID, str, datetime]] = {}
         self.cancelled_at: dict[UUID, datetime] = {}
+        self.requests: dict[UUID, Request] = {}
+        self.fulfilled_at: dict[UUID, datetime] = {}
+
+    async def request(self, request: Request) -> None:
+        self.requests.setdefault(request.contract_id, request)
+
+    async def to_simulate(self, now: datetime, limit: int) -> list[Request]:
+        due = [r for r in self.requests.values()
+               if r.contract_id not in self.fulfilled_at and r.simulate_at is not None and r.simulate_at <= now]
+        return sorted(due, key=lambda r: r.simulate_at or now)[:limit]
+
+    async def next_simulation(self) -> datetime | None:
+        return min((r.simulate_at for r in self.requests.values()
+                    if r.contract_id not in self.fulfilled_at and r.simulate_at is not None), default=None)
+
+    async def fulfilled(self, contract_id: UUID, at: datetime) -> None:
+        self.fulfilled_at.setdefault(contract_id, at)
 
     async def value_of(self, contract_id: UUID) -> str | None:
         row = self.rows.get(contract_id)
@@ -56,9 +75,20 @@ class MemoryOrders:
             self.cancelled_at.setdefault(contract_id, at)
 
 
+DELAY = timedelta(minutes=30)
+
+
 def harness(now: datetime = T0) -> tuple[Harness[Deps], Backend, MemoryOrders]:
     backend, orders = Backend(), MemoryOrders()
-    return Harness(QUEUE, Deps(backend, orders=lambda _db: orders), service="order-id", clock=lambda: now), backend, orders
+    deps = Deps(backend, Simulator(DELAY.total_seconds()), orders=lambda _db: orders)
+    return Harness(QUEUE, deps, service="order-id", clock=lambda: now), backend, orders
+
+
+async def simulate(service: Harness[Deps], orders: MemoryOrders, now: datetime) -> list[events.OrderIdIssued]:
+    """The simulator's pass at `now`: what it announced."""
+    announced: list[events.OrderIdIssued] = []
+    await service.consumer.deps.simulator.answer_due(orders, now, lambda issued, _request: announced.append(issued))
+    return announced
 
 
 def accepted(application_id: UUID | None = None) -> events.NewAccepted:
@@ -72,49 +102,68 @@ def cancellation(*, whole: bool, order_id: str | None = None) -> events.Cancella
                                        arcserve_order_id=order_id)
 
 
-async def test_a_new_contract_gets_one_order_id_stored_and_announced():
+async def test_a_new_contract_asks_for_its_order_id_and_is_done_with_the_message():
     service, backend, orders = harness()
     new = accepted()
 
-    assert await service.send(new) == "handled"
+    assert await service.send(new, tenant="acme") == "handled"
 
-    assert orders.rows == {CONTRACT: (new.application_id, "ARC-20260601-00001", T0)}
-    [announced] = service.published
-    assert isinstance(announced, events.OrderIdIssued)
-    assert (announced.contract_id, announced.arcserve_order_id) == (CONTRACT, "ARC-20260601-00001")
+    [request] = orders.requests.values()
+    assert (request.contract_id, request.application_id, request.tenant_id) == (CONTRACT, new.application_id, "acme")
+    assert request.simulate_at == T0 + DELAY and orders.rows == {} and service.published == []
 
 
-async def test_a_second_acceptance_of_the_contract_re_announces_its_order_id_without_asking_the_vendor():
+async def test_the_result_stores_and_announces_the_order_id_once_it_is_due():
+    service, backend, orders = harness()
+    new = accepted()
+    await service.send(new)
+
+    assert await simulate(service, orders, T0 + DELAY - timedelta(seconds=1)) == []  # not yet
+    [announced] = await simulate(service, orders, T0 + DELAY)
+
+    [(application, value, issued_at)] = orders.rows.values()
+    assert (application, issued_at) == (new.application_id, T0 + DELAY) and value.startswith("ARC-")
+    assert (announced.contract_id, announced.arcserve_order_id) == (CONTRACT, value)
+    assert orders.fulfilled_at == {CONTRACT: T0 + DELAY}
+    assert await simulate(service, orders, T0 + 2 * DELAY) == []  # answered once
+
+
+async def test_a_second_acceptance_asks_once_and_once_obtained_re_announces_the_stored_order_id():
     service, backend, orders = harness()
     await service.send(accepted(), id="accepted-1")
+    await service.send(accepted(), id="accepted-2")  # while it is awaited: asked for once
+    assert len(orders.requests) == 1 and service.published == []
+    [first] = await simulate(service, orders, T0 + DELAY)
 
-    await service.send(accepted(), id="accepted-2")
+    await service.send(accepted(), id="accepted-3")  # once obtained: announced again, the same
 
-    assert backend.issued == ["ARC-20260601-00001"]
-    assert [m.arcserve_order_id for m in service.published] == ["ARC-20260601-00001"] * 2  # type: ignore[attr-defined]
+    [again] = service.published
+    assert isinstance(again, events.OrderIdIssued) and again.arcserve_order_id == first.arcserve_order_id
 
 
 async def test_cancelling_the_whole_contract_cancels_its_order_id_at_the_vendor_and_in_the_table():
     service, backend, orders = harness()
     await service.send(accepted())
+    [issued] = await simulate(service, orders, T0 + DELAY)
     later = T0 + timedelta(days=40)
     service.consumer.clock = lambda: later
 
     assert await service.send(cancellation(whole=True)) == "handled"
 
-    assert backend.cancelled == ["ARC-20260601-00001"]
+    assert backend.cancelled == [issued.arcserve_order_id]
     assert orders.cancelled_at == {CONTRACT: later}
     cancelled = service.published[-1]
-    assert isinstance(cancelled, events.OrderIdCancelled) and cancelled.arcserve_order_id == "ARC-20260601-00001"
+    assert isinstance(cancelled, events.OrderIdCancelled) and cancelled.arcserve_order_id == issued.arcserve_order_id
 
 
 async def test_a_partial_cancellation_keeps_the_order_id():
     service, backend, orders = harness()
     await service.send(accepted())
+    await simulate(service, orders, T0 + DELAY)
 
     assert await service.send(cancellation(whole=False)) == "handled"
 
-    assert backend.cancelled == [] and orders.cancelled_at == {} and len(service.published) == 1
+    assert backend.cancelled == [] and orders.cancelled_at == {} and service.published == []
 
 
 async def test_an_order_id_this_service_never_stored_is_cancelled_as_the_acceptance_names_it():
