@@ -1,12 +1,13 @@
-"""The issuance backend: where license keys and Arcserve order IDs come from.
+"""The vendor's immediate calls, and the shape of what it hands out.
 
-The real vendor is slow and external (days, minutes); the default backend is a simulator
-with configurable delays (R12: the expected time is shown, not slept). A real backend
-implements `IssuanceBackend`; calls carry our ids so the vendor can deduplicate them.
+Keys and order IDs take days to come from Arcserve, so they are fulfilments: requested and
+completed later (services/license_issuer/fulfilment.py, services/order_id/fulfilment.py).
+What stays immediate for the tenant (R8, R9) is a call: `IssuanceBackend`, with our ids so
+the vendor can deduplicate. `Simulator` stands in for it, and the simulated keys and order
+IDs are well-formed, so that what is typed in later can be checked against the same shapes.
 """
 from __future__ import annotations
 
-import asyncio
 import secrets
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -18,12 +19,7 @@ _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 
 class IssuanceBackend(Protocol):
-    async def issue_license_keys(self, application_id: UUID, license_ids: Sequence[UUID], *, new: bool) -> dict[UUID, str]:
-        """One new key per license id."""
-
     async def revoke_license_keys(self, application_id: UUID, license_keys: Sequence[str]) -> None: ...
-
-    async def issue_order_id(self, contract_id: UUID) -> str: ...
 
     async def cancel_order_id(self, order_id: str) -> None: ...
 
@@ -44,23 +40,10 @@ def simulated_order_id(now: datetime | None = None) -> str:
 
 
 class Simulator:
-    """Random, well-formed keys and order IDs after a configurable delay. Uniqueness is
-    enforced where they are stored (unique columns), not trusted to chance."""
-
-    def __init__(self, new_delay_s: float = 0.0, change_delay_s: float = 0.0):
-        self.new_delay_s = new_delay_s
-        self.change_delay_s = change_delay_s
-
-    async def issue_license_keys(self, application_id: UUID, license_ids: Sequence[UUID], *, new: bool) -> dict[UUID, str]:
-        await asyncio.sleep(self.new_delay_s if new else self.change_delay_s)
-        return {license_id: simulated_license_key() for license_id in license_ids}
+    """The vendor's immediate calls, simulated: they take effect at once (R8, R9)."""
 
     async def revoke_license_keys(self, application_id: UUID, license_keys: Sequence[str]) -> None:
-        return None  # cancellations take effect at once (R8)
-
-    async def issue_order_id(self, contract_id: UUID) -> str:
-        await asyncio.sleep(self.new_delay_s)
-        return simulated_order_id()
+        return None
 
     async def cancel_order_id(self, order_id: str) -> None:
-        return None  # at once (R9)
+        return None

@@ -43,6 +43,7 @@ from shared.messaging.provenance import Relays
 from shared.messaging.topology import Topology
 from shared.messaging.unit_of_work import Addressing, UnitOfWork
 from shared.observability import logs, tracing
+from shared.observability.tracing import current_traceparent
 
 log = logging.getLogger(__name__)
 INBOX_PRUNE_INTERVAL_S = 3600.0
@@ -210,6 +211,11 @@ class Service:
             written = await self.outbox.enqueue(conn, work.published)
         if written:
             await self._relay.deliver(written)
+        for effect in work.committed:
+            try:
+                effect()
+            except Exception:  # what is committed stays done
+                log.exception("an after-commit step of %s failed", self.name)
 
     async def _deliver(self, written: list[Pending]) -> None:
         assert self._relay is not None, "consumers start after the relay"
@@ -284,16 +290,23 @@ class Service:
 
 
 class Transaction:
-    """What a job's unit of work writes with (`conn`) and publishes (`publish`)."""
+    """What a job's unit of work writes with (`conn`), publishes (`publish`) and does once
+    committed (`after_commit`)."""
 
     def __init__(self, conn: Connection, addressing: Addressing):
         self.conn = conn
         self._addressing = addressing
         self.published: list[Outgoing] = []
+        self.committed: list[Callable[[], None]] = []
 
     def publish(self, message: BaseModel, *, tenant_id: str, subject: str | None = None) -> None:
-        """Publish `message` (a catalogue model) for `tenant_id` when the unit of work commits."""
-        self.published.append(self._addressing.outgoing_for(message, tenant_id, subject))
+        """Publish `message` (a catalogue model) for `tenant_id` when the unit of work commits,
+        in the trace in hand."""
+        self.published.append(self._addressing.outgoing_for(message, tenant_id, subject, current_traceparent()))
+
+    def after_commit(self, effect: Callable[[], None]) -> None:
+        """Run `effect` once committed (a log line, a metric of what was done)."""
+        self.committed.append(effect)
 
 
 class _UntilStarted:

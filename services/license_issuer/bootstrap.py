@@ -2,7 +2,9 @@ from __future__ import annotations
 
 from services.license_issuer.boundary import BOUNDARY
 from services.license_issuer.config import LicenseIssuerSettings
+from services.license_issuer.fulfilment import Simulator as Fulfilment
 from services.license_issuer.handlers import Deps
+from services.license_issuer.keys import PostgresKeys
 from shared.clock import Clock, utc_now
 from shared.issuance import Simulator
 from shared.runtime import Service
@@ -10,6 +12,8 @@ from shared.sealing import keyring_or_exit
 
 
 def build(settings: LicenseIssuerSettings, clock: Clock = utc_now) -> Service:
-    deps = Deps(Simulator(settings.sim_new_delay_s, settings.sim_change_delay_s),
-                keyring_or_exit(settings.license_key_keyring.get_secret_value()))
-    return Service(BOUNDARY, settings, deps=deps, clock=clock)
+    keyring = keyring_or_exit(settings.license_key_keyring.get_secret_value())
+    fulfilment = Fulfilment(settings.sim_new_delay_s, settings.sim_change_delay_s, keyring=keyring, keys=PostgresKeys)
+    service = Service(BOUNDARY, settings, deps=Deps(Simulator(), keyring, fulfilment), clock=clock)
+    service.add_job("fulfilment-simulator", lambda: fulfilment.job.run(service.transaction, clock))
+    return service

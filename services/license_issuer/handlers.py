@@ -1,26 +1,26 @@
 """License issuer: keys for accepted new applications, additions and VM-count increases
 (R1, R5, R7); revocation for accepted cancellations (R8).
 
-The issuance backend is called the way every worker calls it (shared/messaging/subscriber.py):
-outside any transaction, in the handler's `outside` step, then recorded idempotently in the
-unit of work. A key already stored for a license wins over one the backend handed out
-again, so a redelivery or a second message about the same acceptance re-announces the
-stored keys and never new ones."""
+Keys are a fulfilment: asked for here, obtained later (services/license_issuer/fulfilment.py),
+the first key stored for a license winning over any other result, so a redelivery or a
+second message about the same acceptance never announces new ones. Revocation is immediate
+(R8): the vendor is called in the handler's `outside` step, outside any transaction, then
+recorded."""
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from uuid import UUID
 
-from services.license_issuer.keys import IssuedKey, Keys, PostgresKeys
+from services.license_issuer.fulfilment import Simulator, announced
+from services.license_issuer.keys import Keys, PostgresKeys, Request
 from shared.contracts import events
-from shared.contracts.applications import Kind
 from shared.db.pool import Queryable
 from shared.issuance import IssuanceBackend
 from shared.messaging.delivery import Delivery
 from shared.messaging.subscriber import Subscriber
 from shared.messaging.unit_of_work import ConsumeContext
+from shared.observability.tracing import current_traceparent
 from shared.sealing import Keyring
 
 log = logging.getLogger(__name__)
@@ -28,47 +28,32 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Deps:
-    backend: IssuanceBackend
+    backend: IssuanceBackend  # revokes keys at the vendor
     keyring: Keyring  # keys are sealed at rest and on their way to the status service
-    keys: Callable[[Queryable], Keys] = PostgresKeys  # its table, on the unit of work's transaction
+    simulator: Simulator  # where keys come from (services/license_issuer/fulfilment.py)
+    keys: Callable[[Queryable], Keys] = PostgresKeys  # its tables, on the unit of work's transaction
 
 
 QUEUE: Subscriber[Deps] = Subscriber("arcserve.license-issuer")
 ISSUES = (events.NewAccepted, events.AdditionAccepted, events.VmCountIncreaseAccepted)
 
 
-async def obtain_keys(accepted: events.ApplicationAccepted, delivery: Delivery[Deps]) -> dict[UUID, str]:
+@QUEUE.handler(*ISSUES)
+async def request(accepted: events.ApplicationAccepted, ctx: ConsumeContext[Deps, None]) -> None:
+    """Ask for the application's keys and be done: the result completes the request later.
+    An application asked for and answered before is announced again, with its stored keys;
+    one still awaited is asked for once."""
     if not accepted.licenses:
-        return {}
-    return await delivery.deps.backend.issue_license_keys(
-        accepted.application_id, [lic.license_id for lic in accepted.licenses], new=accepted.kind is Kind.NEW
-    )
-
-
-@QUEUE.handler(*ISSUES, outside=obtain_keys)
-async def issue(accepted: events.ApplicationAccepted, ctx: ConsumeContext[Deps, dict[UUID, str]]) -> None:
-    keys = ctx.obtained
-    if not keys:
         return
-    keyring = ctx.deps.keyring
-    stored = await ctx.deps.keys(ctx.conn).keep([
-        IssuedKey(i, accepted.contract_id, accepted.application_id, keyring.seal(key, context=str(i)), ctx.now)
-        for i, key in keys.items()
-    ])
-    # Which licenses, for anyone bound to arcserve.events; their keys, sealed, for the status
-    # service alone (docs/architecture.md, "Security").
-    ctx.publish(events.LicenseIssued(
-        application_id=accepted.application_id,
-        contract_id=accepted.contract_id,
-        licenses=[lic.model_copy(update={"status": "active"}) for lic in accepted.licenses],
-    ))
-    ctx.publish(events.LicenseKeys(
-        application_id=accepted.application_id,
-        contract_id=accepted.contract_id,
-        keys=[events.SealedKey(license_id=lic.license_id, sealed_key=stored[lic.license_id])
-              for lic in accepted.licenses],
-    ))
-    ctx.after_commit(lambda: log.info("issued %d license keys (%s)", len(keys), accepted.kind))
+    keys = ctx.deps.keys(ctx.conn)
+    asked = Request(accepted.application_id, accepted.contract_id, ctx.event.tenantid or "", accepted.kind,
+                    tuple(accepted.licenses), ctx.now, accepted.expected_completion_at,
+                    ctx.deps.simulator.answers_at(accepted.kind, ctx.now), current_traceparent())
+    if await keys.request(asked) == "fulfilled":
+        for message in announced(asked, await keys.stored([lic.license_id for lic in accepted.licenses])):
+            ctx.publish(message)
+        return
+    ctx.after_commit(ctx.deps.simulator.wake)
 
 
 async def revoke_at_vendor(accepted: events.CancellationAccepted, delivery: Delivery[Deps]) -> None:

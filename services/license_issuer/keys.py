@@ -1,13 +1,18 @@
-"""The license issuer's table, `license_issuer.keys`: one key per license, sealed at rest,
-the first one stored for a license kept for good (a redelivery never issues a second key)."""
+"""The license issuer's tables: `license_issuer.keys`, one key per license, sealed at rest,
+the first one stored for a license kept for good (a redelivery never issues a second key);
+and `license_issuer.requests`, the keys an accepted application asked for and has not got
+yet (fulfilment, issue 24)."""
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Literal, Protocol
 from uuid import UUID
 
+from shared.contracts import events
+from shared.contracts.applications import Kind
 from shared.db.pool import Queryable
 
 
@@ -20,15 +25,49 @@ class IssuedKey:
     issued_at: datetime
 
 
+@dataclass(frozen=True)
+class Request:
+    """The keys an accepted application waits for: one per license."""
+
+    application_id: UUID
+    contract_id: UUID
+    tenant_id: str
+    kind: Kind
+    licenses: tuple[events.LicenseSummary, ...]
+    requested_at: datetime
+    due_at: datetime | None  # R12's expected completion
+    simulate_at: datetime | None  # when the simulator answers it; None: another source does
+    traceparent: str | None = None  # of the acceptance's trace, which its result continues
+
+
+RequestState = Literal["open", "fulfilled"]
+
+
 class Keys(Protocol):
     async def keep(self, issued: Sequence[IssuedKey]) -> dict[UUID, str]:
         """Store each key whose license has none yet; the sealed key stored for each license."""
+
+    async def stored(self, license_ids: Sequence[UUID]) -> dict[UUID, str]:
+        """The sealed keys stored for those licenses."""
 
     async def unrevoked(self, license_ids: Sequence[UUID]) -> dict[UUID, str]:
         """The sealed keys of those licenses that are not revoked yet."""
 
     async def revoke(self, license_ids: Sequence[UUID], at: datetime) -> None:
         """Mark the licenses' keys revoked (those revoked before keep their time)."""
+
+    async def request(self, request: Request) -> RequestState:
+        """Record the request unless the application has one; the state of the one it has."""
+
+    async def to_simulate(self, now: datetime, limit: int) -> list[Request]:
+        """Open requests the simulator answers by `now`, oldest first, locked until the unit of
+        work ends (another replica skips them)."""
+
+    async def next_simulation(self) -> datetime | None:
+        """When the next open request is the simulator's to answer."""
+
+    async def fulfilled(self, application_id: UUID, at: datetime) -> None:
+        """Close the application's request (closed before: it keeps its time)."""
 
 
 class PostgresKeys:
@@ -41,9 +80,11 @@ class PostgresKeys:
                VALUES ($1, $2, $3, $4, $5) ON CONFLICT (license_id) DO NOTHING""",
             [(k.license_id, k.contract_id, k.application_id, k.sealed_key, k.issued_at) for k in issued],
         )
+        return await self.stored([k.license_id for k in issued])
+
+    async def stored(self, license_ids: Sequence[UUID]) -> dict[UUID, str]:
         return dict(await self.db.fetch(
-            "SELECT license_id, sealed_key FROM license_issuer.keys WHERE license_id = ANY($1::uuid[])",
-            [k.license_id for k in issued],
+            "SELECT license_id, sealed_key FROM license_issuer.keys WHERE license_id = ANY($1::uuid[])", list(license_ids),
         ))
 
     async def unrevoked(self, license_ids: Sequence[UUID]) -> dict[UUID, str]:
@@ -57,3 +98,46 @@ class PostgresKeys:
             "UPDATE license_issuer.keys SET revoked_at = $2 WHERE license_id = ANY($1::uuid[]) AND revoked_at IS NULL",
             list(license_ids), at,
         )
+
+    async def request(self, request: Request) -> RequestState:
+        fulfilled = await self.db.fetchval(
+            """WITH made AS (
+                   INSERT INTO license_issuer.requests (application_id, contract_id, tenant_id, kind, licenses,
+                                                        requested_at, due_at, simulate_at, traceparent)
+                   VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9) ON CONFLICT (application_id) DO NOTHING
+                   RETURNING false AS fulfilled)
+               SELECT fulfilled FROM made
+               UNION ALL SELECT fulfilled_at IS NOT NULL FROM license_issuer.requests WHERE application_id = $1
+               LIMIT 1""",
+            request.application_id, request.contract_id, request.tenant_id, request.kind.value,
+            json.dumps([lic.model_dump(mode="json") for lic in request.licenses]),
+            request.requested_at, request.due_at, request.simulate_at, request.traceparent,
+        )
+        return "fulfilled" if fulfilled else "open"
+
+    async def to_simulate(self, now: datetime, limit: int) -> list[Request]:
+        rows = await self.db.fetch(
+            """SELECT application_id, contract_id, tenant_id, kind, licenses, requested_at, due_at, simulate_at,
+                      traceparent
+               FROM license_issuer.requests WHERE fulfilled_at IS NULL AND simulate_at <= $1
+               ORDER BY simulate_at LIMIT $2 FOR UPDATE SKIP LOCKED""",
+            now, limit,
+        )
+        return [_request(row) for row in rows]
+
+    async def next_simulation(self) -> datetime | None:
+        at: datetime | None = await self.db.fetchval(
+            "SELECT min(simulate_at) FROM license_issuer.requests WHERE fulfilled_at IS NULL")
+        return at
+
+    async def fulfilled(self, application_id: UUID, at: datetime) -> None:
+        await self.db.execute(
+            "UPDATE license_issuer.requests SET fulfilled_at = coalesce(fulfilled_at, $2) WHERE application_id = $1",
+            application_id, at,
+        )
+
+
+def _request(row: Any) -> Request:
+    return Request(row["application_id"], row["contract_id"], row["tenant_id"], Kind(row["kind"]),
+                   tuple(events.LicenseSummary.model_validate(lic) for lic in json.loads(row["licenses"])),
+                   row["requested_at"], row["due_at"], row["simulate_at"], row["traceparent"])

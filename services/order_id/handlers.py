@@ -18,6 +18,7 @@ from shared.issuance import IssuanceBackend
 from shared.messaging.delivery import Delivery
 from shared.messaging.subscriber import Subscriber
 from shared.messaging.unit_of_work import ConsumeContext
+from shared.observability.tracing import current_traceparent
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,8 @@ async def request(accepted: events.NewAccepted, ctx: ConsumeContext[Deps, None])
         ))
         return
     await orders.request(Request(accepted.contract_id, accepted.application_id, ctx.event.tenantid or "", ctx.now,
-                                 accepted.expected_completion_at, ctx.deps.simulator.answers_at(ctx.now)))
+                                 accepted.expected_completion_at, ctx.deps.simulator.answers_at(ctx.now),
+                                 current_traceparent()))
     ctx.after_commit(ctx.deps.simulator.wake)
 
 

@@ -21,6 +21,7 @@ class Request:
     requested_at: datetime
     due_at: datetime | None  # R12's expected completion
     simulate_at: datetime | None  # when the simulator answers it; None: another source does
+    traceparent: str | None = None  # of the acceptance's trace, which its result continues
 
 
 class Orders(Protocol):
@@ -72,15 +73,17 @@ class PostgresOrders:
 
     async def request(self, request: Request) -> None:
         await self.db.execute(
-            """INSERT INTO order_id.requests (contract_id, application_id, tenant_id, requested_at, due_at, simulate_at)
-               VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (contract_id) DO NOTHING""",
+            """INSERT INTO order_id.requests (contract_id, application_id, tenant_id, requested_at, due_at, simulate_at,
+                                                traceparent)
+               VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (contract_id) DO NOTHING""",
             request.contract_id, request.application_id, request.tenant_id, request.requested_at, request.due_at,
-            request.simulate_at,
+            request.simulate_at, request.traceparent,
         )
 
     async def to_simulate(self, now: datetime, limit: int) -> list[Request]:
         rows = await self.db.fetch(
-            """SELECT contract_id, application_id, tenant_id, requested_at, due_at, simulate_at FROM order_id.requests
+            """SELECT contract_id, application_id, tenant_id, requested_at, due_at, simulate_at, traceparent
+               FROM order_id.requests
                WHERE fulfilled_at IS NULL AND simulate_at <= $1 ORDER BY simulate_at LIMIT $2 FOR UPDATE SKIP LOCKED""",
             now, limit,
         )

@@ -1,7 +1,7 @@
-"""Fulfilment as a durable step (issue 24), on the real broker and database: the order-ID
-service records what a new contract waits for and is done with the message; the result
-completes it later, after a restart too. (Its handlers and simulator on in-memory tables:
-tests/unit/test_order_id_handlers.py.)"""
+"""Fulfilment as a durable step (issue 24), on the real broker and database: the workers
+record what a new contract waits for (its order ID, its keys) and are done with the message;
+the results complete it later, after a restart too. (Their handlers and simulators on
+in-memory tables: tests/unit/test_order_id_handlers.py, test_license_issuer_handlers.py.)"""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -9,6 +9,7 @@ from typing import Any
 
 import asyncpg
 
+from services.license_issuer.handlers import QUEUE as LICENSE_ISSUER
 from services.order_id.handlers import QUEUE as ORDER_ID
 from tests.support.drain import queue_depths
 from tests.support.stack import EventTap, Stack, eventually, new_application
@@ -16,7 +17,7 @@ from tests.support.stack import EventTap, Stack, eventually, new_application
 AWAITED_S = 4.0  # how long the simulated vendor takes: the test stops the service meanwhile
 
 
-async def test_an_awaited_order_id_holds_no_message_and_survives_a_restart(new_stack: Callable[..., Any]) -> None:
+async def test_what_is_awaited_holds_no_message_and_survives_a_restart(new_stack: Callable[..., Any]) -> None:
     stack: Stack = await new_stack(sim_new_delay_s=AWAITED_S)
     await stack.start()
     tenant = await stack.tenant()
@@ -27,21 +28,23 @@ async def test_an_awaited_order_id_holds_no_message_and_survives_a_restart(new_s
             assert response.status_code == 202, response.text
             application_id = response.json()["application_id"]
 
-            async def awaited() -> asyncpg.Record | None:
-                return await database.fetchrow(
-                    "SELECT * FROM order_id.requests WHERE application_id = $1 AND fulfilled_at IS NULL", application_id)
+            for table in ("order_id.requests", "license_issuer.requests"):
+                async def awaited(table: str = table) -> asyncpg.Record | None:
+                    return await database.fetchrow(
+                        f"SELECT * FROM {table} WHERE application_id = $1 AND fulfilled_at IS NULL", application_id)
 
-            request = await eventually(awaited, "the order ID's request recorded")
-            assert request["tenant_id"] == tenant.name and request["due_at"] is not None
-            queue = stack.topology.queue(ORDER_ID.spec)
-            # The acceptance is done with: nothing of it is in the queue or in a consumer's hands.
-            assert await eventually(lambda: _empty(stack, queue), "the order-ID queue empty") is True
+                request = await eventually(awaited, f"the request in {table}")
+                assert request["tenant_id"] == tenant.name and request["due_at"] is not None
+            # The acceptance is done with: nothing of it is in a queue or in a consumer's hands.
+            queues = [stack.topology.queue(subscriber.spec) for subscriber in (ORDER_ID, LICENSE_ISSUER)]
+            assert await eventually(lambda: _empty(stack, queues), "the workers' queues empty") is True
             assert (await stack.wait_application(tenant, application_id, "processing"))["status"] == "processing"
 
-            await stack.stop("order_id")  # the vendor has not answered yet
-            assert await database.fetchval("SELECT count(*) FROM order_id.orders WHERE application_id = $1",
-                                           application_id) == 0
-            await stack.start("order_id")
+            await stack.stop("order_id", "license_issuer")  # the vendor has not answered yet
+            for table in ("order_id.orders", "license_issuer.keys"):
+                assert await database.fetchval(f"SELECT count(*) FROM {table} WHERE application_id = $1",
+                                               application_id) == 0
+            await stack.start("order_id", "license_issuer")
 
             application = await stack.wait_application(tenant, application_id, "completed")
             contract = await stack.contract(tenant, application["contract_id"])
@@ -50,11 +53,14 @@ async def test_an_awaited_order_id_holds_no_message_and_survives_a_restart(new_s
             issued = await tap.wait_for("order_id.issued", application_id=application_id)
             assert issued["data"]["arcserve_order_id"] == order_id
             assert len(tap.matching("order_id.issued", application_id=application_id)) == 1
-            assert await database.fetchval("SELECT fulfilled_at IS NOT NULL FROM order_id.requests "
-                                           "WHERE application_id = $1", application_id)
+            assert len(tap.matching("license.issued", application_id=application_id)) == 1
+            assert all(lic["status"] == "active" and lic["license_key"] for lic in contract["licenses"])
+            for table in ("order_id.requests", "license_issuer.requests"):
+                assert await database.fetchval(f"SELECT fulfilled_at IS NOT NULL FROM {table} WHERE application_id = $1",
+                                               application_id)
     finally:
         await database.close()
 
 
-async def _empty(stack: Stack, queue: str) -> bool:
-    return (await queue_depths(stack.servers.rabbitmqctl, [queue]))[queue] == 0
+async def _empty(stack: Stack, queues: list[str]) -> bool:
+    return not any((await queue_depths(stack.servers.rabbitmqctl, queues)).values())

@@ -1,62 +1,59 @@
-"""The license issuer's handlers on the in-memory harness (shared/messaging/testing.py): what
-they store, what they publish, and what reaches the issuance backend, with no broker and no
-database. tests/integration/test_license_keys.py proves the same path on the real ones."""
+"""The license issuer's handlers on the in-memory harness (shared/messaging/testing.py), and
+its fulfilment (services/license_issuer/fulfilment.py) on in-memory tables: what they ask
+for, store and publish, and what reaches the vendor, with no broker and no database.
+tests/integration/test_license_keys.py and test_fulfilment.py prove it on the real ones."""
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from uuid import UUID
 
+from pydantic import BaseModel
+
+from services.license_issuer.fulfilment import Simulator, fulfil
 from services.license_issuer.handlers import QUEUE, Deps
-from services.license_issuer.keys import IssuedKey
+from services.license_issuer.keys import IssuedKey, Request, RequestState
 from shared.contracts import events
 from shared.contracts.applications import LicenseType, Usage
 from shared.messaging.testing import T0, Harness
 from shared.sealing import Keyring
+from tests.support.recorded import Recorded
 
 KEYRING = Keyring.parse(Keyring.new_key_text())
 CONTRACT, APPLICATION = uuid.uuid4(), uuid.uuid4()
 
 
 class Backend:
-    """The issuance backend: numbered keys, and what it was asked."""
+    """The vendor's immediate calls: what it was asked to revoke."""
 
     def __init__(self) -> None:
-        self.issued = 0
         self.revoked: list[str] = []
-        self.outage: list[Exception] = []  # raised by the next calls, one each
-
-    async def issue_license_keys(self, application_id: UUID, license_ids: Sequence[UUID], *, new: bool) -> dict[UUID, str]:
-        if self.outage:
-            raise self.outage.pop(0)
-        keys = {}
-        for license_id in license_ids:
-            self.issued += 1
-            keys[license_id] = f"KEY-{self.issued:05d}"
-        return keys
 
     async def revoke_license_keys(self, application_id: UUID, license_keys: Sequence[str]) -> None:
         self.revoked += license_keys
-
-    async def issue_order_id(self, contract_id: UUID) -> str:
-        raise AssertionError("the license issuer never asks for an order ID")
 
     async def cancel_order_id(self, order_id: str) -> None:
         raise AssertionError("the license issuer never cancels an order ID")
 
 
 class MemoryKeys:
-    """`license_issuer.keys` in memory: the first key stored for a license stays."""
+    """`license_issuer.keys` and `license_issuer.requests` in memory: the first key stored
+    for a license stays."""
 
     def __init__(self) -> None:
         self.rows: dict[UUID, IssuedKey] = {}
         self.revoked_at: dict[UUID, datetime] = {}
+        self.requests: dict[UUID, Request] = {}
+        self.fulfilled_at: dict[UUID, datetime] = {}
 
     async def keep(self, issued: Sequence[IssuedKey]) -> dict[UUID, str]:
         for key in issued:
             self.rows.setdefault(key.license_id, key)
-        return {k.license_id: self.rows[k.license_id].sealed_key for k in issued}
+        return await self.stored([k.license_id for k in issued])
+
+    async def stored(self, license_ids: Sequence[UUID]) -> dict[UUID, str]:
+        return {i: self.rows[i].sealed_key for i in license_ids if i in self.rows}
 
     async def unrevoked(self, license_ids: Sequence[UUID]) -> dict[UUID, str]:
         return {i: self.rows[i].sealed_key for i in license_ids if i in self.rows and i not in self.revoked_at}
@@ -66,10 +63,38 @@ class MemoryKeys:
             if i in self.rows:
                 self.revoked_at.setdefault(i, at)
 
+    async def request(self, request: Request) -> RequestState:
+        self.requests.setdefault(request.application_id, request)
+        return "fulfilled" if request.application_id in self.fulfilled_at else "open"
+
+    async def to_simulate(self, now: datetime, limit: int) -> list[Request]:
+        due = [r for r in self.requests.values() if r.application_id not in self.fulfilled_at
+               and r.simulate_at is not None and r.simulate_at <= now]
+        return sorted(due, key=lambda r: r.simulate_at or now)[:limit]
+
+    async def next_simulation(self) -> datetime | None:
+        return min((r.simulate_at for r in self.requests.values()
+                    if r.application_id not in self.fulfilled_at and r.simulate_at is not None), default=None)
+
+    async def fulfilled(self, application_id: UUID, at: datetime) -> None:
+        self.fulfilled_at.setdefault(application_id, at)
+
+
+NEW_DELAY, CHANGE_DELAY = timedelta(days=5), timedelta(minutes=30)
+
 
 def harness() -> tuple[Harness[Deps], Backend, MemoryKeys]:
     backend, keys = Backend(), MemoryKeys()
-    return Harness(QUEUE, Deps(backend, KEYRING, keys=lambda _db: keys), service="license-issuer"), backend, keys
+    simulator = Simulator(NEW_DELAY.total_seconds(), CHANGE_DELAY.total_seconds())
+    return Harness(QUEUE, Deps(backend, KEYRING, simulator, keys=lambda _db: keys), service="license-issuer"), backend, keys
+
+
+async def simulate(issuer: Harness[Deps], keys: MemoryKeys, now: datetime) -> list[BaseModel]:
+    """The simulator's pass at `now`: what it announced."""
+    work = Recorded()
+    await issuer.consumer.deps.simulator.answer_due(keys, KEYRING, now, work)
+    assert all(tenant == "acme" and subject == str(CONTRACT) for _, tenant, subject in work.published)
+    return work.commit()
 
 
 def licenses(n: int, status: events.LicenseStatus = "preparing") -> list[events.LicenseSummary]:
@@ -85,51 +110,78 @@ def opened(sealed: events.LicenseKeys) -> dict[UUID, str]:
     return {k.license_id: KEYRING.open(k.sealed_key, context=str(k.license_id)) for k in sealed.keys}
 
 
-async def test_an_acceptance_stores_one_sealed_key_per_license_and_announces_them():
+async def test_an_acceptance_asks_for_its_keys_and_is_done_with_the_message():
     issuer, backend, keys = harness()
     lines = licenses(2)
 
-    assert await issuer.send(accepted(lines)) == "handled"
+    assert await issuer.send(accepted(lines), tenant="acme") == "handled"
+
+    [request] = keys.requests.values()
+    assert (request.application_id, request.tenant_id, request.licenses) == (APPLICATION, "acme", tuple(lines))
+    assert request.simulate_at == T0 + NEW_DELAY and keys.rows == {} and issuer.published == []
+
+
+async def test_the_result_stores_one_sealed_key_per_license_and_announces_them_once_due():
+    issuer, backend, keys = harness()
+    lines = licenses(2)
+    await issuer.send(accepted(lines))
+
+    assert await simulate(issuer, keys, T0 + NEW_DELAY - timedelta(seconds=1)) == []  # not yet
+    issued, sealed = await simulate(issuer, keys, T0 + NEW_DELAY)
 
     assert set(keys.rows) == {lic.license_id for lic in lines}
     stored = {i: KEYRING.open(row.sealed_key, context=str(i)) for i, row in keys.rows.items()}
-    assert sorted(stored.values()) == ["KEY-00001", "KEY-00002"]
-    assert all(row.contract_id == CONTRACT and row.issued_at == T0 for row in keys.rows.values())
-    issued, sealed = issuer.published
+    assert all(len(key) == 29 for key in stored.values()) and len(set(stored.values())) == 2
+    assert all(row.contract_id == CONTRACT and row.issued_at == T0 + NEW_DELAY for row in keys.rows.values())
     assert isinstance(issued, events.LicenseIssued) and isinstance(sealed, events.LicenseKeys)
     assert [lic.license_id for lic in issued.licenses] == [lic.license_id for lic in lines]
     assert {lic.status for lic in issued.licenses} == {"active"}
     assert opened(sealed) == stored  # the keys of the event are the stored ones, sealed
-    assert all(e.tenantid == "acme" for e in issuer.published_events)
+    assert keys.fulfilled_at == {APPLICATION: T0 + NEW_DELAY}
+    assert await simulate(issuer, keys, T0 + 2 * NEW_DELAY) == []  # answered once
 
 
-async def test_a_redelivery_asks_the_vendor_nothing_and_announces_nothing_twice():
+async def test_an_addition_is_answered_after_the_change_delay():
     issuer, backend, keys = harness()
-    acceptance = accepted(licenses(1))
-    await issuer.send(acceptance, id="accepted-1")
+    addition = events.AdditionAccepted(application_id=APPLICATION, contract_id=CONTRACT, product="arcserve-udp-10",
+                                       licenses=licenses(1))
+    await issuer.send(addition)
 
-    assert await issuer.send(acceptance, id="accepted-1") == "handled"
-
-    assert backend.issued == 1 and len(issuer.published) == 2
+    assert len(await simulate(issuer, keys, T0 + CHANGE_DELAY)) == 2
 
 
-async def test_a_second_acceptance_of_the_same_licenses_re_announces_the_stored_keys_never_new_ones():
+async def test_a_second_acceptance_asks_once_and_once_answered_re_announces_the_stored_keys():
     issuer, backend, keys = harness()
     lines = licenses(2)
     await issuer.send(accepted(lines), id="accepted-1")
-    first = opened(issuer.published[1])  # type: ignore[arg-type]
+    await issuer.send(accepted(lines), id="accepted-2")  # while it is awaited: asked for once
+    assert len(keys.requests) == 1 and issuer.published == []
+    first = opened((await simulate(issuer, keys, T0 + NEW_DELAY))[1])  # type: ignore[arg-type]
 
-    await issuer.send(accepted(lines), id="accepted-2")  # another message about the same acceptance
+    await issuer.send(accepted(lines), id="accepted-3")  # once answered: announced again, the same keys
 
-    assert backend.issued == 4  # the vendor handed out two more ...
-    again = issuer.published[3]
-    assert isinstance(again, events.LicenseKeys) and opened(again) == first  # ... and they were not kept
+    issued, again = issuer.published
+    assert isinstance(issued, events.LicenseIssued) and isinstance(again, events.LicenseKeys)
+    assert opened(again) == first
+
+
+async def test_a_second_result_for_a_license_changes_nothing():
+    issuer, backend, keys = harness()
+    lines = licenses(1)
+    await issuer.send(accepted(lines))
+    [request] = keys.requests.values()
+    first = await fulfil(keys, KEYRING, request, {lines[0].license_id: "FIRST-KEY"}, T0)
+
+    second = await fulfil(keys, KEYRING, request, {lines[0].license_id: "OTHER-KEY"}, T0 + NEW_DELAY)
+
+    assert opened(second[1]) == opened(first[1]) == {lines[0].license_id: "FIRST-KEY"}
 
 
 async def test_a_cancellation_revokes_the_keys_at_the_vendor_and_in_the_table():
     issuer, backend, keys = harness()
     lines = licenses(2)
     await issuer.send(accepted(lines))
+    await simulate(issuer, keys, T0 + NEW_DELAY)
     given = {i: KEYRING.open(row.sealed_key, context=str(i)) for i, row in keys.rows.items()}
     cancelled = events.CancellationAccepted(application_id=uuid.uuid4(), contract_id=CONTRACT, product="arcserve-udp-10",
                                             licenses=lines[:1], scope="partial", cancels_contract=False)
@@ -137,30 +189,17 @@ async def test_a_cancellation_revokes_the_keys_at_the_vendor_and_in_the_table():
     assert await issuer.send(cancelled) == "handled"
 
     assert backend.revoked == [given[lines[0].license_id]]
-    assert keys.revoked_at == {lines[0].license_id: T0}
+    assert keys.revoked_at == {lines[0].license_id: T0}  # the harness's clock
     revoked = issuer.published[-1]
     assert isinstance(revoked, events.LicenseRevoked)
     assert [(lic.license_id, lic.status) for lic in revoked.licenses] == [(lines[0].license_id, "cancelled")]
 
 
-async def test_an_acceptance_not_from_the_status_service_reaches_neither_the_vendor_nor_the_table():
+async def test_an_acceptance_not_from_the_status_service_asks_for_nothing():
     issuer, backend, keys = harness()
 
     assert await issuer.send(accepted(licenses(1)), publisher="arcserve-intake") == "dead_lettered"
 
     [letter] = issuer.dead_letters
     assert letter.reason == "unauthorized_publisher: arcserve-intake does not publish arcserve.application.accepted.new"
-    assert backend.issued == 0 and keys.rows == {} and issuer.published == []
-
-
-async def test_a_vendor_outage_is_waited_out_and_a_vendor_error_retried_later():
-    issuer, backend, keys = harness()
-    backend.outage = [ConnectionResetError("vendor away"), ConnectionResetError("still away")]
-    assert await issuer.send(accepted(licenses(1))) == "handled"  # retried in place
-    assert len(keys.rows) == 1
-
-    backend.outage = [RuntimeError("vendor said 500")]
-    assert await issuer.send(accepted(licenses(1))) == "retry_scheduled"
-    [retry] = issuer.retries
-    assert retry.reason.startswith("handler_error: RuntimeError") and retry.attempt == 1
-    assert len(keys.rows) == 1 and len(issuer.published) == 2  # nothing of the failed one
+    assert keys.requests == {} and keys.rows == {} and issuer.published == []

@@ -15,6 +15,7 @@ from services.order_id.orders import Request
 from shared.contracts import events
 from shared.contracts.applications import LicenseType, Usage
 from shared.messaging.testing import T0, Harness
+from tests.support.recorded import Recorded
 
 CONTRACT = uuid.uuid4()
 LICENSE = events.LicenseSummary(license_id=uuid.uuid4(), usage=Usage.VIRTUAL_SERVER,
@@ -86,9 +87,10 @@ def harness(now: datetime = T0) -> tuple[Harness[Deps], Backend, MemoryOrders]:
 
 async def simulate(service: Harness[Deps], orders: MemoryOrders, now: datetime) -> list[events.OrderIdIssued]:
     """The simulator's pass at `now`: what it announced."""
-    announced: list[events.OrderIdIssued] = []
-    await service.consumer.deps.simulator.answer_due(orders, now, lambda issued, _request: announced.append(issued))
-    return announced
+    work = Recorded()
+    await service.consumer.deps.simulator.answer_due(orders, now, work)
+    assert all(tenant == "acme" and subject == str(CONTRACT) for _, tenant, subject in work.published)
+    return work.commit()
 
 
 def accepted(application_id: UUID | None = None) -> events.NewAccepted:

@@ -7,6 +7,7 @@ CREATE TABLE order_id.requests (
     requested_at    timestamptz NOT NULL,
     due_at          timestamptz,                 -- R12's expected completion
     simulate_at     timestamptz,                 -- when the simulator answers it (simulator mode)
+    traceparent     text,                        -- of the acceptance: its result goes on in that trace
     fulfilled_at    timestamptz
 );
 CREATE INDEX requests_to_simulate ON order_id.requests (simulate_at) WHERE fulfilled_at IS NULL;

@@ -1,0 +1,113 @@
+"""How an accepted application's license keys are obtained (docs/architecture.md,
+"Fulfilment"): the acceptance records a request, one per application
+(services/license_issuer/handlers.py), and is done; a result completes it later: each key
+sealed and stored (the first one stored for a license wins, a second result changes
+nothing), then announced, which licenses on `arcserve.events` and their sealed keys on
+their own route for the status service alone.
+
+Results come from the simulator here (`ARCSERVE_SIM_NEW_DELAY_S` after a new application's
+request, `ARCSERVE_SIM_CHANGE_DELAY_S` after an addition's or a VM-count increase's): it
+stands in for Arcserve in local runs and tests, through the same durable path, as a job of
+the service that answers each request when its stored time comes (shared/due.py).
+"""
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+from uuid import UUID
+
+from pydantic import BaseModel
+
+from services.license_issuer.keys import IssuedKey, Keys, Request
+from shared import metrics
+from shared.contracts import events
+from shared.contracts.applications import Kind
+from shared.db.pool import Connection, Queryable
+from shared.due import Due, Pass, about
+from shared.issuance import simulated_license_key
+from shared.sealing import Keyring
+
+log = logging.getLogger(__name__)
+BATCH = 50  # requests answered per transaction
+
+
+def announced(request: Request, stored: Mapping[UUID, str]) -> tuple[events.LicenseIssued, events.LicenseKeys]:
+    """What a fulfilled request announces: its licenses, active, and their stored keys, sealed."""
+    return (
+        events.LicenseIssued(application_id=request.application_id, contract_id=request.contract_id,
+                             licenses=[lic.model_copy(update={"status": "active"}) for lic in request.licenses]),
+        events.LicenseKeys(application_id=request.application_id, contract_id=request.contract_id,
+                           keys=[events.SealedKey(license_id=lic.license_id, sealed_key=stored[lic.license_id])
+                                 for lic in request.licenses]),
+    )
+
+
+async def fulfil(keys: Keys, keyring: Keyring, request: Request, obtained: Mapping[UUID, str],
+                 now: datetime) -> tuple[events.LicenseIssued, events.LicenseKeys]:
+    """Complete `request` with the keys `obtained` (in clear, by license): sealed at rest, the
+    key stored first for a license stays, and is what is announced."""
+    stored = await keys.keep([IssuedKey(license_id, request.contract_id, request.application_id,
+                                        keyring.seal(key, context=str(license_id)), now)
+                              for license_id, key in obtained.items()])
+    await keys.fulfilled(request.application_id, now)
+    return announced(request, stored)
+
+
+class Work(Protocol):
+    """A unit of work of the service's own (shared/runtime.py's Transaction)."""
+
+    conn: Connection
+
+    def publish(self, message: BaseModel, *, tenant_id: str, subject: str | None = None) -> None: ...
+
+    def after_commit(self, effect: Callable[[], None]) -> None: ...
+
+
+class Simulator:
+    """Arcserve, simulated: each request answered after its kind's delay, with well-formed
+    random keys."""
+
+    def __init__(self, new_delay_s: float = 0.0, change_delay_s: float = 0.0, *, keyring: Keyring | None = None,
+                 keys: Callable[[Queryable], Keys] | None = None):
+        self.new_delay = timedelta(seconds=new_delay_s)
+        self.change_delay = timedelta(seconds=change_delay_s)
+        self.keyring = keyring
+        self.keys = keys
+        self.job: Due[Work] = Due("the license-key simulator", self._pass)
+
+    def answers_at(self, kind: Kind, requested_at: datetime) -> datetime:
+        return requested_at + (self.new_delay if kind is Kind.NEW else self.change_delay)
+
+    def wake(self) -> None:
+        self.job.wake()
+
+    async def answer_due(self, keys: Keys, keyring: Keyring, now: datetime, work: Work) -> Pass:
+        """Answer the requests due by `now` (one batch), each in the trace of its acceptance."""
+        due = await keys.to_simulate(now, BATCH)
+        for request in due:
+            fields = _fields(request)
+            with about(request.traceparent, **fields):
+                obtained = {lic.license_id: simulated_license_key() for lic in request.licenses}
+                for message in await fulfil(keys, keyring, request, obtained, now):
+                    work.publish(message, tenant_id=request.tenant_id, subject=str(request.contract_id))
+            work.after_commit(functools.partial(_obtained, request, fields))
+        full = len(due) == BATCH
+        return Pass(len(due), None if full else await keys.next_simulation(), full)
+
+    async def _pass(self, work: Work, now: datetime) -> Pass:
+        assert self.keys is not None and self.keyring is not None, "the simulator runs as a job with the service's tables"
+        return await self.answer_due(self.keys(work.conn), self.keyring, now, work)
+
+
+def _fields(request: Request) -> dict[str, Any]:
+    return {"tenant_id": request.tenant_id, "contract_id": str(request.contract_id),
+            "application_id": str(request.application_id)}
+
+
+def _obtained(request: Request, fields: dict[str, Any]) -> None:
+    metrics.FULFILMENTS.labels("license-issuer", "simulator").inc()
+    with about(request.traceparent, **fields):
+        log.info("obtained %d license keys (%s, simulator)", len(request.licenses), request.kind.value)
