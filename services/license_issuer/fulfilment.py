@@ -52,7 +52,7 @@ async def fulfil(keys: Keys, keyring: Keyring, request: Request, obtained: Mappi
     stored = await keys.keep([IssuedKey(license_id, request.contract_id, request.application_id,
                                         keyring.seal(key, context=str(license_id)), now)
                               for license_id, key in obtained.items()])
-    await keys.fulfilled(request.application_id, now)
+    await keys.fulfilled(request, now)
     return announced(request, stored)
 
 

@@ -66,8 +66,8 @@ class Keys(Protocol):
     async def next_simulation(self) -> datetime | None:
         """When the next open request is the simulator's to answer."""
 
-    async def fulfilled(self, application_id: UUID, at: datetime) -> None:
-        """Close the application's request (closed before: it keeps its time)."""
+    async def fulfilled(self, request: Request, at: datetime) -> None:
+        """Close the request (closed before: it keeps its time)."""
 
 
 class PostgresKeys:
@@ -104,10 +104,11 @@ class PostgresKeys:
             """WITH made AS (
                    INSERT INTO license_issuer.requests (application_id, contract_id, tenant_id, kind, licenses,
                                                         requested_at, due_at, simulate_at, traceparent)
-                   VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9) ON CONFLICT (application_id) DO NOTHING
+                   VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9) ON CONFLICT (tenant_id, application_id) DO NOTHING
                    RETURNING false AS fulfilled)
                SELECT fulfilled FROM made
-               UNION ALL SELECT fulfilled_at IS NOT NULL FROM license_issuer.requests WHERE application_id = $1
+               UNION ALL SELECT fulfilled_at IS NOT NULL FROM license_issuer.requests
+                         WHERE tenant_id = $3 AND application_id = $1
                LIMIT 1""",
             request.application_id, request.contract_id, request.tenant_id, request.kind.value,
             json.dumps([lic.model_dump(mode="json") for lic in request.licenses]),
@@ -130,10 +131,11 @@ class PostgresKeys:
             "SELECT min(simulate_at) FROM license_issuer.requests WHERE fulfilled_at IS NULL")
         return at
 
-    async def fulfilled(self, application_id: UUID, at: datetime) -> None:
+    async def fulfilled(self, request: Request, at: datetime) -> None:
         await self.db.execute(
-            "UPDATE license_issuer.requests SET fulfilled_at = coalesce(fulfilled_at, $2) WHERE application_id = $1",
-            application_id, at,
+            """UPDATE license_issuer.requests SET fulfilled_at = coalesce(fulfilled_at, $3)
+               WHERE tenant_id = $1 AND application_id = $2""",
+            request.tenant_id, request.application_id, at,
         )
 
 

@@ -44,8 +44,8 @@ class MemoryKeys:
     def __init__(self) -> None:
         self.rows: dict[UUID, IssuedKey] = {}
         self.revoked_at: dict[UUID, datetime] = {}
-        self.requests: dict[UUID, Request] = {}
-        self.fulfilled_at: dict[UUID, datetime] = {}
+        self.requests: dict[tuple[str, UUID], Request] = {}  # by tenant and application id
+        self.fulfilled_at: dict[tuple[str, UUID], datetime] = {}
 
     async def keep(self, issued: Sequence[IssuedKey]) -> dict[UUID, str]:
         for key in issued:
@@ -64,20 +64,21 @@ class MemoryKeys:
                 self.revoked_at.setdefault(i, at)
 
     async def request(self, request: Request) -> RequestState:
-        self.requests.setdefault(request.application_id, request)
-        return "fulfilled" if request.application_id in self.fulfilled_at else "open"
+        key = (request.tenant_id, request.application_id)
+        self.requests.setdefault(key, request)
+        return "fulfilled" if key in self.fulfilled_at else "open"
 
     async def to_simulate(self, now: datetime, limit: int) -> list[Request]:
-        due = [r for r in self.requests.values() if r.application_id not in self.fulfilled_at
+        due = [r for key, r in self.requests.items() if key not in self.fulfilled_at
                and r.simulate_at is not None and r.simulate_at <= now]
         return sorted(due, key=lambda r: r.simulate_at or now)[:limit]
 
     async def next_simulation(self) -> datetime | None:
-        return min((r.simulate_at for r in self.requests.values()
-                    if r.application_id not in self.fulfilled_at and r.simulate_at is not None), default=None)
+        return min((r.simulate_at for key, r in self.requests.items()
+                    if key not in self.fulfilled_at and r.simulate_at is not None), default=None)
 
-    async def fulfilled(self, application_id: UUID, at: datetime) -> None:
-        self.fulfilled_at.setdefault(application_id, at)
+    async def fulfilled(self, request: Request, at: datetime) -> None:
+        self.fulfilled_at.setdefault((request.tenant_id, request.application_id), at)
 
 
 NEW_DELAY, CHANGE_DELAY = timedelta(days=5), timedelta(minutes=30)
@@ -87,6 +88,13 @@ def harness() -> tuple[Harness[Deps], Backend, MemoryKeys]:
     backend, keys = Backend(), MemoryKeys()
     simulator = Simulator(NEW_DELAY.total_seconds(), CHANGE_DELAY.total_seconds())
     return Harness(QUEUE, Deps(backend, KEYRING, simulator, keys=lambda _db: keys), service="license-issuer"), backend, keys
+
+
+async def simulate_all(issuer: Harness[Deps], keys: MemoryKeys, now: datetime) -> list[BaseModel]:
+    """The simulator's pass at `now`, whatever the tenants: what it announced."""
+    work = Recorded()
+    await issuer.consumer.deps.simulator.answer_due(keys, KEYRING, now, work)
+    return work.commit()
 
 
 async def simulate(issuer: Harness[Deps], keys: MemoryKeys, now: datetime) -> list[BaseModel]:
@@ -137,7 +145,7 @@ async def test_the_result_stores_one_sealed_key_per_license_and_announces_them_o
     assert [lic.license_id for lic in issued.licenses] == [lic.license_id for lic in lines]
     assert {lic.status for lic in issued.licenses} == {"active"}
     assert opened(sealed) == stored  # the keys of the event are the stored ones, sealed
-    assert keys.fulfilled_at == {APPLICATION: T0 + NEW_DELAY}
+    assert keys.fulfilled_at == {("acme", APPLICATION): T0 + NEW_DELAY}
     assert await simulate(issuer, keys, T0 + 2 * NEW_DELAY) == []  # answered once
 
 
@@ -163,6 +171,15 @@ async def test_a_second_acceptance_asks_once_and_once_answered_re_announces_the_
     issued, again = issuer.published
     assert isinstance(issued, events.LicenseIssued) and isinstance(again, events.LicenseKeys)
     assert opened(again) == first
+
+
+async def test_another_tenants_application_of_the_same_id_is_another_request():
+    issuer, backend, keys = harness()
+    await issuer.send(accepted(licenses(1)), tenant="acme")
+    await issuer.send(accepted(licenses(1)), tenant="globex")  # a direct publisher chose the same id
+
+    assert len(await simulate_all(issuer, keys, T0 + NEW_DELAY)) == 4  # both answered, two events each
+    assert set(keys.fulfilled_at) == {("acme", APPLICATION), ("globex", APPLICATION)}
 
 
 async def test_a_second_result_for_a_license_changes_nothing():
