@@ -26,6 +26,8 @@ class Boundary:
     acts_for_every_tenant: bool = False
     # It appends to audit.records (INSERT only): the sources it throttles for wrong API keys.
     audits: bool = False
+    # It reads tenancy.operators (SELECT only): who may use the back-office console.
+    operators: bool = False
 
     @property
     def env_prefix(self) -> str:

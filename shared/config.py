@@ -134,6 +134,12 @@ LicenseKeyKeyring = Annotated[SecretStr, Field(
     validation_alias="ARCSERVE_LICENSE_KEY_KEYRING",
     description="`id:base64-key,…` (32-byte keys); the first seals license keys, every one opens them "
                 "(or `…_FILE`)")]
+FulfilmentSource = Literal["simulator", "back-office", "external"]
+Fulfilment = Annotated[FulfilmentSource, Field(
+    validation_alias="ARCSERVE_FULFILMENT",
+    description="where license keys and order IDs come from: `simulator` (answers after the simulator's delays), "
+                "`back-office` (operators type them in the console) or `external` (another system of the "
+                "provider publishes them on `arcserve.fulfilment`)")]
 ForwardingSecret = Annotated[SecretStr, Field(
     validation_alias=FORWARDING_SECRET,
     description="the portal's, intake's and status's alike (16 characters or more; or `…_FILE`): the portal signs "

@@ -26,6 +26,10 @@ DEAD_LETTERED = Counter(
 )
 FULFILMENTS = Counter("arcserve_fulfilments_total", "Fulfilment requests completed, by service and by where the "
                       "result came from", ["service", "source"])
+FULFILMENT_OPEN = Gauge("arcserve_fulfilment_open", "Fulfilment tasks waiting for their result, by kind and by where it "
+                        "is to come from (read at scrape time)", ["kind", "source"])
+FULFILMENT_OVERDUE = Gauge("arcserve_fulfilment_overdue", "Those of them past their due time, R12's expected completion "
+                           "(read at scrape time)", ["kind", "source"])
 OUTBOX_PUBLISHED = Counter("arcserve_outbox_published_total", "Outbox messages published", ["service"])
 OUTBOX_BACKLOG = Gauge("arcserve_outbox_backlog", "Outbox rows not yet published (read at scrape time)", ["service"])
 OUTBOX_OLDEST_AGE = Gauge(

@@ -73,7 +73,7 @@ class Service:
         self.app.add_middleware(Observe, service=self.name)
         tracing.configure(self.name, settings.traces_exporter)
         tracing.instrument(self.app)
-        self.probes = Probes(self.name, self.ready, self.wedged, self._read_outbox)
+        self.probes = Probes(self.name, self.ready, self.wedged, self._read_at_scrape)
         self.probes.add_to(self.app)
         schema = boundary.schema.name if boundary.schema and boundary.schema.messaging else None
         self.inbox = Inbox(schema) if schema else None
@@ -99,6 +99,7 @@ class Service:
         self.on_stop: list[Callable[[], Awaitable[None]]] = []  # once HTTP is done (e.g. a listener to close)
         self._jobs: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {}
         self._job_tasks: list[asyncio.Task[None]] = []
+        self._scrape_reads: list[Callable[[asyncpg.Pool], Coroutine[Any, Any, None]]] = []
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -269,6 +270,16 @@ class Service:
             if task is not None and task.done() and not self.stopping.is_set():
                 return f"{task.get_name()} ended"
         return None
+
+    def on_scrape(self, read: Callable[[asyncpg.Pool], Coroutine[Any, Any, None]]) -> None:
+        """Have `read` set gauges from the service's tables whenever metrics are scraped."""
+        self._scrape_reads.append(read)
+
+    async def _read_at_scrape(self) -> None:
+        await self._read_outbox()
+        if self._pool is not None:
+            for read in self._scrape_reads:
+                await read(self._pool)
 
     async def _read_outbox(self) -> None:
         """The outbox's backlog and the age of its oldest row, read when metrics are scraped."""

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
 import os
 
 from cryptography.exceptions import InvalidTag
@@ -43,6 +45,10 @@ class Keyring:
             if len(key) != 32:
                 raise KeyringError(f"key {key_id!r} has {len(key)} bytes; AES-256 takes 32")
         self._ciphers = {key_id: AESGCM(key) for key_id, key in keys.items()}
+        # Fingerprints tell whether a value was sealed before without opening anything: an
+        # HMAC under a key derived from each sealing key (never the sealing key itself).
+        self._fingerprinting = {key_id: hmac.new(key, b"arcserve fingerprint", hashlib.sha256).digest()
+                                for key_id, key in keys.items()}
         self.current = current
 
     @classmethod
@@ -84,6 +90,18 @@ class Keyring:
             return self._ciphers[key_id].decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], context.encode()).decode()
         except (binascii.Error, ValueError, InvalidTag):
             raise KeyringError(f"a sealed value of key {key_id!r} does not open for its context") from None
+
+    def fingerprint(self, plaintext: str) -> bytes:
+        """The value's fingerprint under the current key (stored beside its sealed copy)."""
+        return self._fingerprint(self.current, plaintext)
+
+    def fingerprints(self, plaintext: str) -> list[bytes]:
+        """Its fingerprint under every key of the keyring: what a value sealed before any
+        rotation was stored with."""
+        return [self._fingerprint(key_id, plaintext) for key_id in self._fingerprinting]
+
+    def _fingerprint(self, key_id: str, plaintext: str) -> bytes:
+        return hmac.new(self._fingerprinting[key_id], plaintext.encode(), hashlib.sha256).digest()
 
     def __repr__(self) -> str:
         return f"Keyring(current={self.current!r}, keys={sorted(self._ciphers)})"  # never the keys

@@ -217,7 +217,8 @@ def application_panel(app: dict[str, Any], note: RenderableType | None = None) -
         ("ステータス status", status(app.get("status"), app.get("status_label"))),
         ("進捗 progress", steps(app.get("status"))),
         ("申込日時 submitted", jst(app.get("submitted_at"))),
-        ("完了予定 expected", jst(app.get("expected_completion_at"))),
+        ("完了予定 expected", jst(app.get("expected_completion_at"))
+         + ("  予定を過ぎています past the expected time" if app.get("overdue") else "")),
         ("完了日時 ended", jst(app.get("completed_at"))),
     ]
     if app.get("reason"):

@@ -5,6 +5,7 @@ from services.license_issuer.config import LicenseIssuerSettings
 from services.license_issuer.fulfilment import Simulator as Fulfilment
 from services.license_issuer.handlers import Deps
 from services.license_issuer.keys import PostgresKeys
+from services.license_issuer.overdue import Overdue
 from shared.clock import Clock, utc_now
 from shared.issuance import Simulator
 from shared.runtime import Service
@@ -14,6 +15,9 @@ from shared.sealing import keyring_or_exit
 def build(settings: LicenseIssuerSettings, clock: Clock = utc_now) -> Service:
     keyring = keyring_or_exit(settings.license_key_keyring.get_secret_value())
     fulfilment = Fulfilment(settings.sim_new_delay_s, settings.sim_change_delay_s, keyring=keyring, keys=PostgresKeys)
-    service = Service(BOUNDARY, settings, deps=Deps(Simulator(), keyring, fulfilment), clock=clock)
+    service = Service(BOUNDARY, settings, deps=Deps(Simulator(), keyring, fulfilment, settings.fulfilment), clock=clock)
     service.add_job("fulfilment-simulator", lambda: fulfilment.job.run(service.transaction, clock))
+    overdue = Overdue(settings.fulfilment)
+    service.add_job("overdue-watch", lambda: overdue.job.run(service.transaction, clock))
+    service.on_scrape(overdue.read)
     return service

@@ -1,16 +1,20 @@
-"""What the license issuer owns: its queue, the `license_issuer` schema (the keys it
-obtained, sealed, its inbox and outbox), and the license events it publishes (the keys
-themselves only on `arcserve.license-keys`, for the status service)."""
+"""What the license issuer owns: its queues (acceptances; fulfilment results), the
+`license_issuer` schema (its fulfilment tasks, the keys it obtained, sealed, its inbox and
+outbox), and what it publishes: the license events (the keys themselves only on
+`arcserve.license-keys`, for the status service), its tasks on `arcserve.fulfilment`, and the
+order IDs results bring on `arcserve.fulfilled-order-ids`, for the order-ID service. Who may publish
+results it reads in `tenancy.fulfillers`, as every consumer reads who is who on the broker."""
 from pathlib import Path
 
-from services.license_issuer.handlers import QUEUE
+from services.license_issuer.handlers import QUEUE, RESULTS
 from shared.boundary import Boundary
-from shared.contracts import events
+from shared.contracts import events, fulfilment
 from shared.db.migrate import Schema
 
 BOUNDARY = Boundary(
     name="license-issuer",
-    subscribers=(QUEUE,),
-    publishes=(events.LicenseIssued, events.LicenseKeys, events.LicenseRevoked),
+    subscribers=(QUEUE, RESULTS),
+    publishes=(events.LicenseIssued, events.LicenseKeys, events.LicenseRevoked, events.LicenseRefused,
+               events.OrderIdObtained, fulfilment.FulfilmentRequested),
     schema=Schema("license_issuer", Path(__file__).with_name("migrations"), messaging=True),
 )

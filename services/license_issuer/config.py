@@ -1,12 +1,12 @@
 """The license issuer's settings (docs/configuration.md): the shared runtime's
-(shared/config.py), its ports, the license-key keyring it seals keys with, and the issuance
-simulator's delays (until a real fulfilment backend replaces it)."""
+(shared/config.py), its ports, the license-key keyring it seals keys with, and where results
+come from (`ARCSERVE_FULFILMENT`) and the simulator's delays."""
 from __future__ import annotations
 
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
-from shared.config import ConsumerSettings, LicenseKeyKeyring, Port
+from shared.config import ConsumerSettings, Fulfilment, LicenseKeyKeyring, Port
 
 
 class LicenseIssuerSettings(ConsumerSettings):
@@ -15,6 +15,7 @@ class LicenseIssuerSettings(ConsumerSettings):
     port: Port = Field(8082, description="the license issuer's probes")
     metrics_port: Port = Field(9082, description="the license issuer's operator port: /metrics, /healthz, /readyz")
     license_key_keyring: LicenseKeyKeyring = SecretStr("")
+    fulfilment: Fulfilment = "simulator"
     sim_new_delay_s: float = Field(0.0, ge=0, validation_alias="ARCSERVE_SIM_NEW_DELAY_S",
                                    description="the issuance simulator's delay for new applications")
     sim_change_delay_s: float = Field(0.0, ge=0, validation_alias="ARCSERVE_SIM_CHANGE_DELAY_S",

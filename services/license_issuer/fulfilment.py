@@ -5,10 +5,15 @@ sealed and stored (the first one stored for a license wins, a second result chan
 nothing), then announced, which licenses on `arcserve.events` and their sealed keys on
 their own route for the status service alone.
 
-Results come from the simulator here (`ARCSERVE_SIM_NEW_DELAY_S` after a new application's
-request, `ARCSERVE_SIM_CHANGE_DELAY_S` after an addition's or a VM-count increase's): it
-stands in for Arcserve in local runs and tests, through the same durable path, as a job of
-the service that answers each request when its stored time comes (shared/due.py).
+Where results come from is the deployment's choice (`ARCSERVE_FULFILMENT`):
+- `simulator`: `ARCSERVE_SIM_NEW_DELAY_S` after a new application's request,
+  `ARCSERVE_SIM_CHANGE_DELAY_S` after an addition's or a VM-count increase's, a job of the
+  service answers it with well-formed random keys when its stored time comes
+  (shared/due.py); the order-ID service's own simulator answers the order ID;
+- `back-office` and `external`: the request is announced on `arcserve.fulfilment` as a task
+  (`fulfilment.requested`), and its result comes back there, from the back-office console or
+  another allowed system (`settle`): checked against the task, it completes it, the order ID
+  passed on to the order-ID service; or Arcserve refused, and the application is refused.
 """
 from __future__ import annotations
 
@@ -23,8 +28,9 @@ from pydantic import BaseModel
 
 from services.license_issuer.keys import IssuedKey, Keys, Request
 from shared import metrics
-from shared.contracts import events
+from shared.contracts import events, fulfilment
 from shared.contracts.applications import Kind
+from shared.contracts.envelope import PoisonMessage
 from shared.db.pool import Connection, Queryable
 from shared.due import Due, Pass, about
 from shared.issuance import simulated_license_key
@@ -50,10 +56,52 @@ async def fulfil(keys: Keys, keyring: Keyring, request: Request, obtained: Mappi
     """Complete `request` with the keys `obtained` (in clear, by license): sealed at rest, the
     key stored first for a license stays, and is what is announced."""
     stored = await keys.keep([IssuedKey(license_id, request.contract_id, request.application_id,
-                                        keyring.seal(key, context=str(license_id)), now)
+                                        keyring.seal(key, context=str(license_id)), now, keyring.fingerprint(key))
                               for license_id, key in obtained.items()])
     await keys.fulfilled(request, now)
     return announced(request, stored)
+
+
+def task(request: Request) -> fulfilment.FulfilmentRequested:
+    """The request as the back office and other systems see it (`fulfilment.requested`)."""
+    return fulfilment.FulfilmentRequested(
+        application_id=request.application_id, tenant=request.tenant_id, contract_id=request.contract_id,
+        kind=request.kind, submitted_at=request.since, due_at=request.due_at,
+        needs=fulfilment.Needs(arcserve_order_id=request.needs_order_id, licenses=[
+            fulfilment.NeededLicense(license_id=lic.license_id, usage=lic.usage, license_type=lic.license_type,
+                                     vm_count=lic.vm_count) for lic in request.licenses]),
+    )
+
+
+class InvalidResult(PoisonMessage):
+    """A result that does not fulfil its task: dead-lettered with what is wrong, by field (never
+    a key), and nothing changed."""
+
+    def __init__(self, errors: list[dict[str, str]]):
+        self.errors = errors
+        super().__init__("invalid_result: " + "; ".join(f"{e['field']}: {e['problem']}" for e in errors))
+
+
+async def settle(keys: Keys, keyring: Keyring, request: Request,
+                 result: fulfilment.FulfilmentFulfilled | fulfilment.FulfilmentRejected, now: datetime) -> list[BaseModel]:
+    """Close the open `request` with a result from the back office or another system: what to
+    announce. A refusal refuses the application; keys must fit the task (InvalidResult)."""
+    if isinstance(result, fulfilment.FulfilmentRejected):
+        await keys.refused(request, result.reason, now)
+        return [events.LicenseRefused(application_id=request.application_id, contract_id=request.contract_id,
+                                      kind=request.kind, licenses=list(request.licenses), reason=result.reason)]
+    errors = fulfilment.problems(task(request).needs, result)
+    for index, delivered in enumerate(result.license_keys):
+        if await keys.used(keyring.fingerprints(delivered.license_key)):
+            errors.append({"field": f"license_keys.{index}.license_key", "problem": "already used for another license"})
+    if errors:
+        raise InvalidResult(errors)
+    announced_: list[BaseModel] = list(await fulfil(
+        keys, keyring, request, {k.license_id: k.license_key for k in result.license_keys}, now))
+    if result.arcserve_order_id is not None:
+        announced_.append(events.OrderIdObtained(application_id=request.application_id, contract_id=request.contract_id,
+                                                 arcserve_order_id=result.arcserve_order_id))
+    return announced_
 
 
 class Work(Protocol):

@@ -3,18 +3,25 @@
 
 Keys are a fulfilment: asked for here, obtained later (services/license_issuer/fulfilment.py),
 the first key stored for a license winning over any other result, so a redelivery or a
-second message about the same acceptance never announces new ones. Revocation is immediate
-(R8): the vendor is called in the handler's `outside` step, outside any transaction, then
-recorded."""
+second message about the same acceptance never announces new ones. Outside simulator mode
+the request is a task announced on `arcserve.fulfilment`, and its result comes back there
+(`RESULTS`), from the back-office console or another system allowed for fulfilment
+(services/license_issuer/fulfillers.py). Revocation is immediate (R8): the vendor is called
+in the handler's `outside` step, outside any transaction, then recorded."""
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from services.license_issuer.fulfilment import Simulator, announced
+from services.license_issuer.fulfillers import Fulfillers
+from services.license_issuer.fulfilment import Simulator, announced, settle, task
 from services.license_issuer.keys import Keys, PostgresKeys, Request
-from shared.contracts import events
+from shared import metrics
+from shared.config import FulfilmentSource
+from shared.contracts import events, fulfilment
+from shared.contracts.applications import Kind
+from shared.contracts.envelope import PoisonMessage
 from shared.db.pool import Queryable
 from shared.issuance import IssuanceBackend
 from shared.messaging.delivery import Delivery
@@ -30,11 +37,13 @@ log = logging.getLogger(__name__)
 class Deps:
     backend: IssuanceBackend  # revokes keys at the vendor
     keyring: Keyring  # keys are sealed at rest and on their way to the status service
-    simulator: Simulator  # where keys come from (services/license_issuer/fulfilment.py)
+    simulator: Simulator  # answers requests in simulator mode (services/license_issuer/fulfilment.py)
+    source: FulfilmentSource = "simulator"  # where results come from (ARCSERVE_FULFILMENT)
     keys: Callable[[Queryable], Keys] = PostgresKeys  # its tables, on the unit of work's transaction
 
 
 QUEUE: Subscriber[Deps] = Subscriber("arcserve.license-issuer")
+RESULTS: Subscriber[Deps] = Subscriber("arcserve.license-issuer.fulfilment", filters=(Fulfillers(),))
 ISSUES = (events.NewAccepted, events.AdditionAccepted, events.VmCountIncreaseAccepted)
 
 
@@ -46,14 +55,44 @@ async def request(accepted: events.ApplicationAccepted, ctx: ConsumeContext[Deps
     if not accepted.licenses:
         return
     keys = ctx.deps.keys(ctx.conn)
+    simulated = ctx.deps.source == "simulator"
     asked = Request(accepted.application_id, accepted.contract_id, ctx.event.tenantid or "", accepted.kind,
                     tuple(accepted.licenses), ctx.now, accepted.expected_completion_at,
-                    ctx.deps.simulator.answers_at(accepted.kind, ctx.now), current_traceparent())
-    if await keys.request(asked) == "fulfilled":
+                    ctx.deps.simulator.answers_at(accepted.kind, ctx.now) if simulated else None,
+                    current_traceparent(), accepted.submitted_at, needs_order_id=accepted.kind is Kind.NEW)
+    state = await keys.request(asked)
+    if state == "fulfilled":
         for message in announced(asked, await keys.stored([lic.license_id for lic in accepted.licenses])):
             ctx.publish(message)
+    elif state == "open" and simulated:
+        ctx.after_commit(ctx.deps.simulator.wake)
+    elif state == "open":
+        ctx.publish(task(asked))
+
+
+@RESULTS.handler(fulfilment.FulfilmentFulfilled, fulfilment.FulfilmentRejected)
+async def result(result: fulfilment.FulfilmentFulfilled | fulfilment.FulfilmentRejected,
+                 ctx: ConsumeContext[Deps, None]) -> None:
+    """A task's result from the back office or another allowed system: the first one closes
+    it; one for a task that is closed, or that was never asked for, changes nothing."""
+    keys = ctx.deps.keys(ctx.conn)
+    found = await keys.task(ctx.event.tenantid or "", result.application_id)
+    if found is None:
+        raise PoisonMessage(f"unknown_task: no fulfilment task for application {result.application_id}")
+    request, state = found
+    if state != "open":
+        ctx.after_commit(lambda: log.warning("a result for a task already %s: nothing changed", state))
         return
-    ctx.after_commit(ctx.deps.simulator.wake)
+    for message in await settle(keys, ctx.deps.keyring, request, result, ctx.now):
+        ctx.publish(message)
+    outcome = "refused" if isinstance(result, fulfilment.FulfilmentRejected) else "fulfilled"
+    source, publisher = ctx.deps.source, ctx.publisher or ""
+    ctx.after_commit(lambda: _settled(source, publisher, outcome, len(request.licenses)))
+
+
+def _settled(source: str, publisher: str, outcome: str, licenses: int) -> None:
+    metrics.FULFILMENTS.labels("license-issuer", source).inc()
+    log.info("fulfilment task %s by %s (%d license keys)", outcome, publisher, licenses)
 
 
 async def revoke_at_vendor(accepted: events.CancellationAccepted, delivery: Delivery[Deps]) -> None:

@@ -12,6 +12,6 @@ from shared.runtime import Service
 
 def build(settings: OrderIdSettings, clock: Clock = utc_now) -> Service:
     fulfilment = Fulfilment(settings.sim_new_delay_s, PostgresOrders)
-    service = Service(BOUNDARY, settings, deps=Deps(Simulator(), fulfilment), clock=clock)
+    service = Service(BOUNDARY, settings, deps=Deps(Simulator(), fulfilment, settings.fulfilment), clock=clock)
     service.add_job("fulfilment-simulator", lambda: fulfilment.job.run(service.transaction, clock))
     return service

@@ -1,5 +1,6 @@
 """What the order-ID service owns: its queue, the `order_id` schema (one order ID per
-contract, its inbox and outbox), and the order-ID events it publishes."""
+contract, the simulator's requests, its inbox and outbox), and the order-ID events it
+publishes."""
 from pathlib import Path
 
 from services.order_id.handlers import QUEUE

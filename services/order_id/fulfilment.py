@@ -3,9 +3,11 @@ acceptance records a request (services/order_id/handlers.py) and is done; a resu
 the request later, recorded idempotently (the first order ID stored wins, a second result
 changes nothing) and announced as `order_id.issued`.
 
-Results come from the simulator here (`ARCSERVE_SIM_NEW_DELAY_S` after the request): it
-stands in for Arcserve in local runs and tests, through the same durable path, as a job of
-the service that answers each request when its stored time comes (shared/due.py).
+In simulator mode the simulator answers (`ARCSERVE_SIM_NEW_DELAY_S` after the request): it
+stands in for Arcserve in local runs and tests, as a job of the service that answers each
+request when its stored time comes (shared/due.py). Otherwise the order ID is part of the
+application's fulfilment task (services/license_issuer/fulfilment.py) and arrives with its
+result, through the same `fulfil`.
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, Protocol
+from uuid import UUID
 
 from services.order_id.orders import Orders, Request
 from shared import metrics
@@ -26,12 +29,13 @@ log = logging.getLogger(__name__)
 BATCH = 100  # requests answered per transaction
 
 
-async def fulfil(orders: Orders, request: Request, value: str, now: datetime) -> events.OrderIdIssued:
-    """Complete `request` with `value`: the order ID stored first stays, and is what is announced."""
-    stored = await orders.keep(request.contract_id, request.application_id, value, now)
-    await orders.fulfilled(request.contract_id, now)
-    return events.OrderIdIssued(application_id=request.application_id, contract_id=request.contract_id,
-                                arcserve_order_id=stored)
+async def fulfil(orders: Orders, contract_id: UUID, application_id: UUID, value: str,
+                 now: datetime) -> events.OrderIdIssued:
+    """Complete the contract's request with `value`: the order ID stored first stays, and is
+    what is announced."""
+    stored = await orders.keep(contract_id, application_id, value, now)
+    await orders.fulfilled(contract_id, now)
+    return events.OrderIdIssued(application_id=application_id, contract_id=contract_id, arcserve_order_id=stored)
 
 
 class Work(Protocol):
@@ -65,7 +69,8 @@ class Simulator:
         for request in due:
             fields = _fields(request)
             with about(request.traceparent, **fields):
-                work.publish(await fulfil(orders, request, simulated_order_id(now), now),
+                work.publish(await fulfil(orders, request.contract_id, request.application_id,
+                                          simulated_order_id(now), now),
                              tenant_id=request.tenant_id, subject=str(request.contract_id))
             work.after_commit(functools.partial(_obtained, request, fields))
         full = len(due) == BATCH

@@ -1,8 +1,10 @@
 """Order-ID service: one Arcserve order ID per new contract (R1), cancelled with the
 contract's last key (R9).
 
-An order ID is a fulfilment: asked for here, obtained later (services/order_id/fulfilment.py),
-and the first one stored wins over any other result. Its cancellation is immediate (R9): the
+An order ID is a fulfilment, and the first one stored wins over any other result. In
+simulator mode it is asked for here and the service's simulator answers it
+(services/order_id/fulfilment.py); otherwise it is part of the application's fulfilment task,
+which the license issuer owns, and comes from there with the task's result (`order_id.obtained`). Its cancellation is immediate (R9): the
 vendor is called in the handler's `outside` step, outside any transaction, then recorded."""
 from __future__ import annotations
 
@@ -10,8 +12,10 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from services.order_id.fulfilment import Simulator
+from services.order_id.fulfilment import Simulator, fulfil
 from services.order_id.orders import Orders, PostgresOrders, Request
+from shared import metrics
+from shared.config import FulfilmentSource
 from shared.contracts import events
 from shared.db.pool import Queryable
 from shared.issuance import IssuanceBackend
@@ -26,7 +30,8 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Deps:
     backend: IssuanceBackend  # cancels order IDs at the vendor
-    simulator: Simulator  # where order IDs come from (services/order_id/fulfilment.py)
+    simulator: Simulator  # answers requests in simulator mode (services/order_id/fulfilment.py)
+    source: FulfilmentSource = "simulator"  # where results come from (ARCSERVE_FULFILMENT)
     orders: Callable[[Queryable], Orders] = PostgresOrders  # its tables, on the unit of work's transaction
 
 
@@ -35,9 +40,10 @@ QUEUE: Subscriber[Deps] = Subscriber("arcserve.order-id")
 
 @QUEUE.handler(events.NewAccepted)
 async def request(accepted: events.NewAccepted, ctx: ConsumeContext[Deps, None]) -> None:
-    """Ask for the new contract's order ID and be done: the result completes the request
-    later (services/order_id/fulfilment.py). One asked for and obtained before is announced
-    again; one asked for and still awaited is asked for once."""
+    """Ask the simulator for the new contract's order ID and be done: its answer completes the
+    request later (services/order_id/fulfilment.py). One obtained before is announced again;
+    one asked for and still awaited is asked for once. Outside simulator mode it comes with
+    the application's fulfilment task (`obtained`)."""
     orders = ctx.deps.orders(ctx.conn)
     stored = await orders.value_of(accepted.contract_id)
     if stored is not None:
@@ -45,10 +51,27 @@ async def request(accepted: events.NewAccepted, ctx: ConsumeContext[Deps, None])
             application_id=accepted.application_id, contract_id=accepted.contract_id, arcserve_order_id=stored,
         ))
         return
+    if ctx.deps.source != "simulator":
+        return
     await orders.request(Request(accepted.contract_id, accepted.application_id, ctx.event.tenantid or "", ctx.now,
                                  accepted.expected_completion_at, ctx.deps.simulator.answers_at(ctx.now),
                                  current_traceparent()))
     ctx.after_commit(ctx.deps.simulator.wake)
+
+
+@QUEUE.handler(events.OrderIdObtained)
+async def obtained(message: events.OrderIdObtained, ctx: ConsumeContext[Deps, None]) -> None:
+    """The order ID a fulfilment task's result brought (the license issuer checked it against
+    the task): kept unless the contract has one, and announced."""
+    ctx.publish(await fulfil(ctx.deps.orders(ctx.conn), message.contract_id, message.application_id,
+                             message.arcserve_order_id, ctx.now))
+    source = ctx.deps.source
+
+    def obtained_() -> None:
+        metrics.FULFILMENTS.labels("order-id", source).inc()
+        log.info("obtained the contract's Arcserve order ID (%s)", source)
+
+    ctx.after_commit(obtained_)
 
 
 async def cancel_at_vendor(accepted: events.CancellationAccepted, delivery: Delivery[Deps]) -> str | None:

@@ -79,6 +79,7 @@ _TEXT: dict[str, tuple[str, str]] = {
     "reason": ("理由", "Reason"),
     "history_more": ("最新{shown}件を表示しています(全{total}件)。", "Showing the newest {shown} of {total}."),
     "immediately": ("即時", "immediately"),
+    "overdue": ("予定を過ぎています", "past the expected time"),
     # forms
     "form_new": ("新規申込", "New application"),
     "form_addition": ("追加申込", "Additional licenses"),
@@ -135,6 +136,8 @@ _REASONS: dict[str, tuple[str, str]] = {
     "not_found": ("契約またはライセンスが見つかりません。", "The contract or license was not found."),
     "too_many_licenses": ("1契約あたりのキーの上限を超えます。", "That passes the limit of keys per contract."),
     "invalid_application": ("申込内容に誤りがあります。", "The application is not valid."),
+    # Arcserve's own words follow, as the provider's operator typed them (fulfilment).
+    "vendor_refused": ("Arcserveが申込を受け付けませんでした: {message}", "Arcserve refused the application: {message}"),
 }
 
 _LABELS = {
@@ -163,7 +166,8 @@ class Words:
         if not reason:
             return ""
         known = _REASONS.get(reason.get("code", ""))
-        return known[1 if self._en else 0] if known else reason.get("message", "")
+        message = reason.get("message", "")
+        return known[1 if self._en else 0].replace("{message}", message) if known else message
 
     def label(self, vocabulary: str, value: str | None) -> str:
         """An API value in this language: its Japanese label, or the English value itself."""

@@ -20,7 +20,11 @@ instead (docs/security.md, "Onboarding a direct publisher"): a publisher may wri
 tenants `python -m services.tools.publishers allow` names), an events reader reads
 `arcserve.events` from its queue `USER.events`, made with it. No user is both: one that may
 write the submissions and read the events could bind the one exchange into the other
-(`broker.combines_publishing_and_reading`), so a system that does both has two users. Its password is
+(`broker.combines_publishing_and_reading`), so a system that does both has two users. `system USER
+--fulfiller` makes the user of a system that fulfils tasks (`ARCSERVE_FULFILMENT=external`;
+docs/security.md, "Onboarding a fulfilment system"): it reads `fulfilment.requested` from its queue
+`USER.fulfilment` and writes results to `arcserve.fulfilment` (counted once
+`python -m services.tools.publishers allow-fulfilment USER` allows it), and has no other role. Its password is
 SYSTEM_PASSWORD where set, else a fresh one, printed alone on the last line, this once;
 running it again sets the password anew.
 """
@@ -105,10 +109,20 @@ async def provision_all(settings: ProvisioningSettings, env_file: Path | None = 
     return urls
 
 
-def provision_system(settings: ProvisioningSettings, user: str, password: str, *, publisher: bool, events_reader: bool) -> str:
+def provision_system(settings: ProvisioningSettings, user: str, password: str, *, publisher: bool = False,
+                     events_reader: bool = False, fulfiller: bool = False) -> str:
     """Another system's broker user, through the management API; returns what it may do."""
     topology = _deployment(settings).topology
     management = broker.Management.for_amqp_url(settings.amqp_url, settings.management_url)
+    if fulfiller:
+        # Its own user, for nothing else: results it writes decide tenants' keys, and with read on an
+        # exchange it could bind that exchange into arcserve.fulfilment.
+        if [p for p in management.permissions_of(user) if not broker.is_fulfiller_grant(topology, user, p)]:
+            raise ValueError(f"{user} has another role already; a system that fulfils tasks gets a user of its own")
+        management.import_definitions(broker.fulfiller(topology, user, password))
+        return (f"{user}: reads tasks from its queue {broker.fulfilment_queue(user)}; writes results to "
+                f"{topology.name('arcserve.fulfilment')}, counted once "
+                f"`python -m services.tools.publishers allow-fulfilment {user}` allows it")
     document = (broker.direct_publisher(topology, user, password) if publisher
                 else broker.events_reader(topology, user, password))
     if broker.combines_publishing_and_reading(topology, [*management.permissions_of(user), *document["permissions"]]):
@@ -180,6 +194,8 @@ async def main(argv: list[str]) -> int:
                         help="system: another system's broker user")
     parser.add_argument("--publisher", action="store_true", help="system: it may write submissions")
     parser.add_argument("--events-reader", action="store_true", help="system: it reads events from USER.events")
+    parser.add_argument("--fulfiller", action="store_true",
+                        help="system: it takes fulfilment tasks from USER.fulfilment and publishes their results")
     parser.add_argument("--env-file", type=Path, help="write each service's own URLs here (and reuse its passwords)")
     parser.add_argument("--deterministic", action="store_true", help="definitions: salts from the user names")
     parser.add_argument("--admin", help="definitions: also an administrator, USER:PASSWORD")
@@ -190,9 +206,9 @@ async def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if (args.what == "system") != bool(args.system_user):
         parser.error("USER goes with `system`, and only with it")
-    if args.what == "system" and args.publisher == args.events_reader:
-        parser.error("system: say what it may do: --publisher or --events-reader (a system that does both has a "
-                     "user for each: one user that may do both could bind one exchange into the other)")
+    if args.what == "system" and args.publisher + args.events_reader + args.fulfiller != 1:
+        parser.error("system: say what it may do: --publisher, --events-reader or --fulfiller (a system that does "
+                     "more has a user for each: one user that may do two could bind one exchange into the other)")
     settings = ProvisioningSettings.from_env()
     # Its log on stderr: stdout carries what `definitions` and `kubernetes` print.
     logs.configure("provisioning", settings.log_level, settings.log_format, sys.stderr)
@@ -214,7 +230,7 @@ async def main(argv: list[str]) -> int:
         if args.what == "system":
             password = os.environ.get("SYSTEM_PASSWORD") or secrets.token_urlsafe(24)
             print(provision_system(settings, args.system_user, password, publisher=args.publisher,
-                                   events_reader=args.events_reader))
+                                   events_reader=args.events_reader, fulfiller=args.fulfiller))
             if not os.environ.get("SYSTEM_PASSWORD"):
                 print("its password, shown this once (give it to the system; it cannot be shown again):")
                 print(password)

@@ -187,6 +187,35 @@ def _other_system(topology: Topology, user: str, password: str, vhost: str, *, p
     }
 
 
+def fulfilment_queue(user: str) -> str:
+    """The queue a system allowed for fulfilment takes its tasks from: named under its user name."""
+    return f"{user}.fulfilment"
+
+
+def fulfiller(topology: Topology, user: str, password: str, vhost: str = "/") -> dict[str, Any]:
+    """Definitions of another system's broker user that fulfils tasks (docs/security.md,
+    "Onboarding a fulfilment system"): it reads `fulfilment.requested` from one queue of its own,
+    `fulfilment_queue(user)`, bound here, and writes results to `arcserve.fulfilment` under
+    their two routing keys; whether they count is the license issuer's to check
+    (`python -m services.tools.publishers allow-fulfilment`). It reads no exchange, so it can
+    bind nothing anywhere. Its queue refuses (never drops) past its bound: a task is never lost,
+    and an alert fires long before."""
+    exchange = topology.name(routing.FULFILMENT_EXCHANGE)
+    queue = fulfilment_queue(user)
+    results = "|".join(re.escape(key) for key in (routing.FULFILMENT_FULFILLED, routing.FULFILMENT_REJECTED))
+    return {
+        "users": [{"name": user, "password_hash": password_hash(password), "hashing_algorithm": HASHING, "tags": []}],
+        "permissions": [{"user": user, "vhost": vhost, "configure": "^$", "write": topology.pattern([exchange]),
+                         "read": topology.pattern([queue])}],
+        "topic_permissions": [{"user": user, "vhost": vhost, "exchange": exchange, "write": f"^({results})$",
+                               "read": "^$"}],
+        "queues": [{"name": queue, "vhost": vhost, "durable": True, "auto_delete": False, "arguments": {
+            "x-queue-type": "quorum", "x-max-length": MAX_QUEUE_LENGTH, "x-overflow": "reject-publish"}}],
+        "bindings": [{"source": exchange, "vhost": vhost, "destination": queue, "destination_type": "queue",
+                      "routing_key": routing.FULFILMENT_REQUESTED, "arguments": {}}],
+    }
+
+
 def combines_publishing_and_reading(topology: Topology, permissions: list[dict[str, Any]]) -> bool:
     """Whether a user with these permissions may both write to `arcserve.applications` and
     read `arcserve.events`: RabbitMQ lets such a user bind the one exchange into the other
@@ -279,3 +308,9 @@ class Management:
 
     def users(self) -> list[str]:
         return [user["name"] for user in self._call("GET", "users")]
+
+
+def is_fulfiller_grant(topology: Topology, user: str, permission: dict[str, Any]) -> bool:
+    """Whether a user's permission is exactly what `fulfiller` grants (making it again is fine)."""
+    granted = fulfiller(topology, user, "")["permissions"][0]
+    return all(permission.get(key) == granted[key] for key in ("configure", "write", "read"))

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 
 from services.provisioning.deployment import Deployment, Passwords
-from shared import audit
+from shared import audit, tenancy
 from shared.boundary import Boundary
 from shared.db.migrate import Schema, migrate
 from shared.db.pool import Connection
@@ -47,8 +47,10 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-# Who is who on the broker (shared/tenancy): every consumer reads it, and nothing else of tenancy.
-TRUST_TABLE = "tenancy.publishers"
+# Who is who on the broker (shared/tenancy): who may publish submissions (and the relays among
+# them), and who fulfilment results. Every consumer reads them, and nothing else of tenancy.
+TRUST_TABLES = ("tenancy.publishers", "tenancy.fulfillers")
+OPERATORS_TABLE = "tenancy.operators"
 
 
 async def provision(conn: Connection, deployment: Deployment, boundaries: tuple[Boundary, ...],
@@ -90,8 +92,11 @@ async def provision(conn: Connection, deployment: Deployment, boundaries: tuple[
             await conn.execute(f"GRANT USAGE ON SCHEMA {schema.name} TO {role}")
             await conn.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA {schema.name} TO {role}")
         if boundary.subscribers:  # a consumer knows the relays, whose replays name another publisher
-            await conn.execute(f"GRANT USAGE ON SCHEMA {TRUST_TABLE.split('.')[0]} TO {role}")
-            await conn.execute(f"GRANT SELECT ON {TRUST_TABLE} TO {role}")
+            await conn.execute(f"GRANT USAGE ON SCHEMA {tenancy.SCHEMA.name} TO {role}")
+            await conn.execute(f"GRANT SELECT ON {', '.join(TRUST_TABLES)} TO {role}")
+        if boundary.operators:  # the console's operators, and nothing else of tenancy
+            await conn.execute(f"GRANT USAGE ON SCHEMA {tenancy.SCHEMA.name} TO {role}")
+            await conn.execute(f"GRANT SELECT ON {OPERATORS_TABLE} TO {role}")
         if boundary.audits:  # appends records; reads, changes and deletes none
             await conn.execute(f"GRANT USAGE ON SCHEMA {audit.SCHEMA.name} TO {role}")
             await conn.execute(f"GRANT INSERT ON {audit.SCHEMA.name}.records TO {role}")

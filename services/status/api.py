@@ -14,6 +14,7 @@ from services.status import queries, service, views
 from services.status.cursor import Cursor, InvalidCursor, decode_cursor, encode_cursor
 from services.status.domain.model import ApplicationStatus, ContractStatus
 from services.status.repository import PostgresRepository
+from shared.clock import Clock
 from shared.contracts import answers, limits
 from shared.http import openapi
 from shared.http.auth import Authenticator
@@ -55,7 +56,7 @@ def _product(raw: str | None) -> str | None:
     return raw
 
 
-def router(pool: Callable[[], asyncpg.Pool], auth: Authenticator, keyring: Keyring) -> APIRouter:
+def router(pool: Callable[[], asyncpg.Pool], auth: Authenticator, keyring: Keyring, clock: Clock) -> APIRouter:
     api = APIRouter(prefix="/v1")
 
     @api.get("/applications/{application_id}", summary="An application",
@@ -65,7 +66,7 @@ def router(pool: Callable[[], asyncpg.Pool], auth: Authenticator, keyring: Keyri
             found = await PostgresRepository(conn).application(_uuid(application_id, "application"), tenant)
         if found is None:
             raise _not_found("application", application_id)
-        return views.application_view(found)
+        return views.application_view(found, clock())
 
     @api.get("/applications", summary="The tenant's applications, newest first",
              responses={200: {"model": answers.ApplicationPage}, **openapi.errors(401, 422, 429, 503)})
@@ -79,9 +80,9 @@ def router(pool: Callable[[], asyncpg.Pool], auth: Authenticator, keyring: Keyri
         async with pool().acquire() as conn:
             found = await queries.applications(conn, tenant, contract_id=contract_id, status=status,
                                                after=_after(cursor), limit=limit + 1)
-        page = found[:limit]
+        page, now = found[:limit], clock()
         return {
-            "items": [views.application_view(a) for a in page],
+            "items": [views.application_view(a, now) for a in page],
             "next_cursor": encode_cursor(page[-1].submitted_at, page[-1].application_id) if len(found) > limit else None,
         }
 
@@ -113,6 +114,6 @@ def router(pool: Callable[[], asyncpg.Pool], auth: Authenticator, keyring: Keyri
             found = await service.contract_detail(_uuid(contract_id, "contract"), tenant, PostgresRepository(conn))
         if found is None:
             raise _not_found("contract", contract_id)
-        return views.contract_detail(found, keyring)
+        return views.contract_detail(found, keyring, clock())
 
     return api

@@ -28,5 +28,5 @@ def build(settings: StatusSettings, clock: Clock = utc_now) -> Service:
                          service=BOUNDARY.name, forwarding_secret=optional(
                              FORWARDING_SECRET, settings.forwarding_secret.get_secret_value(), FORWARDING_WHY))
     service.on_stop.append(auth.close)
-    service.app.include_router(api.router(lambda: service.pool, auth, keyring))
+    service.app.include_router(api.router(lambda: service.pool, auth, keyring, clock))
     return service

@@ -162,6 +162,11 @@ async def order_id_issued(message: events.OrderIdIssued, ctx: Context) -> None:
     await _join(ctx, domain.OrderIdIssued(message.contract_id, message.arcserve_order_id))
 
 
+@RESULTS.handler(events.LicenseRefused)
+async def license_refused(message: events.LicenseRefused, ctx: Context) -> None:
+    await _join(ctx, domain.Refused(message.contract_id, message.application_id, message.reason))
+
+
 @RESULTS.handler(events.OrderIdCancelled)
 async def order_id_cancelled(message: events.OrderIdCancelled, ctx: Context) -> None:
     await _join(ctx, domain.OrderIdCancelled(message.contract_id))

@@ -58,6 +58,7 @@ def _accepted(event: ApplicationAccepted) -> events.ApplicationAccepted:
         "contract_id": app.contract_id,
         "licenses": [license_summary(lic) for lic in event.licenses],
         "expected_completion_at": app.expected_completion_at,
+        "submitted_at": app.submitted_at,
         "product": event.product,
     }
     command = app.command

@@ -19,6 +19,7 @@ from services.status.domain.commands import (
     OpenContract,
     OrderIdCancelled,
     OrderIdIssued,
+    Refused,
     Result,
 )
 from services.status.domain.model import (
@@ -142,8 +143,8 @@ async def decide(submission: Submission, repo: Repository, calendar: BusinessCal
 
 
 async def apply(result: Result, tenant_id: str, repo: Repository, now: datetime) -> list[DomainEvent]:
-    """Join an issuer's result into its contract (R1, R5, R7, R8, R9); a duplicate or late
-    one changes nothing."""
+    """Join an issuer's result into its contract (R1, R5, R7, R8, R9), or Arcserve's refusal;
+    a duplicate or late one changes nothing."""
     contract = await repo.get(result.contract_id, tenant_id)
     if contract is None:
         raise TooEarly(f"contract {result.contract_id} of tenant {tenant_id!r} is not there")
@@ -157,6 +158,8 @@ async def apply(result: Result, tenant_id: str, repo: Repository, now: datetime)
         contract.order_id_issued(result.value, now)
     elif isinstance(result, OrderIdCancelled):
         contract.order_id_cancelled(now)
+    elif isinstance(result, Refused):
+        contract.vendor_refused(result.application_id, result.reason, now)
     return await repo.save()
 
 

@@ -28,7 +28,9 @@ def _reason(refused: Rejected | None) -> dict[str, str] | None:
     return {"code": refused.code.value, "message": refused.message} if refused else None
 
 
-def application_view(app: Application) -> dict[str, Any]:
+def application_view(app: Application, now: datetime) -> dict[str, Any]:
+    """`overdue`: still processing past its expected completion (R12), as the tenant is told."""
+    expected = app.expected_completion_at
     return {
         "application_id": str(app.application_id),
         "kind": app.kind.value,
@@ -39,6 +41,7 @@ def application_view(app: Application) -> dict[str, Any]:
         "reason": {"code": app.reason.code.value, "message": app.reason.message} if app.reason else None,
         "submitted_at": _iso(app.submitted_at),
         "expected_completion_at": _iso(app.expected_completion_at),
+        "overdue": app.is_open and expected is not None and now > expected,
         "completed_at": _iso(app.completed_at),
         "submitted_by": {"kind": app.submitted_by.kind, "id": app.submitted_by.id} if app.submitted_by else None,
     }
@@ -143,13 +146,13 @@ def license_view(lic: License, keyring: Keyring) -> dict[str, Any]:
     }
 
 
-def contract_detail(detail: Detail, keyring: Keyring) -> dict[str, Any]:
+def contract_detail(detail: Detail, keyring: Keyring, now: datetime) -> dict[str, Any]:
     """R11: product and version, support desk, order ID and its status, every key with its
     status and charge start and end, and the application history (the newest applications,
     oldest first, with how many there are in all)."""
     contract = detail.contract
     view = _contract_base(contract, any(lic.vm_count_increase_refusal() is None for lic in contract.licenses.values()))
     view["licenses"] = [license_view(lic, keyring) for lic in detail.contract.licenses.values()]
-    view["applications"] = [application_view(app) for app in detail.history]
+    view["applications"] = [application_view(app, now) for app in detail.history]
     view["applications_total"] = detail.applications_total
     return view

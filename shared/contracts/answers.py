@@ -60,6 +60,7 @@ class ApplicationView(_Answer):
     reason: ReasonView | None
     submitted_at: datetime
     expected_completion_at: datetime | None
+    overdue: bool = Field(description="still processing past its expected completion (R12)")
     completed_at: datetime | None
     submitted_by: SubmitterView | None
 

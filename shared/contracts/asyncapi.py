@@ -1,8 +1,9 @@
 """The AsyncAPI 3.0 document of the public AMQP contract (docs/architecture.md, "Public contract"), generated from
-the message catalogue: the two public exchanges as channels (AMQP bindings 0.3.0), one
+the message catalogue: the three public exchanges as channels (AMQP bindings 0.3.0), one
 operation per routing key, every message as its CloudEvents envelope with `tenantid` (and the
-`ce-` headers of binary content mode), and a JSON Schema per `data` under `components/schemas`. The private `arcserve.license-keys`
-exchange is nobody else's and is left out.
+`ce-` headers of binary content mode), and a JSON Schema per `data` under `components/schemas`. The private
+exchanges between two services (`arcserve.license-keys`, `arcserve.fulfilled-order-ids`) are
+nobody else's and are left out.
 
     python -m shared.contracts.asyncapi > docs/asyncapi.json      (make contracts)
 
@@ -27,6 +28,9 @@ CHANNELS = {
     routing.APPLICATIONS_EXCHANGE: ("applications", "Submissions: another system (or intake) applies for a tenant."),
     routing.EVENTS_EXCHANGE: ("events", "What happened: decisions, issued and revoked keys (never the keys), "
                                         "order IDs, contract status."),
+    routing.FULFILMENT_EXCHANGE: ("fulfilment", "Fulfilment tasks out to the provider's order system, their "
+                                                "results (order ID and license keys, or Arcserve's refusal) back in; "
+                                                "only from broker users allowed for fulfilment."),
 }
 
 
@@ -133,10 +137,10 @@ def document() -> dict[str, Any]:
             "bindings": {"amqp": {"messageType": entry.type, "bindingVersion": AMQP_BINDING}},
         }
         channels[channel]["messages"][key] = {"$ref": f"#/components/messages/{key}"}
-        submission = entry.exchange == routing.APPLICATIONS_EXCHANGE
-        operations[("submit." if submission else "publish.") + key] = {
-            # Ours to receive (a submission) or to send (an event).
-            "action": "receive" if submission else "send",
+        submitted = entry.publisher is None  # another system's: a submission, a fulfilment result
+        operations[("submit." if submitted else "publish.") + key] = {
+            # Ours to receive (another system's) or to send (ours).
+            "action": "receive" if submitted else "send",
             "channel": {"$ref": f"#/channels/{channel}"},
             "summary": f"routing key {entry.routing_key}",
             "messages": [{"$ref": f"#/channels/{channel}/messages/{key}"}],
@@ -163,7 +167,11 @@ def document() -> dict[str, Any]:
                 "`ARCSERVE_CLOUDEVENTS_MODE=binary`. A direct publisher connects with a broker user of its own, sets the AMQP "
                 "`user_id` to it, and acts only for the tenants an operator allowed (docs/security.md, \"Onboarding a "
                 "direct publisher\"). A message that breaks its schema is dead-lettered with the reason; a "
-                "submission's tenant also sees `application.rejected.<kind>` with code `invalid_application`."
+                "submission's tenant also sees `application.rejected.<kind>` with code `invalid_application`. "
+                "With `ARCSERVE_FULFILMENT=external`, each accepted application that needs keys goes out on "
+                "`arcserve.fulfilment` as `fulfilment.requested`, and its result comes back there as "
+                "`fulfilment.fulfilled` or `fulfilment.rejected`, from a broker user allowed for fulfilment "
+                "(docs/security.md, \"Onboarding a fulfilment system\"), else dead-lettered `unauthorized_publisher`."
             ),
         },
         "defaultContentType": CONTENT_TYPE,

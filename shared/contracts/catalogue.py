@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from shared.contracts import applications, events, limits, routing
+from shared.contracts import applications, events, fulfilment, limits, routing
 from shared.contracts.applications import Kind
 from shared.contracts.envelope import CloudEvent, PoisonMessage, new_event
 from shared.contracts.message import read
@@ -39,8 +39,9 @@ class MessageType:
     # a newer producer added.
     strict: bool = False
     # Who publishes it: the one service whose broker user a consumer trusts for it
-    # (docs/architecture.md, "Security"). None for submissions: other systems publish those,
-    # each for the tenants an operator allowed it, which the status service's gate judges.
+    # (docs/architecture.md, "Security"). None for submissions and fulfilment results: other
+    # systems publish those, each as an operator allowed it, which their consumer's filter
+    # judges (services/status/submitters.py, services/license_issuer/fulfillers.py).
     publisher: str | None = None
 
 
@@ -67,6 +68,13 @@ CATALOGUE: tuple[MessageType, ...] = (
     _event(LICENSE_ISSUER, events.LicenseIssued, routing.LICENSE_ISSUED),
     _event(LICENSE_ISSUER, events.LicenseRevoked, routing.LICENSE_REVOKED),
     _event(LICENSE_ISSUER, events.LicenseKeys, routing.LICENSE_KEYS, exchange=routing.LICENSE_KEYS_EXCHANGE),
+    _event(LICENSE_ISSUER, events.LicenseRefused, routing.LICENSE_REFUSED),
+    _event(LICENSE_ISSUER, events.OrderIdObtained, routing.ORDER_ID_OBTAINED, exchange=routing.ORDER_IDS_EXCHANGE),
+    _event(LICENSE_ISSUER, fulfilment.FulfilmentRequested, routing.FULFILMENT_REQUESTED,
+           exchange=routing.FULFILMENT_EXCHANGE),
+    *(MessageType(model, routing.FULFILMENT_EXCHANGE, key, routing.event_type(key))
+      for model, key in ((fulfilment.FulfilmentFulfilled, routing.FULFILMENT_FULFILLED),
+                         (fulfilment.FulfilmentRejected, routing.FULFILMENT_REJECTED))),
     _event(ORDER_ID, events.OrderIdIssued, routing.ORDER_ID_ISSUED),
     _event(ORDER_ID, events.OrderIdCancelled, routing.ORDER_ID_CANCELLED),
     _event(STATUS, events.ContractStatusChanged, routing.CONTRACT_STATUS_CHANGED),

@@ -39,6 +39,7 @@ class ApplicationAccepted(Message):
     product: str  # the contract's product code
     licenses: list[LicenseSummary]
     expected_completion_at: datetime | None = None  # R12
+    submitted_at: datetime | None = None  # when the system received it (R12 counts from it)
 
 
 class NewAccepted(ApplicationAccepted):
@@ -117,6 +118,27 @@ class LicenseRevoked(Message):
     application_id: UUID | None = None
     contract_id: UUID
     licenses: list[LicenseSummary]
+
+
+class LicenseRefused(Message):
+    """`license.refused`: Arcserve refused an accepted application's keys (and order ID); the
+    status service rejects the application with code `vendor_refused` and `reason`."""
+
+    application_id: UUID
+    contract_id: UUID
+    kind: Kind
+    licenses: list[LicenseSummary]
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class OrderIdObtained(Message):
+    """`order_id.obtained`, on `arcserve.fulfilled-order-ids` (not public): the order ID a fulfilment
+    task's result brought, from the license issuer (which owns the task) to the order-ID
+    service (which owns order IDs and announces `order_id.issued`)."""
+
+    application_id: UUID
+    contract_id: UUID
+    arcserve_order_id: str = Field(min_length=1, max_length=64)
 
 
 class OrderIdIssued(Message):

@@ -13,3 +13,4 @@ class ReasonCode(StrEnum):
     CONTRACT_CANCELLED = "contract_cancelled"  # R10
     NOT_FOUND = "not_found"
     TOO_MANY_LICENSES = "too_many_licenses"  # a contract's keys are bounded (docs/architecture.md, "Security")
+    VENDOR_REFUSED = "vendor_refused"  # Arcserve refused what was accepted (fulfilment, docs/architecture.md)

@@ -6,15 +6,27 @@ EVENTS_EXCHANGE = "arcserve.events"
 # Not public: license keys, sealed, from the license issuer to the status service. Only they
 # may write and read it; no other system is granted anything on it (docs/architecture.md, "Security").
 LICENSE_KEYS_EXCHANGE = "arcserve.license-keys"
-PUBLIC_EXCHANGES = (APPLICATIONS_EXCHANGE, EVENTS_EXCHANGE)  # what other systems may see (docs/asyncapi.json)
+# Fulfilment tasks out, their results in (docs/architecture.md, "Fulfilment"): the provider's
+# own systems read and write it, each allowed by an operator; results carry keys, so it is
+# never bound to `arcserve.events` and no events reader is granted anything on it.
+FULFILMENT_EXCHANGE = "arcserve.fulfilment"
+# Not public: the order ID a fulfilment result brought, from the license issuer to the
+# order-ID service.
+ORDER_IDS_EXCHANGE = "arcserve.fulfilled-order-ids"
+PUBLIC_EXCHANGES = (APPLICATIONS_EXCHANGE, EVENTS_EXCHANGE, FULFILMENT_EXCHANGE)  # in docs/asyncapi.json
 
 SUBMISSION_TYPE_PREFIX = "arcserve.application."
 
 LICENSE_ISSUED = "license.issued"
 LICENSE_REVOKED = "license.revoked"
 LICENSE_KEYS = "license.keys"
+LICENSE_REFUSED = "license.refused"
 ORDER_ID_ISSUED = "order_id.issued"
 ORDER_ID_CANCELLED = "order_id.cancelled"
+ORDER_ID_OBTAINED = "order_id.obtained"
+FULFILMENT_REQUESTED = "fulfilment.requested"
+FULFILMENT_FULFILLED = "fulfilment.fulfilled"
+FULFILMENT_REJECTED = "fulfilment.rejected"
 CONTRACT_STATUS_CHANGED = "contract.status_changed"
 
 

@@ -96,8 +96,8 @@ class Binding:
     routing_key: str
 
 
-PUBLIC_EXCHANGES = (routing.APPLICATIONS_EXCHANGE, routing.EVENTS_EXCHANGE)
-EXCHANGES = (*PUBLIC_EXCHANGES, routing.LICENSE_KEYS_EXCHANGE)  # topic exchanges every deployment has
+EXCHANGES = (*routing.PUBLIC_EXCHANGES, routing.LICENSE_KEYS_EXCHANGE,
+             routing.ORDER_IDS_EXCHANGE)  # topic exchanges every deployment has
 
 
 @dataclass(frozen=True)

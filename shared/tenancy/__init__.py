@@ -229,3 +229,49 @@ async def publishers(conn: Queryable) -> list[Publisher]:
            GROUP BY p.broker_user, p.role ORDER BY p.broker_user"""
     )
     return [Publisher(r["broker_user"], Role(r["role"]), tuple(r["tenants"])) for r in rows]
+
+
+# ---- fulfilment results (migrations/0004_fulfillers.sql) -------------------------------------
+
+
+@dataclass(frozen=True)
+class Fulfiller:
+    broker_user: str
+    own: bool  # the deployment's own console
+    allowed_at: datetime
+
+
+async def may_fulfil(conn: Queryable, broker_user: str) -> bool:
+    return bool(await conn.fetchval("SELECT true FROM tenancy.fulfillers WHERE broker_user = $1", broker_user))
+
+
+async def allow_fulfilment(conn: Queryable, broker_user: str) -> None:
+    await conn.execute("INSERT INTO tenancy.fulfillers (broker_user) VALUES ($1) ON CONFLICT DO NOTHING", broker_user)
+
+
+async def revoke_fulfilment(conn: Connection, broker_user: str) -> bool:
+    """Take back fulfilment from another system; whether it had it. The deployment's own
+    console is not revoked here."""
+    async with conn.transaction():
+        own = await conn.fetchval("SELECT own FROM tenancy.fulfillers WHERE broker_user = $1", broker_user)
+        if own:
+            raise ValueError(f"{broker_user} is this deployment's back-office console; its role is the provisioning step's")
+        return await conn.fetchval("DELETE FROM tenancy.fulfillers WHERE broker_user = $1 RETURNING true", broker_user) \
+            is not None
+
+
+async def register_fulfillers(conn: Connection, own: list[str]) -> None:
+    """The deployment's own fulfillers (the provisioning step), and no other own one left from
+    an earlier provisioning."""
+    async with conn.transaction():
+        await conn.execute("DELETE FROM tenancy.fulfillers WHERE own AND NOT broker_user = ANY($1::text[])", own)
+        await conn.executemany(
+            """INSERT INTO tenancy.fulfillers (broker_user, own) VALUES ($1, true)
+               ON CONFLICT (broker_user) DO UPDATE SET own = true""",
+            [(user,) for user in sorted(own)],
+        )
+
+
+async def fulfillers(conn: Queryable) -> list[Fulfiller]:
+    rows = await conn.fetch("SELECT broker_user, own, allowed_at FROM tenancy.fulfillers ORDER BY broker_user")
+    return [Fulfiller(r["broker_user"], r["own"], r["allowed_at"]) for r in rows]

@@ -51,21 +51,26 @@ def test_every_public_message_is_there_with_its_routing_key_and_the_private_one_
     document = asyncapi.document()
     operations = document["operations"]
     public = [e for e in catalogue.CATALOGUE if e.exchange in routing.PUBLIC_EXCHANGES]
-    assert len(operations) == len(public) == 25
+    assert len(operations) == len(public) == 29
     by_type = {op["messages"][0]["$ref"].rsplit("/", 1)[1]: op for op in operations.values()}
     for entry in public:
         key = entry.type.removeprefix("arcserve.")
         operation = by_type[key]
         assert operation["bindings"]["amqp"]["cc"] == [entry.routing_key]
-        assert operation["action"] == ("receive" if entry.exchange == routing.APPLICATIONS_EXCHANGE else "send")
+        # Ours to receive: submissions and fulfilment results; the rest we send.
+        theirs = entry.exchange == routing.APPLICATIONS_EXCHANGE or entry.type in (
+            "arcserve.fulfilment.fulfilled", "arcserve.fulfilment.rejected")
+        assert operation["action"] == ("receive" if theirs else "send")
         channel = operation["channel"]["$ref"].rsplit("/", 1)[1]
         assert document["channels"][channel]["address"] == entry.exchange
         envelope = document["components"]["schemas"][f"{key}.event"]["allOf"][1]["properties"]
         assert envelope["type"] == {"const": entry.type}
     assert document["channels"]["applications"]["bindings"]["amqp"]["exchange"] == {
         "name": "arcserve.applications", "type": "topic", "durable": True, "autoDelete": False, "vhost": "/"}
-    assert routing.LICENSE_KEYS_EXCHANGE not in json.dumps(document)  # never on a public channel
+    for private in (routing.LICENSE_KEYS_EXCHANGE, routing.ORDER_IDS_EXCHANGE):
+        assert private not in json.dumps(document)  # never on a public channel
     assert "LicenseKeys" not in document["components"]["schemas"]
+    assert "OrderIdObtained" not in document["components"]["schemas"]
 
 
 def test_every_events_dataschema_names_its_schema_in_the_document() -> None:

@@ -5,15 +5,11 @@ command (`python -m services.provisioning system USER --publisher`, and `system 
 allow`); and why it takes two."""
 from __future__ import annotations
 
-import asyncio
 import json
-import os
 import re
-import sys
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from urllib.parse import quote, urlsplit, urlunsplit
 
 import aio_pika
 import aiormq
@@ -22,7 +18,7 @@ import pytest
 from services.provisioning import broker
 from shared.contracts import routing
 from tests.support.stack import Stack, Tenant, eventually
-from tests.support.tools import ROOT, ok, run_tool
+from tests.support.tools import ROOT, ok, run_python, run_tool, system_user
 
 EXAMPLE = ROOT / "docs" / "examples" / "publish_submission.py"
 
@@ -35,35 +31,14 @@ class System:
     events_amqp_url: str
 
 
-async def _run(*command: str, env: dict[str, str]) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, *command, cwd=ROOT, env={**os.environ, **env},
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    out, err = await asyncio.wait_for(process.communicate(), timeout=60)
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
-
-
-async def _system_user(stack: Stack, user: str, role: str) -> str:
-    """Another system's user, made by the operator's command; its URL (the password it printed)."""
-    code, out, err = await _run("-m", "services.provisioning", "system", user, role, env={
-        "AMQP_URL": stack.settings.amqp_url, "RABBITMQ_MANAGEMENT_URL": stack.servers.management_url,
-        "ARCSERVE_TOPOLOGY_PREFIX": stack.settings.topology_prefix})
-    assert code == 0, (out, err)
-    password = out.splitlines()[-1]
-    parts = urlsplit(stack.settings.amqp_url)
-    netloc = f"{quote(user, safe='')}:{quote(password, safe='')}@{parts.hostname}:{parts.port or 5672}"
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
 @pytest.fixture
 async def system(stack: Stack) -> AsyncIterator[System]:
     """Another system that submits and reads the outcome: a publisher and an events reader."""
     user = f"{stack.settings.topology_prefix}billing-{uuid.uuid4().hex[:6]}"
     reader = f"{user}-events"
     try:
-        url = await _system_user(stack, user, "--publisher")
-        events_url = await _system_user(stack, reader, "--events-reader")
+        url = await system_user(stack, user, "--publisher")
+        events_url = await system_user(stack, reader, "--events-reader")
         yield System(user, url, reader, events_url)
     finally:
         broker.Management.for_amqp_url(stack.settings.amqp_url, stack.servers.management_url).delete_users([user, reader])
@@ -73,7 +48,7 @@ async def system(stack: Stack) -> AsyncIterator[System]:
 
 
 async def _example(stack: Stack, system: System, tenant: Tenant, *args: str) -> tuple[int, str, str]:
-    return await _run(str(EXAMPLE), tenant.name, *args, env={
+    return await run_python(str(EXAMPLE), tenant.name, *args, env={
         "SYSTEM_AMQP_URL": system.amqp_url, "SYSTEM_EVENTS_AMQP_URL": system.events_amqp_url,
         "ARCSERVE_TOPOLOGY_PREFIX": stack.settings.topology_prefix})
 
@@ -179,12 +154,12 @@ async def test_no_user_of_a_system_can_bind_the_events_into_the_submissions(stac
 
     env = {"AMQP_URL": stack.settings.amqp_url, "RABBITMQ_MANAGEMENT_URL": stack.servers.management_url,
            "ARCSERVE_TOPOLOGY_PREFIX": stack.settings.topology_prefix}
-    code, out, err = await _run("-m", "services.provisioning", "system", system.user, "--publisher", "--events-reader",
+    code, out, err = await run_python("-m", "services.provisioning", "system", system.user, "--publisher", "--events-reader",
                                 env=env)
     assert code == 2 and "could bind one exchange into the other" in err, (out, err)
     # Nor one role after the other, in either order: nothing is changed.
     for user, role in ((system.user, "--events-reader"), (system.reader, "--publisher")):
-        code, out, err = await _run("-m", "services.provisioning", "system", user, role, env=env)
+        code, out, err = await run_python("-m", "services.provisioning", "system", user, role, env=env)
         assert code == 1 and f"could bind {stack.topology.events} into {stack.topology.applications}" in err, (out, err)
     management = broker.Management.for_amqp_url(stack.settings.amqp_url, stack.servers.management_url)
     for user in (system.user, system.reader):

@@ -196,13 +196,24 @@ class Stack:
 
     # ---- tenants and HTTP ----------------------------------------------------------------
     def new_publisher(self) -> tuple[str, str]:
-        """Another system's broker user, onboarded as docs/security.md says (removed with the
-        stack); returns its name and its AMQP URL."""
+        """Another system's broker user that submits, onboarded as docs/security.md says
+        (removed with the stack); returns its name and its AMQP URL."""
+        return self._onboard("billing", broker.direct_publisher)
+
+    def new_fulfiller(self) -> tuple[str, str]:
+        """Another system's broker user that fulfils tasks (`USER.fulfilment`, results to
+        `arcserve.fulfilment`), as docs/security.md says; allowed for nothing yet."""
+        name, url = self._onboard("orders", broker.fulfiller)
         assert self.deployment is not None
-        name, password = f"{self.settings.topology_prefix}billing-{uuid.uuid4().hex[:6]}", secrets.token_urlsafe(16)
+        self.deployment.extra_queues.append(broker.fulfilment_queue(name))
+        return name, url
+
+    def _onboard(self, what: str, definitions: Callable[[Topology, str, str], dict[str, Any]]) -> tuple[str, str]:
+        assert self.deployment is not None
+        name, password = f"{self.settings.topology_prefix}{what}-{uuid.uuid4().hex[:6]}", secrets.token_urlsafe(16)
         self.deployment.extra_users.append(name)
         management = broker.Management.for_amqp_url(self.settings.amqp_url, self.servers.management_url)
-        management.import_definitions(broker.direct_publisher(self.topology, name, password))
+        management.import_definitions(definitions(self.topology, name, password))
         parts = urlsplit(self.settings.amqp_url)
         netloc = f"{quote(name, safe='')}:{quote(password, safe='')}@{parts.hostname}:{parts.port or 5672}"
         return name, urlunsplit(parts._replace(netloc=netloc))

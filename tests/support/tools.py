@@ -6,6 +6,7 @@ import asyncio
 import os
 import sys
 from pathlib import Path
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from tests.support.stack import Stack
 
@@ -32,3 +33,26 @@ async def ok(stack: Stack, tool: str, *args: str) -> str:
     code, out, err = await run_tool(stack, tool, *args)
     assert code == 0, (tool, args, code, out, err)
     return out
+
+
+async def run_python(*command: str, env: dict[str, str]) -> tuple[int, str, str]:
+    """`python COMMAND…` from the checkout, with `env` added: its exit status, stdout and stderr."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, *command, cwd=ROOT, env={**os.environ, **env},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+async def system_user(stack: Stack, user: str, role: str) -> str:
+    """Another system's broker user, made by the operator's command (`python -m
+    services.provisioning system USER ROLE`); its URL (with the password it printed)."""
+    code, out, err = await run_python("-m", "services.provisioning", "system", user, role, env={
+        "AMQP_URL": stack.settings.amqp_url, "RABBITMQ_MANAGEMENT_URL": stack.servers.management_url,
+        "ARCSERVE_TOPOLOGY_PREFIX": stack.settings.topology_prefix})
+    assert code == 0, (out, err)
+    password = out.splitlines()[-1]
+    parts = urlsplit(stack.settings.amqp_url)
+    netloc = f"{quote(user, safe='')}:{quote(password, safe='')}@{parts.hostname}:{parts.port or 5672}"
+    return urlunsplit(parts._replace(netloc=netloc))

@@ -25,7 +25,7 @@ from services.status.domain.commands import (
 )
 from services.status.domain.model import Application, Contract, collect_events
 from services.status.messages import to_message
-from shared.contracts import catalogue, events, routing
+from shared.contracts import catalogue, events, fulfilment, routing
 from shared.contracts.applications import SUBMISSIONS, parse_application, submission_of
 from shared.contracts.envelope import PoisonMessage, parse_event
 
@@ -39,19 +39,26 @@ def test_every_message_has_one_type_routing_key_and_exchange_as_the_design_says(
         if entry.exchange == routing.APPLICATIONS_EXCHANGE:
             assert entry.routing_key in {k.value for k in Kind}
             assert entry.type == f"arcserve.application.{entry.routing_key}"
-        else:  # the keys' private route (below) or the public events
-            assert entry.exchange in (routing.EVENTS_EXCHANGE, routing.LICENSE_KEYS_EXCHANGE)
+        else:  # the public events, fulfilment, or a private route between two services
+            assert entry.exchange in (routing.EVENTS_EXCHANGE, routing.FULFILMENT_EXCHANGE,
+                                      routing.LICENSE_KEYS_EXCHANGE, routing.ORDER_IDS_EXCHANGE)
             assert entry.type == f"arcserve.{entry.routing_key}"
     assert {entry.routing_key for entry in catalogue.CATALOGUE if entry.exchange == routing.EVENTS_EXCHANGE} == {
         *(f"application.{stage}.{kind.value}" for stage in ("accepted", "rejected", "completed") for kind in Kind),
-        "license.issued", "license.revoked", "order_id.issued", "order_id.cancelled", "contract.status_changed",
+        "license.issued", "license.revoked", "license.refused", "order_id.issued", "order_id.cancelled",
+        "contract.status_changed",
     }
+    # docs/architecture.md, "Fulfilment": tasks out, results in, types `arcserve.fulfilment.<…>`.
+    assert {entry.type for entry in catalogue.CATALOGUE if entry.exchange == routing.FULFILMENT_EXCHANGE} == {
+        "arcserve.fulfilment.requested", "arcserve.fulfilment.fulfilled", "arcserve.fulfilment.rejected"}
 
 
 def test_every_message_is_published_by_one_service_and_only_known_ones_are_subscribed():
     published = [model for boundary in BOUNDARIES for model in boundary.publishes]
     assert len(published) == len(set(published)), "two services publish one message"
-    assert set(published) == {entry.model for entry in catalogue.CATALOGUE}
+    # Fulfilment results come from other systems only (ARCSERVE_FULFILMENT=external).
+    results = {fulfilment.FulfilmentFulfilled, fulfilment.FulfilmentRejected}
+    assert set(published) == {entry.model for entry in catalogue.CATALOGUE} - results
     for boundary in BOUNDARIES:
         for subscriber in boundary.subscribers:
             assert subscriber.entries and set(subscriber.routes) == {e.type for e in subscriber.entries}

@@ -9,13 +9,19 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from uuid import UUID
 
+import pytest
 from pydantic import BaseModel
 
-from services.license_issuer.fulfilment import Simulator, fulfil
+from services.license_issuer.fulfillers import Fulfillers
+from services.license_issuer.fulfilment import InvalidResult, Simulator, fulfil, settle
 from services.license_issuer.handlers import QUEUE, Deps
 from services.license_issuer.keys import IssuedKey, Request, RequestState
+from shared.config import FulfilmentSource
 from shared.contracts import events
-from shared.contracts.applications import LicenseType, Usage
+from shared.contracts.applications import Kind, LicenseType, Usage
+from shared.contracts.envelope import CloudEvent, PoisonMessage
+from shared.contracts.fulfilment import DeliveredKey, FulfilmentFulfilled, FulfilmentRejected, FulfilmentRequested
+from shared.messaging.delivery import Delivery
 from shared.messaging.testing import T0, Harness
 from shared.sealing import Keyring
 from tests.support.recorded import Recorded
@@ -46,6 +52,7 @@ class MemoryKeys:
         self.revoked_at: dict[UUID, datetime] = {}
         self.requests: dict[tuple[str, UUID], Request] = {}  # by tenant and application id
         self.fulfilled_at: dict[tuple[str, UUID], datetime] = {}
+        self.refusals: dict[tuple[str, UUID], str] = {}
 
     async def keep(self, issued: Sequence[IssuedKey]) -> dict[UUID, str]:
         for key in issued:
@@ -66,28 +73,45 @@ class MemoryKeys:
     async def request(self, request: Request) -> RequestState:
         key = (request.tenant_id, request.application_id)
         self.requests.setdefault(key, request)
-        return "fulfilled" if key in self.fulfilled_at else "open"
+        return self._state(key)
+
+    def _state(self, key: tuple[str, UUID]) -> RequestState:
+        return "fulfilled" if key in self.fulfilled_at else "refused" if key in self.refusals else "open"
+
+    async def task(self, tenant_id: str, application_id: UUID) -> tuple[Request, RequestState] | None:
+        key = (tenant_id, application_id)
+        return (self.requests[key], self._state(key)) if key in self.requests else None
+
+    async def used(self, fingerprints: Sequence[bytes]) -> bool:
+        return any(row.fingerprint in fingerprints for row in self.rows.values())
+
+    async def refused(self, request: Request, reason: str, at: datetime) -> None:
+        key = (request.tenant_id, request.application_id)
+        if self._state(key) == "open":
+            self.refusals[key] = reason
 
     async def to_simulate(self, now: datetime, limit: int) -> list[Request]:
-        due = [r for key, r in self.requests.items() if key not in self.fulfilled_at
+        due = [r for key, r in self.requests.items() if self._state(key) == "open"
                and r.simulate_at is not None and r.simulate_at <= now]
         return sorted(due, key=lambda r: r.simulate_at or now)[:limit]
 
     async def next_simulation(self) -> datetime | None:
         return min((r.simulate_at for key, r in self.requests.items()
-                    if key not in self.fulfilled_at and r.simulate_at is not None), default=None)
+                    if self._state(key) == "open" and r.simulate_at is not None), default=None)
 
     async def fulfilled(self, request: Request, at: datetime) -> None:
-        self.fulfilled_at.setdefault((request.tenant_id, request.application_id), at)
+        if self._state((request.tenant_id, request.application_id)) != "refused":
+            self.fulfilled_at.setdefault((request.tenant_id, request.application_id), at)
 
 
 NEW_DELAY, CHANGE_DELAY = timedelta(days=5), timedelta(minutes=30)
 
 
-def harness() -> tuple[Harness[Deps], Backend, MemoryKeys]:
+def harness(source: FulfilmentSource = "simulator") -> tuple[Harness[Deps], Backend, MemoryKeys]:
     backend, keys = Backend(), MemoryKeys()
     simulator = Simulator(NEW_DELAY.total_seconds(), CHANGE_DELAY.total_seconds())
-    return Harness(QUEUE, Deps(backend, KEYRING, simulator, keys=lambda _db: keys), service="license-issuer"), backend, keys
+    deps = Deps(backend, KEYRING, simulator, source, keys=lambda _db: keys)
+    return Harness(QUEUE, deps, service="license-issuer"), backend, keys
 
 
 async def simulate_all(issuer: Harness[Deps], keys: MemoryKeys, now: datetime) -> list[BaseModel]:
@@ -220,3 +244,105 @@ async def test_an_acceptance_not_from_the_status_service_asks_for_nothing():
     [letter] = issuer.dead_letters
     assert letter.reason == "unauthorized_publisher: arcserve-intake does not publish arcserve.application.accepted.new"
     assert keys.requests == {} and keys.rows == {} and issuer.published == []
+
+
+# ---- fulfilment by the back office or another system (ARCSERVE_FULFILMENT) -----------------
+
+KEY_A, KEY_B = "7K2QD-M9XHT-0WB4R-PZ6NC-E3VJA", "QX4RT-H8M2D-W3NCK-9PZ5V-BJ0E7"
+
+
+def delivered(lines: list[events.LicenseSummary], keys: list[str], order_id: str | None = "ARC-1") -> FulfilmentFulfilled:
+    return FulfilmentFulfilled(application_id=APPLICATION, arcserve_order_id=order_id, license_keys=[
+        DeliveredKey(license_id=lic.license_id, license_key=key) for lic, key in zip(lines, keys, strict=True)])
+
+
+async def test_outside_simulator_mode_an_acceptance_announces_its_task_and_nothing_is_simulated():
+    issuer, backend, keys = harness("external")
+    lines = licenses(2)
+
+    assert await issuer.send(accepted(lines)) == "handled"
+
+    [task] = issuer.published
+    assert isinstance(task, FulfilmentRequested)
+    assert (task.application_id, task.tenant, task.contract_id, task.kind) == (APPLICATION, "acme", CONTRACT, Kind.NEW)
+    assert task.needs.arcserve_order_id is True
+    assert [lic.license_id for lic in task.needs.licenses] == [lic.license_id for lic in lines]
+    assert await simulate(issuer, keys, T0 + 10 * NEW_DELAY) == []  # nobody simulates it
+
+
+async def test_a_result_that_fits_completes_the_task_and_passes_its_order_id_on():
+    issuer, backend, keys = harness("back-office")
+    lines = licenses(2)
+    await issuer.send(accepted(lines))
+    [request] = keys.requests.values()
+
+    issued, sealed, order = await settle(keys, KEYRING, request, delivered(lines, [KEY_A.lower(), KEY_B]), T0)
+
+    assert isinstance(issued, events.LicenseIssued) and isinstance(sealed, events.LicenseKeys)
+    assert opened(sealed) == {lines[0].license_id: KEY_A, lines[1].license_id: KEY_B}  # as typed, in normal form
+    assert order == events.OrderIdObtained(application_id=APPLICATION, contract_id=CONTRACT, arcserve_order_id="ARC-1")
+    assert keys.fulfilled_at == {("acme", APPLICATION): T0}
+
+
+async def test_a_result_that_does_not_fit_its_task_changes_nothing_and_names_each_field():
+    issuer, backend, keys = harness("external")
+    lines = licenses(2)
+    await issuer.send(accepted(lines))
+    [request] = keys.requests.values()
+    stranger = events.LicenseSummary(license_id=uuid.uuid4(), usage=Usage.VIRTUAL_SERVER,
+                                     license_type=LicenseType.PER_SERVER, status="preparing")
+
+    with pytest.raises(InvalidResult) as refused:
+        await settle(keys, KEYRING, request, delivered([lines[0], stranger], [KEY_A, KEY_B], order_id=None), T0)
+
+    assert {e["field"] for e in refused.value.errors} == {"arcserve_order_id", "license_keys.1.license_id",
+                                                          "license_keys"}
+    assert KEY_A not in str(refused.value) and keys.rows == {} and keys.fulfilled_at == {}
+
+
+async def test_a_key_delivered_before_is_refused_for_another_license():
+    issuer, backend, keys = harness("external")
+    first, second = licenses(1), licenses(1)
+    await issuer.send(accepted(first))
+    [request] = keys.requests.values()
+    await settle(keys, KEYRING, request, delivered(first, [KEY_A]), T0)
+    addition = events.AdditionAccepted(application_id=uuid.uuid4(), contract_id=CONTRACT, product="arcserve-udp-10",
+                                       licenses=second)
+    await issuer.send(addition)
+    later = keys.requests[("acme", addition.application_id)]
+
+    with pytest.raises(InvalidResult) as refused:
+        await settle(keys, KEYRING, later, FulfilmentFulfilled(application_id=addition.application_id, license_keys=[
+            DeliveredKey(license_id=second[0].license_id, license_key=KEY_A.lower())]), T0)
+
+    assert refused.value.errors == [{"field": "license_keys.0.license_key", "problem": "already used for another license"}]
+
+
+async def test_a_refusal_closes_the_task_and_refuses_the_application():
+    issuer, backend, keys = harness("external")
+    lines = licenses(1)
+    await issuer.send(accepted(lines))
+    [request] = keys.requests.values()
+
+    [refused] = await settle(keys, KEYRING, request, FulfilmentRejected(application_id=APPLICATION, reason="在庫なし"), T0)
+
+    assert refused == events.LicenseRefused(application_id=APPLICATION, contract_id=CONTRACT, kind=Kind.NEW,
+                                            licenses=lines, reason="在庫なし")
+    assert await keys.task("acme", APPLICATION) == (request, "refused")
+
+
+async def test_results_count_only_from_users_allowed_for_fulfilment():
+    allowed = {"orders"}
+
+    async def may_fulfil(_db: object, user: str) -> bool:
+        return user in allowed
+
+    for publisher, passes in (("orders", True), ("billing", False), (None, False)):
+        delivery: Delivery[None] = Delivery(CloudEvent(specversion="1.0", id="r-1", source="urn:x", type="arcserve.fulfilment.rejected",
+                                                       tenantid="acme", data={}), publisher, None, None)  # type: ignore[arg-type]
+        if passes:
+            await Fulfillers(may_fulfil)(delivery)
+            assert delivery.key == "acme/r-1"  # duplicates are told apart by tenant too
+        else:
+            with pytest.raises(PoisonMessage, match="^unauthorized_publisher"):
+                await Fulfillers(may_fulfil)(delivery)

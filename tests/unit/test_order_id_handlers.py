@@ -12,6 +12,7 @@ from uuid import UUID
 from services.order_id.fulfilment import Simulator
 from services.order_id.handlers import QUEUE, Deps
 from services.order_id.orders import Request
+from shared.config import FulfilmentSource
 from shared.contracts import events
 from shared.contracts.applications import LicenseType, Usage
 from shared.messaging.testing import T0, Harness
@@ -79,9 +80,9 @@ class MemoryOrders:
 DELAY = timedelta(minutes=30)
 
 
-def harness(now: datetime = T0) -> tuple[Harness[Deps], Backend, MemoryOrders]:
+def harness(now: datetime = T0, source: FulfilmentSource = "simulator") -> tuple[Harness[Deps], Backend, MemoryOrders]:
     backend, orders = Backend(), MemoryOrders()
-    deps = Deps(backend, Simulator(DELAY.total_seconds()), orders=lambda _db: orders)
+    deps = Deps(backend, Simulator(DELAY.total_seconds()), source, orders=lambda _db: orders)
     return Harness(QUEUE, deps, service="order-id", clock=lambda: now), backend, orders
 
 
@@ -176,3 +177,18 @@ async def test_an_order_id_this_service_never_stored_is_cancelled_as_the_accepta
     assert backend.cancelled == ["ARC-20250101-LEGACY"]
     [cancelled] = service.published
     assert isinstance(cancelled, events.OrderIdCancelled) and cancelled.arcserve_order_id == "ARC-20250101-LEGACY"
+
+
+async def test_outside_simulator_mode_the_order_id_comes_with_the_task_s_result():
+    service, backend, orders = harness(source="back-office")
+    new = accepted()
+    await service.send(new)
+    assert orders.requests == {} and service.published == []  # the license issuer's task asks for it
+
+    obtained = events.OrderIdObtained(application_id=new.application_id, contract_id=CONTRACT, arcserve_order_id="ARC-9")
+    assert await service.send(obtained, publisher="arcserve-license-issuer") == "handled"
+    again = obtained.model_copy(update={"arcserve_order_id": "ARC-OTHER"})
+    await service.send(again, id="obtained-2", publisher="arcserve-license-issuer")
+
+    assert [m.arcserve_order_id for m in service.published if isinstance(m, events.OrderIdIssued)] == ["ARC-9", "ARC-9"]
+    assert await service.send(obtained, id="forged", publisher="arcserve-status") == "dead_lettered"

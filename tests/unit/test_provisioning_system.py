@@ -10,7 +10,7 @@ from services.provisioning.__main__ import main
 
 @pytest.mark.parametrize(("argv", "says"), [
     (["system", "billing system", "--publisher"], "'billing system' is no user name for another system"),
-    (["system", "billing-system"], "say what it may do: --publisher or --events-reader"),
+    (["system", "billing-system"], "say what it may do: --publisher, --events-reader or --fulfiller"),
     # One user that may write the submissions and read the events could bind the one exchange into the other.
     (["system", "billing-system", "--publisher", "--events-reader"], "could bind one exchange into the other"),
     (["system", "--publisher"], "USER goes with `system`"),

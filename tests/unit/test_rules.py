@@ -175,7 +175,7 @@ def test_reason_code_values_are_the_public_ones():
     public = {
         "invalid_application", "contract_exists", "contract_preparing", "change_in_progress",
         "not_dedicated_hypervisor", "hypervisor_partial_cancellation", "license_not_active",
-        "contract_cancelled", "not_found", "too_many_licenses",
+        "contract_cancelled", "not_found", "too_many_licenses", "vendor_refused",
     }
     assert {code.value for code in ReasonCode} == public
 

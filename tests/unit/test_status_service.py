@@ -13,6 +13,7 @@ import pytest
 from services.status import service, views
 from services.status.domain.calendar import JST, BusinessCalendar
 from services.status.domain.commands import (
+    AddLicenses,
     CancelLicenses,
     ChangeContact,
     Contact,
@@ -24,6 +25,7 @@ from services.status.domain.commands import (
     OpenContract,
     OrderIdCancelled,
     OrderIdIssued,
+    Refused,
     Usage,
 )
 from services.status.domain.model import (
@@ -227,7 +229,7 @@ async def test_the_detail_view_shows_what_r11_names():
                  at=T0 + timedelta(days=1))
     found = await service.contract_detail(contract.contract_id, TENANT, repo)
     assert found is not None
-    view = views.contract_detail(found, KEYRING)
+    view = views.contract_detail(found, KEYRING, T0)
 
     assert view["product"] == {"code": PRODUCT, "name": "Arcserve Unified Data Protection", "version": "10.0"}
     assert view["support_desk"]["name"] == "Arcserve Japan Software Support"  # from the product catalog
@@ -251,7 +253,7 @@ async def test_the_detail_view_hides_a_key_until_it_is_live():
                         TENANT, repo, T0)
     found = await service.contract_detail(contract.contract_id, TENANT, repo)
     assert found is not None
-    assert [lic["license_key"] for lic in views.contract_detail(found, KEYRING)["licenses"]] == [None, None]  # R1
+    assert [lic["license_key"] for lic in views.contract_detail(found, KEYRING, T0)["licenses"]] == [None, None]  # R1
 
 
 # ---- who submitted (who may submit for which tenant: tests/unit/test_submitters.py) --------
@@ -273,3 +275,52 @@ async def test_r12_counts_from_the_edges_time_but_from_receipt_for_any_other_pub
     assert from_edge.application.submitted_at == T0
     assert from_other.application.submitted_at == received
     assert from_other.application.expected_completion_at == CALENDAR.add_business_days(received, 5)
+
+
+# ---- Arcserve's refusal (fulfilment, docs/architecture.md) ----------------------------------
+
+async def test_a_refused_new_application_leaves_no_live_contract_and_the_tenant_may_apply_again():
+    repo = FakeRepository()
+    made, [accepted] = await decide(repo, OpenContract(PRODUCT, CONTACT, (VIRTUAL,)))
+    assert isinstance(accepted, ApplicationAccepted) and accepted.application.contract_id is not None
+    contract_id = accepted.application.contract_id
+
+    events = await service.apply(Refused(contract_id, made.application_id, "在庫なし"), TENANT, repo, T0)
+
+    assert [type(e) for e in events] == [ApplicationRejected, ContractStatusChanged]
+    refused = repo.applications[TENANT, made.application_id]
+    assert refused.reason is not None and (refused.reason.code.value, refused.reason.message) == ("vendor_refused", "在庫なし")
+    contract = repo.contracts[contract_id]
+    assert contract.status is ContractStatus.CANCELLED
+    assert all(lic.status.value == "cancelled" and lic.charge_start_at is None for lic in contract.licenses.values())
+    # Keys arriving late for it change nothing; a second refusal neither.
+    late = tuple((i, KEYRING.seal("K", context=str(i))) for i in contract.licenses)
+    assert await service.apply(KeysIssued(contract_id, late), TENANT, repo, T0) == []
+    assert await service.apply(Refused(contract_id, made.application_id, "again"), TENANT, repo, T0) == []
+    _, [again] = await decide(repo, OpenContract(PRODUCT, CONTACT, (VIRTUAL,)))  # R2: none is live
+    assert isinstance(again, ApplicationAccepted)
+
+
+async def test_a_refused_addition_leaves_the_contract_active_as_it_was():
+    repo = FakeRepository()
+    contract = await active_contract(repo)
+    active = {i for i, lic in contract.licenses.items() if lic.status.value == "active"}
+    made, [accepted] = await decide(repo, AddLicenses(contract.contract_id, (VIRTUAL,)))
+    assert isinstance(accepted, ApplicationAccepted)
+
+    events = await service.apply(Refused(contract.contract_id, made.application_id, "no"), TENANT, repo, T0)
+
+    assert [type(e) for e in events] == [ApplicationRejected]
+    after = repo.contracts[contract.contract_id]
+    assert after.status is ContractStatus.ACTIVE
+    assert {i for i, lic in after.licenses.items() if lic.status.value == "active"} == active
+    assert after.changes_in_progress() == []  # nothing in progress: a cancellation may follow (R6)
+
+
+async def test_a_refusal_after_completion_changes_nothing():
+    repo = FakeRepository()
+    contract = await active_contract(repo)
+    [completed] = repo.applications.values()
+
+    assert await service.apply(Refused(contract.contract_id, completed.application_id, "late"), TENANT, repo, T0) == []
+    assert repo.contracts[contract.contract_id].status is ContractStatus.ACTIVE

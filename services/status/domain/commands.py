@@ -77,7 +77,7 @@ KIND_OF: dict[type[Command], Kind] = {
 }
 
 
-# What the issuers report back (the R1 join and the completions of R5, R7, R8, R9).
+# What the issuers report back (the R1 join and the completions of R5, R7, R8, R9; a refusal).
 @dataclass(frozen=True)
 class KeysIssued:
     contract_id: UUID
@@ -101,4 +101,13 @@ class OrderIdCancelled:
     contract_id: UUID
 
 
-Result = KeysIssued | KeysRevoked | OrderIdIssued | OrderIdCancelled
+@dataclass(frozen=True)
+class Refused:
+    """Arcserve refused what an accepted application asked for (fulfilment)."""
+
+    contract_id: UUID
+    application_id: UUID
+    reason: str
+
+
+Result = KeysIssued | KeysRevoked | OrderIdIssued | OrderIdCancelled | Refused

@@ -65,6 +65,7 @@ class OrderIdStatus(StrEnum):
 
 
 LIVE_STATUSES = frozenset({ContractStatus.PREPARING, ContractStatus.ACTIVE})
+ISSUING = frozenset({Kind.NEW, Kind.ADDITION, Kind.VM_COUNT_INCREASE})  # the kinds Arcserve fulfils
 
 # R12: expected completion per kind.
 # docs/architecture.md, "Security": what one contract may hold, so that its detail view and
@@ -227,6 +228,15 @@ class Application:
             return
         self.status = ApplicationStatus.REJECTED
         self.reason = Reason(code, message)
+        self.completed_at = now
+        self.events.append(ApplicationRejected(self))
+
+    def refuse(self, message: str, now: datetime) -> None:
+        """Arcserve refused what it was accepted for: it ends rejected after all."""
+        if self.status is not ApplicationStatus.PROCESSING:
+            return
+        self.status = ApplicationStatus.REJECTED
+        self.reason = Reason(ReasonCode.VENDOR_REFUSED, message)
         self.completed_at = now
         self.events.append(ApplicationRejected(self))
 
@@ -460,6 +470,22 @@ class Contract:
             return  # duplicate, or late after the contract moved on
         self.order_id = OrderId(value=value)
         self._complete_finished(now)
+
+    def vendor_refused(self, application_id: UUID, reason: str, now: datetime) -> None:
+        """Arcserve refused an accepted application's keys: it is rejected with Arcserve's
+        reason, and its keys, never issued, are cancelled (never billed). A refused new
+        application leaves no live contract, so the tenant may apply again (R2); a refused
+        addition or VM-count increase leaves the contract active as it was (R5, R7)."""
+        application = self.applications.get(application_id)
+        if application is None or not application.is_open or application.kind not in ISSUING:
+            return  # duplicate or late: it ended meanwhile
+        for lic in (self.licenses[i] for i in application.license_ids):
+            if lic.status is LicenseStatus.PREPARING and lic.license_key is None:
+                lic.status = LicenseStatus.CANCELLED
+        application.refuse(reason, now)
+        self._record(application)
+        if application.kind is Kind.NEW:
+            self._set_status(ContractStatus.CANCELLED, application)
 
     def license_revoked(self, license_id: UUID, now: datetime) -> None:
         lic = self.licenses.get(license_id)
