@@ -15,9 +15,10 @@ from shared.sealing import keyring_or_exit
 def build(settings: LicenseIssuerSettings, clock: Clock = utc_now) -> Service:
     keyring = keyring_or_exit(settings.license_key_keyring.get_secret_value())
     fulfilment = Fulfilment(settings.sim_new_delay_s, settings.sim_change_delay_s, keyring=keyring, keys=PostgresKeys)
-    service = Service(BOUNDARY, settings, deps=Deps(Simulator(), keyring, fulfilment, settings.fulfilment), clock=clock)
-    service.add_job("fulfilment-simulator", lambda: fulfilment.job.run(service.transaction, clock))
     overdue = Overdue(settings.fulfilment)
+    deps = Deps(Simulator(), keyring, fulfilment, settings.fulfilment, overdue.job.wake)
+    service = Service(BOUNDARY, settings, deps=deps, clock=clock)
+    service.add_job("fulfilment-simulator", lambda: fulfilment.job.run(service.transaction, clock))
     service.add_job("overdue-watch", lambda: overdue.job.run(service.transaction, clock))
     service.on_scrape(overdue.read)
     return service

@@ -39,6 +39,7 @@ class Deps:
     keyring: Keyring  # keys are sealed at rest and on their way to the status service
     simulator: Simulator  # answers requests in simulator mode (services/license_issuer/fulfilment.py)
     source: FulfilmentSource = "simulator"  # where results come from (ARCSERVE_FULFILMENT)
+    overdue: Callable[[], None] = lambda: None  # wakes the overdue watch (services/license_issuer/overdue.py)
     keys: Callable[[Queryable], Keys] = PostgresKeys  # its tables, on the unit of work's transaction
 
 
@@ -61,6 +62,8 @@ async def request(accepted: events.ApplicationAccepted, ctx: ConsumeContext[Deps
                     ctx.deps.simulator.answers_at(accepted.kind, ctx.now) if simulated else None,
                     current_traceparent(), accepted.submitted_at, needs_order_id=accepted.kind is Kind.NEW)
     state = await keys.request(asked)
+    if state == "open" and asked.due_at is not None and asked.due_at <= ctx.now:
+        ctx.after_commit(ctx.deps.overdue)  # due already (the service was away): said at once, not at the next look
     if state == "fulfilled":
         for message in announced(asked, await keys.stored([lic.license_id for lic in accepted.licenses])):
             ctx.publish(message)

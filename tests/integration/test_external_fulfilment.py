@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import sys
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -228,3 +230,40 @@ async def test_the_example_order_system_fulfils_a_task_as_the_operator_onboarded
     contract = await stack.contract(tenant, application["contract_id"])
     assert contract["arcserve_order_id"]["value"] == "ARC-20261207-EXAMPLE"
     assert {lic["license_id"]: lic["license_key"] for lic in contract["licenses"]} == keys
+
+
+async def test_a_task_past_its_due_time_is_counted_and_logged_once(
+    external: tuple[Stack, Fulfiller, Fulfiller], caplog: pytest.LogCaptureFixture,
+) -> None:
+    stack, system, _ = external
+    tenant = await stack.tenant()
+    application_id = (await stack.submit(tenant, new_application())).json()["application_id"]
+    await system.next_task(application_id)
+    # An addition accepted while the license issuer was away for longer than R12's 30 minutes:
+    # its task is due already when the issuer records it.
+    late = str(uuid.uuid4())
+    caplog.set_level(logging.WARNING, logger="services.license_issuer.overdue")
+    await stack.publish_event(stack.topology.events, "application.accepted.addition", {
+        "specversion": "1.0", "id": str(uuid.uuid4()), "source": "urn:arcserve:status",
+        "type": "arcserve.application.accepted.addition", "tenantid": tenant.name, "data": {
+            "application_id": late, "contract_id": str(uuid.uuid4()), "kind": "addition", "product": "arcserve-udp-10",
+            "licenses": [{"license_id": str(uuid.uuid4()), "usage": "bare_metal", "license_type": "per_server",
+                          "status": "preparing"}],
+            "expected_completion_at": (datetime.now(UTC) - timedelta(hours=1)).isoformat()}})
+    await system.next_task(late)
+
+    def logged() -> list[logging.LogRecord]:
+        return [r for r in caplog.records if r.getMessage().startswith("fulfilment task overdue: addition")]
+
+    await eventually(lambda: _async(logged()), "the overdue task's log line")
+    metrics = (await stack.http.get(stack.operator_url("license_issuer", "/metrics"))).text
+    assert 'arcserve_fulfilment_overdue{kind="addition",source="external"} 1.0' in metrics
+    assert 'arcserve_fulfilment_open{kind="new",source="external"} 1.0' in metrics
+    assert 'arcserve_fulfilment_overdue{kind="new",source="external"} 0.0' in metrics
+    await stack.stop("license_issuer")
+    await stack.start("license_issuer")
+    assert len(logged()) == 1  # once, however often the watch looks again
+
+
+async def _async(value: Any) -> Any:
+    return value

@@ -324,3 +324,19 @@ async def test_a_refusal_after_completion_changes_nothing():
 
     assert await service.apply(Refused(contract.contract_id, completed.application_id, "late"), TENANT, repo, T0) == []
     assert repo.contracts[contract.contract_id].status is ContractStatus.ACTIVE
+
+
+async def test_an_application_past_its_expected_completion_says_so_until_it_ends():
+    repo = FakeRepository()
+    made, [accepted] = await decide(repo, OpenContract(PRODUCT, CONTACT, (VIRTUAL,)))
+    assert isinstance(accepted, ApplicationAccepted)
+    application = repo.applications[TENANT, made.application_id]
+    expected = application.expected_completion_at
+    assert expected is not None  # R12: five business days
+
+    assert views.application_view(application, expected)["overdue"] is False
+    assert views.application_view(application, expected + timedelta(seconds=1))["overdue"] is True
+    completed = FakeRepository()
+    await active_contract(completed)
+    [ended] = completed.applications.values()
+    assert views.application_view(ended, expected + timedelta(days=30))["overdue"] is False  # it ended
