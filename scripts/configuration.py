@@ -19,6 +19,7 @@ from pydantic.fields import FieldInfo
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from services.backoffice.config import BackofficeSettings  # noqa: E402
 from services.intake.config import IntakeSettings  # noqa: E402
 from services.license_issuer.config import LicenseIssuerSettings  # noqa: E402
 from services.order_id.config import OrderIdSettings  # noqa: E402
@@ -37,9 +38,10 @@ PROCESSES: tuple[tuple[str, str, type[SettingsModel]], ...] = (
     ("status", "python -m services.status", StatusSettings),
     ("license-issuer", "python -m services.license_issuer", LicenseIssuerSettings),
     ("order-id", "python -m services.order_id", OrderIdSettings),
+    ("backoffice", "python -m services.backoffice", BackofficeSettings),
     ("portal", "python -m services.portal", PortalSettings),
     ("provisioning", "python -m services.provisioning", ProvisioningSettings),
-    ("operator commands", "python -m services.tools.dlq|api_keys|keyring|publishers", ToolSettings),
+    ("operator commands", "python -m services.tools.dlq|api_keys|keyring|publishers|operators", ToolSettings),
 )
 
 

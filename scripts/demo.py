@@ -5,12 +5,16 @@ compose stack's published ports alike:
 
     python scripts/demo.py --intake http://127.0.0.1:8080 --status http://127.0.0.1:8081 --key acme-demo-key
 
-`--wait S` first waits up to S seconds for both services' /readyz.
+`--wait S` first waits up to S seconds for both services' /readyz. With `--console URL
+--operator-key KEY` (a deployment with `ARCSERVE_FULFILMENT=back-office`), the demo plays the
+provider's operator too: it finds the new application's task in the back-office console and
+types in an order ID and a key per license, as an operator would from what Arcserve delivered.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import secrets
 import sys
 import time
 import urllib.error
@@ -61,7 +65,31 @@ def poll(url: str, key: str, done: Callable[[dict], bool], deadline_s: float = 3
         time.sleep(0.2)
 
 
-def run(intake: str, status: str, key: str) -> None:
+def delivered(task: dict) -> dict:
+    """What Arcserve would deliver for a task: well-formed, made up for the demo."""
+    def part(n: int) -> str:
+        return "".join(secrets.choice("0123456789ABCDEFGHJKMNPQRSTVWXYZ") for _ in range(n))
+
+    body: dict[str, Any] = {"license_keys": [{"license_id": lic["license_id"],
+                                              "license_key": "-".join(part(5) for _ in range(5))}
+                                             for lic in task["needs"]["licenses"]]}
+    if task["needs"]["arcserve_order_id"]:
+        body["arcserve_order_id"] = f"ARC-{time.strftime('%Y%m%d')}-{part(5)}-{part(5)}"
+    return body
+
+
+def fulfil_in_console(console: str, operator_key: str, application_id: str) -> None:
+    """The operator's part: the application's task, fulfilled through the console's API."""
+    task = poll(f"{console}/ops/v1/fulfilments/{application_id}", operator_key, lambda t: t.get("state") == "open")
+    say(f"back office: task {application_id} ({task['kind']}), due {task['due_at']}, needs "
+        f"{'an order ID and ' if task['needs']['arcserve_order_id'] else ''}{len(task['needs']['licenses'])} keys")
+    code, answer = http("POST", f"{console}/ops/v1/fulfilments/{application_id}/fulfil", operator_key, delivered(task))
+    say(f"POST /ops/v1/fulfilments/{application_id}/fulfil → {code} {answer.get('state')}")
+    if code != 200:
+        raise SystemExit(f"the console refused the fulfilment: {answer}")
+
+
+def run(intake: str, status: str, key: str, console: tuple[str, str] | None = None) -> None:
     # A demo interrupted earlier may have left a live contract (R2): cancel it first.
     _, page = http("GET", f"{status}/v1/contracts?status=active", key)
     for item in page.get("items", []):
@@ -92,6 +120,8 @@ def run(intake: str, status: str, key: str) -> None:
         if contract.get("status") != seen:
             seen = contract.get("status")
             say(f"contract {contract['contract_id']}: {contract['status_label']} ({contract['status']})")
+            if seen == "preparing" and console is not None:
+                fulfil_in_console(*console, answer["application_id"])
         if seen == "active" or time.monotonic() > deadline:
             break
         time.sleep(0.05)
@@ -117,12 +147,17 @@ def main() -> int:
     parser.add_argument("--status", default="http://127.0.0.1:8081", help="the status service's base URL")
     parser.add_argument("--key", default="acme-demo-key", help="a tenant's API key")
     parser.add_argument("--wait", type=float, default=0.0, metavar="S", help="wait up to S seconds for /readyz")
+    parser.add_argument("--console", help="the back-office console's base URL (ARCSERVE_FULFILMENT=back-office)")
+    parser.add_argument("--operator-key", help="a fulfiller's operator key, with --console")
     args = parser.parse_args()
+    if bool(args.console) != bool(args.operator_key):
+        parser.error("--console and --operator-key go together")
     if args.wait:
         deadline = time.monotonic() + args.wait
         for base_url in (args.intake, args.status):
             wait_ready(base_url, deadline)
-    run(args.intake.rstrip("/"), args.status.rstrip("/"), args.key)
+    run(args.intake.rstrip("/"), args.status.rstrip("/"), args.key,
+        (args.console.rstrip("/"), args.operator_key) if args.console else None)
     return 0
 
 

@@ -1,6 +1,9 @@
-"""`make run`: the provisioning step, then the four services and the portal as local processes
-against a local RabbitMQ and Postgres, each service with its own credentials, then a demo
-application through the portal's origin from 新規準備中 to 提供中 and a cancellation to 廃止済.
+"""`make run`: the provisioning step, then the services, the back-office console and the portal as
+local processes against a local RabbitMQ and Postgres, each service with its own credentials,
+then a demo application through the portal's origin from 新規準備中 to 提供中 and a
+cancellation to 廃止済. With `ARCSERVE_FULFILMENT=back-office` the keys and the order ID come
+from the console: the run makes an operator key of its own, prints it with the console's URL,
+and its demo fulfils the new application there, as an operator would.
 
 Stops with Ctrl-C (SIGTERM to every service: they drain and exit 0).
 `--demo-and-exit` stops after the demo (used by the tests).
@@ -24,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 import demo  # noqa: E402  (scripts/demo.py, beside this file)
 
+from services.backoffice.config import BackofficeSettings  # noqa: E402
 from services.intake.config import IntakeSettings  # noqa: E402
 from services.license_issuer.config import LicenseIssuerSettings  # noqa: E402
 from services.order_id.config import OrderIdSettings  # noqa: E402
@@ -46,7 +50,7 @@ LOCAL_SECRETS = {
 }
 SERVICES: dict[str, type[ServiceSettings]] = {
     "intake": IntakeSettings, "status": StatusSettings, "license_issuer": LicenseIssuerSettings,
-    "order_id": OrderIdSettings,
+    "order_id": OrderIdSettings, "backoffice": BackofficeSettings,
 }
 # The portal holds no broker or database credentials: it reaches the services over HTTP.
 PORTAL_SECRETS = ("ARCSERVE_PORTAL_SESSION_KEYRING", "ARCSERVE_FORWARDING_SECRET")
@@ -92,6 +96,19 @@ async def _demo_tenant(settings: ProvisioningSettings) -> tuple[str, tuple[str, 
         await conn.close()
 
 
+async def _demo_operator(settings: ProvisioningSettings) -> tuple[str, str]:
+    """A fulfiller of this run's own for the back-office console: (operator id, key)."""
+    from shared.tenancy.operators import OperatorRole, create_operator
+
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        made, key = await create_operator(conn, settings.api_key_pepper.get_secret_value().encode(),
+                                          f"make run {time.strftime('%Y%m%d-%H%M%S')}", OperatorRole.FULFILLER)
+        return made.operator_id, key
+    finally:
+        await conn.close()
+
+
 async def _check_broker(url: str) -> None:
     from shared.messaging import nodes
 
@@ -119,6 +136,8 @@ def main() -> int:
         service_urls = asyncio.run(provision_all(settings, credentials))
         write_env_file(credentials, {**read_env_file(credentials), **server_secrets})
         demo_tenant, (demo_key_id, demo_key) = asyncio.run(_demo_tenant(settings))
+        back_office = os.environ.get("ARCSERVE_FULFILMENT") == "back-office"
+        operator = asyncio.run(_demo_operator(settings)) if back_office else None
     except asyncpg.InvalidAuthorizationSpecificationError as exc:  # it answers, and refuses this login
         demo.say(f"PostgreSQL at {_where(settings.database_url)} refused the login ({exc}): "
                  "`make database` says what to run")
@@ -163,12 +182,18 @@ def main() -> int:
         demo.say(f"  status  http://127.0.0.1:{services['status'].port}/v1/contracts")
         demo.say(f"  workers http://127.0.0.1:{services['license_issuer'].port}/readyz, "
              f"http://127.0.0.1:{services['order_id'].port}/readyz")
+        console = f"http://127.0.0.1:{services['backoffice'].port}"
+        demo.say(f"  console {console}/ops/v1/fulfilments  the back-office console (operators only; keys and order IDs "
+                 f"come from {os.environ.get('ARCSERVE_FULFILMENT') or 'simulator'}, ARCSERVE_FULFILMENT)")
         demo.say("  metrics " + ", ".join(f"http://127.0.0.1:{service.metrics_port}/metrics"
                                           for service in services.values())
                  + " (the operators' ports; JSON logs in .run/)")
         # Only the key this run made, in a tenant of its own: never one an operator configured.
         demo.say(f"  demo tenant {demo_tenant}, API key (id {demo_key_id}): {demo_key}")
-        demo.run(portal, portal, demo_key)  # one origin: the portal forwards /v1
+        if operator is not None:
+            demo.say(f"  operator of the console (a fulfiller, id {operator[0]}): {operator[1]}")
+        demo.run(portal, portal, demo_key,  # one origin: the portal forwards /v1
+                 (console, operator[1]) if operator is not None else None)
         if "--demo-and-exit" in sys.argv:
             return 0
         demo.say("\nRunning; try e.g.\n"

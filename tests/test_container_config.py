@@ -30,13 +30,15 @@ APP_SERVICES = {
     "status": ("services.status", 8081),
     "license-issuer": ("services.license_issuer", 8082),
     "order-id": ("services.order_id", 8083),
+    "backoffice": ("services.backoffice", 8085),  # the provider's console
 }
 INFRA_SERVICES = ("rabbitmq", "postgres")
 ONE_SHOT = "provision"
 PORTAL = "portal"  # the tenants' origin: no broker or database of its own
-PUBLISHED = {"intake": 8080, "status": 8081, PORTAL: 8084}
+PUBLISHED = {"intake": 8080, "status": 8081, PORTAL: 8084, "backoffice": 8085}
 # Each process's internal port: /metrics, /healthz, /readyz for operators (never published).
-METRICS_PORTS = {"intake": 9080, "status": 9081, "license-issuer": 9082, "order-id": 9083, PORTAL: 9084}
+METRICS_PORTS = {"intake": 9080, "status": 9081, "license-issuer": 9082, "order-id": 9083, "backoffice": 9085,
+                 PORTAL: 9084}
 OBSERVABILITY = ("otel-collector", "jaeger", "prometheus")  # the `observability` profile
 OBSERVABILITY_CONFIG = ROOT / "deploy" / "compose" / "observability"
 OTEL_VARIABLES = ("OTEL_TRACES_EXPORTER", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_PROTOCOL")
@@ -330,6 +332,9 @@ def test_published_ports():
         elif name in APP_SERVICES:
             assert not ports, f"{name} should not publish to the host: {ports}"
     assert {(5672, 5672), (15672, 15672)} <= _published(services()["rabbitmq"])
+    # The console is the provider's operators', never the tenants': on the host's loopback alone.
+    assert all(p.get("host_ip") == "127.0.0.1" if isinstance(p, dict) else str(p).startswith("127.0.0.1:")
+               for p in services()["backoffice"]["ports"])
 
 
 def test_every_compose_module_exists_in_repo():

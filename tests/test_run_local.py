@@ -1,6 +1,8 @@
-"""`scripts/run_local.py --demo-and-exit` as an operator runs it: four service processes and
-the portal, a demo through the portal's origin from 新規準備中 to 提供中 to 廃止済, then SIGTERM to every service, which drain and
-exit 0. Its own ports, topology prefix and database, all removed afterwards."""
+"""`scripts/run_local.py --demo-and-exit` as an operator runs it: the service processes, the
+back-office console and the portal, a demo through the portal's origin from 新規準備中 to 提供中
+to 廃止済 (in back-office mode, fulfilled in the console by an operator key the run made), then
+SIGTERM to every service, which drain and exit 0. Its own ports, topology prefix and database,
+all removed afterwards."""
 from __future__ import annotations
 
 import asyncio
@@ -23,12 +25,13 @@ DEADLINE_S = 90.0
 
 
 @pytest.mark.slow
-async def test_run_local_demo_goes_from_preparing_to_cancelled_and_drains(infrastructure: Servers,
-                                                                           tmp_path: Path) -> None:
+@pytest.mark.parametrize("fulfilment", ["simulator", "back-office"])
+async def test_run_local_demo_goes_from_preparing_to_cancelled_and_drains(infrastructure: Servers, tmp_path: Path,
+                                                                           fulfilment: str) -> None:
     amqp_url, admin_url = infrastructure
     deployment = TestDeployment.named(infrastructure, "test")  # its names: the script makes it all
     database_url, topology = deployment.database_url, deployment.topology
-    intake, status, license_issuer, order_id, portal, *operator_ports = free_ports(10)
+    intake, status, license_issuer, order_id, backoffice, portal, *operator_ports = free_ports(12)
     env = {
         **os.environ,
         "AMQP_URL": amqp_url,
@@ -40,9 +43,11 @@ async def test_run_local_demo_goes_from_preparing_to_cancelled_and_drains(infras
         "STATUS_PORT": str(status),
         "LICENSE_ISSUER_PORT": str(license_issuer),
         "ORDER_ID_PORT": str(order_id),
+        "BACKOFFICE_PORT": str(backoffice),
         "PORTAL_PORT": str(portal),
         **{f"{name}_METRICS_PORT": str(port) for name, port in zip(
-            ("INTAKE", "STATUS", "LICENSE_ISSUER", "ORDER_ID", "PORTAL"), operator_ports, strict=True)},
+            ("INTAKE", "STATUS", "LICENSE_ISSUER", "ORDER_ID", "BACKOFFICE", "PORTAL"), operator_ports, strict=True)},
+        "ARCSERVE_FULFILMENT": fulfilment,
         "ARCSERVE_SIM_NEW_DELAY_S": "1",
         # The names the deployment removes at the end, retry queues included.
         "ARCSERVE_RETRY_DELAYS_S": ",".join(f"{d:g}" for d in topology.retry_delays_s),
@@ -70,7 +75,12 @@ async def test_run_local_demo_goes_from_preparing_to_cancelled_and_drains(infras
         assert output.count("POST /v1/applications → 202") == 2, output
         assert re.search(r"order ID ARC-\d{8}-\w{5}-\w{5} is cancelled", output), output  # R9
         assert f"portal  http://127.0.0.1:{portal}/" in output, output  # where tenants go
-        assert "exit codes [0, 0, 0, 0, 0]" in output, output
+        assert f"console http://127.0.0.1:{backoffice}/ops/v1/fulfilments" in output, output
+        assert "exit codes [0, 0, 0, 0, 0, 0]" in output, output
+        fulfilled = re.findall(r"^POST /ops/v1/fulfilments/[0-9a-f-]{36}/fulfil → 200 fulfilled$", output, re.MULTILINE)
+        assert len(fulfilled) == (1 if fulfilment == "back-office" else 0), output
+        operator_keys = re.findall(r"operator of the console \(a fulfiller, id \w+\): (ops_\S+)", output)
+        assert len(operator_keys) == (1 if fulfilment == "back-office" else 0), output
         # It prints the one key it made, for a tenant of its own, and nothing of the operator's.
         [(demo_tenant, demo_key)] = re.findall(r"demo tenant (demo-[\d-]+), API key \(id \w+\): (arc_\S+)", output)
         assert len(re.findall(r"arc_\w{10}_", output)) == output.count(demo_key) >= 1, output

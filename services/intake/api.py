@@ -6,18 +6,16 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import logging
 import uuid
 from collections.abc import Callable
-from typing import Any
 
 import asyncpg
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from shared import metrics, tenancy
-from shared.contracts import catalogue, limits
+from shared.contracts import catalogue
 from shared.contracts.answers import Received
 from shared.contracts.applications import (
     InvalidApplication,
@@ -27,12 +25,12 @@ from shared.contracts.applications import (
 )
 from shared.http import openapi
 from shared.http.auth import Authenticator
+from shared.http.body import read_json
 from shared.http.errors import ApiError
 from shared.messaging.broker import Broker
 from shared.observability import logs
 
 log = logging.getLogger(__name__)
-MAX_BODY_BYTES = 64 * 1024
 MAX_IDEMPOTENCY_KEY = 255
 
 
@@ -86,26 +84,6 @@ async def first_use(pool: asyncpg.Pool, tenant: str, application_id: uuid.UUID, 
     return first
 
 
-async def _read_json(request: Request) -> Any:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise ApiError(413, "payload_too_large", f"the body is over {MAX_BODY_BYTES} bytes")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY_BYTES:
-            raise ApiError(413, "payload_too_large", f"the body is over {MAX_BODY_BYTES} bytes")
-    try:
-        return limits.loads(bytes(body))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ApiError(422, "invalid_application", f"the body is not valid JSON: {exc}") from None
-    except limits.LimitExceeded as exc:
-        raise ApiError(422, "invalid_application", f"the body is past a limit: {exc}") from None
-    except limits.DuplicateKey as exc:
-        raise ApiError(422, "invalid_application", str(exc),
-                       errors=[{"field": exc.field, "problem": exc.PROBLEM}]) from None
-
-
 def router(broker: Broker, auth: Authenticator, pool: Callable[[], asyncpg.Pool], id_secret: bytes, source: str,
            status_url: str = "") -> APIRouter:
     api = APIRouter(prefix="/v1")
@@ -135,7 +113,7 @@ def router(broker: Broker, auth: Authenticator, pool: Callable[[], asyncpg.Pool]
         idempotency_key = request.headers.get("idempotency-key")
         if idempotency_key is not None and not 1 <= len(idempotency_key) <= MAX_IDEMPOTENCY_KEY:
             raise ApiError(422, "invalid_request", f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} characters")
-        raw = await _read_json(request)
+        raw = await read_json(request, "invalid_application")
         try:
             application = parse_application(raw)
         except InvalidApplication as exc:  # R4: nothing is published

@@ -45,7 +45,7 @@ from urllib.parse import unquote, urlsplit
 import asyncpg
 
 from services.provisioning import broker, database, kubernetes
-from services.provisioning.boundaries import BOUNDARIES, PLATFORM_SCHEMAS, own_publishers
+from services.provisioning.boundaries import BOUNDARIES, PLATFORM_SCHEMAS, own_fulfillers, own_publishers
 from services.provisioning.config import ProvisioningSettings
 from services.provisioning.deployment import (
     Deployment,
@@ -85,6 +85,9 @@ async def provision(settings: ProvisioningSettings, deployment: Deployment, pass
             await tenancy.register_publishers(conn, publishers)
             log.info("tenancy: the deployment's own publishers of submissions: %s",
                      ", ".join(f"{user} ({role})" for user, role in sorted(publishers.items())))
+            fulfillers = own_fulfillers(deployment)
+            await tenancy.register_fulfillers(conn, fulfillers)
+            log.info("tenancy: the deployment's own publishers of fulfilment results: %s", ", ".join(fulfillers))
         if keys:
             await tenancy.seed_api_keys(conn, keys, required("ARCSERVE_API_KEY_PEPPER", settings.api_key_pepper.get_secret_value(),
                                                              PEPPER_WHY))

@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "scripts" / "containers" / "compose.sh"
 INFRA = ("rabbitmq", "postgres")
 ONE_SHOT = "provision"
-APPS = ("intake", "status", "license-issuer", "order-id", "portal")
+APPS = ("intake", "status", "license-issuer", "order-id", "backoffice", "portal")
 HEALTHY_DEADLINE_S = 180.0
 
 

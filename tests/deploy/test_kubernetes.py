@@ -35,6 +35,7 @@ SERVICES = {
     "arcserve-license-issuer": ("services.license_issuer", 8082, 9082),
     "arcserve-order-id": ("services.order_id", 8083, 9083),
     "arcserve-portal": ("services.portal", 8084, 9084),
+    "arcserve-backoffice": ("services.backoffice", 8085, 9085),  # DESIGN §4 "Fulfilment"
 }
 BROKER = "arcserve-rabbitmq"
 POOLER = "arcserve-pg-pooler-rw"

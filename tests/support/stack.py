@@ -18,6 +18,8 @@ import aio_pika
 import asyncpg
 import httpx
 
+from services.backoffice.bootstrap import build as build_backoffice
+from services.backoffice.config import BackofficeSettings
 from services.intake.bootstrap import build as build_intake
 from services.intake.config import IntakeSettings
 from services.license_issuer.bootstrap import build as build_license_issuer
@@ -48,12 +50,14 @@ BUILDERS: dict[str, Callable[[Any], Service]] = {
     "status": build_status,
     "license_issuer": build_license_issuer,
     "order_id": build_order_id,
+    "backoffice": build_backoffice,
 }
 MODELS: dict[str, type[ServiceSettings]] = {
     "intake": IntakeSettings,
     "status": StatusSettings,
     "license_issuer": LicenseIssuerSettings,
     "order_id": OrderIdSettings,
+    "backoffice": BackofficeSettings,
 }
 BOUNDARY = {boundary.name.replace("-", "_"): boundary for boundary in BOUNDARIES}  # by module name
 DEADLINE_S = 20.0
@@ -78,7 +82,7 @@ class Tenant:
     key: str
 
 
-class StackSettings(IntakeSettings, StatusSettings, LicenseIssuerSettings, OrderIdSettings):
+class StackSettings(IntakeSettings, StatusSettings, LicenseIssuerSettings, OrderIdSettings, BackofficeSettings):
     """Every service's settings at once, as a test sets them: each service runs with its own
     model's share of them (`Stack.service_settings`); the URLs are the administrator's."""
 

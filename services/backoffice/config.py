@@ -1,0 +1,25 @@
+"""The back-office console's settings (docs/configuration.md): the shared runtime's and a
+consumer's (shared/config.py), its ports, the pepper operator keys are looked up under, the
+license-key keyring (it fingerprints the keys typed in, to refuse one used before), and the
+throttle of wrong operator keys."""
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+from pydantic_settings import SettingsConfigDict
+
+from shared.config import ApiKeyPepper, ConsumerSettings, LicenseKeyKeyring, Port
+
+
+class BackofficeSettings(ConsumerSettings):
+    model_config = SettingsConfigDict(env_prefix="BACKOFFICE_")
+
+    port: Port = Field(8085, description="the back-office console: its pages and /ops/v1 (operators only)")
+    metrics_port: Port = Field(9085, description="the console's operator port: /metrics, /healthz, /readyz")
+    api_key_pepper: ApiKeyPepper = SecretStr("")
+    license_key_keyring: LicenseKeyKeyring = SecretStr("")
+    auth_failure_burst: int = Field(
+        10, ge=1, validation_alias="ARCSERVE_AUTH_FAILURE_BURST",
+        description="wrong keys a source address may send before 429 `too_many_failures` (per replica)")
+    auth_failure_refill_s: float = Field(
+        30.0, gt=0, validation_alias="ARCSERVE_AUTH_FAILURE_REFILL_S",
+        description="then one more wrong key every this many seconds")

@@ -1,0 +1,186 @@
+"""The back-office console's API (`ARCSERVE_FULFILMENT=back-office`; docs/architecture.md,
+"Fulfilment"), on the real broker and database: operators made by the operator command
+(`python -m services.tools.operators`) list the tasks, type in what Arcserve delivered or
+reject what it refused, and the tenant sees exactly that; a viewer only sees; no tenant key,
+wrong or revoked operator key gets in; every action is audited, never with a key."""
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from shared.contracts import routing
+from shared.issuance import simulated_license_key
+from tests.support.stack import Stack, Tenant, assert_error, eventually, new_application
+from tests.support.tools import ok
+
+
+class Operator:
+    def __init__(self, stack: Stack, operator_id: str, key: str):
+        self.stack, self.operator_id, self.key = stack, operator_id, key
+
+    async def get(self, path: str, **params: Any) -> httpx.Response:
+        return await self.stack.http.get(self.stack.url("backoffice", path), params=params,
+                                         headers={"Authorization": f"Bearer {self.key}"})
+
+    async def post(self, path: str, body: Any) -> httpx.Response:
+        return await self.stack.http.post(self.stack.url("backoffice", path), json=body,
+                                          headers={"Authorization": f"Bearer {self.key}"})
+
+    async def task(self, application_id: str) -> dict[str, Any]:
+        """The application's task, once the console has it."""
+        async def probe() -> dict[str, Any] | None:
+            response = await self.get(f"/ops/v1/fulfilments/{application_id}")
+            return response.json() if response.status_code == 200 else None
+
+        found: dict[str, Any] = await eventually(probe, f"the task of {application_id} in the console")
+        return found
+
+
+async def _operator(stack: Stack, name: str, role: str) -> Operator:
+    out = (await ok(stack, "operators", "create", name, "--role", role)).splitlines()
+    assert out[0].startswith("operator id: ")
+    return Operator(stack, out[0].removeprefix("operator id: "), out[-1])
+
+
+@pytest.fixture
+async def console(new_stack: Callable[..., Any]) -> tuple[Stack, Operator, Operator]:
+    stack: Stack = await new_stack(fulfilment="back-office")
+    await stack.start()
+    return stack, await _operator(stack, "佐藤", "fulfiller"), await _operator(stack, "Viewer", "viewer")
+
+
+async def test_an_operator_fulfils_what_the_tenant_waits_for_with_exactly_the_keys_typed_in(
+    console: tuple[Stack, Operator, Operator],
+) -> None:
+    stack, sato, viewer = console
+    tenant = await stack.tenant()
+    application_id = (await stack.submit(tenant, new_application([
+        {"usage": "virtual_server", "license_type": "per_server", "quantity": 2}]))).json()["application_id"]
+
+    task = await viewer.task(application_id)
+    assert task["tenant"] == tenant.name and task["state"] == "open" and task["overdue"] is False
+    assert task["kind"] == "new" and task["needs"]["arcserve_order_id"] is True
+    licenses = [lic["license_id"] for lic in task["needs"]["licenses"]]
+    listed = (await viewer.get("/ops/v1/fulfilments", tenant=tenant.name)).json()
+    assert [t["application_id"] for t in listed["items"]] == [application_id] and listed["next_cursor"] is None
+    assert (await stack.get(tenant, f"/v1/applications/{application_id}")).json()["status"] == "processing"
+
+    keys = [simulated_license_key(), simulated_license_key()]
+    body = {"arcserve_order_id": "ARC-20261207-CONSOLE",
+            "license_keys": [{"license_id": i, "license_key": k} for i, k in zip(licenses, keys, strict=True)]}
+    assert_error(await viewer.post(f"/ops/v1/fulfilments/{application_id}/fulfil", body), 403, "forbidden")
+    malformed = await sato.post(f"/ops/v1/fulfilments/{application_id}/fulfil", {
+        **body, "license_keys": [{"license_id": licenses[0], "license_key": "not-a-key"}, body["license_keys"][1]]})
+    assert assert_error(malformed, 422, "invalid_fulfilment")["errors"][0]["field"] == "license_keys.0.license_key"
+    assert "not-a-key" not in malformed.text
+    twice = await sato.post(f"/ops/v1/fulfilments/{application_id}/fulfil", {
+        "license_keys": [{"license_id": licenses[0], "license_key": keys[0]},
+                         {"license_id": licenses[0], "license_key": keys[1]}]})
+    assert assert_error(twice, 422, "invalid_fulfilment")["errors"] == [
+        {"field": "license_keys", "problem": "a license is named twice"}]
+    short = await sato.post(f"/ops/v1/fulfilments/{application_id}/fulfil", {"license_keys": body["license_keys"][:1]})
+    assert {e["field"] for e in assert_error(short, 422, "invalid_fulfilment")["errors"]} == {
+        "arcserve_order_id", "license_keys"}
+
+    done = await sato.post(f"/ops/v1/fulfilments/{application_id}/fulfil", body)
+    assert done.status_code == 200, done.text
+    assert done.json()["state"] == "fulfilled" and done.json()["closed_by"] == sato.operator_id
+    assert_error(await sato.post(f"/ops/v1/fulfilments/{application_id}/reject", {"reason": "x"}), 409, "not_open")
+
+    application = await stack.wait_application(tenant, application_id, "completed")
+    contract = await stack.contract(tenant, application["contract_id"])
+    assert contract["status"] == "active" and contract["arcserve_order_id"]["value"] == "ARC-20261207-CONSOLE"
+    assert {lic["license_id"]: lic["license_key"] for lic in contract["licenses"]} == dict(zip(licenses, keys))
+    assert (await viewer.get("/ops/v1/fulfilments", state="fulfilled", tenant=tenant.name)).json()["items"][0][
+        "application_id"] == application_id
+
+    # The same key for another license, later: refused, naming the field.
+    addition = (await stack.submit(tenant, {"kind": "addition", "contract_id": contract["contract_id"], "licenses": [
+        {"usage": "bare_metal", "license_type": "per_server", "quantity": 1}]})).json()["application_id"]
+    added = await sato.task(addition)
+    reused = await sato.post(f"/ops/v1/fulfilments/{addition}/fulfil", {"license_keys": [
+        {"license_id": added["needs"]["licenses"][0]["license_id"], "license_key": keys[0]}]})
+    assert assert_error(reused, 422, "invalid_fulfilment")["errors"] == [
+        {"field": "license_keys.0.license_key", "problem": "already used for another license"}]
+
+    audit = await _audit(stack, application_id)
+    assert audit == [("fulfilments.fulfil", f"operator {sato.operator_id} (佐藤)")]
+    assert not any(key in str(audit) for key in keys)
+
+
+async def test_a_rejection_shows_the_operator_s_reason_to_the_tenant(console: tuple[Stack, Operator, Operator]) -> None:
+    stack, sato, _ = console
+    tenant: Tenant = await stack.tenant()
+    application_id = (await stack.submit(tenant, new_application())).json()["application_id"]
+    await sato.task(application_id)
+
+    assert_error(await sato.post(f"/ops/v1/fulfilments/{application_id}/reject", {"reason": ""}), 422,
+                 "invalid_fulfilment")
+    refused = await sato.post(f"/ops/v1/fulfilments/{application_id}/reject", {"reason": "ご指定の製品は販売終了です"})
+    assert refused.status_code == 200 and refused.json()["state"] == "rejected"
+
+    application = await stack.wait_application(tenant, application_id, "rejected")
+    assert application["reason"] == {"code": "vendor_refused", "message": "ご指定の製品は販売終了です"}
+    assert await _audit(stack, application_id) == [("fulfilments.reject", f"operator {sato.operator_id} (佐藤)")]
+
+
+async def test_only_a_valid_operator_key_gets_in(console: tuple[Stack, Operator, Operator]) -> None:
+    stack, sato, viewer = console
+    tenant = await stack.tenant()
+    for key in (None, tenant.key, sato.key + "x"):
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        answer = await stack.http.get(stack.url("backoffice", "/ops/v1/fulfilments"), headers=headers)
+        assert_error(answer, 401, "unauthorized")
+    assert (await viewer.get("/ops/v1/fulfilments")).status_code == 200
+
+    await ok(stack, "operators", "revoke", viewer.operator_id)
+    assert_error(await viewer.get("/ops/v1/fulfilments"), 401, "unauthorized")
+    listed = await ok(stack, "operators", "list")
+    assert viewer.operator_id in listed and sato.key not in listed and viewer.key not in listed
+
+
+async def test_tasks_past_due_are_marked_and_listed_due_first(console: tuple[Stack, Operator, Operator]) -> None:
+    stack, sato, _ = console
+    now = datetime.now(UTC)
+    tenant = f"tenant-{uuid.uuid4().hex[:8]}"
+    ids = []
+    for days in (3, 1, -2):  # announced long ago, one still due in two days
+        application_id = str(uuid.uuid4())
+        ids.append(application_id)
+        await stack.publish_event(stack.topology.name(routing.FULFILMENT_EXCHANGE), "fulfilment.requested", {
+            "specversion": "1.0", "id": str(uuid.uuid4()), "source": "urn:arcserve:license-issuer",
+            "type": "arcserve.fulfilment.requested", "tenantid": tenant, "data": {
+                "application_id": application_id, "tenant": tenant, "contract_id": str(uuid.uuid4()),
+                "kind": "addition", "submitted_at": (now - timedelta(days=days + 1)).isoformat(),
+                "due_at": (now - timedelta(days=days)).isoformat(),
+                "needs": {"arcserve_order_id": False, "licenses": []}}})
+    await eventually(lambda: _count(sato, tenant, 3), "the three tasks in the console")
+
+    first = (await sato.get("/ops/v1/fulfilments", tenant=tenant, limit=2)).json()
+    assert [t["application_id"] for t in first["items"]] == ids[:2]  # due first
+    rest = (await sato.get("/ops/v1/fulfilments", tenant=tenant, limit=2, cursor=first["next_cursor"])).json()
+    assert [t["application_id"] for t in rest["items"]] == ids[2:] and rest["next_cursor"] is None
+    overdue = (await sato.get("/ops/v1/fulfilments", tenant=tenant, overdue="true")).json()["items"]
+    assert [t["application_id"] for t in overdue] == ids[:2] and all(t["overdue"] for t in overdue)
+    assert (await sato.get("/ops/v1/fulfilments", tenant=tenant, kind="new")).json()["items"] == []
+    assert_error(await sato.get("/ops/v1/fulfilments", cursor="garbage"), 422, "invalid_request")
+
+
+async def _count(operator: Operator, tenant: str, wanted: int) -> bool:
+    return len((await operator.get("/ops/v1/fulfilments", tenant=tenant)).json()["items"]) == wanted
+
+
+async def _audit(stack: Stack, subject: str) -> list[tuple[str, str]]:
+    conn = await asyncpg.connect(stack.settings.database_url)
+    try:
+        rows = await conn.fetch("SELECT action, actor, detail FROM audit.records WHERE subject = $1 ORDER BY record_id",
+                                subject)
+    finally:
+        await conn.close()
+    return [(r["action"], r["actor"].split(" as ")[0]) for r in rows]

@@ -1,0 +1,49 @@
+"""The console's tasks as operators see them (services/backoffice/tasks.py): overdue once past
+due and still open, and a cursor that only this API hands out."""
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from services.backoffice.tasks import Cursor, Task, task_of
+from shared.contracts import fulfilment
+from shared.contracts.applications import Kind, LicenseType, Usage
+
+NOW = datetime(2026, 12, 7, 10, tzinfo=UTC)
+NEEDS = fulfilment.Needs(arcserve_order_id=True, licenses=[
+    fulfilment.NeededLicense(license_id=uuid.uuid4(), usage=Usage.VIRTUAL_SERVER, license_type=LicenseType.PER_SERVER)])
+
+
+def task(due_at: datetime, state: str = "open") -> Task:
+    return Task("acme", uuid.uuid4(), uuid.uuid4(), Kind.NEW, due_at - timedelta(days=7), due_at, NEEDS,
+                state)  # type: ignore[arg-type]
+
+
+def test_a_task_is_overdue_only_while_open_past_its_due_time():
+    assert task(NOW - timedelta(seconds=1)).overdue(NOW)
+    assert not task(NOW).overdue(NOW) and not task(NOW + timedelta(days=1)).overdue(NOW)
+    assert not task(NOW - timedelta(days=1), "fulfilled").overdue(NOW)
+
+
+def test_the_view_is_the_documented_task():
+    view = task(NOW - timedelta(hours=1)).view(NOW)
+    assert {"application_id", "tenant", "contract_id", "kind", "state", "submitted_at", "due_at", "overdue",
+            "needs"} <= set(view)
+    assert view["overdue"] is True and view["needs"]["arcserve_order_id"] is True
+    assert view["needs"]["licenses"][0]["usage"] == "virtual_server"
+
+
+def test_an_announced_task_without_a_due_time_is_due_when_submitted():
+    requested = fulfilment.FulfilmentRequested(application_id=uuid.uuid4(), tenant="acme", contract_id=uuid.uuid4(),
+                                               kind=Kind.ADDITION, submitted_at=NOW, due_at=None, needs=NEEDS)
+    assert task_of(requested).due_at == NOW
+
+
+def test_a_cursor_reads_back_and_nothing_else_does():
+    cursor = Cursor(NOW, "acme", uuid.uuid4())
+    assert Cursor.decode(cursor.encode()) == cursor
+    for garbage in ("", "garbage", "W10", "WyJ4IiwgMSwgMl0"):
+        with pytest.raises(ValueError):
+            Cursor.decode(garbage)
