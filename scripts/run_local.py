@@ -46,6 +46,7 @@ LOCAL_SECRETS = {
     "ARCSERVE_LICENSE_KEY_KEYRING": Keyring.new_key_text,
     "ARCSERVE_API_KEY_PEPPER": lambda: secrets.token_urlsafe(32),
     "ARCSERVE_PORTAL_SESSION_KEYRING": Keyring.new_key_text,
+    "ARCSERVE_BACKOFFICE_SESSION_KEYRING": Keyring.new_key_text,
     "ARCSERVE_FORWARDING_SECRET": lambda: secrets.token_urlsafe(32),
 }
 SERVICES: dict[str, type[ServiceSettings]] = {

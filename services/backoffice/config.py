@@ -1,13 +1,15 @@
 """The back-office console's settings (docs/configuration.md): the shared runtime's and a
 consumer's (shared/config.py), its ports, the pepper operator keys are looked up under, the
-license-key keyring (it fingerprints the keys typed in, to refuse one used before), and the
-throttle of wrong operator keys."""
+license-key keyring (it fingerprints the keys typed in, to refuse one used before), the
+throttle of wrong operator keys, and its pages' sessions."""
 from __future__ import annotations
 
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from shared.config import ApiKeyPepper, ConsumerSettings, LicenseKeyKeyring, Port
+
+SESSION_KEYRING = "ARCSERVE_BACKOFFICE_SESSION_KEYRING"
 
 
 class BackofficeSettings(ConsumerSettings):
@@ -23,3 +25,12 @@ class BackofficeSettings(ConsumerSettings):
     auth_failure_refill_s: float = Field(
         30.0, gt=0, validation_alias="ARCSERVE_AUTH_FAILURE_REFILL_S",
         description="then one more wrong key every this many seconds")
+    session_keyring: SecretStr = Field(
+        SecretStr(""), validation_alias=SESSION_KEYRING,
+        description="required by the console (`make run` makes one; compose has a marked demo value): `id:base64-key,…` "
+                    "like the license-key keyring; the first key seals its pages' session cookies, every one opens "
+                    "them (or `…_FILE`)")
+    session_max_age_s: float = Field(8 * 3600.0, gt=0, description="how long a sign-in to the console's pages lasts")
+    secure_cookies: bool = Field(
+        False, description="`true` behind a TLS-terminating proxy: the pages' cookies are `Secure`; without it they "
+                           "are when the request came over HTTPS")

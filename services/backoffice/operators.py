@@ -30,7 +30,15 @@ class OperatorAuth:
         key = key.strip()
         if scheme.lower() != "bearer" or not bearer.well_formed(key):
             raise ApiError(401, "unauthorized", "missing or malformed bearer operator key")
-        source = [f"address {request.client.host if request.client else '-'}"]
+        operator = await self.operator(key, request.client.host if request.client else "-")
+        request.state.operator_id = operator.operator_id
+        return operator
+
+    async def operator(self, key: str, address: str) -> Operator:
+        """The operator of `key` (sent from `address`); ApiError 401, 429 or 503 otherwise."""
+        if not bearer.well_formed(key):
+            raise ApiError(401, "unauthorized", "not a valid operator key (or it was revoked)")
+        source = [f"address {address}"]
         wait = self._failures.take(source)
         if wait > 0 or wait == BUSY:
             raise ApiError(429, "too_many_failures", "too many wrong operator keys from this address; retry later",
@@ -46,13 +54,5 @@ class OperatorAuth:
             self._failures.failed(source)
             raise ApiError(401, "unauthorized", "not a valid operator key (or it was revoked)")
         self._failures.give_back(source)
-        request.state.operator_id = operator.operator_id
         return operator
 
-
-def fulfiller(operator: Operator) -> Operator:
-    """Only a fulfiller fulfils or rejects (a viewer sees): else 403."""
-    if not operator.may_fulfil:
-        raise ApiError(403, "forbidden", f"operator {operator.operator_id} is a {operator.role.value}: "
-                                         "only a fulfiller fulfils or rejects")
-    return operator

@@ -16,44 +16,22 @@ from fastapi.staticfiles import StaticFiles
 from services.portal import forward, pages
 from services.portal.config import SESSION_KEYRING, PortalSettings
 from services.portal.form_limit import FormLimit
-from services.portal.sessions import SessionCodec
 from services.portal.upstream import CLIENT, Upstream
 from shared.config import FORWARDING_SECRET
 from shared.contracts import asyncapi
 from shared.http import openapi
 from shared.http.errors import error_response, install_error_handlers
 from shared.http.observe import Observe
+from shared.http.pages import SECURITY_HEADERS, session_keyring
 from shared.http.probes import Probes
 from shared.http.server import HttpServer
+from shared.http.sessions import SessionCodec
 from shared.observability import tracing
-from shared.sealing import Keyring, KeyringError
 from shared.secrets import FORWARDING_WHY, optional
 
 log = logging.getLogger(__name__)
+SESSION_CONTEXT = "arcserve-portal-session"  # its cookies never open anywhere else
 NAME = "portal"
-# Scripts and styles only from this origin, no inline ones, no frames, forms only here.
-CONTENT_SECURITY_POLICY = (
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
-    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
-)
-SECURITY_HEADERS = {
-    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "X-Frame-Options": "DENY",
-}
-
-
-def session_keyring(text: str) -> Keyring:
-    if not text:
-        raise SystemExit(f"{SESSION_KEYRING} (or {SESSION_KEYRING}_FILE) is not set: the portal seals its session "
-                         "cookies with it; `make run` makes one for you; see docs/configuration.md")
-    try:
-        return Keyring.parse(text, SESSION_KEYRING)
-    except KeyringError as exc:
-        raise SystemExit(str(exc)) from None
-
-
 class Portal:
     def __init__(self, settings: PortalSettings):
         self.name = NAME
@@ -61,7 +39,9 @@ class Portal:
         self.stopping = asyncio.Event()
         self.upstream = Upstream(settings.intake_url, settings.status_url, settings.upstream_timeout_s, optional(
             FORWARDING_SECRET, settings.forwarding_secret.get_secret_value(), FORWARDING_WHY))
-        codec = SessionCodec(session_keyring(settings.session_keyring.get_secret_value()), settings.session_max_age_s)
+        codec = SessionCodec(session_keyring(settings.session_keyring.get_secret_value(), SESSION_KEYRING, "portal"),
+                             settings.session_max_age_s,
+                             SESSION_CONTEXT)
         self.app = FastAPI(title="arcserve-licensing portal", docs_url=None, redoc_url=None, openapi_url=None)
         install_error_handlers(self.app)
         self.app.middleware("http")(self._headers)

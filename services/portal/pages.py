@@ -21,10 +21,10 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from services.portal import forms
 from services.portal.i18n import LANGUAGES, Words
-from services.portal.sessions import COOKIE, Session, SessionCodec
 from services.portal.upstream import Answer, Upstream
 from shared.catalog import products
 from shared.http import bearer
+from shared.http.sessions import COOKIE, Session, SessionCodec
 
 JST = timezone(timedelta(hours=9), "JST")
 LANG_COOKIE = "arcserve_lang"
@@ -75,7 +75,7 @@ class Visit:
 
     @property
     def api_key(self) -> str | None:
-        return self.session.api_key
+        return self.session.key
 
     def replace_session(self, session: Session) -> None:
         self.session, self._write_session = session, True

@@ -101,7 +101,9 @@ async def test_a_publisher_acts_only_for_the_tenants_it_is_allowed(
         assert [action for action, _ in await _audit(stack, name)] == ["publishers.allow", "publishers.revoke"]
         listed = json.loads(await ok(stack, "publishers", "list", "--json"))
         assert {"broker_user": name, "role": "publisher", "tenants": []} in listed
-        assert {p["role"] for p in listed} == {"edge", "relay", "publisher"}
+        assert {p["role"] for p in listed} == {"edge", "relay", "publisher", "fulfiller"}
+        # The deployment's own back-office console publishes fulfilment results, for no tenant.
+        assert {"broker_user": stack.topology.user("backoffice"), "role": "fulfiller", "tenants": []} in listed
     finally:
         broker.Management.for_amqp_url(stack.settings.amqp_url, stack.servers.management_url).delete_users([name])
 

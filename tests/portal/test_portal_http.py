@@ -12,8 +12,8 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from services.portal.sessions import COOKIE
 from shared.contracts import asyncapi, catalogue
+from shared.http.sessions import COOKIE
 from tests.support.stack import EventTap, Stack, Tenant, new_application
 
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')

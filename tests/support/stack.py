@@ -123,6 +123,7 @@ class Stack:
             db_pool_size=5,
             id_secret=secrets.token_urlsafe(24),
             license_key_keyring=Keyring.new_key_text(),
+            session_keyring=Keyring.new_key_text(),  # the console's pages
             api_key_pepper=deployment.pepper,
             forwarding_secret=secrets.token_urlsafe(24),
             # The suite sends many deliberate wrong keys, all from 127.0.0.1, to stacks that live
@@ -148,7 +149,10 @@ class Stack:
         return MODELS[name].model_validate({**dict(self.settings), "amqp_url": amqp_url, "database_url": database_url})
 
     async def start(self, *names: str) -> None:
-        for name in names or tuple(BUILDERS):
+        """Start the services named; with no names, every one this stack's fulfilment mode uses
+        (the back-office console only where operators fulfil: ARCSERVE_FULFILMENT=back-office)."""
+        console = self.settings.fulfilment == "back-office"
+        for name in names or tuple(n for n in BUILDERS if n != "backoffice" or console):
             service = BUILDERS[name](self.service_settings(name))
             await service.start()
             self.services[name] = service

@@ -47,3 +47,23 @@ def test_a_cursor_reads_back_and_nothing_else_does():
     for garbage in ("", "garbage", "W10", "WyJ4IiwgMSwgMl0"):
         with pytest.raises(ValueError):
             Cursor.decode(garbage)
+
+
+def test_the_fulfil_form_is_the_api_s_body_and_its_errors_go_beside_their_fields():
+    from starlette.datastructures import FormData
+
+    from services.backoffice.pages import beside_fields, delivered_from
+
+    two = fulfilment.Needs(arcserve_order_id=True, licenses=[
+        *NEEDS.licenses, fulfilment.NeededLicense(license_id=uuid.uuid4(), usage=Usage.BARE_METAL,
+                                                  license_type=LicenseType.PER_SERVER)])
+    shown = Task("acme", uuid.uuid4(), uuid.uuid4(), Kind.NEW, NOW, NOW, two)
+    first, second = (str(lic.license_id) for lic in two.licenses)
+    form = FormData([("csrf", "x"), ("arcserve_order_id", "ARC-1"), (f"key.{first}", "K1"), (f"key.{second}", "")])
+
+    assert delivered_from(form, shown) == {"arcserve_order_id": "ARC-1", "license_keys": [
+        {"license_id": first, "license_key": "K1"}, {"license_id": second, "license_key": ""}]}
+    assert beside_fields([{"field": "license_keys.1.license_key", "problem": "not a license key"},
+                          {"field": "arcserve_order_id", "problem": "required"},
+                          {"field": "license_keys", "problem": "a license is named twice"}], shown) == {
+        f"key.{second}": "not a license key", "arcserve_order_id": "required", "form": "a license is named twice"}

@@ -8,7 +8,7 @@ from starlette.datastructures import FormData
 
 from services.portal import forms
 from services.portal.i18n import Words
-from services.portal.sessions import Session, SessionCodec
+from shared.http.sessions import Session, SessionCodec
 from shared.sealing import Keyring
 
 CONTRACT = "6f1d7e0c-2a59-4c1b-9a9e-0d5f1b7a4e21"
@@ -56,7 +56,7 @@ def test_numbers_are_sent_as_numbers_and_anything_else_as_typed_for_the_api_to_n
 
 
 def codec(max_age_s: float = 3600) -> SessionCodec:
-    return SessionCodec(Keyring.parse(Keyring.new_key_text(), "TEST"), max_age_s)
+    return SessionCodec(Keyring.parse(Keyring.new_key_text(), "TEST"), max_age_s, "arcserve-portal-session")
 
 
 def test_a_session_is_sealed_and_opens_only_with_its_keyring_until_it_expires() -> None:
