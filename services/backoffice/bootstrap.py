@@ -31,7 +31,8 @@ def build(settings: BackofficeSettings, clock: Clock = utc_now) -> Service:
                          settings.session_max_age_s, SESSION_CONTEXT)
     service = Service(BOUNDARY, settings, deps=Deps(), clock=clock)
     auth = OperatorAuth(lambda: service.pool, pepper,
-                        FailureThrottle(settings.auth_failure_burst, settings.auth_failure_refill_s))
+                        FailureThrottle(settings.auth_failure_burst, settings.auth_failure_refill_s),
+                        settings.trusted_user_header)
     console = Console(lambda: service.pool, service.broker, keyring, BOUNDARY.source, clock)
     service.app.include_router(api.router(console, auth))
     service.app.include_router(pages.router(console, auth, codec, secure_cookies=settings.secure_cookies))

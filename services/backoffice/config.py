@@ -34,3 +34,9 @@ class BackofficeSettings(ConsumerSettings):
     secure_cookies: bool = Field(
         False, description="`true` behind a TLS-terminating proxy: the pages' cookies are `Secure`; without it they "
                            "are when the request came over HTTPS")
+    trusted_user_header: str = Field(
+        "", pattern=r"^([A-Za-z0-9-]{1,64})?$",
+        description="off when empty (the default). Set it (e.g. `X-Forwarded-User`) only where every request reaches the "
+                    "console through an authenticating proxy that sets this header and drops it from what clients send: "
+                    "the console then takes the operator of that name (one unrevoked operator, `operators create NAME`) "
+                    "without a key")

@@ -21,6 +21,8 @@ _TEXT: dict[str, tuple[str, str]] = {
                  "Too many wrong keys; try again later."),
     "unavailable": ("一時的に利用できません。しばらくしてからやり直してください。",
                     "Not available for the moment; try again later."),
+    "no_such_operator": ("認証プロキシが示す利用者はこのコンソールのオペレーターではありません。",
+                         "The authenticating proxy names no operator of this console."),
     "signed_out": ("サインアウトされました(キーが失効したか期限切れです)。",
                    "You were signed out (the key was revoked or the sign-in expired)."),
     "expired_form": ("フォームの有効期限が切れました。もう一度送信してください。",

@@ -116,6 +116,13 @@ def router(console: Console, auth: OperatorAuth, codec: SessionCodec, *, secure_
     async def signed_in(request: Request, render: Callable[[Visit, Operator], Awaitable[Response]]) -> Response:
         """The page for a signed-in operator; the sign-in page, saying why, for anyone else."""
         v = Visit(request, codec, env, secure_cookies)
+        try:
+            if (proxied := await auth.proxied(request)) is not None:  # signed in at the proxy
+                v.operator = proxied
+                return await render(v, proxied)
+        except ApiError as exc:
+            return v.page("signin.html", status=exc.status, error=v.words("unavailable" if exc.status == 503 else
+                                                                         "no_such_operator"))
         if v.session.key is None:
             return v.page("signin.html")
         try:

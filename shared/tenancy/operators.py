@@ -66,6 +66,17 @@ async def operator_for_key(conn: Queryable, pepper: bytes, key: str) -> Operator
     return _operator(row) if row else None
 
 
+async def operator_named(conn: Queryable, name: str) -> Operator | None:
+    """The one unrevoked operator of that name (an authenticating proxy names its user); None
+    when there is none, or more than one (a name that says no one person)."""
+    rows = await conn.fetch(
+        """SELECT operator_id, name, role, created_at, revoked_at FROM tenancy.operators
+           WHERE name = $1 AND revoked_at IS NULL LIMIT 2""",
+        name,
+    )
+    return _operator(rows[0]) if len(rows) == 1 else None
+
+
 async def operators(conn: Queryable) -> list[Operator]:
     rows = await conn.fetch(
         "SELECT operator_id, name, role, created_at, revoked_at FROM tenancy.operators ORDER BY created_at, operator_id")

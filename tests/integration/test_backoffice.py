@@ -184,3 +184,36 @@ async def _audit(stack: Stack, subject: str) -> list[tuple[str, str]]:
     finally:
         await conn.close()
     return [(r["action"], r["actor"].split(" as ")[0]) for r in rows]
+
+
+async def test_behind_an_authenticating_proxy_its_user_header_names_the_operator_and_only_where_configured(
+    new_stack: Callable[..., Any], console: tuple[Stack, Operator, Operator],
+) -> None:
+    plain, _, _ = console  # a console that trusts no header
+    answer = await plain.http.get(plain.url("backoffice", "/ops/v1/fulfilments"), headers={"X-Forwarded-User": "sato"})
+    assert_error(answer, 401, "unauthorized")
+
+    stack: Stack = await new_stack(fulfilment="back-office", trusted_user_header="X-Forwarded-User")
+    await stack.start()
+    await _operator(stack, "sato@example.co.jp", "fulfiller")
+    tenant = await stack.tenant()
+    application_id = (await stack.submit(tenant, new_application([
+        {"usage": "bare_metal", "license_type": "per_server", "quantity": 1}]))).json()["application_id"]
+
+    async def as_user(user: str, method: str, path: str, body: Any = None) -> httpx.Response:
+        return await stack.http.request(method, stack.url("backoffice", path), json=body,
+                                        headers={"X-Forwarded-User": user})
+
+    async def listed() -> dict[str, Any] | None:
+        found = (await as_user("sato@example.co.jp", "GET", f"/ops/v1/fulfilments/{application_id}"))
+        return found.json() if found.status_code == 200 else None
+
+    task = await eventually(listed, "the task, for the proxy's user")
+    assert_error(await as_user("mallory@example.co.jp", "GET", "/ops/v1/fulfilments"), 401, "unauthorized")
+    done = await as_user("sato@example.co.jp", "POST", f"/ops/v1/fulfilments/{application_id}/fulfil", {
+        "arcserve_order_id": "ARC-PROXY-1",
+        "license_keys": [{"license_id": task["needs"]["licenses"][0]["license_id"],
+                          "license_key": simulated_license_key()}]})
+    assert done.status_code == 200, done.text
+    assert (await _audit(stack, application_id))[0][1].endswith("(sato@example.co.jp)")
+    await stack.wait_application(tenant, application_id, "completed")
