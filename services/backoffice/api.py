@@ -21,7 +21,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from services.backoffice.console import Console, Refused, fulfiller, read_body
 from services.backoffice.operators import OperatorAuth
 from services.backoffice.tasks import Cursor, Filters
-from shared.contracts import fulfilment
+from shared.contracts import fulfilment, limits
 from shared.contracts.applications import Kind
 from shared.http.body import read_json
 from shared.http.errors import ApiError
@@ -56,6 +56,9 @@ def router(console: Console, auth: OperatorAuth) -> APIRouter:
         limit: int = Query(20, ge=1, le=MAX_PAGE),
         cursor: str | None = Query(None, max_length=400),
     ) -> dict[str, Any]:
+        if tenant is not None and limits.has_control_characters(tenant):  # Postgres text cannot hold NUL
+            raise ApiError(422, "invalid_request", "tenant: must not contain control characters",
+                           errors=[{"field": "tenant", "problem": "must not contain control characters"}])
         after = None
         if cursor:
             try:

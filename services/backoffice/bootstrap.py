@@ -15,6 +15,7 @@ from services.backoffice.handlers import Deps
 from services.backoffice.operators import OperatorAuth
 from shared.clock import Clock, utc_now
 from shared.http.failures import FailureThrottle
+from shared.http.form_limit import FormLimit
 from shared.http.pages import SECURITY_HEADERS, session_keyring
 from shared.http.sessions import SessionCodec
 from shared.runtime import Service
@@ -36,6 +37,7 @@ def build(settings: BackofficeSettings, clock: Clock = utc_now) -> Service:
     console = Console(lambda: service.pool, service.broker, keyring, BOUNDARY.source, clock)
     service.app.include_router(api.router(console, auth))
     service.app.include_router(pages.router(console, auth, codec, secure_cookies=settings.secure_cookies))
+    service.app.add_middleware(FormLimit, api_prefix="/ops/")
     service.app.mount("/static", StaticFiles(directory=Path(__file__).with_name("static")), name="static")
 
     @service.app.middleware("http")

@@ -23,7 +23,7 @@ from pydantic import BaseModel, ValidationError
 
 from services.backoffice.tasks import Cursor, Filters, PostgresTasks, State, Task
 from shared import audit, metrics
-from shared.contracts import catalogue, fulfilment
+from shared.contracts import catalogue, fulfilment, limits
 from shared.contracts.applications import describe
 from shared.messaging.broker import Broker
 from shared.sealing import Keyring
@@ -83,6 +83,8 @@ class Console:
             ident = UUID(application_id)
         except ValueError:
             raise Refused("not_found", f"no fulfilment task for application {application_id}") from None
+        if tenant is not None and limits.has_control_characters(tenant):  # no tenant's name holds one
+            raise Refused("not_found", f"no fulfilment task for application {application_id}")
         found = await PostgresTasks(self.pool()).find(ident, tenant)
         if not found:
             raise Refused("not_found", f"no fulfilment task for application {application_id}")

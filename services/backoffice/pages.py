@@ -23,14 +23,13 @@ from services.backoffice.console import Console, Refused, read_body
 from services.backoffice.i18n import LANG_COOKIE, LANGUAGES, Words, jst
 from services.backoffice.operators import OperatorAuth
 from services.backoffice.tasks import STATES, Cursor, Filters, Task
-from shared.contracts import fulfilment
+from shared.contracts import fulfilment, limits
 from shared.contracts.applications import Kind
 from shared.http.errors import ApiError
 from shared.http.sessions import COOKIE, Session, SessionCodec
 from shared.tenancy.operators import Operator
 
 PAGE = 50
-MAX_FORM_BYTES = 64 * 1024
 
 
 def _environment() -> jinja2.Environment:
@@ -135,10 +134,7 @@ def router(console: Console, auth: OperatorAuth, codec: SessionCodec, *, secure_
         return await render(v, v.operator)
 
     async def form_of(request: Request) -> FormData:
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > MAX_FORM_BYTES:
-            raise ApiError(413, "payload_too_large", f"the form is over {MAX_FORM_BYTES} bytes")
-        return await request.form(max_fields=300)
+        return await request.form(max_fields=300)  # its bytes bounded before: shared/http/form_limit.py
 
     @pages.get("/")
     async def home(request: Request) -> Response:
@@ -183,9 +179,10 @@ def router(console: Console, auth: OperatorAuth, codec: SessionCodec, *, secure_
         async def render(v: Visit, _: Operator) -> Response:
             chosen_state = state if state in (*STATES, "all") else "open"
             chosen_kind = kind if kind in {k.value for k in Kind} else ""
-            filters = Filters(chosen_state, tenant[:128] or None, Kind(chosen_kind) if chosen_kind else None,  # type: ignore[arg-type]
+            tenant_ = "" if limits.has_control_characters(tenant) else tenant[:128]
+            filters = Filters(chosen_state, tenant_ or None, Kind(chosen_kind) if chosen_kind else None,  # type: ignore[arg-type]
                               overdue == "true")
-            chosen = {"state": chosen_state, "tenant": tenant[:128], "kind": chosen_kind,
+            chosen = {"state": chosen_state, "tenant": tenant_, "kind": chosen_kind,
                       "overdue": "true" if filters.overdue else ""}
             try:
                 after = Cursor.decode(cursor) if cursor else None

@@ -15,12 +15,12 @@ from fastapi.staticfiles import StaticFiles
 
 from services.portal import forward, pages
 from services.portal.config import SESSION_KEYRING, PortalSettings
-from services.portal.form_limit import FormLimit
 from services.portal.upstream import CLIENT, Upstream
 from shared.config import FORWARDING_SECRET
 from shared.contracts import asyncapi
 from shared.http import openapi
 from shared.http.errors import error_response, install_error_handlers
+from shared.http.form_limit import FormLimit
 from shared.http.observe import Observe
 from shared.http.pages import SECURITY_HEADERS, session_keyring
 from shared.http.probes import Probes
@@ -45,7 +45,7 @@ class Portal:
         self.app = FastAPI(title="arcserve-licensing portal", docs_url=None, redoc_url=None, openapi_url=None)
         install_error_handlers(self.app)
         self.app.middleware("http")(self._headers)
-        self.app.add_middleware(FormLimit)
+        self.app.add_middleware(FormLimit, api_prefix="/v1/")
         self.app.add_middleware(Observe, service=NAME)
         tracing.configure(NAME, settings.traces_exporter)
         tracing.instrument(self.app)  # and its httpx client sends the trace on with what it forwards

@@ -217,3 +217,18 @@ async def test_behind_an_authenticating_proxy_its_user_header_names_the_operator
     assert done.status_code == 200, done.text
     assert (await _audit(stack, application_id))[0][1].endswith("(sato@example.co.jp)")
     await stack.wait_application(tenant, application_id, "completed")
+
+
+async def test_hostile_input_gets_a_clear_answer_never_a_server_error(console: tuple[Stack, Operator, Operator]) -> None:
+    stack, sato, _ = console
+    assert_error(await sato.get("/ops/v1/fulfilments", tenant="a\x00b"), 422, "invalid_request")
+    assert_error(await sato.get(f"/ops/v1/fulfilments/{uuid.uuid4()}", tenant="a\x00b"), 404, "not_found")
+    assert_error(await sato.get("/ops/v1/fulfilments/not-a-uuid"), 404, "not_found")
+    assert_error(await sato.post(f"/ops/v1/fulfilments/{uuid.uuid4()}/fulfil", [1, 2]), 422, "invalid_fulfilment")
+    too_big = {"reason": "x" * 70_000}
+    assert (await sato.post(f"/ops/v1/fulfilments/{uuid.uuid4()}/reject", too_big)).status_code == 413
+    page = await stack.http.get(stack.url("backoffice", "/tasks"), params={"tenant": "a\x00b", "kind": "nonsense"})
+    assert page.status_code == 200  # the sign-in page: no key yet
+    form = await stack.http.post(stack.url("backoffice", "/signin"), content=b"a=" + b"x" * 70_000,
+                                 headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert form.status_code == 413

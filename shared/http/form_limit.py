@@ -1,6 +1,7 @@
-"""The size of what the portal's own forms may send (its /v1 passes through to the services,
-which hold their own limits). A browser's form always declares its length: a POST to a page
-without one (411) or over the limit (413) is refused before a byte of it is read."""
+"""The size of what a server's own pages' forms may send (the portal's, the back-office
+console's; their JSON APIs hold their own limits). A browser's form always declares its
+length: a POST to a page without one (411) or over the limit (413) is refused before a byte
+of it is read."""
 from __future__ import annotations
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -9,12 +10,13 @@ MAX_FORM_BYTES = 64 * 1024
 
 
 class FormLimit:
-    def __init__(self, app: ASGIApp, max_bytes: int = MAX_FORM_BYTES):
+    def __init__(self, app: ASGIApp, api_prefix: str, max_bytes: int = MAX_FORM_BYTES):
         self.app = app
+        self.api_prefix = api_prefix  # what is not a page: the portal's /v1/, the console's /ops/
         self.max_bytes = max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"].startswith("/v1/"):
+        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"].startswith(self.api_prefix):
             await self.app(scope, receive, send)
             return
         declared = dict(scope["headers"]).get(b"content-length", b"")
