@@ -31,6 +31,11 @@ def is_outage(exc: BaseException) -> bool:
             asyncpg.CannotConnectNowError,
             asyncpg.TooManyConnectionsError,
             asyncpg.AdminShutdownError,
+            # A backend killed while its connection sat idle in the pool: asyncpg reads the
+            # server's FATAL before the socket's end, and the next borrower meets a protocol
+            # stuck mid-error ("cannot switch to state …") before anything is sent; the pool
+            # replaces the connection once the end is read, so running again succeeds.
+            asyncpg.InternalClientError,
         ),
     )
 

@@ -233,6 +233,21 @@ async def _terminate_backends(stack: Stack) -> int:
     return sum(1 for r in rows if r[0])
 
 
+async def _submit_as_the_cli_does(stack: Stack, tenant: Tenant) -> str:
+    """Submit with an Idempotency-Key, sending it again while the answer is 503 (a request that
+    met a connection the database had just ended): never a 500, and accepted once."""
+    key, body = str(uuid.uuid4()), new_application()
+
+    async def accepted() -> str | None:
+        response = await stack.submit(tenant, body, idempotency_key=key)
+        if response.status_code == 503:
+            return None
+        assert response.status_code == 202, response.text
+        return str(response.json()["application_id"])
+
+    return str(await eventually(accepted, "the application to be accepted", timeout=RECOVERY_S))
+
+
 async def test_services_reconnect_after_database_connections_drop(new_stack: Callable[..., Any]) -> None:
     stack: Stack = await new_stack(sim_new_delay_s=0.5)
     await stack.start()
@@ -240,16 +255,12 @@ async def test_services_reconnect_after_database_connections_drop(new_stack: Cal
     async with EventTap(stack) as tap:
         pairs = []
         for tenant in tenants[:3]:
-            response = await stack.submit(tenant, new_application())
-            assert response.status_code == 202, response.text
-            pairs.append((tenant, response.json()["application_id"]))
+            pairs.append((tenant, await _submit_as_the_cli_does(stack, tenant)))
         assert await _terminate_backends(stack) > 0
         # Again while the issuers work (accepted, not yet completed), with more arriving.
         await tap.wait_for("application.accepted.new", application_id=pairs[0][1])
         for tenant in tenants[3:]:
-            response = await stack.submit(tenant, new_application())
-            assert response.status_code == 202, response.text
-            pairs.append((tenant, response.json()["application_id"]))
+            pairs.append((tenant, await _submit_as_the_cli_does(stack, tenant)))
         assert await _terminate_backends(stack) > 0
 
         ended = await wait_all(stack, pairs)
