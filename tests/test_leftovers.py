@@ -16,6 +16,7 @@ import aio_pika
 import asyncpg
 import pytest
 
+from services.provisioning.broker import Management
 from tests.support import leftovers
 from tests.support.infra import Servers, create_database, delete_topology, with_database
 
@@ -29,9 +30,12 @@ async def _prefixes(infrastructure: Servers, kind: str) -> set[str]:
 
 
 async def _remains(infrastructure: Servers, prefix: str) -> list[str]:
+    """Its queues, exchanges and policies still on the broker."""
     queues = await infrastructure.rabbitmqctl("list_queues", "-q", "--no-table-headers", "name")
     exchanges = await infrastructure.rabbitmqctl("list_exchanges", "-q", "--no-table-headers", "name")
-    return [name for name in queues.split() + exchanges.split() if name.startswith(prefix)]
+    policies = [line.split("\t")[1] for line in
+                (await infrastructure.rabbitmqctl("list_policies", "-q", "--no-table-headers")).splitlines() if line]
+    return [name for name in queues.split() + exchanges.split() + policies if name.startswith(prefix)]
 
 
 def _processes_of(prefix: str) -> list[int]:
@@ -99,6 +103,7 @@ async def test_an_interrupted_run_leaves_no_topology_and_no_database(
 
 HANGING_RUN = """
 import signal, sys, threading
+from services.provisioning.broker import Management
 from tests.support import leftovers
 
 async def remove():
@@ -135,8 +140,12 @@ async def test_an_unwinding_that_hangs_is_cut_short_and_still_removes_what_it_ho
     assert removed.read_text() == "removed"
 
 
-async def _declare(amqp_url: str, prefix: str, *, consume: bool = False) -> aio_pika.abc.AbstractConnection:
-    connection = await aio_pika.connect(amqp_url)
+async def _declare(infrastructure: Servers, prefix: str, *, consume: bool = False) -> aio_pika.abc.AbstractConnection:
+    """A stack's leftovers in small: an exchange, a queue bound to it and the queue's policy."""
+    Management.for_amqp_url(infrastructure.amqp_url, infrastructure.management_url).put_policy(
+        "/", f"{prefix}arcserve.consumer-queues",
+        {"pattern": f"^{re.escape(prefix)}arcserve\\.order-id$", "apply-to": "queues", "definition": {"max-length": 10}})
+    connection = await aio_pika.connect(infrastructure.amqp_url)
     channel = await connection.channel()
     exchange = await channel.declare_exchange(f"{prefix}arcserve.events", aio_pika.ExchangeType.TOPIC)
     queue = await channel.declare_queue(f"{prefix}arcserve.order-id", arguments={"x-queue-type": "quorum"}, durable=True)
@@ -158,15 +167,16 @@ async def test_the_sweep_removes_only_stale_leftovers_of_this_suite(infrastructu
     admin = await asyncpg.connect(infrastructure.admin_url)
     await admin.execute(f'CREATE DATABASE "{stale_database}"')
     fresh_database = await create_database(infrastructure.admin_url)
-    connections = [await _declare(infrastructure.amqp_url, p) for p in (stale, fresh, foreign)]
-    connections.append(await _declare(infrastructure.amqp_url, busy, consume=True))  # a stack still running
+    connections = [await _declare(infrastructure, p) for p in (stale, fresh, foreign)]
+    connections.append(await _declare(infrastructure, busy, consume=True))  # a stack still running
     try:
         swept = await leftovers.sweep(infrastructure.rabbitmqctl, infrastructure.amqp_url, infrastructure.admin_url,
                                       management_url=infrastructure.management_url)
 
         assert stale in swept.prefixes and await _remains(infrastructure, stale) == []
+        assert swept.policies == [f"{stale}arcserve.consumer-queues"]
         for kept in (busy, fresh, foreign):
-            assert kept not in swept.prefixes and len(await _remains(infrastructure, kept)) == 2, kept
+            assert kept not in swept.prefixes and len(await _remains(infrastructure, kept)) == 3, kept
         assert stale_database in swept.databases
         databases = await _databases(infrastructure.admin_url)
         assert stale_database not in databases and fresh_database.rsplit("/", 1)[1] in databases
@@ -176,9 +186,11 @@ async def test_the_sweep_removes_only_stale_leftovers_of_this_suite(infrastructu
         from services.provisioning.boundaries import queue_specs
         from shared.messaging.topology import Topology
 
+        management = Management.for_amqp_url(infrastructure.amqp_url, infrastructure.management_url)
         for prefix in (stale, busy, fresh, foreign):
             await delete_topology(infrastructure.amqp_url, Topology(prefix), queue_specs(),
                                   also=[f"{prefix}arcserve.order-id"])
+            management.delete_policy("/", f"{prefix}arcserve.consumer-queues")
         for name in (stale_database, fresh_database.rsplit("/", 1)[1]):
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
         await admin.close()

@@ -293,6 +293,10 @@ class Management:
     def delete_policy(self, vhost: str, name: str) -> None:
         self._call("DELETE", f"policies/{quote(vhost, safe='')}/{quote(name, safe='')}")
 
+    def policies(self) -> list[tuple[str, str]]:
+        """Every policy, as (vhost, name)."""
+        return [(policy["vhost"], policy["name"]) for policy in self._call("GET", "policies")]
+
     def queue(self, vhost: str, name: str) -> dict[str, Any]:
         """What the broker says of a queue (`messages`: ready and unacknowledged)."""
         return dict(self._call("GET", f"queues/{quote(vhost, safe='')}/{quote(name, safe='')}"))

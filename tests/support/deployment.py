@@ -75,10 +75,14 @@ class TestDeployment:
         return urls[f"{boundary.env_prefix}_AMQP_URL"], urls[f"{boundary.env_prefix}_DATABASE_URL"]
 
     async def remove(self) -> None:
-        """Its exchanges, queues, broker users, database and roles."""
+        """Its exchanges, queues, policies, broker users, database and roles."""
         await delete_topology(self.servers.amqp_url, self.topology, queue_specs(), also=self.extra_queues)
-        broker.Management.for_amqp_url(self.servers.amqp_url, self.servers.management_url).delete_users(
-            [*(self.deployment.user(b) for b in BOUNDARIES), *self.extra_users])
+        management = broker.Management.for_amqp_url(self.servers.amqp_url, self.servers.management_url)
+        management.delete_users([*(self.deployment.user(b) for b in BOUNDARIES), *self.extra_users])
+        # Its queues' policies too: each one left behind is matched against every queue the
+        # broker declares from then on (hundreds of them made a long-running broker slow).
+        for policy in broker.policies(self.topology, queue_specs(), self.deployment.vhost):
+            management.delete_policy(policy["vhost"], policy["name"])
         await drop_database(self.servers.admin_url, self.database_url)
         conn = await asyncpg.connect(self.servers.admin_url)
         try:

@@ -10,6 +10,8 @@
   is removed. An unwinding that hangs (a task that outlives its cancellation while the event
   loop closes) is cut short after UNWIND_GRACE_S: what is still registered is removed from
   another thread and the process exits.
+- Their queues' policies go with them: a policy left behind is matched against every queue
+  the broker declares from then on.
 - What a killed run (SIGKILL, a crash) still leaves is swept at the start of the next run:
   only names of this pattern, only older than any run lasts, and never a stack that still
   has consumers. `make clean-broker` sweeps by hand (`python -m tests.support.leftovers`).
@@ -149,6 +151,7 @@ class Swept:
     databases: list[str]
     users: list[str]
     roles: list[str]
+    policies: list[str]
 
 
 def _stale(created: str, now: float) -> bool:
@@ -192,6 +195,12 @@ async def sweep(rabbitmqctl: Rabbitmqctl, amqp_url: str, admin_url: str, now: fl
         if (match := _PREFIX.match(name)) and _stale(match.group(1), now) and by_prefix.get(match.group(0), ([], 0))[1] == 0
     ]
     management.delete_users(users)
+    policies = [
+        (vhost, name) for vhost, name in management.policies()
+        if (match := _PREFIX.match(name)) and _stale(match.group(1), now) and by_prefix.get(match.group(0), ([], 0))[1] == 0
+    ]
+    for vhost, name in policies:
+        management.delete_policy(vhost, name)
     databases, roles = [], []
     conn = await asyncpg.connect(admin_url)
     try:
@@ -211,10 +220,10 @@ async def sweep(rabbitmqctl: Rabbitmqctl, amqp_url: str, admin_url: str, now: fl
                 roles.append(row["rolname"])
     finally:
         await conn.close()
-    if swept or databases or users or roles:
-        log.warning("swept what earlier runs left: %d topologies, %d broker users, %d databases, %d roles",
-                    len(swept), len(users), len(databases), len(roles))
-    return Swept(swept, databases, users, roles)
+    if swept or databases or users or roles or policies:
+        log.warning("swept what earlier runs left: %d topologies, %d policies, %d broker users, %d databases, %d roles",
+                    len(swept), len(policies), len(users), len(databases), len(roles))
+    return Swept(swept, databases, users, roles, [name for _, name in policies])
 
 
 async def _main() -> int:
@@ -223,10 +232,10 @@ async def _main() -> int:
     async with servers(sweep_first=False) as infrastructure:
         swept = await sweep(infrastructure.rabbitmqctl, infrastructure.amqp_url, infrastructure.admin_url,
                             management_url=infrastructure.management_url)
-    print(f"removed {len(swept.prefixes)} stale topologies, {len(swept.users)} broker users, "
+    print(f"removed {len(swept.prefixes)} stale topologies, {len(swept.policies)} policies, {len(swept.users)} broker users, "
           f"{len(swept.databases)} databases and {len(swept.roles)} roles (this suite's names, older than "
           f"{STALE_AFTER_S / 3600:g} h, with no consumer or connection)")
-    for name in swept.prefixes + swept.users + swept.databases + swept.roles:
+    for name in swept.prefixes + swept.policies + swept.users + swept.databases + swept.roles:
         print(f"  {name}")
     return 0
 
