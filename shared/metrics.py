@@ -30,6 +30,10 @@ FULFILMENT_OPEN = Gauge("arcserve_fulfilment_open", "Fulfilment tasks waiting fo
                         "is to come from (read at scrape time)", ["kind", "source"])
 FULFILMENT_OVERDUE = Gauge("arcserve_fulfilment_overdue", "Those of them past their due time, R12's expected completion "
                            "(read at scrape time)", ["kind", "source"])
+REVOCATIONS = Counter("arcserve_revocations_total", "Revocations at Arcserve confirmed, by where the confirmation "
+                      "came from", ["source"])
+REVOCATIONS_OPEN = Gauge("arcserve_revocations_open", "Revocations at Arcserve not confirmed yet (read at scrape time)",
+                         ["source"])
 OUTBOX_PUBLISHED = Counter("arcserve_outbox_published_total", "Outbox messages published", ["service"])
 OUTBOX_BACKLOG = Gauge("arcserve_outbox_backlog", "Outbox rows not yet published (read at scrape time)", ["service"])
 OUTBOX_OLDEST_AGE = Gauge(

@@ -5,7 +5,8 @@ fulfilment system"; `ARCSERVE_FULFILMENT=external`). It needs Python 3.11 and ai
         python docs/examples/fulfil_tasks.py [--reject REASON] [--timeout 30]
 
 The system's broker user is made by `python -m services.provisioning system USER --fulfiller`
-(with its queue `USER.fulfilment`, bound to `fulfilment.requested`) and allowed by
+(with its queue `USER.fulfilment`, bound to `fulfilment.requested` and
+`fulfilment.revocation_requested`) and allowed by
 `python -m services.tools.publishers allow-fulfilment USER`. The example takes the next task
 from that queue and prints it, one JSON line (the CloudEvent `arcserve.fulfilment.requested`:
 which tenant and application, whether a new contract's Arcserve order ID is needed, one
@@ -16,7 +17,13 @@ line:
 
 (`arcserve_order_id` only where the task needs one), and publishes it as
 `arcserve.fulfilment.fulfilled`; with `--reject REASON` it publishes
-`arcserve.fulfilment.rejected` instead, and the tenant reads REASON. Each result is a
+`arcserve.fulfilment.rejected` instead, and the tenant reads REASON.
+
+The queue also holds revocations (`arcserve.fulfilment.revocation_requested`: a tenant
+cancelled; Arcserve is to revoke the keys of the licenses named, each with its key's last
+group, and to cancel `arcserve_order_id` when it is given). Once that is done at Arcserve,
+a line `revoked` on stdin publishes `arcserve.fulfilment.revocation_confirmed`. Until then the
+license issuer announces it again, further and further apart. Each result is a
 CloudEvent (persistent, `user_id` its user, `message_id` the event's id, mandatory, with
 publisher confirms), and the task is acknowledged only once the broker confirmed the result:
 a system that stops in between gets the task again (a second result for a task changes
@@ -53,7 +60,7 @@ async def fulfil_next(url: str, prefix: str, answer: Any, timeout: float) -> dic
             return None
         task = json.loads(message.body)
         print(json.dumps(task, ensure_ascii=False), flush=True)
-        result, data = answer(task["data"])
+        result, data = answer(task)
         event = {"specversion": "1.0", "id": str(uuid.uuid4()), "source": f"urn:example:{user}",
                  "type": f"arcserve.fulfilment.{result}", "time": datetime.now(UTC).isoformat(),
                  "tenantid": task["tenantid"], "subject": task.get("subject"),
@@ -85,7 +92,11 @@ def main() -> int:
     if not url:
         parser.error("set SYSTEM_AMQP_URL to the system's broker URL")
 
-    def answer(task: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    def answer(event: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        if event["type"] == "arcserve.fulfilment.revocation_requested":
+            if sys.stdin.readline().strip() != "revoked":
+                raise ValueError("not confirmed: a line `revoked` on stdin, once Arcserve revoked them")
+            return "revocation_confirmed", {}
         if args.reject:
             return "rejected", {"reason": args.reject}
         line = sys.stdin.readline()

@@ -7,7 +7,11 @@ operators only (`Authorization: Bearer <operator key>`), over the console's serv
 - `POST /ops/v1/fulfilments/{application_id}/fulfil`: what Arcserve delivered (422 naming each
   bad field), published as `fulfilment.fulfilled`;
 - `POST /ops/v1/fulfilments/{application_id}/reject`: Arcserve refused, with the reason the
-  tenant will read, published as `fulfilment.rejected`.
+  tenant will read, published as `fulfilment.rejected`;
+- `GET /ops/v1/revocations?state=open|confirmed|all&tenant=&limit=&cursor=`: the revocations at
+  Arcserve that cancellations asked for, oldest first; `GET /ops/v1/revocations/{application_id}`;
+- `POST /ops/v1/revocations/{application_id}/confirm`: Arcserve revoked the keys (and cancelled
+  the order ID), published as `fulfilment.revocation_confirmed`; 409 `not_open` once confirmed.
 
 An application id is its tenant's choice, so two tenants' tasks may share one: `?tenant=`
 tells them apart (409 `ambiguous` without it)."""
@@ -19,8 +23,9 @@ from typing import Any, Literal, TypeVar
 from fastapi import APIRouter, Depends, Query, Request
 
 from services.backoffice.console import Console, Refused, fulfiller, read_body
+from services.backoffice.cursor import Cursor
 from services.backoffice.operators import OperatorAuth
-from services.backoffice.tasks import Cursor, Filters
+from services.backoffice.tasks import Filters
 from shared.contracts import fulfilment, limits
 from shared.contracts.applications import Kind
 from shared.http.body import read_json
@@ -56,17 +61,7 @@ def router(console: Console, auth: OperatorAuth) -> APIRouter:
         limit: int = Query(20, ge=1, le=MAX_PAGE),
         cursor: str | None = Query(None, max_length=400),
     ) -> dict[str, Any]:
-        if tenant is not None and limits.has_control_characters(tenant):  # Postgres text cannot hold NUL
-            raise ApiError(422, "invalid_request", "tenant: must not contain control characters",
-                           errors=[{"field": "tenant", "problem": "must not contain control characters"}])
-        after = None
-        if cursor:
-            try:
-                after = Cursor.decode(cursor)
-            except ValueError as exc:
-                raise ApiError(422, "invalid_request", f"cursor: {exc}",
-                               errors=[{"field": "cursor", "problem": str(exc)}]) from None
-        tasks, following = await console.page(Filters(state, tenant, kind, overdue), after, limit)
+        tasks, following = await console.page(Filters(state, _tenant(tenant), kind, overdue), _cursor(cursor), limit)
         now = console.clock()
         return {"items": [t.view(now) for t in tasks], "next_cursor": following.encode() if following else None}
 
@@ -95,4 +90,41 @@ def router(console: Console, auth: OperatorAuth) -> APIRouter:
 
         return (await answered(step())).view(console.clock())
 
+    @api.get("/revocations", summary="The revocations at Arcserve, oldest first")
+    async def list_revocations(
+        operator: Operator = Depends(auth),
+        state: Literal["open", "confirmed", "all"] = "open",
+        tenant: str | None = Query(None, min_length=1, max_length=128),
+        limit: int = Query(20, ge=1, le=MAX_PAGE),
+        cursor: str | None = Query(None, max_length=400),
+    ) -> dict[str, Any]:
+        found, following = await console.revocations(state, _tenant(tenant), _cursor(cursor), limit)
+        return {"items": [r.view() for r in found], "next_cursor": following.encode() if following else None}
+
+    @api.get("/revocations/{application_id}", summary="One revocation at Arcserve")
+    async def get_revocation(application_id: str, tenant: str | None = Query(None, max_length=128),
+                             operator: Operator = Depends(auth)) -> dict[str, Any]:
+        return (await answered(console.revocation(application_id, tenant))).view()
+
+    @api.post("/revocations/{application_id}/confirm", summary="Arcserve revoked the keys (and cancelled the order ID)")
+    async def confirm(application_id: str, tenant: str | None = Query(None, max_length=128),
+                      operator: Operator = Depends(auth)) -> dict[str, Any]:
+        return (await answered(console.confirm(operator, application_id, tenant))).view()
+
     return api
+
+
+def _tenant(tenant: str | None) -> str | None:
+    if tenant is not None and limits.has_control_characters(tenant):  # Postgres text cannot hold NUL
+        raise ApiError(422, "invalid_request", "tenant: must not contain control characters",
+                       errors=[{"field": "tenant", "problem": "must not contain control characters"}])
+    return tenant
+
+
+def _cursor(cursor: str | None) -> Cursor | None:
+    if not cursor:
+        return None
+    try:
+        return Cursor.decode(cursor)
+    except ValueError as exc:
+        raise ApiError(422, "invalid_request", f"cursor: {exc}", errors=[{"field": "cursor", "problem": str(exc)}]) from None

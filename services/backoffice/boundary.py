@@ -13,7 +13,7 @@ from shared.db.migrate import Schema
 BOUNDARY = Boundary(
     name="backoffice",
     subscribers=(TASKS,),
-    publishes=(fulfilment.FulfilmentFulfilled, fulfilment.FulfilmentRejected),
+    publishes=(fulfilment.FulfilmentFulfilled, fulfilment.FulfilmentRejected, fulfilment.RevocationConfirmed),
     schema=Schema("backoffice", Path(__file__).with_name("migrations"), messaging=True),
     audits=True,
     operators=True,

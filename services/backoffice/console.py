@@ -1,7 +1,7 @@
 """What an operator does in the console (docs/architecture.md, "Fulfilment"), as plain
 functions over its tables and the broker, for its JSON API (services/backoffice/api.py) and
 its pages (services/backoffice/pages.py) alike: find tasks, fulfil one with what Arcserve
-delivered, reject one with the reason the tenant reads.
+delivered, reject one with the reason the tenant reads; confirm a revocation at Arcserve.
 
 A task is closed in one transaction that holds its row: the result is published with the
 broker's confirm before the commit, so no key waits at rest in clear (not even in an outbox),
@@ -15,13 +15,16 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal, Protocol, TypeVar
 from uuid import UUID
 
 import asyncpg
 from pydantic import BaseModel, ValidationError
 
-from services.backoffice.tasks import Cursor, Filters, PostgresTasks, State, Task
+from services.backoffice.cursor import Cursor
+from services.backoffice.revocations import PostgresRevocations, Revocation
+from services.backoffice.revocations import State as RevocationState
+from services.backoffice.tasks import Filters, PostgresTasks, State, Task
 from shared import audit, metrics
 from shared.contracts import catalogue, fulfilment, limits
 from shared.contracts.applications import describe
@@ -32,6 +35,14 @@ from shared.tenancy.operators import Operator
 # A result's CloudEvents id: the same for every try at the same task, so a publish repeated
 # after a failed commit is one message to the license issuer's inbox.
 _RESULT_IDS = uuid.UUID("0b8f3c52-7d1e-4a6b-9c2f-5e4d3a2b1c0f")
+
+
+class _OfATenant(Protocol):
+    @property
+    def tenant_id(self) -> str: ...
+
+
+T = TypeVar("T", bound=_OfATenant)
 
 
 class Refused(Exception):
@@ -79,19 +90,7 @@ class Console:
 
     async def task(self, application_id: str, tenant: str | None) -> Task:
         """The task of that application (of that tenant, when two chose the same id)."""
-        try:
-            ident = UUID(application_id)
-        except ValueError:
-            raise Refused("not_found", f"no fulfilment task for application {application_id}") from None
-        if tenant is not None and limits.has_control_characters(tenant):  # no tenant's name holds one
-            raise Refused("not_found", f"no fulfilment task for application {application_id}")
-        found = await PostgresTasks(self.pool()).find(ident, tenant)
-        if not found:
-            raise Refused("not_found", f"no fulfilment task for application {application_id}")
-        if len(found) > 1:
-            raise Refused("ambiguous", f"tenants {', '.join(sorted(t.tenant_id for t in found))} each have an "
-                                       f"application {application_id}: say which with ?tenant=")
-        return found[0]
+        return await _one("fulfilment task", application_id, tenant, PostgresTasks(self.pool()).find)
 
     async def fulfil(self, operator: Operator, application_id: str, tenant: str | None,
                      delivered: fulfilment.Fulfilment) -> Task:
@@ -133,15 +132,7 @@ class Console:
             if locked.state != "open":
                 raise Refused("not_open", f"the task of application {application_id} is {locked.state} already")
             message, state, reason, fingerprints = await result(locked, tasks)
-            entry, event = catalogue.to_event(
-                message, source=self.source, tenant_id=locked.tenant_id, subject=str(locked.contract_id),
-                id=str(uuid.uuid5(_RESULT_IDS, f"{locked.tenant_id}/{locked.application_id}")))
-            try:
-                await self.broker.publish_event(self.broker.topology.name(entry.exchange), entry.routing_key,
-                                                event.to_json(), message_id=event.id, mandatory=True)
-            except Exception:
-                raise Refused("unavailable", "the broker did not confirm the result; nothing changed, retry later") \
-                    from None
+            await self._publish(message, locked.tenant_id, locked.contract_id, f"{locked.tenant_id}/{locked.application_id}")
             await tasks.use(locked, fingerprints, now)
             closed = await tasks.close(locked, state, operator.operator_id, now, reason)
             await audit.record(conn, f"fulfilments.{'fulfil' if state == 'fulfilled' else 'reject'}",
@@ -149,3 +140,62 @@ class Console:
                                tenant=locked.tenant_id, kind=locked.kind.value, keys=len(fingerprints))
         metrics.FULFILMENTS.labels("backoffice", "back-office").inc()
         return closed
+
+    async def revocations(self, state: RevocationState | Literal["all"], tenant: str | None, after: Cursor | None,
+                          limit: int) -> tuple[list[Revocation], Cursor | None]:
+        found = await PostgresRevocations(self.pool()).page(state, tenant, after, limit + 1)
+        shown = found[:limit]
+        last = shown[-1] if shown and len(found) > limit else None
+        return shown, Cursor(last.requested_at, last.tenant_id, last.application_id) if last else None
+
+    async def revocation(self, application_id: str, tenant: str | None) -> Revocation:
+        """The revocation of that cancellation (of that tenant, when two chose the same id)."""
+        return await _one("revocation", application_id, tenant, PostgresRevocations(self.pool()).find)
+
+    async def confirm(self, operator: Operator, application_id: str, tenant: str | None) -> Revocation:
+        """Arcserve revoked the keys and cancelled the order ID the revocation names: tell the
+        license issuer (`fulfilment.revocation_confirmed`), as a result is told."""
+        fulfiller(operator)
+        revocation = await self.revocation(application_id, tenant)
+        async with self.pool().acquire() as conn, conn.transaction():
+            revocations = PostgresRevocations(conn)
+            locked = await revocations.locked(revocation.tenant_id, revocation.application_id)
+            assert locked is not None
+            if locked.state != "open":
+                raise Refused("not_open", f"the revocation of application {application_id} is confirmed already")
+            await self._publish(fulfilment.RevocationConfirmed(application_id=locked.application_id), locked.tenant_id,
+                                locked.contract_id, f"revocation/{locked.tenant_id}/{locked.application_id}")
+            confirmed = await revocations.confirm(locked, operator.operator_id, self.clock())
+            await audit.record(conn, "revocations.confirm", str(locked.application_id),
+                               actor=f"operator {operator.operator_id} ({operator.name})", tenant=locked.tenant_id,
+                               keys=len(locked.licenses), order_id_cancelled=locked.arcserve_order_id is not None)
+        return confirmed
+
+    async def _publish(self, message: BaseModel, tenant_id: str, contract_id: UUID, what: str) -> None:
+        """Publish a result with the broker's confirm (Refused `unavailable` without one). Its
+        id is the same for every try at `what`."""
+        entry, event = catalogue.to_event(message, source=self.source, tenant_id=tenant_id, subject=str(contract_id),
+                                          id=str(uuid.uuid5(_RESULT_IDS, what)))
+        try:
+            await self.broker.publish_event(self.broker.topology.name(entry.exchange), entry.routing_key,
+                                            event.to_json(), message_id=event.id, mandatory=True)
+        except Exception:
+            raise Refused("unavailable", "the broker did not confirm the result; nothing changed, retry later") from None
+
+
+async def _one(what: str, application_id: str, tenant: str | None,
+               find: Callable[[UUID, str | None], Awaitable[list[T]]]) -> T:
+    """The one `what` of that application (of that tenant, when two chose the same id)."""
+    try:
+        ident = UUID(application_id)
+    except ValueError:
+        raise Refused("not_found", f"no {what} for application {application_id}") from None
+    if tenant is not None and limits.has_control_characters(tenant):  # no tenant's name holds one
+        raise Refused("not_found", f"no {what} for application {application_id}")
+    found = await find(ident, tenant)
+    if not found:
+        raise Refused("not_found", f"no {what} for application {application_id}")
+    if len(found) > 1:
+        tenants = ", ".join(sorted(one.tenant_id for one in found))
+        raise Refused("ambiguous", f"tenants {tenants} each have an application {application_id}: say which with ?tenant=")
+    return found[0]

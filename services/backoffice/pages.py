@@ -3,7 +3,8 @@ console"): an operator signs in with their operator key (held in the sealed sess
 shared/http/sessions.py, as the portal holds a tenant's key), lists the open tasks due first,
 overdue ones marked, filtered by tenant and kind, and on a task's page types in the order ID
 and each key as Arcserve delivered them, every field's problem shown beside it, or rejects the
-task with the reason the tenant will read. Every form carries the session's CSRF token. The
+task with the reason the tenant will read; and lists the revocations at Arcserve that
+cancellations asked for, each confirmed once done there. Every form carries the session's CSRF token. The
 pages call the console's service layer (services/backoffice/console.py), as its JSON API does;
 the key is checked on every page, so a revoked one signs out at once."""
 from __future__ import annotations
@@ -20,9 +21,11 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.datastructures import FormData
 
 from services.backoffice.console import Console, Refused, read_body
+from services.backoffice.cursor import Cursor
 from services.backoffice.i18n import LANG_COOKIE, LANGUAGES, Words, jst
 from services.backoffice.operators import OperatorAuth
-from services.backoffice.tasks import STATES, Cursor, Filters, Task
+from services.backoffice.revocations import STATES as REVOCATION_STATES
+from services.backoffice.tasks import STATES, Filters, Task
 from shared.contracts import fulfilment, limits
 from shared.contracts.applications import Kind
 from shared.http.errors import ApiError
@@ -242,4 +245,37 @@ def router(console: Console, auth: OperatorAuth, codec: SessionCodec, *, secure_
 
     closing("fulfil")
     closing("reject")
+
+    async def revocations_page(v: Visit, state: str, cursor: str, status: int = 200, **context: Any) -> Response:
+        chosen = state if state in (*REVOCATION_STATES, "all") else "open"
+        try:
+            after = Cursor.decode(cursor) if cursor else None
+        except ValueError:
+            after = None
+        found, following = await console.revocations(chosen, None, after, PAGE)  # type: ignore[arg-type]
+        more = "/revocations?" + urlencode({"state": chosen, "cursor": following.encode()}) if following else None
+        return v.page("revocations.html", status=status, revocations=found, chosen=chosen, more=more, **context)
+
+    @pages.get("/revocations")
+    async def revocations(request: Request, state: str = "open", cursor: str = "", done: str = "") -> Response:
+        async def render(v: Visit, _: Operator) -> Response:
+            return await revocations_page(v, state, cursor, notice=done == "confirm", error=None)
+        return await signed_in(request, render)
+
+    @pages.post("/revocations/{tenant}/{application_id}/confirm")
+    async def confirm(request: Request, tenant: str, application_id: str) -> Response:
+        async def render(v: Visit, operator: Operator) -> Response:
+            if not v.csrf_ok(await form_of(request)):
+                return await revocations_page(v, "open", "", 403, notice=False, error=v.words("expired_form"))
+            try:
+                await console.confirm(operator, application_id, tenant)
+            except Refused as refused:
+                status = {"forbidden": 403, "not_open": 409, "unavailable": 503}.get(refused.code, 404)
+                word = refused.code if refused.code in ("forbidden", "not_open", "unavailable") else "missing"
+                return await revocations_page(v, "open", "", status, notice=False,
+                                              error=v.words(f"revocation_{word}" if word in ("forbidden", "not_open")
+                                                            else word))
+            return v.redirect("/revocations?done=confirm")
+        return await signed_in(request, render)
+
     return pages

@@ -3,14 +3,13 @@ announced it and what an operator did with it, and `backoffice.used_keys`, the f
 of the keys typed in (a key is taken once)."""
 from __future__ import annotations
 
-import base64
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
 
+from services.backoffice.cursor import Cursor
 from shared.contracts import fulfilment
 from shared.contracts.applications import Kind
 from shared.db.pool import Queryable
@@ -62,28 +61,6 @@ class Filters:
     overdue: bool = False
 
 
-@dataclass(frozen=True)
-class Cursor:
-    """Where a page ended, in the list's order (due time, tenant, application)."""
-
-    due_at: datetime
-    tenant_id: str
-    application_id: UUID
-
-    def encode(self) -> str:
-        raw = json.dumps([self.due_at.isoformat(), self.tenant_id, str(self.application_id)])
-        return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-    @classmethod
-    def decode(cls, text: str) -> Cursor:
-        """ValueError for anything this API did not hand out."""
-        try:
-            due_at, tenant_id, application_id = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
-            return cls(datetime.fromisoformat(due_at), str(tenant_id), UUID(application_id))
-        except (ValueError, TypeError) as exc:
-            raise ValueError("not a cursor this API returned") from exc
-
-
 _COLUMNS = """tenant_id, application_id, contract_id, kind, submitted_at, due_at, needs, state, closed_at, closed_by,
               reason"""
 
@@ -117,7 +94,7 @@ class PostgresTasks:
                   AND ($6::timestamptz IS NULL OR (due_at, tenant_id, application_id) > ($6, $7, $8))
                 ORDER BY due_at, tenant_id, application_id LIMIT $9""",
             filters.state, filters.tenant, filters.kind.value if filters.kind else None, filters.overdue, now,
-            after.due_at if after else None, after.tenant_id if after else None,
+            after.at if after else None, after.tenant_id if after else None,
             after.application_id if after else None, limit,
         )
         return [_task(row) for row in rows]

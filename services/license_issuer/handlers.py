@@ -6,25 +6,25 @@ the first key stored for a license winning over any other result, so a redeliver
 second message about the same acceptance never announces new ones. Outside simulator mode
 the request is a task announced on `arcserve.fulfilment`, and its result comes back there
 (`RESULTS`), from the back-office console or another system allowed for fulfilment
-(services/license_issuer/fulfillers.py). Revocation is immediate (R8): the vendor is called
-in the handler's `outside` step, outside any transaction, then recorded."""
+(services/license_issuer/fulfillers.py). Revocation is immediate for the tenant (R8); at
+Arcserve it is a request too, kept until confirmed (services/license_issuer/revocations.py)."""
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from services.license_issuer.fulfillers import Fulfillers
 from services.license_issuer.fulfilment import Simulator, announced, settle, task
 from services.license_issuer.keys import Keys, PostgresKeys, Request
+from services.license_issuer.revocations import PostgresRevocations, Revocation, Revocations, Revoker, confirmed_by
 from shared import metrics
 from shared.config import FulfilmentSource
 from shared.contracts import events, fulfilment
 from shared.contracts.applications import Kind
 from shared.contracts.envelope import PoisonMessage
 from shared.db.pool import Queryable
-from shared.issuance import IssuanceBackend
-from shared.messaging.delivery import Delivery
 from shared.messaging.subscriber import Subscriber
 from shared.messaging.unit_of_work import ConsumeContext
 from shared.observability.tracing import current_traceparent
@@ -35,12 +35,13 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Deps:
-    backend: IssuanceBackend  # revokes keys at the vendor
     keyring: Keyring  # keys are sealed at rest and on their way to the status service
     simulator: Simulator  # answers requests in simulator mode (services/license_issuer/fulfilment.py)
     source: FulfilmentSource = "simulator"  # where results come from (ARCSERVE_FULFILMENT)
     overdue: Callable[[], None] = lambda: None  # wakes the overdue watch (services/license_issuer/overdue.py)
     keys: Callable[[Queryable], Keys] = PostgresKeys  # its tables, on the unit of work's transaction
+    revoker: Revoker = field(default_factory=lambda: Revoker("simulator", retry_s=900.0))  # takes them when due
+    revocations: Callable[[Queryable], Revocations] = PostgresRevocations
 
 
 QUEUE: Subscriber[Deps] = Subscriber("arcserve.license-issuer")
@@ -49,7 +50,7 @@ ISSUES = (events.NewAccepted, events.AdditionAccepted, events.VmCountIncreaseAcc
 
 
 @QUEUE.handler(*ISSUES)
-async def request(accepted: events.ApplicationAccepted, ctx: ConsumeContext[Deps, None]) -> None:
+async def request(accepted: events.ApplicationAccepted, ctx: ConsumeContext[Deps]) -> None:
     """Ask for the application's keys and be done: the result completes the request later.
     An application asked for and answered before is announced again, with its stored keys;
     one still awaited is asked for once."""
@@ -75,7 +76,7 @@ async def request(accepted: events.ApplicationAccepted, ctx: ConsumeContext[Deps
 
 @RESULTS.handler(fulfilment.FulfilmentFulfilled, fulfilment.FulfilmentRejected)
 async def result(result: fulfilment.FulfilmentFulfilled | fulfilment.FulfilmentRejected,
-                 ctx: ConsumeContext[Deps, None]) -> None:
+                 ctx: ConsumeContext[Deps]) -> None:
     """A task's result from the back office or another allowed system: the first one closes
     it; one for a task that is closed, or that was never asked for, changes nothing."""
     keys = ctx.deps.keys(ctx.conn)
@@ -98,19 +99,38 @@ def _settled(source: str, publisher: str, outcome: str, licenses: int) -> None:
     log.info("fulfilment task %s by %s (%d license keys)", outcome, publisher, licenses)
 
 
-async def revoke_at_vendor(accepted: events.CancellationAccepted, delivery: Delivery[Deps]) -> None:
-    """Revocation is immediate at the vendor (R8); revoking a key twice is harmless there."""
-    sealed = await delivery.deps.keys(delivery.pool).unrevoked([lic.license_id for lic in accepted.licenses])
-    keys = [delivery.deps.keyring.open(key, context=str(license_id)) for license_id, key in sealed.items()]
-    await delivery.deps.backend.revoke_license_keys(accepted.application_id, keys)
-
-
-@QUEUE.handler(events.CancellationAccepted, outside=revoke_at_vendor)
-async def revoke(accepted: events.CancellationAccepted, ctx: ConsumeContext[Deps, None]) -> None:
-    await ctx.deps.keys(ctx.conn).revoke([lic.license_id for lic in accepted.licenses], ctx.now)
+@QUEUE.handler(events.CancellationAccepted)
+async def revoke(accepted: events.CancellationAccepted, ctx: ConsumeContext[Deps]) -> None:
+    """Cancelled for the tenant at once (R8): the keys marked revoked and announced so. What
+    Arcserve is to do, revoke the keys it issued and cancel the order ID when the contract
+    ends (R9), is a request kept until confirmed (services/license_issuer/revocations.py)."""
+    keys = ctx.deps.keys(ctx.conn)
+    license_ids = [lic.license_id for lic in accepted.licenses]
+    issued = await keys.unrevoked(license_ids)
+    await keys.revoke(license_ids, ctx.now)
     ctx.publish(events.LicenseRevoked(
         application_id=accepted.application_id,
         contract_id=accepted.contract_id,
         licenses=[lic.model_copy(update={"status": "cancelled"}) for lic in accepted.licenses],
     ))
+    order_id = accepted.arcserve_order_id if accepted.cancels_contract else None
+    if issued or order_id:
+        await ctx.deps.revocations(ctx.conn).record(Revocation(
+            accepted.application_id, accepted.contract_id, ctx.event.tenantid or "",
+            tuple(lic for lic in license_ids if lic in issued), order_id, ctx.now,
+            ctx.deps.revoker.first_due(ctx.now), traceparent=current_traceparent()))
+        ctx.after_commit(ctx.deps.revoker.wake)
     ctx.after_commit(lambda: log.info("revoked %d license keys", len(accepted.licenses)))
+
+
+@RESULTS.handler(fulfilment.RevocationConfirmed)
+async def revocation_confirmed(confirmed: fulfilment.RevocationConfirmed, ctx: ConsumeContext[Deps]) -> None:
+    """Arcserve revoked what a cancellation named: the request is done; a second confirmation
+    changes nothing, and one for a request never made is dead-lettered."""
+    done = await ctx.deps.revocations(ctx.conn).confirm(ctx.event.tenantid or "", confirmed.application_id, ctx.now)
+    if done is None:
+        raise PoisonMessage(f"unknown_task: no revocation for application {confirmed.application_id}")
+    if done == "confirmed before":
+        ctx.after_commit(lambda: log.warning("a revocation confirmed before was confirmed again: nothing changed"))
+        return
+    ctx.after_commit(functools.partial(confirmed_by, ctx.deps.source, ctx.publisher or ""))

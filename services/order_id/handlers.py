@@ -4,8 +4,9 @@ contract's last key (R9).
 An order ID is a fulfilment, and the first one stored wins over any other result. In
 simulator mode it is asked for here and the service's simulator answers it
 (services/order_id/fulfilment.py); otherwise it is part of the application's fulfilment task,
-which the license issuer owns, and comes from there with the task's result (`order_id.obtained`). Its cancellation is immediate (R9): the
-vendor is called in the handler's `outside` step, outside any transaction, then recorded."""
+which the license issuer owns, and comes from there with the task's result
+(`order_id.obtained`). Its cancellation is immediate for the tenant (R9); at Arcserve it is
+part of the cancellation's revocation (services/license_issuer/revocations.py)."""
 from __future__ import annotations
 
 import logging
@@ -18,8 +19,6 @@ from shared import metrics
 from shared.config import FulfilmentSource
 from shared.contracts import events
 from shared.db.pool import Queryable
-from shared.issuance import IssuanceBackend
-from shared.messaging.delivery import Delivery
 from shared.messaging.subscriber import Subscriber
 from shared.messaging.unit_of_work import ConsumeContext
 from shared.observability.tracing import current_traceparent
@@ -29,7 +28,6 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Deps:
-    backend: IssuanceBackend  # cancels order IDs at the vendor
     simulator: Simulator  # answers requests in simulator mode (services/order_id/fulfilment.py)
     source: FulfilmentSource = "simulator"  # where results come from (ARCSERVE_FULFILMENT)
     orders: Callable[[Queryable], Orders] = PostgresOrders  # its tables, on the unit of work's transaction
@@ -39,7 +37,7 @@ QUEUE: Subscriber[Deps] = Subscriber("arcserve.order-id")
 
 
 @QUEUE.handler(events.NewAccepted)
-async def request(accepted: events.NewAccepted, ctx: ConsumeContext[Deps, None]) -> None:
+async def request(accepted: events.NewAccepted, ctx: ConsumeContext[Deps]) -> None:
     """Ask the simulator for the new contract's order ID and be done: its answer completes the
     request later (services/order_id/fulfilment.py). One obtained before is announced again;
     one asked for and still awaited is asked for once. Outside simulator mode it comes with
@@ -60,7 +58,7 @@ async def request(accepted: events.NewAccepted, ctx: ConsumeContext[Deps, None])
 
 
 @QUEUE.handler(events.OrderIdObtained)
-async def obtained(message: events.OrderIdObtained, ctx: ConsumeContext[Deps, None]) -> None:
+async def obtained(message: events.OrderIdObtained, ctx: ConsumeContext[Deps]) -> None:
     """The order ID a fulfilment task's result brought (the license issuer checked it against
     the task): kept unless the contract has one, and announced."""
     ctx.publish(await fulfil(ctx.deps.orders(ctx.conn), message.contract_id, message.application_id,
@@ -74,22 +72,18 @@ async def obtained(message: events.OrderIdObtained, ctx: ConsumeContext[Deps, No
     ctx.after_commit(obtained_)
 
 
-async def cancel_at_vendor(accepted: events.CancellationAccepted, delivery: Delivery[Deps]) -> str | None:
-    """The order ID to cancel, cancelled at the vendor (at once, R9; twice is harmless)."""
+@QUEUE.handler(events.CancellationAccepted)
+async def cancel(accepted: events.CancellationAccepted, ctx: ConsumeContext[Deps]) -> None:
+    """Cancelled for the tenant at once with the contract's last key (R9); at Arcserve it is
+    part of the cancellation's revocation, which the license issuer keeps until confirmed
+    (services/license_issuer/revocations.py)."""
     if not accepted.cancels_contract:
-        return None  # a partial cancellation keeps the order ID (R9)
-    value = await delivery.deps.orders(delivery.pool).value_of(accepted.contract_id) or accepted.arcserve_order_id
-    if value is not None:
-        await delivery.deps.backend.cancel_order_id(value)
-    return value
-
-
-@QUEUE.handler(events.CancellationAccepted, outside=cancel_at_vendor)
-async def cancel(accepted: events.CancellationAccepted, ctx: ConsumeContext[Deps, str | None]) -> None:
-    value = ctx.obtained
+        return  # a partial cancellation keeps the order ID (R9)
+    orders = ctx.deps.orders(ctx.conn)
+    value = await orders.value_of(accepted.contract_id) or accepted.arcserve_order_id
     if value is None:
-        return  # nothing was ever issued for this contract, or it keeps its order ID
-    await ctx.deps.orders(ctx.conn).cancel(accepted.contract_id, ctx.now)
+        return  # nothing was ever issued for this contract
+    await orders.cancel(accepted.contract_id, ctx.now)
     ctx.publish(events.OrderIdCancelled(
         application_id=accepted.application_id, contract_id=accepted.contract_id, arcserve_order_id=value,
     ))

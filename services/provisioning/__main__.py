@@ -22,8 +22,8 @@ tenants `python -m services.tools.publishers allow` names), an events reader rea
 write the submissions and read the events could bind the one exchange into the other
 (`broker.combines_publishing_and_reading`), so a system that does both has two users. `system USER
 --fulfiller` makes the user of a system that fulfils tasks (`ARCSERVE_FULFILMENT=external`;
-docs/security.md, "Onboarding a fulfilment system"): it reads `fulfilment.requested` from its queue
-`USER.fulfilment` and writes results to `arcserve.fulfilment` (counted once
+docs/security.md, "Onboarding a fulfilment system"): it reads `fulfilment.requested` and
+`fulfilment.revocation_requested` from its queue `USER.fulfilment` and writes results to `arcserve.fulfilment` (counted once
 `python -m services.tools.publishers allow-fulfilment USER` allows it), and has no other role. Its password is
 SYSTEM_PASSWORD where set, else a fresh one, printed alone on the last line, this once;
 running it again sets the password anew.

@@ -194,15 +194,16 @@ def fulfilment_queue(user: str) -> str:
 
 def fulfiller(topology: Topology, user: str, password: str, vhost: str = "/") -> dict[str, Any]:
     """Definitions of another system's broker user that fulfils tasks (docs/security.md,
-    "Onboarding a fulfilment system"): it reads `fulfilment.requested` from one queue of its own,
-    `fulfilment_queue(user)`, bound here, and writes results to `arcserve.fulfilment` under
-    their two routing keys; whether they count is the license issuer's to check
+    "Onboarding a fulfilment system"): it reads tasks and revocations (`fulfilment.requested`,
+    `fulfilment.revocation_requested`) from one queue of its own, `fulfilment_queue(user)`,
+    bound here, and writes results to `arcserve.fulfilment` under their routing keys; whether they count is the license issuer's to check
     (`python -m services.tools.publishers allow-fulfilment`). It reads no exchange, so it can
     bind nothing anywhere. Its queue refuses (never drops) past its bound: a task is never lost,
     and an alert fires long before."""
     exchange = topology.name(routing.FULFILMENT_EXCHANGE)
     queue = fulfilment_queue(user)
-    results = "|".join(re.escape(key) for key in (routing.FULFILMENT_FULFILLED, routing.FULFILMENT_REJECTED))
+    results = "|".join(re.escape(key) for key in (routing.FULFILMENT_FULFILLED, routing.FULFILMENT_REJECTED,
+                                                   routing.REVOCATION_CONFIRMED))
     return {
         "users": [{"name": user, "password_hash": password_hash(password), "hashing_algorithm": HASHING, "tags": []}],
         "permissions": [{"user": user, "vhost": vhost, "configure": "^$", "write": topology.pattern([exchange]),
@@ -212,7 +213,8 @@ def fulfiller(topology: Topology, user: str, password: str, vhost: str = "/") ->
         "queues": [{"name": queue, "vhost": vhost, "durable": True, "auto_delete": False, "arguments": {
             "x-queue-type": "quorum", "x-max-length": MAX_QUEUE_LENGTH, "x-overflow": "reject-publish"}}],
         "bindings": [{"source": exchange, "vhost": vhost, "destination": queue, "destination_type": "queue",
-                      "routing_key": routing.FULFILMENT_REQUESTED, "arguments": {}}],
+                      "routing_key": key, "arguments": {}}
+                     for key in (routing.FULFILMENT_REQUESTED, routing.REVOCATION_REQUESTED)],
     }
 
 

@@ -42,7 +42,7 @@ class Deps:
     keyring: Keyring  # license keys arrive sealed and stay so; it checks they open
 
 
-Context = ConsumeContext[Deps, None]
+Context = ConsumeContext[Deps]
 
 # Everything published to `arcserve.applications` reaches the gate: a submission under a
 # routing key that is no kind is dead-lettered (unknown_type), never silently unroutable.

@@ -72,9 +72,12 @@ CATALOGUE: tuple[MessageType, ...] = (
     _event(LICENSE_ISSUER, events.OrderIdObtained, routing.ORDER_ID_OBTAINED, exchange=routing.ORDER_IDS_EXCHANGE),
     _event(LICENSE_ISSUER, fulfilment.FulfilmentRequested, routing.FULFILMENT_REQUESTED,
            exchange=routing.FULFILMENT_EXCHANGE),
+    _event(LICENSE_ISSUER, fulfilment.RevocationRequested, routing.REVOCATION_REQUESTED,
+           exchange=routing.FULFILMENT_EXCHANGE),
     *(MessageType(model, routing.FULFILMENT_EXCHANGE, key, routing.event_type(key))
       for model, key in ((fulfilment.FulfilmentFulfilled, routing.FULFILMENT_FULFILLED),
-                         (fulfilment.FulfilmentRejected, routing.FULFILMENT_REJECTED))),
+                         (fulfilment.FulfilmentRejected, routing.FULFILMENT_REJECTED),
+                         (fulfilment.RevocationConfirmed, routing.REVOCATION_CONFIRMED))),
     _event(ORDER_ID, events.OrderIdIssued, routing.ORDER_ID_ISSUED),
     _event(ORDER_ID, events.OrderIdCancelled, routing.ORDER_ID_CANCELLED),
     _event(STATUS, events.ContractStatusChanged, routing.CONTRACT_STATUS_CHANGED),

@@ -1,7 +1,8 @@
 """The `data` of the messages on `arcserve.fulfilment` (docs/architecture.md, "Fulfilment"):
 a fulfilment task out (`fulfilment.requested`), its result in (`fulfilment.fulfilled` or
 `fulfilment.rejected`). A task is one accepted application: the Arcserve order ID a new
-contract needs, and one key per license. The back-office console takes the same bodies over
+contract needs, and one key per license. A cancellation is a revocation at Arcserve
+(`fulfilment.revocation_requested`, announced again until `fulfilment.revocation_confirmed`). The back-office console takes the same bodies over
 HTTP (services/backoffice), so what is checked here is checked for both.
 
 Keys and order IDs are typed in from what Arcserve delivered, so their shapes are checked
@@ -125,3 +126,30 @@ def problems(needs: Needs, result: Fulfilment) -> list[dict[str, str]]:
         if lic.license_id not in given:
             found.append({"field": "license_keys", "problem": f"missing: the key of license {lic.license_id}"})
     return found
+
+
+class RevokedLicense(Message):
+    license_id: UUID
+    key_ends_with: str  # the key's last group, to find it at Arcserve (never the whole key)
+
+
+class RevocationRequested(Message):
+    """`fulfilment.revocation_requested`: a tenant cancelled (R8), and the licenses are
+    cancelled for them already; Arcserve is to revoke their keys and, when the whole contract
+    ends, cancel its order ID (R9). Announced again, further and further apart, until it is
+    confirmed."""
+
+    application_id: UUID
+    tenant: str
+    contract_id: UUID
+    requested_at: datetime
+    licenses: list[RevokedLicense]
+    arcserve_order_id: str | None  # to cancel too: no key of the contract is left
+    attempt: int = Field(ge=1)  # 1 the first time it is announced
+
+
+class RevocationConfirmed(Message):
+    """`fulfilment.revocation_confirmed`: Arcserve revoked the keys and cancelled the order ID
+    a revocation named; from a system allowed for fulfilment."""
+
+    application_id: UUID

@@ -27,6 +27,8 @@ ORDER_ID_OBTAINED = "order_id.obtained"
 FULFILMENT_REQUESTED = "fulfilment.requested"
 FULFILMENT_FULFILLED = "fulfilment.fulfilled"
 FULFILMENT_REJECTED = "fulfilment.rejected"
+REVOCATION_REQUESTED = "fulfilment.revocation_requested"
+REVOCATION_CONFIRMED = "fulfilment.revocation_confirmed"
 CONTRACT_STATUS_CHANGED = "contract.status_changed"
 
 

@@ -269,21 +269,12 @@ class Consumer:
         except InvalidData as invalid:
             if route.on_invalid is not None:
                 on_invalid, problem = route.on_invalid, invalid
-                await self._transient_safe(lambda: self._unit_of_work(delivery, on_invalid, problem, None))
+                await self._transient_safe(lambda: self._unit_of_work(delivery, on_invalid, problem))
             raise
-        obtained = None
-        if route.outside is not None:
-            outside = route.outside
-            # A cheap look before calling outside the system; the claim in the unit of
-            # work is what counts.
-            if await self._transient_safe(lambda: self.uow.seen(delivery)):
-                self._absorbed(delivery.event)
-                return
-            obtained = await self._transient_safe(lambda: outside(parsed, delivery))
-        await self._transient_safe(lambda: self._unit_of_work(delivery, route.handler, parsed, obtained))
+        await self._transient_safe(lambda: self._unit_of_work(delivery, route.handler, parsed))
 
-    async def _unit_of_work(self, delivery: Delivery[Any], handler: Handler, message: Any, obtained: Any) -> bool:
-        done = await self.uow.run(delivery, handler, message, now=self.clock(), obtained=obtained)
+    async def _unit_of_work(self, delivery: Delivery[Any], handler: Handler, message: Any) -> bool:
+        done = await self.uow.run(delivery, handler, message, now=self.clock())
         if not done:
             self._absorbed(delivery.event)
         return done

@@ -32,9 +32,8 @@ T = TypeVar("T")
 
 @dataclass
 class Delivery(Generic[D]):
-    """What is known of a message before its handler runs; what an `outside` step and a
-    filter see. `pool` reads the service's own tables, never inside a transaction (an
-    external call must not hold one open)."""
+    """What is known of a message before its handler runs; what a filter sees. `pool` reads
+    the service's own tables, outside the unit of work's transaction."""
 
     event: CloudEvent
     publisher: str | None  # who published it, as the broker proved it (shared/messaging/provenance.py)
@@ -58,8 +57,7 @@ class Delivery(Generic[D]):
 
 
 class Filter(Protocol):
-    """Sees a message before its handler (and before its `outside` step): returns to let it
-    through, raises to refuse it."""
+    """Sees a message before its handler: returns to let it through, raises to refuse it."""
 
     def __call__(self, delivery: Delivery[Any]) -> Awaitable[None]: ...
 

@@ -5,14 +5,12 @@ queue only ever receives what some handler of it handles.
     QUEUE: Subscriber[Deps] = Subscriber("arcserve.<service>")
 
     @QUEUE.handler(SomeEvent, AnotherEvent)
-    async def on_event(message: SomeEvent | AnotherEvent, ctx: ConsumeContext[Deps, None]) -> None: ...
+    async def on_event(message: SomeEvent | AnotherEvent, ctx: ConsumeContext[Deps]) -> None: ...
 
 A handler runs inside the consumer's unit of work (shared/messaging/unit_of_work.py) and
-only ever sees its message and its context. Where a handler needs something from outside
-the system first (the issuance backend), it names an `outside` step: the consumer runs it
-before the unit of work, outside any transaction, and hands its result to the handler as
-`ctx.obtained`, typed by the step's return type (`ConsumeContext[Deps, Obtained]`); the
-handler records it idempotently. One idiom for every worker.
+only ever sees its message and its context. Nothing it does waits on anything outside the
+system: what another party is to do (Arcserve's keys, order IDs, revocations) is recorded as
+a request and completed later (docs/architecture.md, "Fulfilment"). One idiom for every worker.
 
 What a subscriber needs judged before its handlers run (who may publish to it, how its
 duplicates are told apart) is a filter of its own (shared/messaging/delivery.py).
@@ -21,31 +19,28 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar, overload
+from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
 
 from shared.contracts import catalogue
 from shared.contracts.catalogue import InvalidData, MessageType
-from shared.messaging.delivery import Delivery, Filter
+from shared.messaging.delivery import Filter
 from shared.messaging.topology import QueueSpec
 from shared.messaging.unit_of_work import ConsumeContext
 
-D = TypeVar("D")  # the dependencies a service hands its handlers (a calendar, a backend, ...)
-R = TypeVar("R")  # what an `outside` step obtains
+D = TypeVar("D")  # the dependencies a service hands its handlers (a calendar, its stores, ...)
 H = TypeVar("H", bound=Callable[..., Awaitable[None]])
 
-Outside = Callable[[Any, Delivery[D]], Awaitable[R]]  # (message, delivery) -> obtained
-OnInvalid = Callable[[InvalidData, ConsumeContext[D, None]], Awaitable[None]]
+OnInvalid = Callable[[InvalidData, ConsumeContext[D]], Awaitable[None]]
 
 
 @dataclass(frozen=True)
 class Route:
-    handler: Callable[[Any, ConsumeContext[Any, Any]], Awaitable[None]]
-    outside: Callable[[Any, Delivery[Any]], Awaitable[Any]] | None = None
+    handler: Callable[[Any, ConsumeContext[Any]], Awaitable[None]]
     # Runs in the unit of work for a message of this queue's types whose data does not fit
     # its model, before it is dead-lettered (the status service records the rejection, R4).
-    on_invalid: Callable[[InvalidData, ConsumeContext[Any, None]], Awaitable[None]] | None = None
+    on_invalid: Callable[[InvalidData, ConsumeContext[Any]], Awaitable[None]] | None = None
 
 
 @dataclass
@@ -61,22 +56,12 @@ class Subscriber(Generic[D]):
     routes: dict[str, Route] = field(default_factory=dict)  # CloudEvents type → route
     entries: list[MessageType] = field(default_factory=list)
 
-    @overload
-    def handler(self, *models: type[BaseModel], outside: None = None, on_invalid: OnInvalid[D] | None = None
-                ) -> Callable[[Callable[[Any, ConsumeContext[D, None]], Awaitable[None]]],
-                              Callable[[Any, ConsumeContext[D, None]], Awaitable[None]]]: ...
-
-    @overload
-    def handler(self, *models: type[BaseModel], outside: Outside[D, R], on_invalid: OnInvalid[D] | None = None
-                ) -> Callable[[Callable[[Any, ConsumeContext[D, R]], Awaitable[None]]],
-                              Callable[[Any, ConsumeContext[D, R]], Awaitable[None]]]: ...
-
-    def handler(self, *models: type[BaseModel], outside: Any = None, on_invalid: Any = None) -> Callable[[H], H]:
+    def handler(self, *models: type[BaseModel], on_invalid: OnInvalid[D] | None = None) -> Callable[[H], H]:
         def register(handler: H) -> H:
             for entry in catalogue.entries(*models):
                 if entry.type in self.routes:
                     raise ValueError(f"{self.name}: two handlers for {entry.type}")
-                self.routes[entry.type] = Route(handler, outside, on_invalid)
+                self.routes[entry.type] = Route(handler, on_invalid)
                 self.entries.append(entry)
             return handler
 

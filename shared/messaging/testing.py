@@ -1,9 +1,9 @@
 """An in-memory path through a subscriber, for unit tests (in the spirit of FastStream's
 TestRabbitBroker and cosmicpython's FakeUnitOfWork): the project's own Consumer takes each
-message (decoding, routing, filters, the `outside` step, the failure policy) with an
+message (decoding, routing, filters, the failure policy) with an
 in-memory broker side and unit of work in place of RabbitMQ and Postgres.
 
-    harness = Harness(QUEUE, Deps(backend=backend, keys=lambda _db: keys), service="license-issuer")
+    harness = Harness(QUEUE, Deps(keyring, simulator, keys=lambda _db: keys), service="license-issuer")
     assert await harness.send(events.NewAccepted(...), tenant="acme") == "handled"
     [issued, sealed] = harness.published            # the models committed, in order
     [letter] = harness.dead_letters                  # copies moved, with their reasons
@@ -121,16 +121,12 @@ class MemoryUnitOfWork:
     def consumer(self) -> str:
         return self._consumer
 
-    async def seen(self, delivery: Delivery[Any]) -> bool:
-        return delivery.key in self.handled
-
-    async def run(self, delivery: Delivery[Any], handler: Handler, message: Any, *, now: datetime,
-                  obtained: Any = None) -> bool:
+    async def run(self, delivery: Delivery[Any], handler: Handler, message: Any, *, now: datetime) -> bool:
         if self.fail_next:
             raise self.fail_next.pop(0)
         if delivery.key in self.handled:
             return False
-        ctx: ConsumeContext[Any, Any] = ConsumeContext(cast(Connection, NoDatabase()), delivery, now, obtained)
+        ctx: ConsumeContext[Any] = ConsumeContext(cast(Connection, NoDatabase()), delivery, now)
         await handler(message, ctx)  # raises: nothing is committed
         self.handled.add(delivery.key)
         self.published += [self.addressing.outgoing(m, delivery.event, subject) for m, subject in ctx.published]

@@ -27,21 +27,18 @@ from shared.messaging.topology import Topology
 from shared.observability.tracing import current_traceparent
 
 D = TypeVar("D")  # the dependencies a service hands its handlers
-R = TypeVar("R")  # what a route's `outside` step obtained (None without one)
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 
 @dataclass
-class ConsumeContext(Generic[D, R]):
+class ConsumeContext(Generic[D]):
     """What a handler sees: its transaction, the message's delivery (envelope, publisher,
-    dependencies, what filters attached), the time, what its `outside` step obtained, and
-    `publish`."""
+    dependencies, what filters attached), the time, and `publish`."""
 
     conn: Connection  # the unit of work's transaction
     delivery: Delivery[D]
     now: datetime
-    obtained: R
     published: list[tuple[BaseModel, str | None]] = field(default_factory=list)
     committed: list[Callable[[], None]] = field(default_factory=list)
 
@@ -73,7 +70,7 @@ class ConsumeContext(Generic[D, R]):
         self.committed.append(effect)
 
 
-Handler = Callable[[Any, ConsumeContext[Any, Any]], Awaitable[None]]  # (message, ctx)
+Handler = Callable[[Any, ConsumeContext[Any]], Awaitable[None]]  # (message, ctx)
 
 
 class Work(Protocol):
@@ -83,11 +80,7 @@ class Work(Protocol):
     def consumer(self) -> str:
         """Its name in the inbox."""
 
-    async def seen(self, delivery: Delivery[Any]) -> bool:
-        """Whether this consumer handled the message before (a cheap look, not a claim)."""
-
-    async def run(self, delivery: Delivery[Any], handler: Handler, message: Any, *, now: datetime,
-                  obtained: Any = None) -> bool:
+    async def run(self, delivery: Delivery[Any], handler: Handler, message: Any, *, now: datetime) -> bool:
         """Run `handler` once for the message (deduped by `delivery.key`), its writes and
         what it published committed together; False when this consumer had done so before."""
 
@@ -112,7 +105,7 @@ class Addressing:
         return Outgoing(self.topology.name(entry.exchange), entry.routing_key, event, traceparent)
 
 
-def after_commit(ctx: ConsumeContext[Any, Any], consumer: str) -> None:
+def after_commit(ctx: ConsumeContext[Any], consumer: str) -> None:
     """The handler's after-commit steps: what is committed stays done, so one that fails is
     logged, never retried."""
     for effect in ctx.committed:
@@ -135,15 +128,11 @@ class UnitOfWork:
     # it, the rows wait for a relay's poll.
     deliver: Callable[[list[Pending]], Awaitable[None]] | None = None
 
-    async def seen(self, delivery: Delivery[Any]) -> bool:
-        return await self.inbox.seen(delivery.pool, self.consumer, delivery.key)
-
-    async def run(self, delivery: Delivery[Any], handler: Handler, message: Any, *, now: datetime,
-                  obtained: Any = None) -> bool:
+    async def run(self, delivery: Delivery[Any], handler: Handler, message: Any, *, now: datetime) -> bool:
         async with delivery.pool.acquire() as conn, conn.transaction():
             if not await self.inbox.claim(conn, self.consumer, delivery.key):
                 return False
-            ctx: ConsumeContext[Any, Any] = ConsumeContext(conn, delivery, now, obtained)
+            ctx: ConsumeContext[Any] = ConsumeContext(conn, delivery, now)
             await handler(message, ctx)
             traceparent = current_traceparent()  # they are published inside this trace
             written = await self.outbox.enqueue(conn, [self.addressing.outgoing(m, delivery.event, subject, traceparent)

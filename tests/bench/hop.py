@@ -135,7 +135,7 @@ HOP: Subscriber[None] = Subscriber("bench.hop")
 
 
 @HOP.handler(NewSubmission)
-async def accept(message: NewSubmission, ctx: ConsumeContext[None, None]) -> None:
+async def accept(message: NewSubmission, ctx: ConsumeContext[None]) -> None:
     answer = accepted(message)
     ctx.publish(answer, subject=str(answer.contract_id))
 
@@ -321,7 +321,7 @@ class PublishingWork:
 
     async def run(self, delivery: Delivery[Any], handler: Handler, message: Any, *, now: datetime,
                   obtained: Any = None) -> bool:
-        ctx: ConsumeContext[Any, Any] = ConsumeContext(cast(Connection, None), delivery, now, obtained)
+        ctx: ConsumeContext[Any] = ConsumeContext(cast(Connection, None), delivery, now, obtained)
         await handler(message, ctx)
         for published, subject in ctx.published:
             out = self.addressing.outgoing(published, delivery.event, subject)

@@ -51,7 +51,7 @@ def test_every_public_message_is_there_with_its_routing_key_and_the_private_one_
     document = asyncapi.document()
     operations = document["operations"]
     public = [e for e in catalogue.CATALOGUE if e.exchange in routing.PUBLIC_EXCHANGES]
-    assert len(operations) == len(public) == 29
+    assert len(operations) == len(public) == 31
     by_type = {op["messages"][0]["$ref"].rsplit("/", 1)[1]: op for op in operations.values()}
     for entry in public:
         key = entry.type.removeprefix("arcserve.")
@@ -59,7 +59,7 @@ def test_every_public_message_is_there_with_its_routing_key_and_the_private_one_
         assert operation["bindings"]["amqp"]["cc"] == [entry.routing_key]
         # Ours to receive: submissions and fulfilment results; the rest we send.
         theirs = entry.exchange == routing.APPLICATIONS_EXCHANGE or entry.type in (
-            "arcserve.fulfilment.fulfilled", "arcserve.fulfilment.rejected")
+            "arcserve.fulfilment.fulfilled", "arcserve.fulfilment.rejected", "arcserve.fulfilment.revocation_confirmed")
         assert operation["action"] == ("receive" if theirs else "send")
         channel = operation["channel"]["$ref"].rsplit("/", 1)[1]
         assert document["channels"][channel]["address"] == entry.exchange

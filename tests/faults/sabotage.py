@@ -59,7 +59,7 @@ def _skip_order_id_cancellation() -> None:
         return None
 
     [entry] = catalogue.entries(events.CancellationAccepted)
-    QUEUE.routes[entry.type] = dataclasses.replace(QUEUE.routes[entry.type], handler=ignore, outside=None)
+    QUEUE.routes[entry.type] = dataclasses.replace(QUEUE.routes[entry.type], handler=ignore)
 
 
 def _spurious_rejection() -> None:

@@ -172,6 +172,51 @@ async def test_tasks_past_due_are_marked_and_listed_due_first(console: tuple[Sta
     assert_error(await sato.get("/ops/v1/fulfilments", cursor="garbage"), 422, "invalid_request")
 
 
+async def test_a_cancellation_waits_in_the_console_until_an_operator_confirms_it_revoked_at_arcserve(
+    console: tuple[Stack, Operator, Operator],
+) -> None:
+    stack, sato, viewer = console
+    tenant = await stack.tenant()
+    applied = (await stack.submit(tenant, new_application())).json()["application_id"]
+    licenses = [lic["license_id"] for lic in (await sato.task(applied))["needs"]["licenses"]]
+    keys = [simulated_license_key() for _ in licenses]
+    fulfilled = await sato.post(f"/ops/v1/fulfilments/{applied}/fulfil", {"arcserve_order_id": "ARC-20261207-BYE",
+        "license_keys": [{"license_id": i, "license_key": k} for i, k in zip(licenses, keys, strict=True)]})
+    assert fulfilled.status_code == 200, fulfilled.text
+    contract_id = (await stack.wait_application(tenant, applied, "completed"))["contract_id"]
+
+    cancelled = (await stack.submit(tenant, {"kind": "cancellation", "contract_id": contract_id, "scope": "all"})).json()
+    cancellation = cancelled["application_id"]
+    await stack.wait_application(tenant, cancellation, "completed")  # for the tenant, at once (R8, R9)
+    assert (await stack.contract(tenant, contract_id))["status"] == "cancelled"
+
+    async def listed() -> dict[str, Any] | None:
+        items = (await viewer.get("/ops/v1/revocations", tenant=tenant.name)).json()["items"]
+        return items[0] if items else None
+
+    revocation = await eventually(listed, "the revocation in the console")
+    assert (revocation["application_id"], revocation["contract_id"], revocation["state"]) == (
+        cancellation, contract_id, "open")
+    assert revocation["arcserve_order_id"] == "ARC-20261207-BYE"
+    assert revocation["licenses"] == [{"license_id": i, "key_ends_with": k[-5:]} for i, k in zip(licenses, keys, strict=True)]
+    assert not any(key in str(revocation) for key in keys)
+
+    assert_error(await viewer.post(f"/ops/v1/revocations/{cancellation}/confirm", None), 403, "forbidden")
+    done = await sato.post(f"/ops/v1/revocations/{cancellation}/confirm", None)
+    assert done.status_code == 200, done.text
+    assert done.json()["state"] == "confirmed" and done.json()["confirmed_by"] == sato.operator_id
+    assert_error(await sato.post(f"/ops/v1/revocations/{cancellation}/confirm", None), 409, "not_open")
+    assert (await viewer.get("/ops/v1/revocations", tenant=tenant.name)).json()["items"] == []  # open ones only
+    assert await _audit(stack, cancellation) == [("revocations.confirm", f"operator {sato.operator_id} (佐藤)")]
+
+    async def settled() -> bool:
+        metrics = (await stack.http.get(stack.operator_url("license_issuer", "/metrics"))).text
+        return 'arcserve_revocations_open{source="back-office"} 0.0' in metrics \
+            and 'arcserve_revocations_total{source="back-office"} 1.0' in metrics
+
+    await eventually(settled, "the license issuer to have the confirmation")
+
+
 async def _count(operator: Operator, tenant: str, wanted: int) -> bool:
     return len((await operator.get("/ops/v1/fulfilments", tenant=tenant)).json()["items"]) == wanted
 

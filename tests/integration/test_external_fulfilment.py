@@ -37,8 +37,9 @@ class Fulfiller:
     def __init__(self, stack: Stack, name: str, url: str):
         self.stack, self.name, self.url = stack, name, url
 
-    async def next_task(self, application_id: str) -> dict[str, Any]:
-        """The `fulfilment.requested` event of that application, from this system's queue."""
+    async def next_task(self, application_id: str, of: str = "requested") -> dict[str, Any]:
+        """The `fulfilment.<of>` event of that application, from this system's queue (what
+        comes before it is taken and dropped)."""
         connection = await aio_pika.connect(self.url)
         async with connection:
             channel = await connection.channel()
@@ -50,9 +51,10 @@ class Fulfiller:
                     return None
                 await message.ack()
                 event: dict[str, Any] = json.loads(message.body)
-                return event if event["data"]["application_id"] == application_id else None
+                wanted = event["type"] == f"arcserve.fulfilment.{of}" and event["data"]["application_id"] == application_id
+                return event if wanted else None
 
-            found: dict[str, Any] = await eventually(probe, f"the task of application {application_id}")
+            found: dict[str, Any] = await eventually(probe, f"the {of} of application {application_id}")
             return found
 
     async def publish(self, tenant: str, result: str, data: dict[str, Any]) -> str:
@@ -194,6 +196,54 @@ async def test_arcserve_s_refusal_rejects_the_application_with_its_reason(
     assert active == [lic for lic in before["licenses"]]
 
 
+async def test_a_cancellation_is_immediate_for_the_tenant_and_announced_again_until_arcserve_confirms(
+    new_stack: Callable[..., Any],
+) -> None:
+    stack: Stack = await new_stack(fulfilment="external", revocation_retry_s=0.5)
+    await stack.start()
+    system, other = Fulfiller(stack, *stack.new_fulfiller()), Fulfiller(stack, *stack.new_fulfiller())
+    await ok(stack, "publishers", "allow-fulfilment", system.name)
+    tenant = await stack.tenant()
+    applied = (await stack.submit(tenant, new_application())).json()["application_id"]
+    task = (await system.next_task(applied))["data"]
+    licenses = [lic["license_id"] for lic in task["needs"]["licenses"]]
+    await system.publish(tenant.name, "fulfilled", {"application_id": applied, "arcserve_order_id": "ARC-77",
+        "license_keys": [{"license_id": lic, "license_key": key} for lic, key in zip(licenses, KEYS, strict=False)]})
+    contract_id = (await stack.wait_application(tenant, applied, "completed"))["contract_id"]
+
+    cancelled = (await stack.submit(tenant, {"kind": "cancellation", "contract_id": contract_id, "scope": "all"})).json()
+    # The tenant's contract is cancelled without waiting for Arcserve (R8, R9).
+    await stack.wait_application(tenant, cancelled["application_id"], "completed")
+    assert (await stack.contract(tenant, contract_id))["status"] == "cancelled"
+
+    first = (await system.next_task(cancelled["application_id"], "revocation_requested"))["data"]
+    assert first["tenant"] == tenant.name and first["contract_id"] == contract_id and first["attempt"] == 1
+    assert first["arcserve_order_id"] == "ARC-77"
+    assert first["licenses"] == [{"license_id": lic, "key_ends_with": key[-5:]}
+                                 for lic, key in zip(licenses, KEYS, strict=False)]
+    assert not any(key in json.dumps(first) for key in KEYS)  # a key's last group, never the key
+    # Not confirmed: announced again, and again.
+    again = (await system.next_task(cancelled["application_id"], "revocation_requested"))["data"]
+    assert again["attempt"] >= 2 and {**again, "attempt": 1} == first
+
+    await other.publish(tenant.name, "revocation_confirmed", {"application_id": cancelled["application_id"]})
+    refused, = await dead_letters(stack, RESULTS.name, 1)
+    assert str((refused.headers or {})[REASON_HEADER]).startswith("unauthorized_publisher")
+    await system.publish(tenant.name, "revocation_confirmed", {"application_id": str(uuid.uuid4())})
+    unknown, = await dead_letters(stack, RESULTS.name, 1)
+    assert str((unknown.headers or {})[REASON_HEADER]).startswith("unknown_task: no revocation")
+
+    confirmed = await system.publish(tenant.name, "revocation_confirmed", {"application_id": cancelled["application_id"]})
+    await _handled(stack, tenant, confirmed)
+
+    async def settled() -> bool:
+        metrics = (await stack.http.get(stack.operator_url("license_issuer", "/metrics"))).text
+        return 'arcserve_revocations_open{source="external"} 0.0' in metrics \
+            and 'arcserve_revocations_total{source="external"} 1.0' in metrics
+
+    await eventually(settled, "the revocation to be confirmed")
+
+
 async def test_the_example_order_system_fulfils_a_task_as_the_operator_onboarded_it(
     new_stack: Callable[..., Any],
 ) -> None:
@@ -211,25 +261,48 @@ async def test_the_example_order_system_fulfils_a_task_as_the_operator_onboarded
     tenant = await stack.tenant()
     application_id = (await stack.submit(tenant, new_application())).json()["application_id"]
 
-    example = await asyncio.create_subprocess_exec(
-        sys.executable, str(ROOT / "docs" / "examples" / "fulfil_tasks.py"), cwd=ROOT,
-        env={**os.environ, "SYSTEM_AMQP_URL": url, "ARCSERVE_TOPOLOGY_PREFIX": stack.settings.topology_prefix},
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    assert example.stdin is not None and example.stdout is not None and example.stderr is not None
-    task = json.loads(await asyncio.wait_for(example.stdout.readline(), timeout=30))
-    assert task["type"] == "arcserve.fulfilment.requested" and task["data"]["application_id"] == application_id
-    keys = {lic["license_id"]: simulated_license_key() for lic in task["data"]["needs"]["licenses"]}
-    example.stdin.write(json.dumps({"arcserve_order_id": "ARC-20261207-EXAMPLE", "license_keys": [
-        {"license_id": license_id, "license_key": key} for license_id, key in keys.items()]}).encode() + b"\n")
-    await example.stdin.drain()
-    assert await asyncio.wait_for(example.wait(), timeout=30) == 0, await example.stderr.read()
-    assert f"published arcserve.fulfilment.fulfilled for application {application_id}" in (
-        await example.stderr.read()).decode()
+    async def example(answer: Callable[[dict[str, Any]], bytes]) -> tuple[dict[str, Any], str]:
+        """One run of the example: what it printed of the message it took, and what it said."""
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, str(ROOT / "docs" / "examples" / "fulfil_tasks.py"), cwd=ROOT,
+            env={**os.environ, "SYSTEM_AMQP_URL": url, "ARCSERVE_TOPOLOGY_PREFIX": stack.settings.topology_prefix},
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        assert process.stdin is not None and process.stdout is not None and process.stderr is not None
+        taken = json.loads(await asyncio.wait_for(process.stdout.readline(), timeout=30))
+        process.stdin.write(answer(taken) + b"\n")
+        await process.stdin.drain()
+        assert await asyncio.wait_for(process.wait(), timeout=30) == 0, await process.stderr.read()
+        return taken, (await process.stderr.read()).decode()
 
+    keys: dict[str, str] = {}
+
+    def delivered(task: dict[str, Any]) -> bytes:
+        assert task["type"] == "arcserve.fulfilment.requested" and task["data"]["application_id"] == application_id
+        keys.update({lic["license_id"]: simulated_license_key() for lic in task["data"]["needs"]["licenses"]})
+        return json.dumps({"arcserve_order_id": "ARC-20261207-EXAMPLE", "license_keys": [
+            {"license_id": license_id, "license_key": key} for license_id, key in keys.items()]}).encode()
+
+    _, said = await example(delivered)
+    assert f"published arcserve.fulfilment.fulfilled for application {application_id}" in said
     application = await stack.wait_application(tenant, application_id, "completed")
     contract = await stack.contract(tenant, application["contract_id"])
     assert contract["arcserve_order_id"]["value"] == "ARC-20261207-EXAMPLE"
     assert {lic["license_id"]: lic["license_key"] for lic in contract["licenses"]} == keys
+
+    # The tenant cancels; the order system revokes at Arcserve, then confirms.
+    cancellation = (await stack.submit(tenant, {"kind": "cancellation", "contract_id": contract["contract_id"],
+                                                "scope": "all"})).json()["application_id"]
+    revocation, said = await example(lambda _: b"revoked")
+    assert revocation["type"] == "arcserve.fulfilment.revocation_requested"
+    assert revocation["data"]["application_id"] == cancellation
+    assert revocation["data"]["arcserve_order_id"] == "ARC-20261207-EXAMPLE"
+    assert f"published arcserve.fulfilment.revocation_confirmed for application {cancellation}" in said
+
+    async def confirmed() -> bool:
+        metrics = (await stack.http.get(stack.operator_url("license_issuer", "/metrics"))).text
+        return 'arcserve_revocations_open{source="external"} 0.0' in metrics
+
+    await eventually(confirmed, "the revocation to be confirmed")
 
 
 async def test_a_task_past_its_due_time_is_counted_and_logged_once(

@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.backoffice.tasks import Cursor, Task, task_of
+from services.backoffice.cursor import Cursor
+from services.backoffice.tasks import Task, task_of
 from shared.contracts import fulfilment
 from shared.contracts.applications import Kind, LicenseType, Usage
 

@@ -48,9 +48,10 @@ def test_every_message_has_one_type_routing_key_and_exchange_as_the_design_says(
         "license.issued", "license.revoked", "license.refused", "order_id.issued", "order_id.cancelled",
         "contract.status_changed",
     }
-    # docs/architecture.md, "Fulfilment": tasks out, results in, types `arcserve.fulfilment.<…>`.
+    # docs/architecture.md, "Fulfilment": tasks and revocations out, results in, types `arcserve.fulfilment.<…>`.
     assert {entry.type for entry in catalogue.CATALOGUE if entry.exchange == routing.FULFILMENT_EXCHANGE} == {
-        "arcserve.fulfilment.requested", "arcserve.fulfilment.fulfilled", "arcserve.fulfilment.rejected"}
+        "arcserve.fulfilment.requested", "arcserve.fulfilment.fulfilled", "arcserve.fulfilment.rejected",
+        "arcserve.fulfilment.revocation_requested", "arcserve.fulfilment.revocation_confirmed"}
 
 
 def test_every_message_is_published_by_one_service_and_only_known_ones_are_subscribed():
@@ -60,7 +61,8 @@ def test_every_message_is_published_by_one_service_and_only_known_ones_are_subsc
     # Submissions and fulfilment results come from other systems too, each judged by its
     # consumer's filter: no one service owns them.
     assert {e.model for e in catalogue.CATALOGUE if e.publisher is None} == {
-        *SUBMISSIONS.values(), fulfilment.FulfilmentFulfilled, fulfilment.FulfilmentRejected}
+        *SUBMISSIONS.values(), fulfilment.FulfilmentFulfilled, fulfilment.FulfilmentRejected,
+        fulfilment.RevocationConfirmed}
     for boundary in BOUNDARIES:
         for subscriber in boundary.subscribers:
             assert subscriber.entries and set(subscriber.routes) == {e.type for e in subscriber.entries}

@@ -33,12 +33,12 @@ class Script:
 POLICY: Subscriber[Script] = Subscriber("test.policy")
 
 
-async def record_invalid(problem: InvalidData, ctx: ConsumeContext[Script, None]) -> None:
+async def record_invalid(problem: InvalidData, ctx: ConsumeContext[Script]) -> None:
     ctx.deps.invalid.append(problem)
 
 
 @POLICY.handler(events.OrderIdIssued, on_invalid=record_invalid)
-async def handle(message: events.OrderIdIssued, ctx: ConsumeContext[Script, None]) -> None:
+async def handle(message: events.OrderIdIssued, ctx: ConsumeContext[Script]) -> None:
     if ctx.deps.failures:
         raise ctx.deps.failures.pop(0)
     ctx.deps.handled.append(message.contract_id)
@@ -241,7 +241,7 @@ async def test_a_filter_refuses_re_keys_and_informs_the_handler():
     filtered: Subscriber[object] = Subscriber("test.filtered", filters=(tenant_keyed,))
 
     @filtered.handler(events.OrderIdIssued)
-    async def record(message: events.OrderIdIssued, ctx: ConsumeContext[object, None]) -> None:
+    async def record(message: events.OrderIdIssued, ctx: ConsumeContext[object]) -> None:
         seen.append(ctx.fact(str))
 
     consumer = Harness(filtered, object(), service="filtered")

@@ -4,6 +4,7 @@ for, store and publish, and what reaches the vendor, with no broker and no datab
 tests/integration/test_license_keys.py and test_fulfilment.py prove it on the real ones."""
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -14,13 +15,22 @@ from pydantic import BaseModel
 
 from services.license_issuer.fulfillers import Fulfillers
 from services.license_issuer.fulfilment import InvalidResult, Simulator, fulfil, settle
-from services.license_issuer.handlers import QUEUE, Deps
+from services.license_issuer.handlers import QUEUE, RESULTS, Deps
 from services.license_issuer.keys import IssuedKey, Request, RequestState
+from services.license_issuer.revocations import Confirmation, Revocation, Revoker
 from shared.config import FulfilmentSource
 from shared.contracts import events
 from shared.contracts.applications import Kind, LicenseType, Usage
 from shared.contracts.envelope import CloudEvent, PoisonMessage
-from shared.contracts.fulfilment import DeliveredKey, FulfilmentFulfilled, FulfilmentRejected, FulfilmentRequested
+from shared.contracts.fulfilment import (
+    DeliveredKey,
+    FulfilmentFulfilled,
+    FulfilmentRejected,
+    FulfilmentRequested,
+    RevocationConfirmed,
+    RevocationRequested,
+    RevokedLicense,
+)
 from shared.messaging.delivery import Delivery
 from shared.messaging.testing import T0, Harness
 from shared.sealing import Keyring
@@ -30,17 +40,35 @@ KEYRING = Keyring.parse(Keyring.new_key_text())
 CONTRACT, APPLICATION = uuid.uuid4(), uuid.uuid4()
 
 
-class Backend:
-    """The vendor's immediate calls: what it was asked to revoke."""
+class MemoryRevocations:
+    """`license_issuer.revocations` in memory."""
 
     def __init__(self) -> None:
-        self.revoked: list[str] = []
+        self.rows: dict[tuple[str, UUID], Revocation] = {}
+        self.confirmed_at: dict[tuple[str, UUID], datetime] = {}
 
-    async def revoke_license_keys(self, application_id: UUID, license_keys: Sequence[str]) -> None:
-        self.revoked += license_keys
+    async def record(self, revocation: Revocation) -> None:
+        self.rows.setdefault((revocation.tenant_id, revocation.application_id), revocation)
 
-    async def cancel_order_id(self, order_id: str) -> None:
-        raise AssertionError("the license issuer never cancels an order ID")
+    async def due(self, now: datetime, limit: int) -> list[Revocation]:
+        due = [r for key, r in self.rows.items() if key not in self.confirmed_at and r.next_at <= now]
+        return sorted(due, key=lambda r: r.next_at)[:limit]
+
+    async def announced_again(self, revocation: Revocation, next_at: datetime) -> None:
+        key = (revocation.tenant_id, revocation.application_id)
+        self.rows[key] = dataclasses.replace(self.rows[key], announced=self.rows[key].announced + 1, next_at=next_at)
+
+    async def confirm(self, tenant_id: str, application_id: UUID, at: datetime) -> Confirmation | None:
+        key = (tenant_id, application_id)
+        if key not in self.rows:
+            return None
+        if key in self.confirmed_at:
+            return "confirmed before"
+        self.confirmed_at[key] = at
+        return "confirmed"
+
+    async def next_due(self) -> datetime | None:
+        return min((r.next_at for key, r in self.rows.items() if key not in self.confirmed_at), default=None)
 
 
 class MemoryKeys:
@@ -107,11 +135,17 @@ class MemoryKeys:
 NEW_DELAY, CHANGE_DELAY = timedelta(days=5), timedelta(minutes=30)
 
 
-def harness(source: FulfilmentSource = "simulator") -> tuple[Harness[Deps], Backend, MemoryKeys]:
-    backend, keys = Backend(), MemoryKeys()
+RETRY = timedelta(minutes=15)
+
+
+def harness(source: FulfilmentSource = "simulator") -> tuple[Harness[Deps], MemoryRevocations, MemoryKeys]:
+    revocations, keys = MemoryRevocations(), MemoryKeys()
     simulator = Simulator(NEW_DELAY.total_seconds(), CHANGE_DELAY.total_seconds())
-    deps = Deps(backend, KEYRING, simulator, source, keys=lambda _db: keys)
-    return Harness(QUEUE, deps, service="license-issuer"), backend, keys
+    revoker = Revoker(source, RETRY.total_seconds(), CHANGE_DELAY.total_seconds(), keyring=KEYRING,
+                      keys=lambda _db: keys, revocations=lambda _db: revocations)
+    deps = Deps(KEYRING, simulator, source, keys=lambda _db: keys, revoker=revoker,
+                revocations=lambda _db: revocations)
+    return Harness(QUEUE, deps, service="license-issuer"), revocations, keys
 
 
 async def simulate_all(issuer: Harness[Deps], keys: MemoryKeys, now: datetime) -> list[BaseModel]:
@@ -143,7 +177,7 @@ def opened(sealed: events.LicenseKeys) -> dict[UUID, str]:
 
 
 async def test_an_acceptance_asks_for_its_keys_and_is_done_with_the_message():
-    issuer, backend, keys = harness()
+    issuer, revocations, keys = harness()
     lines = licenses(2)
 
     assert await issuer.send(accepted(lines), tenant="acme") == "handled"
@@ -154,7 +188,7 @@ async def test_an_acceptance_asks_for_its_keys_and_is_done_with_the_message():
 
 
 async def test_the_result_stores_one_sealed_key_per_license_and_announces_them_once_due():
-    issuer, backend, keys = harness()
+    issuer, revocations, keys = harness()
     lines = licenses(2)
     await issuer.send(accepted(lines))
 
@@ -174,7 +208,7 @@ async def test_the_result_stores_one_sealed_key_per_license_and_announces_them_o
 
 
 async def test_an_addition_is_answered_after_the_change_delay():
-    issuer, backend, keys = harness()
+    issuer, revocations, keys = harness()
     addition = events.AdditionAccepted(application_id=APPLICATION, contract_id=CONTRACT, product="arcserve-udp-10",
                                        licenses=licenses(1))
     await issuer.send(addition)
@@ -183,7 +217,7 @@ async def test_an_addition_is_answered_after_the_change_delay():
 
 
 async def test_a_second_acceptance_asks_once_and_once_answered_re_announces_the_stored_keys():
-    issuer, backend, keys = harness()
+    issuer, revocations, keys = harness()
     lines = licenses(2)
     await issuer.send(accepted(lines), id="accepted-1")
     await issuer.send(accepted(lines), id="accepted-2")  # while it is awaited: asked for once
@@ -198,7 +232,7 @@ async def test_a_second_acceptance_asks_once_and_once_answered_re_announces_the_
 
 
 async def test_another_tenants_application_of_the_same_id_is_another_request():
-    issuer, backend, keys = harness()
+    issuer, revocations, keys = harness()
     await issuer.send(accepted(licenses(1)), tenant="acme")
     await issuer.send(accepted(licenses(1)), tenant="globex")  # a direct publisher chose the same id
 
@@ -207,7 +241,7 @@ async def test_another_tenants_application_of_the_same_id_is_another_request():
 
 
 async def test_a_second_result_for_a_license_changes_nothing():
-    issuer, backend, keys = harness()
+    issuer, revocations, keys = harness()
     lines = licenses(1)
     await issuer.send(accepted(lines))
     [request] = keys.requests.values()
@@ -218,26 +252,103 @@ async def test_a_second_result_for_a_license_changes_nothing():
     assert opened(second[1]) == opened(first[1]) == {lines[0].license_id: "FIRST-KEY"}
 
 
-async def test_a_cancellation_revokes_the_keys_at_the_vendor_and_in_the_table():
-    issuer, backend, keys = harness()
+def cancellation(lines: list[events.LicenseSummary], *, order_id: str | None = None) -> events.CancellationAccepted:
+    return events.CancellationAccepted(
+        application_id=uuid.uuid4(), contract_id=CONTRACT, product="arcserve-udp-10", licenses=lines,
+        scope="all" if order_id else "partial", cancels_contract=order_id is not None, arcserve_order_id=order_id)
+
+
+async def take_due(issuer: Harness[Deps], now: datetime) -> list[BaseModel]:
+    """The revocation job's pass at `now`: what it announced."""
+    work = Recorded()
+    await issuer.consumer.deps.revoker.take_due(work, now)
+    return work.commit()
+
+
+async def test_a_cancellation_revokes_the_keys_at_once_and_asks_arcserve_to_revoke_them():
+    issuer, revocations, keys = harness()
     lines = licenses(2)
     await issuer.send(accepted(lines))
     await simulate(issuer, keys, T0 + NEW_DELAY)
-    given = {i: KEYRING.open(row.sealed_key, context=str(i)) for i, row in keys.rows.items()}
-    cancelled = events.CancellationAccepted(application_id=uuid.uuid4(), contract_id=CONTRACT, product="arcserve-udp-10",
-                                            licenses=lines[:1], scope="partial", cancels_contract=False)
+    cancelled = cancellation(lines[:1])
 
     assert await issuer.send(cancelled) == "handled"
 
-    assert backend.revoked == [given[lines[0].license_id]]
     assert keys.revoked_at == {lines[0].license_id: T0}  # the harness's clock
     revoked = issuer.published[-1]
     assert isinstance(revoked, events.LicenseRevoked)
     assert [(lic.license_id, lic.status) for lic in revoked.licenses] == [(lines[0].license_id, "cancelled")]
+    [asked] = revocations.rows.values()
+    assert (asked.application_id, asked.license_ids, asked.arcserve_order_id) == (
+        cancelled.application_id, (lines[0].license_id,), None)
+    # Arcserve, simulated, confirms after its delay for changes, and announces nothing.
+    assert await take_due(issuer, T0 + CHANGE_DELAY - timedelta(seconds=1)) == [] and revocations.confirmed_at == {}
+    assert await take_due(issuer, T0 + CHANGE_DELAY) == []
+    assert revocations.confirmed_at == {("acme", cancelled.application_id): T0 + CHANGE_DELAY}
+
+
+async def test_a_cancellation_of_licenses_never_issued_asks_arcserve_for_nothing():
+    issuer, revocations, keys = harness()
+    lines = licenses(1)
+
+    assert await issuer.send(cancellation(lines)) == "handled"
+
+    assert revocations.rows == {}
+
+
+async def test_outside_simulator_mode_a_revocation_is_announced_again_until_it_is_confirmed():
+    issuer, revocations, keys = harness("external")
+    lines = licenses(2)
+    await issuer.send(accepted(lines))
+    [request] = keys.requests.values()
+    await settle(keys, KEYRING, request, delivered(lines, [KEY_A, KEY_B]), T0)
+    cancelled = cancellation(lines, order_id="ARC-1")
+    await issuer.send(cancelled)
+
+    [first] = await take_due(issuer, T0)
+    assert first == RevocationRequested(
+        application_id=cancelled.application_id, tenant="acme", contract_id=CONTRACT, requested_at=T0,
+        licenses=[RevokedLicense(license_id=lines[0].license_id, key_ends_with=KEY_A[-5:]),
+                  RevokedLicense(license_id=lines[1].license_id, key_ends_with=KEY_B[-5:])],
+        arcserve_order_id="ARC-1", attempt=1)
+    assert await take_due(issuer, T0 + RETRY - timedelta(seconds=1)) == []
+    [second] = await take_due(issuer, T0 + RETRY)
+    assert await take_due(issuer, T0 + RETRY + 2 * RETRY - timedelta(seconds=1)) == []  # twice as long now
+    [third] = await take_due(issuer, T0 + 3 * RETRY)
+    assert (second.attempt, third.attempt) == (2, 3)  # type: ignore[attr-defined]
+
+    results = allowed_results(issuer)
+    confirmation = RevocationConfirmed(application_id=cancelled.application_id)
+    assert await results.send(confirmation, publisher="orders") == "handled"
+    assert await results.send(confirmation, publisher="orders") == "handled"  # again: nothing changes
+    assert revocations.confirmed_at == {("acme", cancelled.application_id): T0}
+    assert await take_due(issuer, T0 + 100 * RETRY) == []
+
+
+async def test_a_confirmation_of_no_revocation_or_from_another_user_changes_nothing():
+    issuer, revocations, keys = harness("external")
+    results = allowed_results(issuer)
+
+    assert await results.send(RevocationConfirmed(application_id=uuid.uuid4()), publisher="orders") == "dead_lettered"
+    assert await results.send(RevocationConfirmed(application_id=uuid.uuid4()), publisher="billing") == "dead_lettered"
+
+    first, second = results.dead_letters
+    assert first.reason.startswith("unknown_task: no revocation for application")
+    assert second.reason.startswith("unauthorized_publisher")
+    assert revocations.confirmed_at == {}
+
+
+def allowed_results(issuer: Harness[Deps]) -> Harness[Deps]:
+    """The results' queue, where the broker user `orders` is allowed for fulfilment."""
+    async def may_fulfil(_db: object, user: str) -> bool:
+        return user == "orders"
+
+    results = dataclasses.replace(RESULTS, filters=(Fulfillers(may_fulfil),))
+    return Harness(results, issuer.consumer.deps, service="license-issuer")
 
 
 async def test_an_acceptance_not_from_the_status_service_asks_for_nothing():
-    issuer, backend, keys = harness()
+    issuer, revocations, keys = harness()
 
     assert await issuer.send(accepted(licenses(1)), publisher="arcserve-intake") == "dead_lettered"
 
@@ -257,7 +368,7 @@ def delivered(lines: list[events.LicenseSummary], keys: list[str], order_id: str
 
 
 async def test_outside_simulator_mode_an_acceptance_announces_its_task_and_nothing_is_simulated():
-    issuer, backend, keys = harness("external")
+    issuer, revocations, keys = harness("external")
     lines = licenses(2)
 
     assert await issuer.send(accepted(lines)) == "handled"
@@ -271,7 +382,7 @@ async def test_outside_simulator_mode_an_acceptance_announces_its_task_and_nothi
 
 
 async def test_a_result_that_fits_completes_the_task_and_passes_its_order_id_on():
-    issuer, backend, keys = harness("back-office")
+    issuer, revocations, keys = harness("back-office")
     lines = licenses(2)
     await issuer.send(accepted(lines))
     [request] = keys.requests.values()
@@ -285,7 +396,7 @@ async def test_a_result_that_fits_completes_the_task_and_passes_its_order_id_on(
 
 
 async def test_a_result_that_does_not_fit_its_task_changes_nothing_and_names_each_field():
-    issuer, backend, keys = harness("external")
+    issuer, revocations, keys = harness("external")
     lines = licenses(2)
     await issuer.send(accepted(lines))
     [request] = keys.requests.values()
@@ -301,7 +412,7 @@ async def test_a_result_that_does_not_fit_its_task_changes_nothing_and_names_eac
 
 
 async def test_a_key_delivered_before_is_refused_for_another_license():
-    issuer, backend, keys = harness("external")
+    issuer, revocations, keys = harness("external")
     first, second = licenses(1), licenses(1)
     await issuer.send(accepted(first))
     [request] = keys.requests.values()
@@ -319,7 +430,7 @@ async def test_a_key_delivered_before_is_refused_for_another_license():
 
 
 async def test_a_refusal_closes_the_task_and_refuses_the_application():
-    issuer, backend, keys = harness("external")
+    issuer, revocations, keys = harness("external")
     lines = licenses(1)
     await issuer.send(accepted(lines))
     [request] = keys.requests.values()
