@@ -61,9 +61,11 @@ bench: export DATABASE_URL ?= $(LOCAL_DATABASE_URL)
 bench: venv broker database
 	$(BIN)/python -m tests.bench $(BENCH_ARGS)
 
-## faults: the fault-injection suite at full size (500 applications per fault; FAULTS_APPLICATIONS=N)
+## faults: the fault-injection suite at full size (500 applications per fault; FAULTS_APPLICATIONS=N), for each
+## source of results in turn (FAULTS_FULFILMENT=simulator,back-office,external)
 faults: venv broker database
-	$(BIN)/python -m tests.faults --applications $${FAULTS_APPLICATIONS:-500}
+	$(BIN)/python -m tests.faults --applications $${FAULTS_APPLICATIONS:-500} \
+	  --fulfilment $${FAULTS_FULFILMENT:-simulator,back-office,external}
 
 ## faults-selftest: the fault checker's own test: a clean run passes, each deliberate breakage is caught
 faults-selftest: venv broker database

@@ -8,7 +8,8 @@ compose stack's published ports alike:
 `--wait S` first waits up to S seconds for both services' /readyz. With `--console URL
 --operator-key KEY` (a deployment with `ARCSERVE_FULFILMENT=back-office`), the demo plays the
 provider's operator too: it finds the new application's task in the back-office console and
-types in an order ID and a key per license, as an operator would from what Arcserve delivered.
+types in an order ID and a key per license, as an operator would from what Arcserve delivered,
+and once the contract is cancelled, confirms its revocation at Arcserve there.
 """
 from __future__ import annotations
 
@@ -139,6 +140,21 @@ def run(intake: str, status: str, key: str, console: tuple[str, str] | None = No
     say(f"contract {contract['contract_id']}: {contract['status_label']} ({contract['status']}); "
         f"order ID {contract['arcserve_order_id']['value']} is {contract['arcserve_order_id']['status']}")
     poll(f"{status}/v1/applications/{answer['application_id']}", key, lambda a: a["status"] == "completed")
+    if console is not None:
+        confirm_in_console(*console, answer["application_id"])
+
+
+def confirm_in_console(console: str, operator_key: str, application_id: str) -> None:
+    """The operator's part of a cancellation: revoked at Arcserve, confirmed in the console."""
+    revocation = poll(f"{console}/ops/v1/revocations/{application_id}", operator_key,
+                      lambda r: r.get("state") == "open")
+    say(f"back office: revoke {len(revocation['licenses'])} keys at Arcserve (ending "
+        f"{', '.join(lic['key_ends_with'] for lic in revocation['licenses'])}) and cancel order ID "
+        f"{revocation['arcserve_order_id']}")
+    code, answer = http("POST", f"{console}/ops/v1/revocations/{application_id}/confirm", operator_key)
+    say(f"POST /ops/v1/revocations/{application_id}/confirm → {code} {answer.get('state')}")
+    if code != 200:
+        raise SystemExit(f"the console refused the confirmation: {answer}")
 
 
 def main() -> int:

@@ -316,12 +316,8 @@ class PublishingWork:
     addressing: Addressing
     broker: Broker
 
-    async def seen(self, delivery: Delivery[Any]) -> bool:
-        return False
-
-    async def run(self, delivery: Delivery[Any], handler: Handler, message: Any, *, now: datetime,
-                  obtained: Any = None) -> bool:
-        ctx: ConsumeContext[Any] = ConsumeContext(cast(Connection, None), delivery, now, obtained)
+    async def run(self, delivery: Delivery[Any], handler: Handler, message: Any, *, now: datetime) -> bool:
+        ctx: ConsumeContext[Any] = ConsumeContext(cast(Connection, None), delivery, now)
         await handler(message, ctx)
         for published, subject in ctx.published:
             out = self.addressing.outgoing(published, delivery.event, subject)

@@ -3,7 +3,9 @@ RabbitMQ's Jepsen checker): nothing lost, nothing done twice, and every tenant's
 exactly where its scenario must leave it (tests/faults/workload.py: STEPS, END_STATE)."""
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,6 +16,7 @@ import asyncpg
 from shared.contracts import routing
 from shared.messaging import nodes
 from shared.sealing import Keyring
+from tests.faults.fulfillers import key_for, order_id_for
 from tests.faults.processes import ProcessStack
 from tests.faults.workload import COMPLETED, END_STATE, STEPS, Ledger, Scenario
 
@@ -115,9 +118,12 @@ async def check(fault: str, stack: ProcessStack, ledger: Ledger, events: EventLo
     verdict = Verdict(fault, applications=len(ledger.accepted), refused_s=ledger.refused_seconds())
     db = await Database.read(stack.database_url)
     _lost(verdict, ledger, db)
+    await _revocations(verdict, ledger, db, stack)
     _duplicated(verdict, events, db, stack)
     for scenario in ledger.scenarios:
         _scenario(verdict, scenario, db, events)
+        if stack.fulfilment != "simulator":
+            _as_delivered(verdict, scenario, db, Keyring.parse(stack.keyring))
     _nothing_else(verdict, ledger, db)
     verdict.problems += ledger.unfinished
     return verdict
@@ -133,6 +139,69 @@ def _lost(verdict: Verdict, ledger: Ledger, db: Database) -> None:
     if lost:
         first = next(iter(lost))
         verdict.problems.append(f"{len(lost)} applications answered 202 never ended, e.g. {first} ({lost[first]})")
+
+
+CANCELLATIONS = ("partial cancellation", "cancel all")
+
+
+async def _unconfirmed(stack: ProcessStack) -> int:
+    conn = await asyncpg.connect(stack.database_url)
+    try:
+        return int(await conn.fetchval("SELECT count(*) FROM license_issuer.revocations WHERE confirmed_at IS NULL"))
+    finally:
+        await conn.close()
+
+
+async def revocations_settled(stack: ProcessStack, deadline_s: float) -> None:
+    """Wait until every revocation at Arcserve is confirmed (by the simulator or the run's
+    fulfiller); AssertionError naming how many are not, past the deadline."""
+    deadline = time.monotonic() + deadline_s
+    while (waiting := await _unconfirmed(stack)) and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+    if waiting:
+        raise AssertionError(f"{waiting} revocations at Arcserve still unconfirmed after {deadline_s:g} s")
+
+
+async def _revocations(verdict: Verdict, ledger: Ledger, db: Database, stack: ProcessStack) -> None:
+    """Each completed cancellation asked Arcserve to revoke its keys, once, and it was confirmed:
+    one missing or never confirmed leaves keys live at Arcserve that nobody pays for (lost)."""
+    conn = await asyncpg.connect(stack.database_url)
+    try:
+        rows = {r["id"]: r for r in await conn.fetch(
+            """SELECT application_id::text AS id, confirmed_at, cardinality(license_ids) AS keys, arcserve_order_id
+               FROM license_issuer.revocations""")}
+    finally:
+        await conn.close()
+    missing = []
+    for scenario in ledger.scenarios:
+        for label in CANCELLATIONS:
+            application_id = scenario.applications.get(label)
+            application = db.applications.get(application_id or "")
+            done = application is not None and application["status"] == "completed"
+            row = rows.get(application_id or "")
+            if done and (row is None or row["confirmed_at"] is None or not row["keys"]):
+                missing.append(f"tenant {scenario.tenant}: {label} {application_id} "
+                               f"{'never asked Arcserve' if row is None else 'never confirmed'}")
+            if done and row is not None and (row["arcserve_order_id"] is not None) != (label == "cancel all"):
+                verdict.found_wrong(f"tenant {scenario.tenant}: {label} asked Arcserve to cancel the order ID "
+                                    f"{row['arcserve_order_id']!r} (R9: only when the contract ends)")
+    verdict.lost += len(missing)
+    if missing:
+        verdict.problems.append(f"{len(missing)} revocations at Arcserve missing or unconfirmed, e.g. {missing[0]}")
+
+
+def _as_delivered(verdict: Verdict, scenario: Scenario, db: Database, keyring: Keyring) -> None:
+    """Outside simulator mode: each license holds the key the fulfiller delivered for it, and
+    the contract the order ID (tests/faults/fulfillers.py)."""
+    contract = db.contracts.get(scenario.contract_id or "")
+    if contract is None:
+        return  # said already
+    if contract["arcserve_order_id"] != order_id_for(contract["id"]):
+        verdict.found_wrong(f"tenant {scenario.tenant}: order ID {contract['arcserve_order_id']!r}, "
+                            f"delivered {order_id_for(contract['id'])!r}")
+    for lic in db.licenses.get(contract["id"], []):
+        if lic["sealed_key"] and keyring.open(lic["sealed_key"], context=lic["id"]) != key_for(lic["id"]):
+            verdict.found_wrong(f"tenant {scenario.tenant}: license {lic['id']} holds a key nobody delivered")
 
 
 def _duplicated(verdict: Verdict, events: EventLog, db: Database, stack: ProcessStack) -> None:

@@ -25,7 +25,7 @@ from tests.faults.cluster import NODES as CLUSTER_NODES
 from tests.faults.cluster import Cluster
 from tests.faults.pair import NODES as PAIR_NODES
 from tests.faults.pair import Pair
-from tests.faults.processes import BOUNDARY, SERVICES, ProcessStack
+from tests.faults.processes import BOUNDARY, ProcessStack
 
 At = Callable[[float], Awaitable[None]]
 FAILOVER_DEADLINE_S = 10.0  # for every service to be on a live node once one is killed
@@ -68,8 +68,8 @@ DATABASE_RESTART = f"pg_ctlcluster --skip-systemctl-redirect {_PG_VERSION} main 
 
 async def kill_each_service(run: Run) -> None:
     """1. kill -9 of each service in turn while applications are in flight, then restart."""
-    for n, name in enumerate(SERVICES):
-        await run.at(0.15 + 0.2 * n)
+    for n, name in enumerate(run.stack.services):
+        await run.at(0.15 + 0.8 * n / len(run.stack.services))
         await run.stack.kill(name)
         await asyncio.sleep(0.5)  # down for a moment: work piles up for it
         await run.stack.start(name)
@@ -242,8 +242,8 @@ async def flood_bad_input(run: Run) -> None:
 
 async def sigterm_each_service(run: Run) -> None:
     """7. SIGTERM under load: each service drains and exits 0, then starts again."""
-    for n, name in enumerate(SERVICES):
-        await run.at(0.15 + 0.2 * n)
+    for n, name in enumerate(run.stack.services):
+        await run.at(0.15 + 0.8 * n / len(run.stack.services))
         code = await run.stack.terminate(name)
         if code != 0:
             run.problems.append(f"{name} exited {code} on SIGTERM")
@@ -269,7 +269,7 @@ async def lose_broker_nodes(run: Run) -> None:
         await cluster.kill(node)
         killed = time.monotonic()
         # While it is down, every service must be connected to another node (not wait for it).
-        users = {run.stack.deployment.deployment.user(BOUNDARY[name]) for name in SERVICES}
+        users = {run.stack.deployment.deployment.user(BOUNDARY[name]) for name in run.stack.services}
         while not _on_live_nodes(moved := await cluster.connections(run.stack.prefix), users, dead=node):
             if time.monotonic() - killed > FAILOVER_DEADLINE_S:
                 run.problems.append(f"{FAILOVER_DEADLINE_S:g} s after {node} was killed, the services' connections "

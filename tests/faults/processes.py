@@ -26,7 +26,7 @@ from tests.support.ports import free_ports
 from tests.support.proxy import FaultProxy
 
 ROOT = Path(__file__).resolve().parents[2]
-SERVICES = ("intake", "status", "license_issuer", "order_id")
+SERVICES = ("intake", "status", "license_issuer", "order_id")  # and the console, outside simulator mode
 RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0)  # short retries: a fault run is minutes, not hours
 BOUNDARY = {boundary.name.replace("-", "_"): boundary for boundary in BOUNDARIES}  # by module name
 
@@ -42,21 +42,29 @@ class ProcessStack:
     kind: str = "faults"  # of its names (tests/support/leftovers.py): faults, or bench
     proxied: bool = True  # through fault proxies (the fault suite), or straight (the benchmark)
     extra_env: dict[str, str] = field(default_factory=dict)  # for every service, e.g. where traces go
-    # Each service's public port, then its operator port (all bound at once, so they differ).
-    _ports: list[int] = field(default_factory=lambda: free_ports(2 * len(SERVICES)))
+    fulfilment: str = "simulator"  # ARCSERVE_FULFILMENT: where keys, order IDs and confirmations come from
+    services: tuple[str, ...] = SERVICES
+    _ports: list[int] = field(default_factory=list)
     processes: dict[str, asyncio.subprocess.Process] = field(default_factory=dict)
     exit_codes: list[tuple[str, int]] = field(default_factory=list)
     id_secret: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     keyring: str = field(default_factory=Keyring.new_key_text)  # ARCSERVE_LICENSE_KEY_KEYRING
     pepper: str = field(default_factory=lambda: secrets.token_urlsafe(24))  # ARCSERVE_API_KEY_PEPPER
+    session_keyring: str = field(default_factory=Keyring.new_key_text)  # the console's
+
+    def __post_init__(self) -> None:
+        if self.fulfilment != "simulator":  # the console takes what is announced, whoever answers it
+            self.services = (*SERVICES, "backoffice")
+        # Each service's public port, then its operator port (all bound at once, so they differ).
+        self._ports = free_ports(2 * len(self.services))
 
     @property
     def ports(self) -> dict[str, int]:
-        return dict(zip(SERVICES, self._ports[:len(SERVICES)], strict=True))
+        return dict(zip(self.services, self._ports[:len(self.services)], strict=True))
 
     @property
     def metrics_ports(self) -> dict[str, int]:
-        return dict(zip(SERVICES, self._ports[len(SERVICES):], strict=True))
+        return dict(zip(self.services, self._ports[len(self.services):], strict=True))
 
     @property
     def amqp_url(self) -> str:
@@ -86,7 +94,7 @@ class ProcessStack:
             await self.database_proxy.start()
         self.logs.mkdir(parents=True, exist_ok=True)
         try:
-            for name in SERVICES:
+            for name in self.services:
                 await self.start(name)
             await self.wait_ready()
         except BaseException:  # interrupted while starting: `async with` will not exit for us
@@ -144,6 +152,9 @@ class ProcessStack:
             ARCSERVE_ID_SECRET=self.id_secret,
             ARCSERVE_LICENSE_KEY_KEYRING=self.keyring,
             ARCSERVE_API_KEY_PEPPER=self.pepper,
+            ARCSERVE_FULFILMENT=self.fulfilment,
+            ARCSERVE_BACKOFFICE_SESSION_KEYRING=self.session_keyring,
+            LICENSE_ISSUER_REVOCATION_RETRY_S="2",  # an announcement lost to a fault is made again soon
             LOG_LEVEL=self.log_level,
         )
         env.update(self.extra_env)
@@ -195,7 +206,7 @@ class ProcessStack:
     async def wait_ready(self, timeout: float = 90.0) -> None:
         deadline = time.monotonic() + timeout
         async with httpx.AsyncClient(timeout=2) as client:
-            for name in SERVICES:
+            for name in self.services:
                 while True:
                     try:
                         if (await client.get(self.url(name, "/readyz"))).status_code == 200:

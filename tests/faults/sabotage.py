@@ -105,6 +105,17 @@ def _late_result_applies() -> None:
     Contract.license_issued = license_issued  # type: ignore[method-assign]
 
 
+def _no_revocation() -> None:
+    """The license issuer revokes the keys for the tenant and never asks Arcserve to: the keys
+    stay live there, unpaid for."""
+    from services.license_issuer.revocations import PostgresRevocations
+
+    async def forget(self, revocation):
+        return None
+
+    PostgresRevocations.record = forget  # type: ignore[method-assign]
+
+
 BREAKAGES: dict[str, Breakage] = {
     "second key": Breakage("license_issuer", _second_key, what="a worker issues a second key", shows="duplicated"),
     "order ID never cancelled": Breakage("order_id", _skip_order_id_cancellation,
@@ -112,6 +123,8 @@ BREAKAGES: dict[str, Breakage] = {
     "spurious rejection": Breakage("status", _spurious_rejection, what="contact changes rejected (change_in_progress)"),
     "R2 not enforced": Breakage("status", _no_r2, sql="DROP INDEX status.contracts_one_live_per_product",
                                 what="a second new for a held product opens a second contract"),
+    "revocation never asked": Breakage("license_issuer", _no_revocation, what="keys never revoked at Arcserve",
+                                       shows="lost"),
     "late result applied": Breakage("status", _late_result_applies, fault="duplicates and reordering",
                                     what="license keys replayed after cancellation make the key active"),
 }

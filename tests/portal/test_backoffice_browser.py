@@ -2,7 +2,8 @@
 docs/architecture.md, "Fulfilment"): a tenant's new application stays 新規準備中 until an operator
 fulfils it in the console, then it is 提供中 with exactly the keys typed in, in the tenant's
 portal and command line; a field's problem is shown beside it; a rejection shows the operator's
-reason to the tenant; the console speaks Japanese and English."""
+reason to the tenant; a cancellation waits on its page of revocations until an operator
+confirms it revoked at Arcserve; the console speaks Japanese and English."""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -81,6 +82,25 @@ async def test_an_operator_fulfils_a_new_application_in_the_console(
     shown = (await arcserve_ok(stack, tenant, "contract", contract_id, "--json")).json()
     assert sorted(lic["license_key"] for lic in shown["licenses"]) == sorted(keys)
     assert shown["arcserve_order_id"]["value"] == "ARC-20261207-BROWSER"
+
+    # The tenant cancels: cancelled for them at once; the console asks for the revocation at Arcserve.
+    cancellation = (await stack.submit(tenant, {"kind": "cancellation", "contract_id": contract_id,
+                                                "scope": "all"})).json()["application_id"]
+    await stack.wait_application(tenant, cancellation, "completed")
+    await portal.goto(stack.portal_url + "/")
+    await expect(row(portal, contract_id).locator(".status")).to_have_text("廃止済 cancelled", timeout=WAIT_MS)
+    await page.get_by_role("link", name="Arcserve での失効").click()
+    revocation = page.locator(f'tr[data-application="{cancellation}"]')
+    await expect(revocation).to_contain_text("ARC-20261207-BROWSER", timeout=WAIT_MS)
+    for key in keys:
+        await expect(revocation).to_contain_text(f"末尾 {key[-5:]}")
+        await expect(revocation).not_to_contain_text(key)
+    await page.screenshot(path=screenshots / "backoffice-revocations.png", full_page=True)
+    await revocation.get_by_role("button", name="失効を確認済みにする").click()
+    await expect(page.locator(".notice")).to_contain_text("確認済みにしました")
+    await expect(page.locator(f'tr[data-application="{cancellation}"]')).to_have_count(0)  # open ones only
+    await page.goto(stack.url("backoffice", "/revocations?state=confirmed"))
+    await expect(page.locator(f'tr[data-application="{cancellation}"] .state')).to_contain_text("確認済")
     assert await page.evaluate("window.cspViolations") == []
 
 

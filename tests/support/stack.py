@@ -150,8 +150,8 @@ class Stack:
 
     async def start(self, *names: str) -> None:
         """Start the services named; with no names, every one this stack's fulfilment mode uses
-        (the back-office console only where operators fulfil: ARCSERVE_FULFILMENT=back-office)."""
-        console = self.settings.fulfilment == "back-office"
+        (the back-office console only where something is announced to it: not in simulator mode)."""
+        console = self.settings.fulfilment != "simulator"
         for name in names or tuple(n for n in BUILDERS if n != "backoffice" or console):
             service = BUILDERS[name](self.service_settings(name))
             await service.start()
