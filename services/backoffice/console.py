@@ -42,7 +42,13 @@ class _OfATenant(Protocol):
     def tenant_id(self) -> str: ...
 
 
+class _Listed(_OfATenant, Protocol):
+    @property
+    def application_id(self) -> UUID: ...
+
+
 T = TypeVar("T", bound=_OfATenant)
+P = TypeVar("P", bound=_Listed)
 
 
 class Refused(Exception):
@@ -84,9 +90,7 @@ class Console:
 
     async def page(self, filters: Filters, after: Cursor | None, limit: int) -> tuple[list[Task], Cursor | None]:
         found = await PostgresTasks(self.pool()).page(filters, self.clock(), after, limit + 1)
-        shown = found[:limit]
-        last = shown[-1] if shown and len(found) > limit else None
-        return shown, Cursor(last.due_at, last.tenant_id, last.application_id) if last else None
+        return _paged(found, limit, lambda task: task.due_at)
 
     async def task(self, application_id: str, tenant: str | None) -> Task:
         """The task of that application (of that tenant, when two chose the same id)."""
@@ -144,9 +148,7 @@ class Console:
     async def revocations(self, state: RevocationState | Literal["all"], tenant: str | None, after: Cursor | None,
                           limit: int) -> tuple[list[Revocation], Cursor | None]:
         found = await PostgresRevocations(self.pool()).page(state, tenant, after, limit + 1)
-        shown = found[:limit]
-        last = shown[-1] if shown and len(found) > limit else None
-        return shown, Cursor(last.requested_at, last.tenant_id, last.application_id) if last else None
+        return _paged(found, limit, lambda revocation: revocation.requested_at)
 
     async def revocation(self, application_id: str, tenant: str | None) -> Revocation:
         """The revocation of that cancellation (of that tenant, when two chose the same id)."""
@@ -181,6 +183,13 @@ class Console:
                                             event.to_json(), message_id=event.id, mandatory=True)
         except Exception:
             raise Refused("unavailable", "the broker did not confirm the result; nothing changed, retry later") from None
+
+
+def _paged(found: list[P], limit: int, at: Callable[[P], datetime]) -> tuple[list[P], Cursor | None]:
+    """A page of `limit` out of `found` (one more asked for), and where the next one starts."""
+    shown = found[:limit]
+    last = shown[-1] if shown and len(found) > limit else None
+    return shown, Cursor(at(last), last.tenant_id, last.application_id) if last else None
 
 
 async def _one(what: str, application_id: str, tenant: str | None,

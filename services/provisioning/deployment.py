@@ -42,11 +42,11 @@ def passwords_for(boundaries: tuple[Boundary, ...], *, env: dict[str, str] | Non
     return {b.name: env.get(f"{b.env_prefix}_PASSWORD") or secrets.token_urlsafe(24) for b in boundaries}
 
 
-def _with_credentials(url: str, user: str, password: str) -> str:
+def with_credentials(url: str, user: str, password: str) -> str:
     """`url` logging in as `user`: each node of a comma-separated broker URL, and a database
     URL with several hosts (`postgresql://…@db-1:5432,db-2:5432/…`) as it is."""
     if url.startswith(("amqp://", "amqps://")) and "," in url:
-        return ",".join(_with_credentials(node, user, password) for node in nodes.split(url))
+        return ",".join(with_credentials(node, user, password) for node in nodes.split(url))
     parts = urlsplit(url)
     hosts = parts.netloc.rsplit("@", 1)[-1] or "127.0.0.1"
     return urlunsplit(parts._replace(netloc=f"{quote(user, safe='')}:{quote(password, safe='')}@{hosts}"))
@@ -57,8 +57,8 @@ def service_urls(deployment: Deployment, boundary: Boundary, password: str, amqp
     """The service's own `<SERVICE>_AMQP_URL` and `<SERVICE>_DATABASE_URL`, on the servers
     the administrator's URLs point at."""
     return {
-        f"{boundary.env_prefix}_AMQP_URL": _with_credentials(amqp_url, deployment.user(boundary), password),
-        f"{boundary.env_prefix}_DATABASE_URL": _with_credentials(database_url, deployment.role(boundary), password),
+        f"{boundary.env_prefix}_AMQP_URL": with_credentials(amqp_url, deployment.user(boundary), password),
+        f"{boundary.env_prefix}_DATABASE_URL": with_credentials(database_url, deployment.role(boundary), password),
     }
 
 

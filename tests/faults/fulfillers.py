@@ -20,13 +20,13 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote, urlsplit, urlunsplit
 
 import aio_pika
 import asyncpg
 import httpx
 
 from services.provisioning import broker
+from services.provisioning.deployment import with_credentials
 from shared import tenancy
 from shared.contracts.envelope import CONTENT_TYPE
 from shared.messaging import nodes
@@ -119,9 +119,7 @@ class OrderSystem(Fulfiller):
             await tenancy.allow_fulfilment(conn, name)
         finally:
             await conn.close()
-        parts = urlsplit(self.stack.amqp_url)
-        netloc = f"{quote(name, safe='')}:{quote(password, safe='')}@{parts.hostname}:{parts.port or 5672}"
-        self.name, self.url = name, urlunsplit(parts._replace(netloc=netloc))
+        self.name, self.url = name, with_credentials(self.stack.amqp_url, name, password)  # every node of a cluster
 
     async def run_once(self) -> None:
         connection = await nodes.connect(self.url)

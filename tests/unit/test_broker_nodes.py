@@ -12,7 +12,7 @@ import aiormq
 import pamqp.commands
 import pytest
 
-from services.provisioning.deployment import _with_credentials
+from services.provisioning.deployment import with_credentials
 from shared.config import masked
 from shared.messaging import broker as broker_module
 from shared.messaging import nodes
@@ -45,9 +45,9 @@ def test_a_bad_list_is_refused_naming_the_problem_and_no_password(url: str, prob
 
 
 def test_a_services_own_url_keeps_every_node_and_every_database_host() -> None:
-    assert _with_credentials(CLUSTER, "status", "pw") == (
+    assert with_credentials(CLUSTER, "status", "pw") == (
         "amqp://status:pw@rabbit-1:5672/,amqp://status:pw@rabbit-2:5672/,amqp://status:pw@rabbit-3:5672/")
-    assert _with_credentials("postgresql://postgres@db-1:5432,db-2:5432/arcserve?target_session_attrs=read-write",
+    assert with_credentials("postgresql://postgres@db-1:5432,db-2:5432/arcserve?target_session_attrs=read-write",
                              "arcserve_status", "pw") == (
         "postgresql://arcserve_status:pw@db-1:5432,db-2:5432/arcserve?target_session_attrs=read-write")
 
