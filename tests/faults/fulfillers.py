@@ -8,6 +8,7 @@ always waiting when a fault strikes, and keeps going through the faults: a broke
 that is away is tried again."""
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import hashlib
@@ -63,8 +64,9 @@ def fulfilment_of(task: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
-class Fulfiller:
-    """Runs beside the workload until stopped; `answered` counts what it answered, by kind."""
+class Fulfiller(abc.ABC):
+    """Runs beside the workload until stopped; `answered` counts what it answered, by kind.
+    Each source says how it answers (`run_once`) and what it needs first (`prepare`)."""
 
     def __init__(self, stack: ProcessStack):
         self.stack = stack
@@ -84,12 +86,13 @@ class Fulfiller:
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
 
+    @abc.abstractmethod
     async def prepare(self) -> None:
         """Whatever the source needs before the run: a broker user, an operator."""
 
+    @abc.abstractmethod
     async def run_once(self) -> None:
         """Answer until something fails."""
-        raise NotImplementedError
 
     async def _forever(self) -> None:
         while True:

@@ -1,5 +1,6 @@
 """The console's tasks as operators see them (services/backoffice/tasks.py): overdue once past
-due and still open, and a cursor that only this API hands out."""
+due and still open, a cursor that only this API hands out, and what it takes only from the
+license issuer."""
 from __future__ import annotations
 
 import uuid
@@ -8,9 +9,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from services.backoffice.cursor import Cursor
+from services.backoffice.handlers import TASKS, Deps
 from services.backoffice.tasks import Task, task_of
 from shared.contracts import fulfilment
 from shared.contracts.applications import Kind, LicenseType, Usage
+from shared.messaging.testing import Harness
 
 NOW = datetime(2026, 12, 7, 10, tzinfo=UTC)
 NEEDS = fulfilment.Needs(arcserve_order_id=True, licenses=[
@@ -68,3 +71,15 @@ def test_the_fulfil_form_is_the_api_s_body_and_its_errors_go_beside_their_fields
                           {"field": "arcserve_order_id", "problem": "required"},
                           {"field": "license_keys", "problem": "a license is named twice"}], shown) == {
         f"key.{second}": "not a license key", "arcserve_order_id": "required", "form": "a license is named twice"}
+
+
+async def test_the_console_takes_tasks_and_revocations_only_as_the_license_issuer_published_them():
+    console = Harness(TASKS, Deps(), service="backoffice")
+    forged = fulfilment.RevocationRequested(
+        application_id=uuid.uuid4(), tenant="acme", contract_id=uuid.uuid4(), requested_at=NOW,
+        licenses=[fulfilment.RevokedLicense(license_id=uuid.uuid4(), key_ends_with="E3VJA")],
+        arcserve_order_id=None, attempt=1)
+
+    for publisher in ("arcserve-status", "orders", None):
+        assert await console.send(forged, publisher=publisher) == "dead_lettered"  # before any table is touched
+    assert all(letter.reason.startswith("unauthorized_publisher") for letter in console.dead_letters)
