@@ -1,14 +1,15 @@
-"""`make bench` / `python -m tests.bench [--runs 3] [--seconds 10] [--quick] [--out DIR]`: the
+"""`make bench` / `python -m tests.bench [--runs 3] [--seconds 10] [--phases ...] [--quick] [--out DIR]`: the
 whole benchmark, printed as a table, written as `DIR/result.json` and `DIR/latency.png`
 (default `test-output/bench`), each figure the median of the runs. Every run starts the four
 services afresh on a database and topology prefix of their own, on the machine's RabbitMQ and
 Postgres (AMQP_URL, DATABASE_URL: the administrator's), and removes them at the end.
 
-Per run: intake alone at 1, 8 and 64 concurrent; the whole system at saturation (64
+Per run: intake alone at 1, 8 and 64 concurrent; the whole system at saturation (8 and 64
 concurrent over HTTP), with CPU per application per process and for the machine, peak RSS,
 and messages and transactions per application; submit→completed latency at fixed offered
-rates; the same applications published straight to the broker; the raw pipeline doing the
-same work per application; then, on a second deployment, how cost grows (tests/bench/scale.py):
+rates (an open loop); the same applications published straight to the broker; the two floors
+(tests/bench/raw.py: the least work that keeps the guarantees, and the same counts as the
+product), at 8 and 64 concurrent; then, on a second deployment, how cost grows (tests/bench/scale.py):
 throughput and p99 with 1k, 100k and 1M contracts already in the database, and memory while a
 backlog of 100k queued submissions drains; and the one-hop relays (tests/bench/hop.py).
 """
@@ -24,8 +25,10 @@ from tests.bench import e2e, hop, raw, report, scale
 from tests.support.infra import servers
 
 ROOT = Path(__file__).resolve().parents[2]
-RATES = (50.0, 100.0, 200.0, 400.0)
+RATES = (50.0, 80.0, 100.0, 200.0, 400.0)
 CONCURRENCIES = (1, 8, 64)
+SATURATION = (8, 64)  # concurrent submitters (or entry publishers, for the floors)
+PHASES = ("intake", "saturation", "latency", "direct", "floors", "scale", "backlog", "hop")
 
 
 def say(text: str) -> None:
@@ -33,43 +36,65 @@ def say(text: str) -> None:
 
 
 async def one_run(args: argparse.Namespace, index: int) -> dict[str, Any]:
-    seconds = args.seconds
+    seconds, phases = args.seconds, args.phases
+    found: dict[str, Any] = {}
     # Enough (tenant, product) pairs for every phase at its most: a new one per application.
-    tenants = int(seconds * (sum(RATES[: args.rates]) + 3 * 800 + 2 * 600) / 2) + 1000
+    tenants = int(seconds * (sum(RATES[: args.rates]) + 3 * 800 + 2 * 2 * 600) / 2) + 1000
     async with servers() as infrastructure:
         async with e2e.bench(infrastructure, ROOT / ".run" / "bench", tenants) as b:
-            say(f"run {index + 1}: intake alone")
-            intake = await e2e.intake_rates(b, CONCURRENCIES, seconds)
-            say(f"run {index + 1}: saturation")
-            saturation = await e2e.saturation(b, 64, seconds)
-            latency = []
-            for rate in RATES[: args.rates]:
-                say(f"run {index + 1}: latency at {rate:g}/s")
-                latency.append(await e2e.latency_at(b, rate, seconds))
-            say(f"run {index + 1}: direct publishing")
-            direct = await e2e.direct(b, 64, seconds)
-            say(f"run {index + 1}: the raw pipeline")
-            async with raw.Floor(raw.Plan.of(saturation["per_application"]), infrastructure.amqp_url,
-                                 b.system.database_url, b.system.prefix) as floor:
-                floor_result = await floor.run(64, seconds)
+            if "intake" in phases:
+                say(f"run {index + 1}: intake alone")
+                found["intake"] = await e2e.intake_rates(b, CONCURRENCIES, seconds)
+            if "saturation" in phases:
+                found["saturation"] = {}
+                for concurrency in SATURATION:
+                    say(f"run {index + 1}: saturation, {concurrency} at once")
+                    found["saturation"][str(concurrency)] = await e2e.saturation(b, concurrency, seconds)
+            if "latency" in phases:
+                found["latency"] = []
+                for rate in RATES[: args.rates]:
+                    say(f"run {index + 1}: latency at {rate:g}/s")
+                    found["latency"].append(await e2e.latency_at(b, rate, seconds))
+            if "direct" in phases:
+                say(f"run {index + 1}: direct publishing")
+                found["direct"] = await e2e.direct(b, 64, seconds)
+            if "floors" in phases:
+                plans = {"least_work": raw.Plan.least_work()}
+                if "saturation" in found:
+                    plans["same_counts"] = raw.Plan.of(found["saturation"]["64"]["per_application"])
+                for name, plan in plans.items():
+                    say(f"run {index + 1}: the {name.replace('_', '-')} floor")
+                    async with raw.Floor(plan, infrastructure.amqp_url, b.system.database_url, b.system.prefix) as floor:
+                        found[name] = {str(c): await floor.run(c, seconds) for c in SATURATION}
             resent = b.resent
-        # Scale on a deployment of its own: its smallest size is what the database really holds.
-        async with e2e.bench(infrastructure, ROOT / ".run" / "bench", int(len(args.scale) * seconds * 300) + 1000) as b:
-            grows = []
-            for size in args.scale:
-                say(f"run {index + 1}: {size:,} contracts in the database")
-                grows += await scale.at_sizes(b, [size], seconds)
-            say(f"run {index + 1}: a backlog of {args.backlog:,} submissions")
-            backlog = await scale.backlog(b, args.backlog, seconds)
-            resent += b.resent
-        say(f"run {index + 1}: the one-hop relays (the services stopped)")
-        hops = await hop.measure(infrastructure, messages=args.hop_messages, runs=1)
-    return {"intake": intake, "saturation": saturation, "latency": latency, "direct": direct, "raw": floor_result,
-            "scale": grows, "backlog": backlog, "hop": hops, "requests_sent_again": resent}
+        if "scale" in phases or "backlog" in phases:
+            # On a deployment of its own: its smallest size is what the database really holds.
+            async with e2e.bench(infrastructure, ROOT / ".run" / "bench",
+                                 int(len(args.scale) * seconds * 300) + 1000) as b:
+                if "scale" in phases:
+                    found["scale"] = []
+                    for size in args.scale:
+                        say(f"run {index + 1}: {size:,} contracts in the database")
+                        found["scale"] += await scale.at_sizes(b, [size], seconds)
+                if "backlog" in phases:
+                    say(f"run {index + 1}: a backlog of {args.backlog:,} submissions")
+                    found["backlog"] = await scale.backlog(b, args.backlog, seconds)
+                resent += b.resent
+        if "hop" in phases:
+            say(f"run {index + 1}: the one-hop relays (the services stopped)")
+            found["hop"] = await hop.measure(infrastructure, messages=args.hop_messages, runs=1)
+    return {**found, "requests_sent_again": resent}
 
 
 def _sizes(text: str) -> list[int]:
     return [int(size) for size in text.split(",")]
+
+
+def _phases(text: str) -> tuple[str, ...]:
+    chosen = tuple(phase.strip() for phase in text.split(","))
+    if unknown := [phase for phase in chosen if phase not in PHASES]:
+        raise argparse.ArgumentTypeError(f"no phase {', '.join(unknown)}; the phases are {', '.join(PHASES)}")
+    return chosen
 
 
 def main(argv: list[str]) -> int:
@@ -81,6 +106,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--scale", type=_sizes, default=[1_000, 100_000, 1_000_000],
                         help="contracts in the database, comma-separated (default 1000,100000,1000000)")
     parser.add_argument("--backlog", type=int, default=100_000, help="queued submissions to drain (default 100000)")
+    parser.add_argument("--phases", type=_phases, default=PHASES,
+                        help=f"which phases, comma-separated (default all: {','.join(PHASES)})")
     parser.add_argument("--quick", action="store_true", help="one short run (a look, not a measurement)")
     parser.add_argument("--out", type=Path, default=ROOT / "test-output" / "bench")
     args = parser.parse_args(argv)
@@ -91,9 +118,9 @@ def main(argv: list[str]) -> int:
     result = {"machine": report.machine(), "runs": len(runs), "seconds_per_phase": args.seconds,
               "median": report.median_of(runs), "each": runs}
     written = report.write(result, args.out)
-    drawn = report.chart(result, args.out)
+    drawn = report.chart(result, args.out) if "latency" in args.phases else None
     print(report.table(result))
-    say(f"written: {written}, {drawn}")
+    say(f"written: {written}" + (f", {drawn}" if drawn else ""))
     return 0
 
 

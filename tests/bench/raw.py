@@ -1,14 +1,21 @@
-"""The floor: a pipeline with no framework, aio-pika and asyncpg written directly, that does per
-application the same work the product did in the same run: as many confirmed publishes, acked
-consumes and committed Postgres transactions. Its stages run as processes of their own, one
-per consume, as the product's services do; each consumes with the product's prefetch, commits
-its share of the transactions (one row each), publishes its share of the messages with
-confirms (the next stage's, and the rest to an exchange nobody reads, as the product's events
-that no service consumes), then acks. Of the transactions, one per stage writes (as the
-product's unit of work commits one per consumed message) and the rest read (as its lookups,
-outside any transaction, are each a transaction of their own to Postgres).
+"""The floors: pipelines with no framework, aio-pika and asyncpg written directly. HTTP is left
+out of both (the product's figures include intake; these begin with a confirmed publish).
 
-    python -m tests.bench.raw stage INDEX STAGES PUBLISHES TRANSACTIONS   (run by the driver)
+- **Least work** (`Plan.least_work`): what one `new` application needs and no more while
+  keeping the guarantees: 6 confirmed publishes (the entry, then one from each stage),
+  5 acked consumes, and 5 transactions, one per consumed message, each claiming its inbox
+  row and writing a row of its own; prefetch 64.
+- **Same counts** (`Plan.of`): as many confirmed publishes, acked consumes and committed
+  transactions per application as the product did in the same run: one transaction per stage
+  writes (as the unit of work commits one per consumed message) and the rest read (as
+  lookups outside any transaction, each a transaction of its own to Postgres); the product's
+  prefetch. It shows what the framework adds to those counts, not whether they are needed.
+
+Stages run as processes of their own, one per consume, as the product's services do; each
+commits its transactions, publishes with confirms (the next stage's, and the rest to an
+exchange nobody reads, as the product's events that no service consumes), then acks.
+
+    python -m tests.bench.raw stage INDEX STAGES PUBLISHES TRANSACTIONS PREFETCH INBOX   (run by the driver)
 """
 from __future__ import annotations
 
@@ -26,6 +33,7 @@ import aio_pika
 import asyncpg
 
 PREFETCH = 8  # the product's default (ARCSERVE_PREFETCH)
+LEAST_WORK_PREFETCH = 64
 POOL = 10  # the product's default (ARCSERVE_DB_POOL_SIZE)
 
 
@@ -41,6 +49,19 @@ class Plan:
     stages: int
     publishes: int
     transactions: int
+    prefetch: int = PREFETCH
+    inbox: bool = False  # each stage's transaction claims an inbox row before its own write
+
+    @classmethod
+    def least_work(cls) -> Plan:
+        """A `new` application's least work: intake's publish, then the gate, the two
+        issuers and the status service's two joins, one transaction each."""
+        return cls(stages=5, publishes=6, transactions=5, prefetch=LEAST_WORK_PREFETCH, inbox=True)
+
+    @property
+    def figures(self) -> dict[str, int | bool]:
+        return {"stages": self.stages, "publishes": self.publishes, "transactions": self.transactions,
+                "prefetch": self.prefetch, "inbox": self.inbox}
 
     @classmethod
     def of(cls, per_application: dict[str, float]) -> Plan:
@@ -68,7 +89,7 @@ async def stage(index: int, plan: Plan, amqp_url: str, database_url: str, prefix
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=POOL)
     connection = await aio_pika.connect_robust(amqp_url)
     consuming = await connection.channel()
-    await consuming.set_qos(prefetch_count=PREFETCH)
+    await consuming.set_qos(prefetch_count=plan.prefetch)
     publishing = await connection.channel(publisher_confirms=True)
     default = publishing.default_exchange
     sink = await publishing.get_exchange(f"{prefix}raw.sink", ensure=False)
@@ -80,7 +101,11 @@ async def stage(index: int, plan: Plan, amqp_url: str, database_url: str, prefix
         for _ in range(reads):
             await pool.fetchval("SELECT stage FROM raw.rows WHERE id = $1", body["row"])
         async with pool.acquire() as conn, conn.transaction():
-            await conn.execute("INSERT INTO raw.rows (id, stage) VALUES ($1, $2)", uuid.uuid4(), index)
+            claimed = not plan.inbox or await conn.fetchval(
+                "INSERT INTO raw.inbox (message_id, stage) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING true",
+                body["id"], index)
+            if claimed:
+                await conn.execute("INSERT INTO raw.rows (id, stage) VALUES ($1, $2)", uuid.uuid4(), index)
         out = json.dumps(body).encode()
         await asyncio.gather(
             default.publish(aio_pika.Message(out, delivery_mode=aio_pika.DeliveryMode.PERSISTENT), target),
@@ -113,7 +138,9 @@ class Floor:
         conn = await asyncpg.connect(self.database_url)
         try:
             await conn.execute("CREATE SCHEMA IF NOT EXISTS raw; "
-                               "CREATE TABLE IF NOT EXISTS raw.rows (id uuid PRIMARY KEY, stage int NOT NULL)")
+                               "CREATE TABLE IF NOT EXISTS raw.rows (id uuid PRIMARY KEY, stage int NOT NULL); "
+                               "CREATE TABLE IF NOT EXISTS raw.inbox (message_id text, stage int, "
+                               "PRIMARY KEY (message_id, stage))")
         finally:
             await conn.close()
         self.connection = await aio_pika.connect_robust(self.amqp_url)
@@ -124,7 +151,7 @@ class Floor:
         for index in range(self.plan.stages):
             self.processes.append(await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "tests.bench.raw", "stage", str(index), str(self.plan.stages),
-                str(self.plan.publishes), str(self.plan.transactions),
+                str(self.plan.publishes), str(self.plan.transactions), str(self.plan.prefetch), str(int(self.plan.inbox)),
                 env={**os.environ, "BENCH_AMQP_URL": self.amqp_url, "BENCH_DATABASE_URL": self.database_url,
                      "BENCH_PREFIX": self.prefix}))
         self.done = await self.connection.channel()
@@ -177,18 +204,17 @@ class Floor:
             await asyncio.sleep(0.05)
         window = [t for i, _ in sent if (t := self.ended.get(i)) and began + warmup_s <= t <= ended]
         latencies = [self.ended[i] - t for i, t in sent if i in self.ended]
-        return {"plan": {"stages": self.plan.stages, "publishes": self.plan.publishes,
-                         "transactions": self.plan.transactions},
+        return {"plan": self.plan.figures,
                 "submitted": len(sent), "completed": sum(i in self.ended for i, _ in sent),
                 "completed_per_s": len(window) / (ended - began - warmup_s),
                 "p50_ms": percentile(latencies, 50) * 1000, "p99_ms": percentile(latencies, 99) * 1000}
 
 
 def main(argv: list[str]) -> None:
-    if argv[:1] != ["stage"] or len(argv) != 5:
-        raise SystemExit("usage: python -m tests.bench.raw stage INDEX STAGES PUBLISHES TRANSACTIONS")
-    index, stages, publishes, transactions = (int(a) for a in argv[1:])
-    asyncio.run(stage(index, Plan(stages, publishes, transactions), os.environ["BENCH_AMQP_URL"],
+    if argv[:1] != ["stage"] or len(argv) != 7:
+        raise SystemExit("usage: python -m tests.bench.raw stage INDEX STAGES PUBLISHES TRANSACTIONS PREFETCH INBOX")
+    index, stages, publishes, transactions, prefetch, inbox = (int(a) for a in argv[1:])
+    asyncio.run(stage(index, Plan(stages, publishes, transactions, prefetch, bool(inbox)), os.environ["BENCH_AMQP_URL"],
                       os.environ["BENCH_DATABASE_URL"], os.environ["BENCH_PREFIX"]))
 
 

@@ -71,43 +71,99 @@ def _ratio(floor: float, ours: float) -> str:
     return f"{ours / floor:.2f}×" if floor and not math.isnan(floor) and not math.isnan(ours) else "—"
 
 
+TARGETS = {  # issue 25, as ratios in one run on one machine
+    "transactions per application": ("≤", 6.0),
+    "publishes per application": ("≤", 7.0),
+    "end to end ÷ least-work floor, 8 at once": ("≥", 0.65),
+    "end to end ÷ least-work floor, 64 at once": ("≥", 0.65),
+    "end to end, 64 at once ÷ 8 at once": ("≥", 1.0),
+    "p99 submit → completed at 80/s offered, ms": ("≤", 100.0),
+    "machine CPU per application, ms": ("≤", 15.0),
+}
+
+
+def targets(m: dict[str, Any]) -> dict[str, float]:
+    """The figures the targets are about, as far as the phases run measured them."""
+    found: dict[str, float] = {}
+    sat, least = m.get("saturation", {}), m.get("least_work", {})
+    if "64" in sat:
+        per = sat["64"]["per_application"]
+        found["transactions per application"] = per["transactions"]
+        found["publishes per application"] = per["published"]
+        found["machine CPU per application, ms"] = sat["64"]["cpu_ms_per_application"]["machine"]
+    for concurrency in ("8", "64"):
+        if concurrency in sat and concurrency in least:
+            found[f"end to end ÷ least-work floor, {concurrency} at once"] = \
+                sat[concurrency]["completed_per_s"] / least[concurrency]["completed_per_s"]
+    if "8" in sat and "64" in sat:
+        found["end to end, 64 at once ÷ 8 at once"] = sat["64"]["completed_per_s"] / sat["8"]["completed_per_s"]
+    for point in m.get("latency", []):
+        if point["offered_per_s"] == 80:
+            found["p99 submit → completed at 80/s offered, ms"] = point["p99_ms"]
+    return found
+
+
+def _met(name: str, value: float) -> str:
+    sense, bound = TARGETS[name]
+    return "met" if (value <= bound if sense == "≤" else value >= bound) else "**not met**"
+
+
 def table(result: dict[str, Any]) -> str:
     m = result["median"]
-    sat, raw = m["saturation"], m["raw"]
-    rows = [("figure", "project", "floor / peer", "project ÷ floor"), ("---", "---", "---", "---"),
-            ("completed end to end, /s (HTTP, 64 at once)", f"{sat['completed_per_s']:.0f}",
-             f"{raw['completed_per_s']:.0f} (raw pipeline)", _ratio(raw["completed_per_s"], sat["completed_per_s"])),
-            ("completed end to end, /s (direct publishing)", f"{m['direct']['drained_per_s']:.0f}", "", "")]
-    for concurrency, found in m["intake"].items():
+    rows = [("figure", "project", "floor / peer", "project ÷ floor"), ("---", "---", "---", "---")]
+    sat = m.get("saturation", {})
+    for concurrency, at in sat.items():
+        floors = [(name, m[key][concurrency]["completed_per_s"]) for key, name in
+                  (("least_work", "least work"), ("same_counts", "same counts")) if concurrency in m.get(key, {})]
+        rows.append((f"completed end to end, /s (HTTP, {concurrency} at once)", f"{at['completed_per_s']:.0f}",
+                     "; ".join(f"{rate:.0f} ({name} floor)" for name, rate in floors),
+                     "; ".join(_ratio(rate, at["completed_per_s"]) for _, rate in floors)))
+    for key, name in (("least_work", "least-work"), ("same_counts", "same-counts")):
+        if key in m:
+            plan = next(iter(m[key].values()))["plan"]
+            rows.append((f"the {name} floor does, per application (no HTTP)", "",
+                         f"{plan['publishes']} publishes, {plan['stages']} consumes, {plan['transactions']} "
+                         f"transactions{' (inbox row + own row)' if plan['inbox'] else ''}, prefetch {plan['prefetch']}",
+                         ""))
+    if "direct" in m:
+        rows.append(("completed end to end, /s (direct publishing)", f"{m['direct']['drained_per_s']:.0f}", "", ""))
+    for concurrency, found in m.get("intake", {}).items():
         rows.append((f"intake alone, requests/s at {concurrency} concurrent", f"{found['requests_per_s']:.0f}",
                      "", f"p99 {found['p99_ms']:.0f} ms"))
-    for point in m["latency"]:
+    for point in m.get("latency", []):
         rows.append((f"submit → completed at {point['offered_per_s']:.0f}/s offered, p50 / p95 / p99 ms",
                      f"{point['p50_ms']:.0f} / {point['p95_ms']:.0f} / {point['p99_ms']:.0f}",
                      f"accepted {point['achieved_per_s']:.0f}/s, refused (503) {point.get('refused', 0):.0f}", ""))
-    cpu = sat["cpu_ms_per_application"]
-    rows.append(("CPU per application, whole machine, ms", f"{cpu['machine']:.1f}", "", ""))
-    rows.append(("CPU per application, the services, ms",
-                 " + ".join(f"{name} {cpu[name]:.1f}" for name in ("intake", "status", "license_issuer", "order_id")),
-                 f"broker {cpu['broker']:.1f}, database {cpu['database']:.1f}", ""))
-    rows.append(("peak RSS, MB", ", ".join(f"{n} {v:.0f}" for n, v in sat["peak_rss_mb"].items()), "", ""))
-    per = sat["per_application"]
-    rows.append(("per application: publishes, consumes, transactions",
-                 f"{per['published']:.1f}, {per['consumed']:.1f}, {per['transactions']:.1f}",
-                 "the raw pipeline does the same", ""))
-    scale = m["scale"]
+    if "64" in sat:
+        at = sat["64"]
+        cpu = at["cpu_ms_per_application"]
+        rows.append(("CPU per application, whole machine, ms", f"{cpu['machine']:.1f}", "", ""))
+        rows.append(("CPU per application, the services, ms",
+                     " + ".join(f"{name} {cpu[name]:.1f}" for name in ("intake", "status", "license_issuer", "order_id")),
+                     f"broker {cpu['broker']:.1f}, database {cpu['database']:.1f}", ""))
+        rows.append(("peak RSS, MB", ", ".join(f"{n} {v:.0f}" for n, v in at["peak_rss_mb"].items()), "", ""))
+        per = at["per_application"]
+        rows.append(("per application: publishes, consumes, transactions",
+                     f"{per['published']:.1f}, {per['consumed']:.1f}, {per['transactions']:.1f}", "", ""))
+    scale = m.get("scale", [])
     for step in scale:
         rows.append((f"with {step['contracts']:,} contracts: completed /s (64 at once); p99 ms at 100/s",
                      f"{step['completed_per_s']:.0f}; {step['p99_ms_at_100_per_s']:.0f}", "",
                      f"{_ratio(scale[0]['completed_per_s'], step['completed_per_s'])} of {scale[0]['contracts']:,}'s"))
-    backlog = m["backlog"]
-    rows.append((f"a backlog of {backlog['queued']:,}: drained /s; peak RSS MB meanwhile",
-                 f"{backlog['drained_per_s']:.0f}; " + ", ".join(f"{n} {v:.0f}" for n, v in backlog["peak_rss_mb"].items()),
-                 "", ""))
-    hops = m["hop"]
+    if "backlog" in m:
+        backlog = m["backlog"]
+        rows.append((f"a backlog of {backlog['queued']:,}: drained /s; peak RSS MB meanwhile",
+                     f"{backlog['drained_per_s']:.0f}; " + ", ".join(f"{n} {v:.0f}" for n, v in backlog["peak_rss_mb"].items()),
+                     "", ""))
+    hops = m.get("hop", {})
     for variant, hop in hops.items():
         if variant != "raw":
             rows.append((f"one hop, {variant}: messages/s (µs each)", f"{hop['per_second']:.0f} ({hop['us_per_message']:.0f})",
                          f"raw aio-pika {hops['raw']['per_second']:.0f} ({hops['raw']['us_per_message']:.0f})",
                          _ratio(hops["raw"]["per_second"], hop["per_second"])))
-    return "\n".join(f"| {' | '.join(row)} |" for row in rows)
+    lines = [f"| {' | '.join(row)} |" for row in rows]
+    if measured := targets(m):
+        lines += ["", "| target | measured | |", "| --- | --- | --- |"]
+        lines += [f"| {name} {TARGETS[name][0]} {TARGETS[name][1]:g} | {value:.2f} | {_met(name, value)} |"
+                  for name, value in measured.items()]
+    return "\n".join(lines)

@@ -22,6 +22,30 @@ def test_a_plan_never_publishes_less_than_its_chain_needs() -> None:
     assert plan.publishes == 5 and plan.stage_publishes() == [1, 1, 1, 1] and plan.stage_reads() == [0] * 4
 
 
+def test_the_least_work_floor_is_one_transaction_per_consumed_message() -> None:
+    plan = raw.Plan.least_work()
+    assert (plan.stages, plan.publishes, plan.transactions, plan.prefetch, plan.inbox) == (5, 6, 5, 64, True)
+    assert plan.stage_publishes() == [1] * 5 and plan.stage_reads() == [0] * 5  # nothing but the chain
+
+
+def test_targets_are_judged_from_the_figures_a_run_measured() -> None:
+    at = {"completed_per_s": 120.0, "per_application": {"transactions": 5.6, "published": 6.0, "consumed": 5.0},
+          "cpu_ms_per_application": {"machine": 16.0, "intake": 1.0, "status": 1.0, "license_issuer": 1.0,
+                                     "order_id": 1.0, "broker": 1.0, "database": 1.0}, "peak_rss_mb": {}}
+    m = {"saturation": {"8": {**at, "completed_per_s": 130.0}, "64": at},
+         "least_work": {c: {"completed_per_s": rate, "plan": raw.Plan.least_work().figures}
+                        for c, rate in (("8", 200.0), ("64", 160.0))},
+         "latency": [{"offered_per_s": 80.0, "achieved_per_s": 80.0, "p50_ms": 9.0, "p95_ms": 40.0, "p99_ms": 90.0}]}
+    found = report.targets(m)
+    assert found["end to end ÷ least-work floor, 8 at once"] == 0.65
+    assert found["end to end ÷ least-work floor, 64 at once"] == 0.75
+    assert report._met("end to end, 64 at once ÷ 8 at once", found["end to end, 64 at once ÷ 8 at once"]) == "**not met**"
+    assert report._met("machine CPU per application, ms", 16.0) == "**not met**"
+    assert report._met("transactions per application", 5.6) == "met"
+    assert "| p99 submit → completed at 80/s offered, ms ≤ 100 | 90.00 | met |" in report.table(
+        {"median": m, "runs": 1})
+
+
 def test_runs_merge_into_medians_figure_by_figure() -> None:
     runs = [{"rate": 10.0, "points": [{"p99": 1.0}], "name": "a", "cpu": {"x": 3}},
             {"rate": 30.0, "points": [{"p99": float("nan")}], "name": "a", "cpu": {"x": 1}},
