@@ -313,6 +313,9 @@ class ConsumerSettings(ServiceSettings):
 
     prefetch: int = Field(8, ge=1, le=10_000, validation_alias="ARCSERVE_PREFETCH",
                           description="messages in hand per consumer")
+    batch: int = Field(32, ge=1, le=10_000, validation_alias="ARCSERVE_BATCH",
+                       description="the most messages one transaction of a consumer carries: those that arrived "
+                                   "while the one before ran (1: a transaction each)")
     retry_delays_s: RetryDelays = DEFAULT_RETRY_DELAYS_S
     inbox_retention_days: float = Field(7.0, gt=0, validation_alias="ARCSERVE_INBOX_RETENTION_DAYS",
                                         description="how long handled message ids are kept")

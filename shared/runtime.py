@@ -83,11 +83,11 @@ class Service:
             relays = Relays(lambda: tenancy.relays(self.pool))
             assert self.inbox is not None and self.outbox is not None, f"{self.name} consumes but owns no schema"
             for subscriber in boundary.subscribers:
-                uow = UnitOfWork(subscriber.name, self.inbox, self.outbox, Addressing(boundary.source, self.topology),
-                                 deliver=self._deliver)
+                uow = UnitOfWork(subscriber.name, lambda: self.pool, self.inbox, self.outbox,
+                                 Addressing(boundary.source, self.topology), deliver=self._deliver)
                 self._consumers.append(Consumer(
-                    self.broker, subscriber, uow, pool=lambda: self.pool, deps=deps, clock=clock,
-                    prefetch=consuming.prefetch, relays=relays,
+                    self.broker, subscriber, uow, deps=deps, clock=clock,
+                    prefetch=consuming.prefetch, batch=consuming.batch, relays=relays,
                 ))
         self._started = False
         self._relay: OutboxRelay | None = None

@@ -4,7 +4,7 @@ license issuer installs on its results queue (shared/messaging/delivery.py).
 A result completes a task with keys the tenant will use, or refuses it, so it counts only
 from a broker user an operator allowed for fulfilment (`python -m services.tools.publishers
 allow-fulfilment`) or the deployment's own back-office console: anything else is
-dead-lettered `unauthorized_publisher` before the inbox or any table is touched. The inbox
+dead-lettered `unauthorized_publisher`, judged in its unit of work before the inbox claim, nothing written. The inbox
 tells duplicates apart by tenant and message id, as the gate's does.
 """
 from __future__ import annotations
@@ -27,6 +27,6 @@ class Fulfillers:
 
     async def __call__(self, delivery: Delivery[Any]) -> None:
         delivery.key = f"{delivery.event.tenantid or ''}/{delivery.event.id}"
-        if not (delivery.publisher and await self.may_fulfil(delivery.pool, delivery.publisher)):
+        if not (delivery.publisher and await self.may_fulfil(delivery.db, delivery.publisher)):
             raise PoisonMessage(f"unauthorized_publisher: {delivery.publisher or 'a message without user_id'} "
                                 "may not publish fulfilment results")

@@ -4,7 +4,7 @@ service installs on its submissions queue (shared/messaging/delivery.py).
 Submissions come from other systems, each allowed for some tenants (intake, the edge, for
 all of them), so:
 - a publisher not allowed for the submission's tenant decides nothing: its message is
-  dead-lettered `unauthorized_publisher`, before the inbox or any table is touched;
+  dead-lettered `unauthorized_publisher`, judged in its unit of work before the inbox claim, nothing written;
 - the inbox tells duplicates apart by tenant and message id, so one tenant's ids never
   suppress another's;
 - the handler learns the role the publisher acts in (`ctx.fact(Role)`): R12 trusts the
@@ -32,7 +32,7 @@ class Submitters:
     async def __call__(self, delivery: Delivery[Any]) -> None:
         tenant = delivery.event.tenantid or ""
         delivery.key = f"{tenant}/{delivery.event.id}"
-        role = await self.trust(delivery.pool, delivery.publisher, tenant) if delivery.publisher else None
+        role = await self.trust(delivery.db, delivery.publisher, tenant) if delivery.publisher else None
         if role is None:
             raise PoisonMessage(f"unauthorized_publisher: {delivery.publisher or 'a message without user_id'} "
                                 f"may not act for tenant {tenant!r}")

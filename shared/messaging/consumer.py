@@ -32,14 +32,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import Any, Protocol
 
-import asyncpg
 from aio_pika.abc import AbstractChannel
 
 from shared import metrics
@@ -48,6 +46,7 @@ from shared.contracts import binding, catalogue
 from shared.contracts.catalogue import InvalidData
 from shared.contracts.envelope import CloudEvent, PoisonMessage, RetryLater
 from shared.db.pool import is_conflict, is_outage
+from shared.messaging.batching import Batches, RunAlone
 from shared.messaging.delivery import Delivery, Filter, OwnersOnly
 from shared.messaging.provenance import (
     PUBLISHER_HEADER,
@@ -57,7 +56,7 @@ from shared.messaging.provenance import (
 )
 from shared.messaging.subscriber import Route, Subscriber
 from shared.messaging.topology import Topology
-from shared.messaging.unit_of_work import Handler, Work
+from shared.messaging.unit_of_work import Step, Work
 from shared.observability import logs
 
 log = logging.getLogger(__name__)
@@ -121,10 +120,10 @@ class Consumer:
         subscriber: Subscriber[Any],
         uow: Work,
         *,
-        pool: Callable[[], asyncpg.Pool],
         deps: Any,
         clock: Callable[[], datetime],
         prefetch: int,
+        batch: int = 1,  # the most messages one unit of work carries (shared/messaging/batching.py)
         relays: Callable[[], Awaitable[frozenset[str]]],
         backoff: Callable[[], Backoff] = Backoff,
     ):
@@ -133,7 +132,7 @@ class Consumer:
         self.spec = subscriber.spec
         self.queue_name = broker.topology.queue(self.spec)
         self.uow = uow
-        self.pool = pool
+        self._batches: Batches[Step] = Batches(self._unit_of_work, batch)
         self.deps = deps
         self.clock = clock
         self.prefetch = prefetch
@@ -218,10 +217,7 @@ class Consumer:
             if route is None:
                 raise PoisonMessage(f"unknown_type: {event.type!r} is not handled by {self.spec.name}")
             catalogue.tenant_of(event)  # before any filter: every message is about a tenant
-            delivery = Delivery(event, origin.publisher, self.deps, self.pool())
-            for judge in self._filters:
-                await self._transient_safe(functools.partial(judge, delivery))
-            await self._deliver(route, delivery)
+            await self._deliver(route, Delivery(event, origin.publisher, self.deps))
         except PoisonMessage as poison:
             return await self._move(message, reason=poison.reason, dead=True, origin=origin)
         except RetryLater as later:
@@ -267,16 +263,26 @@ class Consumer:
         try:
             parsed = catalogue.parse(delivery.event, self._entries)
         except InvalidData as invalid:
-            if route.on_invalid is not None:
-                on_invalid, problem = route.on_invalid, invalid
-                await self._transient_safe(lambda: self._unit_of_work(delivery, on_invalid, problem))
+            # Judged all the same (a refusal is the reason given), and `on_invalid` run if any.
+            await self._alone(Step(delivery, route.on_invalid, invalid))
             raise
-        await self._transient_safe(lambda: self._unit_of_work(delivery, route.handler, parsed))
+        step = Step(delivery, route.handler, parsed)
+        try:
+            await self._batches.run(step)
+        except RunAlone:
+            await self._alone(step)
 
-    async def _unit_of_work(self, delivery: Delivery[Any], handler: Handler, message: Any) -> bool:
-        done = await self.uow.run(delivery, handler, message, now=self.clock())
-        if not done:
-            self._absorbed(delivery.event)
+    async def _alone(self, step: Step) -> None:
+        if self._stopping.is_set():
+            raise _Stopping()
+        await self._unit_of_work([step])
+
+    async def _unit_of_work(self, steps: list[Step]) -> list[bool]:
+        """Run `steps` in one unit of work, waiting out outages and retrying lost races."""
+        done = await self._transient_safe(lambda: self.uow.run(steps, self._filters, now=self.clock()))
+        for step, handled in zip(steps, done, strict=True):
+            if not handled and step.handler is not None:
+                self._absorbed(step.delivery.event)
         return done
 
     def _absorbed(self, event: CloudEvent) -> None:

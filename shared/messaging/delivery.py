@@ -10,9 +10,10 @@ subscriber's service writes and installs (`Subscriber(filters=...)`). A filter m
 - attach what it learned for the handler: `delivery.attach(fact)`, read back with
   `ctx.fact(Kind)`, typed.
 
-The consumer runs each filter under the same failure policy as a handler (an outage is
-waited out, a lost race retried in place), so a filter that reads the database needs no
-policy of its own.
+Filters run inside the message's unit of work, before its inbox claim: what one reads
+(`delivery.db`) is read in that transaction, no round trip of its own, and a refusal rolls
+the transaction back, so nothing is touched. They run under the same failure policy as a
+handler (an outage is waited out, a lost race retried in place).
 """
 from __future__ import annotations
 
@@ -20,10 +21,9 @@ from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
-import asyncpg
-
 from shared.contracts import catalogue
 from shared.contracts.envelope import CloudEvent, PoisonMessage
+from shared.db.pool import Connection
 from shared.messaging.topology import Topology
 
 D = TypeVar("D")
@@ -32,18 +32,28 @@ T = TypeVar("T")
 
 @dataclass
 class Delivery(Generic[D]):
-    """What is known of a message before its handler runs; what a filter sees. `pool` reads
-    the service's own tables, outside the unit of work's transaction."""
+    """What is known of a message before its handler runs; what a filter sees."""
 
     event: CloudEvent
     publisher: str | None  # who published it, as the broker proved it (shared/messaging/provenance.py)
     deps: D
-    pool: asyncpg.Pool
     key: str = ""  # the inbox's dedupe key; the message id unless a filter says otherwise
     _facts: dict[type, object] = field(default_factory=dict, repr=False)
+    _conn: Connection | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.key = self.key or self.event.id
+
+    @property
+    def db(self) -> Connection:
+        """The unit of work's transaction, for a filter's reads of the service's own tables."""
+        if self._conn is None:
+            raise LookupError(f"message {self.event.id} is not in a unit of work yet")
+        return self._conn
+
+    def within(self, conn: Connection) -> None:
+        """Judged and handled inside `conn`'s transaction (the unit of work's)."""
+        self._conn = conn
 
     def attach(self, fact: object) -> None:
         """Hand `fact` to the handler, found there by its type (`ctx.fact(type(fact))`)."""

@@ -20,15 +20,18 @@ class Inbox:
     def table(self) -> str:
         return f"{self.schema}.inbox"
 
-    async def claim(self, conn: Connection, consumer: str, message_id: str) -> bool:
-        """True the first time; False if this consumer already handled the message."""
-        row = await conn.fetchval(
-            f"""INSERT INTO {self.table} (message_id, consumer) VALUES ($1, $2)
-                ON CONFLICT DO NOTHING RETURNING true""",
-            message_id,
+    async def claim_all(self, conn: Connection, consumer: str, message_ids: list[str]) -> set[str]:
+        """Claim `message_ids` for `consumer`, in one statement: the ids claimed now (an id
+        this consumer handled before is not among them)."""
+        if not message_ids:
+            return set()
+        rows = await conn.fetch(
+            f"""INSERT INTO {self.table} (message_id, consumer) SELECT DISTINCT unnest($1::text[]), $2
+                ON CONFLICT DO NOTHING RETURNING message_id""",
+            message_ids,
             consumer,
         )
-        return bool(row)
+        return {row["message_id"] for row in rows}
 
     async def seen(self, conn: Queryable, consumer: str, message_id: str) -> bool:
         return bool(await conn.fetchval(

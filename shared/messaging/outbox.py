@@ -3,12 +3,19 @@ change that causes them. Each service has its own outbox table, `<schema>.outbox
 schema.
 
 Delivery has two paths. The unit of work hands what it wrote to `OutboxRelay.deliver` the
-moment it has committed: published with confirms, then deleted (one round trip). What that
-could not publish (the broker away, the process killed in between) stays in the table, and the
-relay's poll publishes it once it is older than a grace period, so the two paths never race
-for fresh rows. Several relays (one per replica) can poll at once: each claims a batch with
-`FOR UPDATE SKIP LOCKED`, publishes it, and deletes it in the same transaction. A crash
-between confirm and delete publishes a message again; consumers' inboxes absorb that.
+moment it has committed: published with confirms, and its rows then deleted with every other
+row confirmed meanwhile, one statement for them all every `delete_interval_s` (a round trip
+per message would be a transaction per message). What that could not publish (the broker
+away, the process killed in between) stays in the table, and the relay's poll publishes it
+once it is older than a grace period, so the two paths never race for fresh rows; the poll
+skips rows this relay saw confirmed and has yet to delete. Several relays (one per replica)
+can poll at once: each claims a batch with `FOR UPDATE SKIP LOCKED`, publishes it, and
+deletes it in the same transaction. A crash between confirm and delete publishes a message
+again; consumers' inboxes absorb that.
+
+Why keep the row at all, rather than publish after commit with nothing written: a crash
+between commit and publish would lose the message, as its cause is acked or done, and the
+inbox makes the redelivery of the cause a no-op that publishes nothing.
 """
 from __future__ import annotations
 
@@ -87,6 +94,7 @@ class OutboxRelay:
         batch_size: int = 200,
         poll_interval_s: float = 1.0,
         grace_s: float = 5.0,  # how old a row must be for the poll to take it from `deliver`
+        delete_interval_s: float = 0.2,  # how often rows `deliver` published are deleted, together
         service: str = "",  # its metrics label (default: the outbox's schema)
     ):
         self.pool = pool
@@ -95,26 +103,56 @@ class OutboxRelay:
         self.batch_size = batch_size
         self.poll_interval_s = poll_interval_s
         self.grace_s = grace_s
+        self.delete_interval_s = delete_interval_s
+        self._confirmed: set[int] = set()  # published by `deliver`, not yet deleted
         self.service = service or outbox.schema
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
 
     async def deliver(self, written: list[Pending]) -> None:
-        """Publish rows whose transaction has just committed, then delete them. Nothing here
-        raises: what fails stays in the outbox for the poll."""
+        """Publish rows whose transaction has just committed; `run` deletes them soon after,
+        with the rest confirmed meanwhile. Nothing here raises: what fails stays in the outbox
+        for the poll."""
         if not written:
             return
         try:
             await asyncio.gather(*(self._publish(pending) for pending in written))
-            await self.pool.execute(f"DELETE FROM {self.outbox.table} WHERE id = ANY($1::bigint[])",
-                                    [pending.id for pending in written])
         except Exception as exc:
             log.warning("%d outbox messages left for the relay's poll (%r)", len(written), exc)
             return
+        self._confirmed.update(pending.id for pending in written)
         self._published(len(written))
 
     async def run(self) -> None:
-        """Poll until stopped; on stop, publish whatever is left, however fresh, then return."""
+        """Poll, and delete what `deliver` published, until stopped; on stop, publish whatever
+        is left, however fresh, delete what was published, then return."""
+        deleting = asyncio.create_task(self._delete_published(), name=f"{self.service}-outbox-deletes")
+        try:
+            await self._poll()
+        finally:
+            deleting.cancel()
+            await asyncio.gather(deleting, return_exceptions=True)
+            await self.delete_confirmed()  # what is not deleted now the next relay's poll sends again
+
+    async def _delete_published(self) -> None:
+        while True:
+            await asyncio.sleep(self.delete_interval_s)
+            await self.delete_confirmed()
+
+    async def delete_confirmed(self) -> None:
+        """Delete, in one statement, the rows `deliver` published; they are tried again next
+        time if the database is away."""
+        if not self._confirmed:
+            return
+        ids = list(self._confirmed)
+        try:
+            await self.pool.execute(f"DELETE FROM {self.outbox.table} WHERE id = ANY($1::bigint[])", ids)
+        except Exception as exc:
+            log.warning("%d published outbox rows not deleted yet (%r)", len(ids), exc)
+            return
+        self._confirmed.difference_update(ids)
+
+    async def _poll(self) -> None:
         backoff = Backoff()
         while True:
             try:
@@ -146,9 +184,9 @@ class OutboxRelay:
         async with self.pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(
                 f"""SELECT id, exchange, routing_key, message_id, body, traceparent FROM {self.outbox.table}
-                    WHERE created_at <= now() - make_interval(secs => $2)
+                    WHERE created_at <= now() - make_interval(secs => $2) AND NOT id = ANY($3::bigint[])
                     ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED""",
-                self.batch_size, grace_s,
+                self.batch_size, grace_s, list(self._confirmed),
             )
             if not rows:
                 return 0

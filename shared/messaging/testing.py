@@ -16,12 +16,11 @@ Integration tests on the real broker and database stay the proof of the adapters
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar, cast
 
-import asyncpg
 from pydantic import BaseModel
 
 from shared.backoff import Backoff
@@ -29,11 +28,11 @@ from shared.contracts import catalogue
 from shared.contracts.envelope import CONTENT_TYPE, CloudEvent, parse_event
 from shared.db.pool import Connection
 from shared.messaging.consumer import ATTEMPT_HEADER, REASON_HEADER, Consumer
-from shared.messaging.delivery import Delivery
+from shared.messaging.delivery import Filter
 from shared.messaging.outbox import Outgoing
 from shared.messaging.subscriber import Subscriber
 from shared.messaging.topology import Topology
-from shared.messaging.unit_of_work import Addressing, ConsumeContext, Handler, after_commit
+from shared.messaging.unit_of_work import Addressing, ConsumeContext, Step, after_commit
 
 D = TypeVar("D")
 OWNER = object()  # `send(publisher=OWNER)`: the broker user of the service that publishes the type
@@ -116,29 +115,42 @@ class MemoryUnitOfWork:
         self.handled: set[str] = set()
         self.published: list[Outgoing] = []
         self.fail_next: list[BaseException] = []  # raised by the next runs, one each (an outage, a lost race)
+        self.committed: list[int] = []  # how many messages each committed run carried
 
     @property
     def consumer(self) -> str:
         return self._consumer
 
-    async def run(self, delivery: Delivery[Any], handler: Handler, message: Any, *, now: datetime) -> bool:
+    async def run(self, steps: Sequence[Step], filters: Sequence[Filter], *, now: datetime) -> list[bool]:
         if self.fail_next:
             raise self.fail_next.pop(0)
-        if delivery.key in self.handled:
-            return False
-        ctx: ConsumeContext[Any] = ConsumeContext(cast(Connection, NoDatabase()), delivery, now)
-        await handler(message, ctx)  # raises: nothing is committed
-        self.handled.add(delivery.key)
-        self.published += [self.addressing.outgoing(m, delivery.event, subject) for m, subject in ctx.published]
-        after_commit(ctx, self._consumer)
-        return True
+        handled, published = set(self.handled), list(self.published)
+        done: list[ConsumeContext[Any] | None] = []
+        for step in steps:  # any of them raising: nothing is committed
+            step.delivery.within(cast(Connection, NoDatabase()))
+            for judge in filters:
+                await judge(step.delivery)
+            if step.handler is None or step.delivery.key in handled:
+                done.append(None)
+                continue
+            ctx: ConsumeContext[Any] = ConsumeContext(cast(Connection, NoDatabase()), step.delivery, now)
+            await step.handler(step.message, ctx)
+            handled.add(step.delivery.key)
+            published += [self.addressing.outgoing(m, step.delivery.event, subject) for m, subject in ctx.published]
+            done.append(ctx)
+        self.handled, self.published = handled, published
+        self.committed.append(len(steps))
+        for ran in done:
+            if ran is not None:
+                after_commit(ran, self._consumer)
+        return [ran is not None for ran in done]
 
 
 class Harness(Generic[D]):
     """One subscriber of one service, run by the project's Consumer in memory."""
 
     def __init__(self, subscriber: Subscriber[D], deps: D, *, service: str, clock: Callable[[], datetime] = lambda: T0,
-                 relays: Iterable[str] = (), retry_delays_s: tuple[float, ...] = (1, 4, 16, 60)):
+                 relays: Iterable[str] = (), retry_delays_s: tuple[float, ...] = (1, 4, 16, 60), batch: int = 1):
         self.topology = Topology("", retry_delays_s)
         self.service = service
         self.broker = MemoryBroker(self.topology, self.topology.user(service))
@@ -148,8 +160,9 @@ class Harness(Generic[D]):
         async def relays_now() -> frozenset[str]:
             return known_relays
 
-        self.consumer = Consumer(self.broker, subscriber, self.work, pool=lambda: cast("asyncpg.Pool", NoDatabase()), deps=deps, clock=clock,
-                                 prefetch=1, relays=relays_now, backoff=lambda: Backoff(first=0, ceiling=0))
+        self.consumer = Consumer(self.broker, subscriber, self.work, deps=deps, clock=clock,
+                                 prefetch=batch, batch=batch, relays=relays_now,
+                                 backoff=lambda: Backoff(first=0, ceiling=0))
         self.messages: list[MemoryMessage] = []
 
     async def send(self, message: BaseModel, *, tenant: str = "acme", subject: str | None = None, id: str | None = None,

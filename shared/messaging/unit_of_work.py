@@ -1,8 +1,14 @@
-"""The consumer's unit of work (as MassTransit's inbox/outbox): one transaction locks the
-inbox row of (dedupe key, consumer), runs the handler's writes, and enqueues the messages
-the handler published, all committed together; once committed, they are handed to the
-service's delivery (shared/messaging/outbox.py). Handlers never touch the inbox or the
-outbox: they write their own tables through `ctx.conn` and call `ctx.publish(...)`.
+"""The consumer's unit of work (as MassTransit's inbox/outbox): one transaction runs the
+subscriber's filters, locks the inbox row of (dedupe key, consumer), runs the handler's
+writes, and enqueues the messages the handler published, all committed together; once
+committed, they are handed to the service's delivery (shared/messaging/outbox.py). Handlers
+never touch the inbox or the outbox: they write their own tables through `ctx.conn` and call
+`ctx.publish(...)`.
+
+One transaction may carry several messages of one consumer (`Step`s, in the order they were
+delivered: the consumer batches what arrives while one runs): their filters, one inbox
+statement for all their claims, their handlers in order, one outbox statement. Any of them
+failing rolls back all; the consumer then runs each alone, so one message's failure is its own.
 
 `Work` is the port the consumer runs a message through; `UnitOfWork` is its Postgres
 adapter, and shared/messaging/testing.py has an in-memory one for unit tests.
@@ -10,17 +16,18 @@ adapter, and shared/messaging/testing.py has an in-memory one for unit tests.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, Protocol, TypeVar
 
+import asyncpg
 from pydantic import BaseModel
 
 from shared.contracts import catalogue
 from shared.contracts.envelope import CloudEvent
 from shared.db.pool import Connection
-from shared.messaging.delivery import Delivery
+from shared.messaging.delivery import Delivery, Filter
 from shared.messaging.inbox import Inbox
 from shared.messaging.outbox import Outbox, Outgoing, Pending
 from shared.messaging.topology import Topology
@@ -73,16 +80,28 @@ class ConsumeContext(Generic[D]):
 Handler = Callable[[Any, ConsumeContext[Any]], Awaitable[None]]  # (message, ctx)
 
 
+@dataclass(frozen=True)
+class Step:
+    """One message's part of a unit of work: judged by the filters, then `handler(message)`;
+    with no handler, only judged (a message that will be dead-lettered for its data)."""
+
+    delivery: Delivery[Any]
+    handler: Handler | None
+    message: Any
+
+
 class Work(Protocol):
-    """What the consumer runs a message's handler through."""
+    """What the consumer runs messages' handlers through."""
 
     @property
     def consumer(self) -> str:
         """Its name in the inbox."""
 
-    async def run(self, delivery: Delivery[Any], handler: Handler, message: Any, *, now: datetime) -> bool:
-        """Run `handler` once for the message (deduped by `delivery.key`), its writes and
-        what it published committed together; False when this consumer had done so before."""
+    async def run(self, steps: Sequence[Step], filters: Sequence[Filter], *, now: datetime) -> list[bool]:
+        """Judge each step by `filters`, then run its handler once (deduped by
+        `delivery.key`), in order, all their writes and what they published committed
+        together; for each, False when this consumer had handled it before (or it has no
+        handler). Raises, with nothing committed, if any filter or handler does."""
 
 
 @dataclass(frozen=True)
@@ -121,6 +140,7 @@ class UnitOfWork:
     published messages are addressed."""
 
     consumer: str
+    pool: Callable[[], asyncpg.Pool]  # the service's (a callable: the pool is made when the service starts)
     inbox: Inbox
     outbox: Outbox
     addressing: Addressing
@@ -128,16 +148,31 @@ class UnitOfWork:
     # it, the rows wait for a relay's poll.
     deliver: Callable[[list[Pending]], Awaitable[None]] | None = None
 
-    async def run(self, delivery: Delivery[Any], handler: Handler, message: Any, *, now: datetime) -> bool:
-        async with delivery.pool.acquire() as conn, conn.transaction():
-            if not await self.inbox.claim(conn, self.consumer, delivery.key):
-                return False
-            ctx: ConsumeContext[Any] = ConsumeContext(conn, delivery, now)
-            await handler(message, ctx)
+    async def run(self, steps: Sequence[Step], filters: Sequence[Filter], *, now: datetime) -> list[bool]:
+        done: list[ConsumeContext[Any] | None] = []
+        async with self.pool().acquire() as conn, conn.transaction():
+            for step in steps:
+                step.delivery.within(conn)
+                for judge in filters:
+                    await judge(step.delivery)
+            handled = [step for step in steps if step.handler is not None]
+            claimed = await self.inbox.claim_all(conn, self.consumer, [step.delivery.key for step in handled])
+            outgoing: list[Outgoing] = []
             traceparent = current_traceparent()  # they are published inside this trace
-            written = await self.outbox.enqueue(conn, [self.addressing.outgoing(m, delivery.event, subject, traceparent)
-                                                       for m, subject in ctx.published])
+            for step in steps:
+                if step.handler is None or step.delivery.key not in claimed:
+                    done.append(None)
+                    continue
+                claimed.discard(step.delivery.key)  # a second copy in the same batch is a duplicate
+                ctx: ConsumeContext[Any] = ConsumeContext(conn, step.delivery, now)
+                await step.handler(step.message, ctx)
+                outgoing += [self.addressing.outgoing(m, step.delivery.event, subject, traceparent)
+                             for m, subject in ctx.published]
+                done.append(ctx)
+            written = await self.outbox.enqueue(conn, outgoing)
         if written and self.deliver is not None:
             await self.deliver(written)
-        after_commit(ctx, self.consumer)
-        return True
+        for ran in done:
+            if ran is not None:
+                after_commit(ran, self.consumer)
+        return [ran is not None for ran in done]

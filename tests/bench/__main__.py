@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[2]
 RATES = (50.0, 80.0, 100.0, 200.0, 400.0)
 CONCURRENCIES = (1, 8, 64)
 SATURATION = (8, 64)  # concurrent submitters (or entry publishers, for the floors)
-PHASES = ("intake", "saturation", "latency", "direct", "floors", "scale", "backlog", "hop")
+PHASES = ("intake", "saturation", "latency", "direct", "floor", "same-counts", "scale", "backlog", "hop")
 
 
 def say(text: str) -> None:
@@ -58,14 +58,13 @@ async def one_run(args: argparse.Namespace, index: int) -> dict[str, Any]:
             if "direct" in phases:
                 say(f"run {index + 1}: direct publishing")
                 found["direct"] = await e2e.direct(b, 64, seconds)
-            if "floors" in phases:
-                plans = {"least_work": raw.Plan.least_work()}
-                if "saturation" in found:
-                    plans["same_counts"] = raw.Plan.of(found["saturation"]["64"]["per_application"])
-                for name, plan in plans.items():
-                    say(f"run {index + 1}: the {name.replace('_', '-')} floor")
-                    async with raw.Floor(plan, infrastructure.amqp_url, b.system.database_url, b.system.prefix) as floor:
-                        found[name] = {str(c): await floor.run(c, seconds) for c in SATURATION}
+            plans = {"least_work": raw.Plan.least_work()} if "floor" in phases else {}
+            if "same-counts" in phases and "saturation" in found:  # as the product did in this run
+                plans["same_counts"] = raw.Plan.of(found["saturation"]["64"]["per_application"])
+            for name, plan in plans.items():
+                say(f"run {index + 1}: the {name.replace('_', '-')} floor")
+                async with raw.Floor(plan, infrastructure.amqp_url, b.system.database_url, b.system.prefix) as floor:
+                    found[name] = {str(c): await floor.run(c, seconds) for c in SATURATION}
             resent = b.resent
         if "scale" in phases or "backlog" in phases:
             # On a deployment of its own: its smallest size is what the database really holds.

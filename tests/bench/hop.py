@@ -44,7 +44,7 @@ import statistics
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -59,7 +59,7 @@ from faststream.types import DecodedMessage, SendableMessage
 from pydantic import BaseModel
 
 from shared.clock import utc_now
-from shared.config import ServiceSettings
+from shared.config import ConsumerSettings, ServiceSettings
 from shared.contracts import catalogue
 from shared.contracts.applications import Kind, NewSubmission
 from shared.contracts.envelope import CONTENT_TYPE, CloudEvent, parse_event
@@ -68,12 +68,12 @@ from shared.db.migrate import Schema, migrate
 from shared.db.pool import Connection, create_pool
 from shared.messaging.broker import Broker
 from shared.messaging.consumer import Consumer, Incoming
-from shared.messaging.delivery import Delivery
+from shared.messaging.delivery import Filter
 from shared.messaging.inbox import Inbox
 from shared.messaging.outbox import Outbox, OutboxRelay
 from shared.messaging.subscriber import Subscriber
 from shared.messaging.topology import Topology
-from shared.messaging.unit_of_work import Addressing, ConsumeContext, Handler, UnitOfWork
+from shared.messaging.unit_of_work import Addressing, ConsumeContext, Step, UnitOfWork
 from shared.observability import tracing
 from tests.support import leftovers
 from tests.support.infra import Servers, create_database, delete_topology, drop_database, servers, with_database
@@ -316,13 +316,17 @@ class PublishingWork:
     addressing: Addressing
     broker: Broker
 
-    async def run(self, delivery: Delivery[Any], handler: Handler, message: Any, *, now: datetime) -> bool:
-        ctx: ConsumeContext[Any] = ConsumeContext(cast(Connection, None), delivery, now)
-        await handler(message, ctx)
-        for published, subject in ctx.published:
-            out = self.addressing.outgoing(published, delivery.event, subject)
-            await self.broker.publish_event(out.exchange, out.routing_key, out.event.to_json(), message_id=out.event.id)
-        return True
+    async def run(self, steps: Sequence[Step], filters: Sequence[Filter], *, now: datetime) -> list[bool]:
+        for step in steps:
+            for judge in filters:
+                await judge(step.delivery)
+            assert step.handler is not None, "the hop's messages are all valid"
+            ctx: ConsumeContext[Any] = ConsumeContext(cast(Connection, None), step.delivery, now)
+            await step.handler(step.message, ctx)
+            for published, subject in ctx.published:
+                out = self.addressing.outgoing(published, step.delivery.event, subject)
+                await self.broker.publish_event(out.exchange, out.routing_key, out.event.to_json(), message_id=out.event.id)
+        return [True] * len(steps)
 
 
 async def relay_project(grounds: Grounds, prefetch: int, tally: Tally, deadline_s: float) -> Timing:
@@ -330,8 +334,7 @@ async def relay_project(grounds: Grounds, prefetch: int, tally: Tally, deadline_
     await broker.connect()
     try:
         work = PublishingWork(HOP.name, Addressing(SOURCE, grounds.topology), broker)
-        no_database = cast("asyncpg.Pool[Any]", None)  # the work above never uses it
-        consumer = CountedConsumer(broker, HOP, work, pool=lambda: no_database, deps=None, clock=utc_now,
+        consumer = CountedConsumer(broker, HOP, work, deps=None, clock=utc_now,
                                    prefetch=prefetch, tally=tally, relays=no_relays)
         await consumer.start()
         timing = await tally.timing(deadline_s)
@@ -362,9 +365,10 @@ async def relay_project_uow(grounds: Grounds, prefetch: int, tally: Tally, deadl
         await broker.connect()
         inbox, outbox = Inbox(SCHEMA.name), Outbox(SCHEMA.name)
         relay = CountedRelay(pool, broker, outbox, service="bench-hop", tally=tally)
-        work = UnitOfWork(HOP.name, inbox, outbox, Addressing(SOURCE, grounds.topology), deliver=relay.deliver)
-        consumer = CountedConsumer(broker, HOP, work, pool=lambda: pool, deps=None, clock=utc_now,
-                                   prefetch=prefetch, tally=tally, relays=no_relays)
+        work = UnitOfWork(HOP.name, lambda: pool, inbox, outbox, Addressing(SOURCE, grounds.topology),
+                          deliver=relay.deliver)
+        consumer = CountedConsumer(broker, HOP, work, deps=None, clock=utc_now, prefetch=prefetch,
+                                   batch=ConsumerSettings.model_fields["batch"].default, tally=tally, relays=no_relays)
         relaying = asyncio.create_task(relay.run(), name="bench-hop-relay")
         try:
             await consumer.start()

@@ -70,7 +70,8 @@ async def test_what_a_transaction_wrote_is_published_once_it_commits_and_what_fa
     pool = await asyncpg.create_pool(stack.settings.database_url, min_size=1, max_size=4)
     broker = Broker(stack.settings.amqp_url, stack.topology, connection_name="test-delivery")
     away = Broker(stack.settings.amqp_url, stack.topology, connection_name="test-delivery-away")  # never connected
-    relay = OutboxRelay(pool, broker, OUTBOX, poll_interval_s=0.1, grace_s=1.0)
+    # Its poll takes any row at once, and it deletes what it delivered only when it stops.
+    relay = OutboxRelay(pool, broker, OUTBOX, poll_interval_s=0.1, grace_s=0, delete_interval_s=3600)
     try:
         await broker.connect()
         async with EventTap(stack, "test.#") as tap:
@@ -79,17 +80,19 @@ async def test_what_a_transaction_wrote_is_published_once_it_commits_and_what_fa
                 written = await OUTBOX.enqueue(conn, delivered)
             await relay.deliver(written)  # no poll runs: this alone publishes them
             await eventually(lambda: _received(tap, 5), "the delivered messages")
-            assert await _outbox_empty(pool)
+            assert await pool.fetchval("SELECT count(*) FROM status.outbox") == 5  # deleted with others, later
 
             async with pool.acquire() as conn, conn.transaction():
                 written = await OUTBOX.enqueue(conn, failed)
             await OutboxRelay(pool, away, OUTBOX).deliver(written)  # cannot publish: the rows stay
-            assert await pool.fetchval("SELECT count(*) FROM status.outbox") == 3
+            assert await pool.fetchval("SELECT count(*) FROM status.outbox") == 5 + 3
             polling = asyncio.create_task(relay.run())
             await eventually(lambda: _received(tap, 8), "the rest, by the relay's poll")
-            await eventually(lambda: _outbox_empty(pool), "the outbox to be cleaned up")
+            await eventually(lambda: _remaining(pool, 5), "the polled rows to be deleted")  # the delivered ones wait
             relay.stop()
             await polling
+            assert await _outbox_empty(pool)  # deleted on stop, together
+        # Each once: the poll never sends again what `deliver` published and has yet to delete.
         assert sorted(event["id"] for _, event in tap.events) == sorted(m.event.id for m in delivered + failed)
     finally:
         await broker.close()
@@ -101,16 +104,19 @@ async def _received(tap: EventTap, count: int) -> bool:
 
 
 async def _outbox_empty(pool: asyncpg.Pool) -> bool:
-    return await pool.fetchval("SELECT count(*) FROM status.outbox") == 0
+    return await _remaining(pool, 0)
+
+
+async def _remaining(pool: asyncpg.Pool, rows: int) -> bool:
+    return await pool.fetchval("SELECT count(*) FROM status.outbox") == rows
 
 
 async def test_inbox_forgets_handled_messages_after_the_retention_period(stack: Stack) -> None:
     old, recent = str(uuid.uuid4()), str(uuid.uuid4())
     conn = await asyncpg.connect(stack.settings.database_url)
     try:
-        assert await INBOX.claim(conn, "test.consumer", old)
-        assert await INBOX.claim(conn, "test.consumer", recent)
-        assert not await INBOX.claim(conn, "test.consumer", recent)  # a second delivery is refused
+        assert await INBOX.claim_all(conn, "test.consumer", [old, recent, recent]) == {old, recent}
+        assert await INBOX.claim_all(conn, "test.consumer", [recent]) == set()  # a second delivery is refused
         await conn.execute(
             "UPDATE status.inbox SET processed_at = now() - interval '8 days' WHERE message_id = $1", old
         )

@@ -4,6 +4,7 @@ goes to the delayed retries and when they end, what a copy says of its publisher
 tests/integration/test_retries.py and test_reliability.py prove the same on the real broker."""
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ class Script:
     failures: list[BaseException] = field(default_factory=list)
     handled: list[uuid.UUID] = field(default_factory=list)
     invalid: list[InvalidData] = field(default_factory=list)
+    poison: set[uuid.UUID] = field(default_factory=set)  # contracts whose messages are refused
 
 
 POLICY: Subscriber[Script] = Subscriber("test.policy")
@@ -41,6 +43,8 @@ async def record_invalid(problem: InvalidData, ctx: ConsumeContext[Script]) -> N
 async def handle(message: events.OrderIdIssued, ctx: ConsumeContext[Script]) -> None:
     if ctx.deps.failures:
         raise ctx.deps.failures.pop(0)
+    if message.contract_id in ctx.deps.poison:
+        raise PoisonMessage(f"invalid_data: contract {message.contract_id} is refused")
     ctx.deps.handled.append(message.contract_id)
     ctx.publish(events.OrderIdCancelled(contract_id=message.contract_id, arcserve_order_id=message.arcserve_order_id))
 
@@ -49,9 +53,9 @@ def issued() -> events.OrderIdIssued:
     return events.OrderIdIssued(contract_id=uuid.uuid4(), arcserve_order_id="ARC-20260601-00001")
 
 
-def harness(*failures: BaseException, relays: tuple[str, ...] = ()) -> tuple[Harness[Script], Script]:
+def harness(*failures: BaseException, relays: tuple[str, ...] = (), batch: int = 1) -> tuple[Harness[Script], Script]:
     script = Script(list(failures))
-    return Harness(POLICY, script, service="policy", retry_delays_s=(1, 4), relays=relays), script
+    return Harness(POLICY, script, service="policy", retry_delays_s=(1, 4), relays=relays, batch=batch), script
 
 
 def conflict() -> asyncpg.SerializationError:
@@ -264,3 +268,19 @@ async def test_a_message_about_no_tenant_is_dead_lettered_before_any_filter():
                                                 "order_id.issued", event.id)) == "dead_lettered"
 
     assert consumer.dead_letters[0].reason.startswith("missing_tenant")  # not the owner check's refusal
+
+
+async def test_messages_that_arrive_together_commit_together_and_one_refused_is_refused_alone():
+    consumer, script = harness(batch=8)
+    messages = [issued() for _ in range(4)]
+    together = await asyncio.gather(*(consumer.send(m) for m in messages))
+    assert together == ["handled"] * 4 and consumer.work.committed == [4]  # one transaction for the four
+
+    refused = issued()
+    script.poison.add(refused.contract_id)
+    outcomes = await asyncio.gather(*(consumer.send(m) for m in (issued(), refused, issued())))
+
+    # The batch rolled back whole; each then ran alone, and only the refused one was refused.
+    assert outcomes == ["handled", "dead_lettered", "handled"] and consumer.work.committed == [4, 1, 1]
+    assert [m.reason for m in consumer.dead_letters] == [f"invalid_data: contract {refused.contract_id} is refused"]
+    assert len(consumer.published) == 6 and refused.contract_id not in {p.contract_id for p in consumer.published}

@@ -8,6 +8,7 @@ import dataclasses
 import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import cast
 from uuid import UUID
 
 import pytest
@@ -31,8 +32,9 @@ from shared.contracts.fulfilment import (
     RevocationRequested,
     RevokedLicense,
 )
+from shared.db.pool import Connection
 from shared.messaging.delivery import Delivery
-from shared.messaging.testing import T0, Harness
+from shared.messaging.testing import T0, Harness, NoDatabase
 from shared.sealing import Keyring
 from tests.support.recorded import Recorded
 
@@ -450,7 +452,8 @@ async def test_results_count_only_from_users_allowed_for_fulfilment():
 
     for publisher, passes in (("orders", True), ("billing", False), (None, False)):
         delivery: Delivery[None] = Delivery(CloudEvent(specversion="1.0", id="r-1", source="urn:x", type="arcserve.fulfilment.rejected",
-                                                       tenantid="acme", data={}), publisher, None, None)  # type: ignore[arg-type]
+                                                       tenantid="acme", data={}), publisher, None)
+        delivery.within(cast(Connection, NoDatabase()))
         if passes:
             await Fulfillers(may_fulfil)(delivery)
             assert delivery.key == "acme/r-1"  # duplicates are told apart by tenant too

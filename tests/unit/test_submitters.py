@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-import asyncpg
 import pytest
 
 from services.status.submitters import Submitters
 from shared.contracts.envelope import PoisonMessage, new_event
-from shared.db.pool import Queryable
+from shared.db.pool import Connection, Queryable
 from shared.messaging.delivery import Delivery
+from shared.messaging.testing import NoDatabase
 from shared.tenancy import Role
 
 ALLOWED = {("arcserve-intake", "acme"): Role.EDGE, ("arcserve-intake", "globex"): Role.EDGE,
@@ -24,7 +24,9 @@ async def trust(_db: Queryable, broker_user: str, tenant_id: str) -> Role | None
 
 def delivery(publisher: str | None, tenant: str) -> Delivery[Any]:
     event = new_event(type="arcserve.application.new", source="/test", data={}, tenant_id=tenant, id="m-1")
-    return Delivery(event, publisher, None, cast(asyncpg.Pool, None))
+    judged: Delivery[Any] = Delivery(event, publisher, None)
+    judged.within(cast(Connection, NoDatabase()))  # the trust lookup here is in memory
+    return judged
 
 
 @pytest.mark.parametrize("publisher, tenant, role", [
