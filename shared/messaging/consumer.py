@@ -268,22 +268,21 @@ class Consumer:
             raise
         step = Step(delivery, route.handler, parsed)
         try:
-            await self._batches.run(step)
+            done = await self._batches.run(step)
         except RunAlone:
-            await self._alone(step)
+            done = await self._alone(step)
+        if not done:
+            self._absorbed(delivery.event)
 
-    async def _alone(self, step: Step) -> None:
+    async def _alone(self, step: Step) -> bool:
         if self._stopping.is_set():
             raise _Stopping()
-        await self._unit_of_work([step])
+        [done] = await self._unit_of_work([step])
+        return done
 
     async def _unit_of_work(self, steps: list[Step]) -> list[bool]:
         """Run `steps` in one unit of work, waiting out outages and retrying lost races."""
-        done = await self._transient_safe(lambda: self.uow.run(steps, self._filters, now=self.clock()))
-        for step, handled in zip(steps, done, strict=True):
-            if not handled and step.handler is not None:
-                self._absorbed(step.delivery.event)
-        return done
+        return await self._transient_safe(lambda: self.uow.run(steps, self._filters, now=self.clock()))
 
     def _absorbed(self, event: CloudEvent) -> None:
         metrics.INBOX_DUPLICATES.labels(self.spec.name).inc()

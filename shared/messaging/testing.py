@@ -32,7 +32,7 @@ from shared.messaging.delivery import Filter
 from shared.messaging.outbox import Outgoing
 from shared.messaging.subscriber import Subscriber
 from shared.messaging.topology import Topology
-from shared.messaging.unit_of_work import Addressing, ConsumeContext, Step, after_commit
+from shared.messaging.unit_of_work import Addressing, ConsumeContext, Step
 
 D = TypeVar("D")
 OWNER = object()  # `send(publisher=OWNER)`: the broker user of the service that publishes the type
@@ -124,25 +124,26 @@ class MemoryUnitOfWork:
     async def run(self, steps: Sequence[Step], filters: Sequence[Filter], *, now: datetime) -> list[bool]:
         if self.fail_next:
             raise self.fail_next.pop(0)
-        handled, published = set(self.handled), list(self.published)
+        handled: set[str] = set()  # what this run handles: committed below if nothing raises
+        published: list[Outgoing] = []
         done: list[ConsumeContext[Any] | None] = []
-        for step in steps:  # any of them raising: nothing is committed
+        for step in steps:
             step.delivery.within(cast(Connection, NoDatabase()))
             for judge in filters:
                 await judge(step.delivery)
-            if step.handler is None or step.delivery.key in handled:
+            if step.handler is None or step.delivery.key in self.handled | handled:
                 done.append(None)
                 continue
-            ctx: ConsumeContext[Any] = ConsumeContext(cast(Connection, NoDatabase()), step.delivery, now)
-            await step.handler(step.message, ctx)
+            ctx = await step.handle(cast(Connection, NoDatabase()), now)
             handled.add(step.delivery.key)
             published += [self.addressing.outgoing(m, step.delivery.event, subject) for m, subject in ctx.published]
             done.append(ctx)
-        self.handled, self.published = handled, published
+        self.handled |= handled
+        self.published += published
         self.committed.append(len(steps))
-        for ran in done:
+        for step, ran in zip(steps, done, strict=True):
             if ran is not None:
-                after_commit(ran, self._consumer)
+                step.after_commit(ran, self._consumer)
         return [ran is not None for ran in done]
 
 

@@ -15,6 +15,8 @@ adapter, and shared/messaging/testing.py has an in-memory one for unit tests.
 """
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -48,6 +50,7 @@ class ConsumeContext(Generic[D]):
     now: datetime
     published: list[tuple[BaseModel, str | None]] = field(default_factory=list)
     committed: list[Callable[[], None]] = field(default_factory=list)
+    traceparent: str | None = None  # of the handler's work, once it has run
 
     @property
     def event(self) -> CloudEvent:
@@ -83,11 +86,28 @@ Handler = Callable[[Any, ConsumeContext[Any]], Awaitable[None]]  # (message, ctx
 @dataclass(frozen=True)
 class Step:
     """One message's part of a unit of work: judged by the filters, then `handler(message)`;
-    with no handler, only judged (a message that will be dead-lettered for its data)."""
+    with no handler, only judged (a message that will be dead-lettered for its data). Its
+    handler runs in the message's own context (its trace, its log fields), whichever
+    message's task runs the batch."""
 
     delivery: Delivery[Any]
     handler: Handler | None
     message: Any
+    context: contextvars.Context = field(default_factory=contextvars.copy_context)
+
+    async def handle(self, conn: Connection, now: datetime) -> ConsumeContext[Any]:
+        """Run the handler in the message's context."""
+        assert self.handler is not None
+        ctx: ConsumeContext[Any] = ConsumeContext(conn, self.delivery, now)
+        await asyncio.create_task(self._traced(self.handler, ctx), context=self.context)
+        return ctx
+
+    async def _traced(self, handler: Handler, ctx: ConsumeContext[Any]) -> None:
+        await handler(self.message, ctx)
+        ctx.traceparent = current_traceparent()  # what it published goes on in this trace
+
+    def after_commit(self, ctx: ConsumeContext[Any], consumer: str) -> None:
+        self.context.run(after_commit, ctx, consumer)
 
 
 class Work(Protocol):
@@ -158,21 +178,19 @@ class UnitOfWork:
             handled = [step for step in steps if step.handler is not None]
             claimed = await self.inbox.claim_all(conn, self.consumer, [step.delivery.key for step in handled])
             outgoing: list[Outgoing] = []
-            traceparent = current_traceparent()  # they are published inside this trace
             for step in steps:
                 if step.handler is None or step.delivery.key not in claimed:
                     done.append(None)
                     continue
                 claimed.discard(step.delivery.key)  # a second copy in the same batch is a duplicate
-                ctx: ConsumeContext[Any] = ConsumeContext(conn, step.delivery, now)
-                await step.handler(step.message, ctx)
-                outgoing += [self.addressing.outgoing(m, step.delivery.event, subject, traceparent)
+                ctx = await step.handle(conn, now)
+                outgoing += [self.addressing.outgoing(m, step.delivery.event, subject, ctx.traceparent)
                              for m, subject in ctx.published]
                 done.append(ctx)
             written = await self.outbox.enqueue(conn, outgoing)
         if written and self.deliver is not None:
             await self.deliver(written)
-        for ran in done:
+        for step, ran in zip(steps, done, strict=True):
             if ran is not None:
-                after_commit(ran, self.consumer)
+                step.after_commit(ran, self.consumer)
         return [ran is not None for ran in done]
