@@ -42,6 +42,13 @@ async def one_run(args: argparse.Namespace, index: int) -> dict[str, Any]:
     tenants = int(seconds * (sum(RATES[: args.rates]) + 3 * 800 + 2 * 2 * 600) / 2) + 1000
     async with servers() as infrastructure:
         async with e2e.bench(infrastructure, ROOT / ".run" / "bench", tenants) as b:
+            async def floor_of(into: dict[str, Any], name: str, plan: raw.Plan) -> None:
+                say(f"run {index + 1}: the {name.replace('_', '-')} floor")
+                async with raw.Floor(plan, infrastructure.amqp_url, b.system.database_url, b.system.prefix) as floor:
+                    into[name] = {str(c): await floor.run(c, seconds) for c in SATURATION}
+
+            if "floor" in phases:  # first: the latency phase offers a load relative to it
+                await floor_of(found, "least_work", raw.Plan.least_work())
             if "intake" in phases:
                 say(f"run {index + 1}: intake alone")
                 found["intake"] = await e2e.intake_rates(b, CONCURRENCIES, seconds)
@@ -52,19 +59,17 @@ async def one_run(args: argparse.Namespace, index: int) -> dict[str, Any]:
                     found["saturation"][str(concurrency)] = await e2e.saturation(b, concurrency, seconds)
             if "latency" in phases:
                 found["latency"] = []
-                for rate in RATES[: args.rates]:
+                rates = list(RATES[: args.rates])
+                if "least_work" in found:  # the 80/s against its 189/s floor, on this machine
+                    rates.append(round(report.RELATIVE_LOAD * found["least_work"]["64"]["drained_per_s"], 1))
+                for rate in rates:
                     say(f"run {index + 1}: latency at {rate:g}/s")
                     found["latency"].append(await e2e.latency_at(b, rate, seconds))
             if "direct" in phases:
                 say(f"run {index + 1}: direct publishing")
                 found["direct"] = await e2e.direct(b, 64, seconds)
-            plans = {"least_work": raw.Plan.least_work()} if "floor" in phases else {}
             if "same-counts" in phases and "saturation" in found:  # as the product did in this run
-                plans["same_counts"] = raw.Plan.of(found["saturation"]["64"]["per_application"])
-            for name, plan in plans.items():
-                say(f"run {index + 1}: the {name.replace('_', '-')} floor")
-                async with raw.Floor(plan, infrastructure.amqp_url, b.system.database_url, b.system.prefix) as floor:
-                    found[name] = {str(c): await floor.run(c, seconds) for c in SATURATION}
+                await floor_of(found, "same_counts", raw.Plan.of(found["saturation"]["64"]["per_application"]))
             resent = b.resent
         if "scale" in phases or "backlog" in phases:
             # On a deployment of its own: its smallest size is what the database really holds.

@@ -182,9 +182,12 @@ class Floor:
 
     async def run(self, concurrency: int, seconds: float, warmup_s: float = 2.0) -> dict[str, Any]:
         """Applications entered back to back by `concurrency` workers, each waiting for its
-        entry's confirm (as intake waits), for `seconds`: completed per second."""
+        entry's confirm (as intake waits), for `seconds`: completed per second inside the
+        window and until the last one ended (drained), and the machine's CPU per application."""
         from tests.bench.e2e import closed_loop, percentile
+        from tests.bench.resources import machine_busy_seconds
 
+        busy = machine_busy_seconds()
         channel = await self.connection.channel(publisher_confirms=True)
         first = names(self.prefix, 0)
 
@@ -202,11 +205,16 @@ class Floor:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and any(i not in self.ended for i, _ in sent):
             await asyncio.sleep(0.05)
+        busy = machine_busy_seconds() - busy
         window = [t for i, _ in sent if (t := self.ended.get(i)) and began + warmup_s <= t <= ended]
         latencies = [self.ended[i] - t for i, t in sent if i in self.ended]
+        completed = sum(i in self.ended for i, _ in sent)
+        finished = max((self.ended[i] for i, _ in sent if i in self.ended), default=ended)
         return {"plan": self.plan.figures,
-                "submitted": len(sent), "completed": sum(i in self.ended for i, _ in sent),
+                "submitted": len(sent), "completed": completed,
                 "completed_per_s": len(window) / (ended - began - warmup_s),
+                "drained_per_s": completed / (finished - began),
+                "cpu_ms_per_application": busy * 1000 / max(completed, 1),
                 "p50_ms": percentile(latencies, 50) * 1000, "p99_ms": percentile(latencies, 99) * 1000}
 
 

@@ -29,19 +29,23 @@ def test_the_least_work_floor_is_one_transaction_per_consumed_message() -> None:
 
 
 def test_targets_are_judged_from_the_figures_a_run_measured() -> None:
-    at = {"completed_per_s": 120.0, "per_application": {"transactions": 5.6, "published": 6.0, "consumed": 5.0},
+    at = {"completed_per_s": 120.0, "drained_per_s": 120.0, "per_application": {"transactions": 5.6, "published": 6.0, "consumed": 5.0},
           "cpu_ms_per_application": {"machine": 16.0, "intake": 1.0, "status": 1.0, "license_issuer": 1.0,
                                      "order_id": 1.0, "broker": 1.0, "database": 1.0}, "peak_rss_mb": {}}
-    m = {"saturation": {"8": {**at, "completed_per_s": 130.0}, "64": at},
-         "least_work": {c: {"completed_per_s": rate, "plan": raw.Plan.least_work().figures}
-                        for c, rate in (("8", 200.0), ("64", 160.0))},
-         "latency": [{"offered_per_s": 80.0, "achieved_per_s": 80.0, "p50_ms": 9.0, "p95_ms": 40.0, "p99_ms": 90.0}]}
+    m = {"saturation": {"8": {**at, "drained_per_s": 130.0}, "64": at},
+         "least_work": {c: {"completed_per_s": 0.0, "drained_per_s": rate, "cpu_ms_per_application": 10.0,
+                            "plan": raw.Plan.least_work().figures} for c, rate in (("8", 200.0), ("64", 160.0))},
+         "latency": [{"offered_per_s": 80.0, "achieved_per_s": 80.0, "p50_ms": 9.0, "p95_ms": 40.0, "p99_ms": 90.0},
+                     {"offered_per_s": 67.7, "achieved_per_s": 67.7, "p50_ms": 9.0, "p95_ms": 40.0, "p99_ms": 120.0}]}
     found = report.targets(m)
     assert found["end to end ÷ least-work floor, 8 at once"] == 0.65
     assert found["end to end ÷ least-work floor, 64 at once"] == 0.75
     assert report._met("end to end, 64 at once ÷ 8 at once", found["end to end, 64 at once ÷ 8 at once"]) == "**not met**"
     assert report._met("machine CPU per application, ms", 16.0) == "**not met**"
     assert report._met("transactions per application", 5.6) == "met"
+    assert found["machine CPU per application ÷ the floor's"] == 1.6  # more than 1.5× the floor's 10 ms
+    # The 80/s against its 189/s floor is 0.42× the floor: here 67.7/s, p99 120 ms.
+    assert found["p99 submit → completed at 0.42× the floor's rate, ms"] == 120.0
     assert "| p99 submit → completed at 80/s offered, ms ≤ 100 | 90.00 | met |" in report.table(
         {"median": m, "runs": 1})
 
