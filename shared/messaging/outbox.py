@@ -3,7 +3,9 @@ change that causes them. Each service has its own outbox table, `<schema>.outbox
 schema.
 
 Delivery has two paths. The unit of work hands what it wrote to `OutboxRelay.deliver` the
-moment it has committed: published with confirms, and its rows then deleted with every other
+moment it has committed: published with confirms in the background (the consumer acks its
+message once the rows are committed, and goes on to the next without waiting for the
+broker; at most `in_flight` publishes wait at once), and its rows then deleted with every other
 row confirmed meanwhile, one statement for them all every `delete_interval_s` (a round trip
 per message would be a transaction per message). What that could not publish (the broker
 away, the process killed in between) stays in the table, and the relay's poll publishes it
@@ -95,6 +97,7 @@ class OutboxRelay:
         poll_interval_s: float = 1.0,
         grace_s: float = 5.0,  # how old a row must be for the poll to take it from `deliver`
         delete_interval_s: float = 0.2,  # how often rows `deliver` published are deleted, together
+        in_flight: int = 1000,  # the most messages `deliver` publishes at once; past it, it waits
         service: str = "",  # its metrics label (default: the outbox's schema)
     ):
         self.pool = pool
@@ -105,16 +108,31 @@ class OutboxRelay:
         self.grace_s = grace_s
         self.delete_interval_s = delete_interval_s
         self._confirmed: set[int] = set()  # published by `deliver`, not yet deleted
+        self.in_flight = in_flight
+        self._delivering: dict[asyncio.Task[None], int] = {}  # publishing now: how many messages each
         self.service = service or outbox.schema
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
 
     async def deliver(self, written: list[Pending]) -> None:
-        """Publish rows whose transaction has just committed; `run` deletes them soon after,
+        """Publish rows whose transaction has just committed, in the background (waiting only
+        while `in_flight` messages are being published already); `run` deletes them soon after,
         with the rest confirmed meanwhile. Nothing here raises: what fails stays in the outbox
         for the poll."""
         if not written:
             return
+        while self._delivering and sum(self._delivering.values()) + len(written) > self.in_flight:
+            await asyncio.wait(list(self._delivering), return_when=asyncio.FIRST_COMPLETED)
+        task = asyncio.create_task(self._deliver_now(written), name=f"{self.service}-outbox-delivery")
+        self._delivering[task] = len(written)
+        task.add_done_callback(self._delivering.pop)
+
+    async def delivered(self) -> None:
+        """Return once what `deliver` was handed has been published (or left for the poll)."""
+        while self._delivering:
+            await asyncio.wait(list(self._delivering))
+
+    async def _deliver_now(self, written: list[Pending]) -> None:
         try:
             await asyncio.gather(*(self._publish(pending) for pending in written))
         except Exception as exc:
@@ -180,6 +198,8 @@ class OutboxRelay:
     async def publish_batch(self) -> int:
         """Claim, publish and delete one batch of rows past the grace period (all of them
         once stopping); return how many were published."""
+        if self._stopping.is_set():
+            await self.delivered()  # the rows in hand there are its to publish, not the poll's
         grace_s = 0.0 if self._stopping.is_set() else self.grace_s
         async with self.pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(
