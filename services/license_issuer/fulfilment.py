@@ -9,7 +9,8 @@ Where results come from is the deployment's choice (`ARCSERVE_FULFILMENT`):
 - `simulator`: `ARCSERVE_SIM_NEW_DELAY_S` after a new application's request,
   `ARCSERVE_SIM_CHANGE_DELAY_S` after an addition's or a VM-count increase's, a job of the
   service answers it with well-formed random keys when its stored time comes
-  (shared/due.py); the order-ID service's own simulator answers the order ID;
+  (shared/due.py), or the unit of work that asks when it is due as it is asked (a delay of
+  0); the order-ID service's own simulator answers the order ID;
 - `back-office` and `external`: the request is announced on `arcserve.fulfilment` as a task
   (`fulfilment.requested`), and its result comes back there, from the back-office console or
   another allowed system (`settle`): checked against the task, it completes it, the order ID
@@ -132,16 +133,26 @@ class Simulator:
     def wake(self) -> None:
         self.job.wake()
 
+    def due_at_once(self, request: Request, now: datetime) -> bool:
+        """Whether the request is due as it is made (a delay of 0): answered in the unit of
+        work that asks, with no pass of the job."""
+        return request.simulate_at is not None and request.simulate_at <= now
+
+    async def answer(self, keys: Keys, keyring: Keyring, request: Request, now: datetime,
+                     after_commit: Callable[[Callable[[], None]], None]) -> tuple[events.LicenseIssued, events.LicenseKeys]:
+        """Answer one request with well-formed random keys: what to announce."""
+        obtained = {lic.license_id: simulated_license_key() for lic in request.licenses}
+        announced_ = await fulfil(keys, keyring, request, obtained, now)
+        after_commit(functools.partial(_obtained, request, _fields(request)))
+        return announced_
+
     async def answer_due(self, keys: Keys, keyring: Keyring, now: datetime, work: Work) -> Pass:
         """Answer the requests due by `now` (one batch), each in the trace of its acceptance."""
         due = await keys.to_simulate(now, BATCH)
         for request in due:
-            fields = _fields(request)
-            with about(request.traceparent, **fields):
-                obtained = {lic.license_id: simulated_license_key() for lic in request.licenses}
-                for message in await fulfil(keys, keyring, request, obtained, now):
+            with about(request.traceparent, **_fields(request)):
+                for message in await self.answer(keys, keyring, request, now, work.after_commit):
                     work.publish(message, tenant_id=request.tenant_id, subject=str(request.contract_id))
-            work.after_commit(functools.partial(_obtained, request, fields))
         full = len(due) == BATCH
         return Pass(len(due), None if full else await keys.next_simulation(), full)
 

@@ -51,9 +51,10 @@ ISSUES = (events.NewAccepted, events.AdditionAccepted, events.VmCountIncreaseAcc
 
 @QUEUE.handler(*ISSUES)
 async def request(accepted: events.ApplicationAccepted, ctx: ConsumeContext[Deps]) -> None:
-    """Ask for the application's keys and be done: the result completes the request later.
-    An application asked for and answered before is announced again, with its stored keys;
-    one still awaited is asked for once."""
+    """Ask for the application's keys and be done: the result completes the request later (in
+    simulator mode with a delay of 0, at once, in this unit of work). An application asked for
+    and answered before is announced again, with its stored keys; one still awaited is asked
+    for once."""
     if not accepted.licenses:
         return
     keys = ctx.deps.keys(ctx.conn)
@@ -67,6 +68,9 @@ async def request(accepted: events.ApplicationAccepted, ctx: ConsumeContext[Deps
         ctx.after_commit(ctx.deps.overdue)  # due already (the service was away): said at once, not at the next look
     if state == "fulfilled":
         for message in announced(asked, await keys.stored([lic.license_id for lic in accepted.licenses])):
+            ctx.publish(message)
+    elif state == "open" and simulated and ctx.deps.simulator.due_at_once(asked, ctx.now):
+        for message in await ctx.deps.simulator.answer(keys, ctx.deps.keyring, asked, ctx.now, ctx.after_commit):
             ctx.publish(message)
     elif state == "open" and simulated:
         ctx.after_commit(ctx.deps.simulator.wake)

@@ -63,16 +63,25 @@ class Simulator:
     def wake(self) -> None:
         self.job.wake()
 
+    def due_at_once(self, request: Request, now: datetime) -> bool:
+        """Whether the request is due as it is made (a delay of 0): answered in the unit of
+        work that asks, with no pass of the job."""
+        return request.simulate_at is not None and request.simulate_at <= now
+
+    async def answer(self, orders: Orders, request: Request, now: datetime,
+                     after_commit: Callable[[Callable[[], None]], None]) -> events.OrderIdIssued:
+        """Answer one request with a well-formed random order ID: what to announce."""
+        issued = await fulfil(orders, request.contract_id, request.application_id, simulated_order_id(now), now)
+        after_commit(functools.partial(_obtained, request, _fields(request)))
+        return issued
+
     async def answer_due(self, orders: Orders, now: datetime, work: Work) -> Pass:
         """Answer the requests due by `now` (one batch), each in the trace of its acceptance."""
         due = await orders.to_simulate(now, BATCH)
         for request in due:
-            fields = _fields(request)
-            with about(request.traceparent, **fields):
-                work.publish(await fulfil(orders, request.contract_id, request.application_id,
-                                          simulated_order_id(now), now),
+            with about(request.traceparent, **_fields(request)):
+                work.publish(await self.answer(orders, request, now, work.after_commit),
                              tenant_id=request.tenant_id, subject=str(request.contract_id))
-            work.after_commit(functools.partial(_obtained, request, fields))
         full = len(due) == BATCH
         return Pass(len(due), None if full else await orders.next_simulation(), full)
 

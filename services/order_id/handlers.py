@@ -39,7 +39,8 @@ QUEUE: Subscriber[Deps] = Subscriber("arcserve.order-id")
 @QUEUE.handler(events.NewAccepted)
 async def request(accepted: events.NewAccepted, ctx: ConsumeContext[Deps]) -> None:
     """Ask the simulator for the new contract's order ID and be done: its answer completes the
-    request later (services/order_id/fulfilment.py). One obtained before is announced again;
+    request later (services/order_id/fulfilment.py), or at once, in this unit of work, when it
+    is due as it is asked (a delay of 0). One obtained before is announced again;
     one asked for and still awaited is asked for once. Outside simulator mode it comes with
     the application's fulfilment task (`obtained`)."""
     orders = ctx.deps.orders(ctx.conn)
@@ -51,10 +52,13 @@ async def request(accepted: events.NewAccepted, ctx: ConsumeContext[Deps]) -> No
         return
     if ctx.deps.source != "simulator":
         return
-    await orders.request(Request(accepted.contract_id, accepted.application_id, ctx.event.tenantid or "", ctx.now,
-                                 accepted.expected_completion_at, ctx.deps.simulator.answers_at(ctx.now),
-                                 current_traceparent()))
-    ctx.after_commit(ctx.deps.simulator.wake)
+    asked = Request(accepted.contract_id, accepted.application_id, ctx.event.tenantid or "", ctx.now,
+                    accepted.expected_completion_at, ctx.deps.simulator.answers_at(ctx.now), current_traceparent())
+    await orders.request(asked)
+    if ctx.deps.simulator.due_at_once(asked, ctx.now):
+        ctx.publish(await ctx.deps.simulator.answer(orders, asked, ctx.now, ctx.after_commit))
+    else:
+        ctx.after_commit(ctx.deps.simulator.wake)
 
 
 @QUEUE.handler(events.OrderIdObtained)

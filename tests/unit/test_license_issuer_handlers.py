@@ -140,9 +140,10 @@ NEW_DELAY, CHANGE_DELAY = timedelta(days=5), timedelta(minutes=30)
 RETRY = timedelta(minutes=15)
 
 
-def harness(source: FulfilmentSource = "simulator") -> tuple[Harness[Deps], MemoryRevocations, MemoryKeys]:
+def harness(source: FulfilmentSource = "simulator", *,
+            new_delay: timedelta = NEW_DELAY) -> tuple[Harness[Deps], MemoryRevocations, MemoryKeys]:
     revocations, keys = MemoryRevocations(), MemoryKeys()
-    simulator = Simulator(NEW_DELAY.total_seconds(), CHANGE_DELAY.total_seconds())
+    simulator = Simulator(new_delay.total_seconds(), CHANGE_DELAY.total_seconds())
     revoker = Revoker(source, RETRY.total_seconds(), CHANGE_DELAY.total_seconds(), keyring=KEYRING,
                       keys=lambda _db: keys, revocations=lambda _db: revocations)
     deps = Deps(KEYRING, simulator, source, keys=lambda _db: keys, revoker=revoker,
@@ -187,6 +188,18 @@ async def test_an_acceptance_asks_for_its_keys_and_is_done_with_the_message():
     [request] = keys.requests.values()
     assert (request.application_id, request.tenant_id, request.licenses) == (APPLICATION, "acme", tuple(lines))
     assert request.simulate_at == T0 + NEW_DELAY and keys.rows == {} and issuer.published == []
+
+
+async def test_with_no_delay_the_simulator_answers_in_the_unit_of_work_that_asks():
+    issuer, revocations, keys = harness(new_delay=timedelta(0))
+    lines = licenses(2)
+
+    assert await issuer.send(accepted(lines)) == "handled"
+
+    issued, sealed = issuer.published  # with the acceptance's message, no pass of the job
+    assert isinstance(issued, events.LicenseIssued) and isinstance(sealed, events.LicenseKeys)
+    assert set(opened(sealed)) == {lic.license_id for lic in lines} == set(keys.rows)
+    assert await simulate(issuer, keys, T0 + NEW_DELAY) == []  # nothing left for it
 
 
 async def test_the_result_stores_one_sealed_key_per_license_and_announces_them_once_due():

@@ -63,9 +63,10 @@ class MemoryOrders:
 DELAY = timedelta(minutes=30)
 
 
-def harness(now: datetime = T0, source: FulfilmentSource = "simulator") -> tuple[Harness[Deps], MemoryOrders]:
+def harness(now: datetime = T0, source: FulfilmentSource = "simulator", *,
+            delay: timedelta = DELAY) -> tuple[Harness[Deps], MemoryOrders]:
     orders = MemoryOrders()
-    deps = Deps(Simulator(DELAY.total_seconds()), source, orders=lambda _db: orders)
+    deps = Deps(Simulator(delay.total_seconds()), source, orders=lambda _db: orders)
     return Harness(QUEUE, deps, service="order-id", clock=lambda: now), orders
 
 
@@ -97,6 +98,19 @@ async def test_a_new_contract_asks_for_its_order_id_and_is_done_with_the_message
     [request] = orders.requests.values()
     assert (request.contract_id, request.application_id, request.tenant_id) == (CONTRACT, new.application_id, "acme")
     assert request.simulate_at == T0 + DELAY and orders.rows == {} and service.published == []
+
+
+async def test_with_no_delay_the_simulator_answers_in_the_unit_of_work_that_asks():
+    service, orders = harness(delay=timedelta(0))
+    new = accepted()
+
+    assert await service.send(new) == "handled"
+
+    [announced] = service.published  # with the acceptance's message, no pass of the job
+    [(application, value, _)] = orders.rows.values()
+    assert announced == events.OrderIdIssued(application_id=new.application_id, contract_id=CONTRACT,
+                                             arcserve_order_id=value) and application == new.application_id
+    assert await simulate(service, orders, T0 + DELAY) == []  # nothing left for it
 
 
 async def test_the_result_stores_and_announces_the_order_id_once_it_is_due():
