@@ -311,7 +311,7 @@ class ConsumerSettings(ServiceSettings):
     """What the shared runtime reads of a service that consumes (its consumers, their retries,
     their inbox)."""
 
-    prefetch: int = Field(8, ge=1, le=10_000, validation_alias="ARCSERVE_PREFETCH",
+    prefetch: int = Field(64, ge=1, le=10_000, validation_alias="ARCSERVE_PREFETCH",
                           description="messages in hand per consumer")
     batch: int = Field(32, ge=1, le=10_000, validation_alias="ARCSERVE_BATCH",
                        description="the most messages one transaction of a consumer carries: those that arrived "

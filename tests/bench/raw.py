@@ -32,8 +32,10 @@ from typing import Any
 import aio_pika
 import asyncpg
 
-PREFETCH = 8  # the product's default (ARCSERVE_PREFETCH)
-LEAST_WORK_PREFETCH = 64
+from shared.config import ConsumerSettings
+
+PREFETCH = ConsumerSettings.model_fields["prefetch"].default  # the product's (ARCSERVE_PREFETCH)
+LEAST_WORK_PREFETCH = 64  # as the issue set it
 POOL = 10  # the product's default (ARCSERVE_DB_POOL_SIZE)
 
 

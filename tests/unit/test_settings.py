@@ -79,7 +79,7 @@ def test_a_given_environment_is_read_instead_of_the_process_s(monkeypatch: pytes
 def test_a_model_built_in_code_reads_no_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ARCSERVE_PREFETCH", "99")
     monkeypatch.setenv("PORTAL_PORT", "1")
-    assert OrderIdSettings(amqp_url="amqp://order-id@rabbitmq/", database_url="postgresql://o@postgres/a").prefetch == 8
+    assert OrderIdSettings(amqp_url="amqp://order-id@rabbitmq/", database_url="postgresql://o@postgres/a").prefetch == 64
     assert PortalSettings().port == 8084
     assert PortalSettings.from_env().port == 1
 
