@@ -16,6 +16,10 @@ HANDLER_SECONDS = Histogram(
     "arcserve_handler_duration_seconds", "From delivery to settlement of a consumed message, by queue and outcome",
     ["queue", "outcome"], buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
+UNIT_OF_WORK_MESSAGES = Histogram(
+    "arcserve_unit_of_work_messages", "Messages one transaction of a consumer carried (group commit), by queue",
+    ["queue"], buckets=(1, 2, 4, 8, 16, 32, 64, 128),
+)
 INBOX_DUPLICATES = Counter(
     "arcserve_inbox_duplicates_total",
     "Messages a consumer had handled already (redelivered or published twice): absorbed, no second effect",

@@ -282,7 +282,9 @@ class Consumer:
 
     async def _unit_of_work(self, steps: list[Step]) -> list[bool]:
         """Run `steps` in one unit of work, waiting out outages and retrying lost races."""
-        return await self._transient_safe(lambda: self.uow.run(steps, self._filters, now=self.clock()))
+        done = await self._transient_safe(lambda: self.uow.run(steps, self._filters, now=self.clock()))
+        metrics.UNIT_OF_WORK_MESSAGES.labels(self.spec.name).observe(len(steps))
+        return done
 
     def _absorbed(self, event: CloudEvent) -> None:
         metrics.INBOX_DUPLICATES.labels(self.spec.name).inc()

@@ -6,8 +6,9 @@ Delivery has two paths. The unit of work hands what it wrote to `OutboxRelay.del
 moment it has committed: published with confirms in the background (the consumer acks its
 message once the rows are committed, and goes on to the next without waiting for the
 broker; at most `in_flight` publishes wait at once), and its rows then deleted with every other
-row confirmed meanwhile, one statement for them all every `delete_interval_s` (a round trip
-per message would be a transaction per message). What that could not publish (the broker
+row confirmed meanwhile: at once after a quiet spell, else one statement for them all every
+`delete_interval_s` (a delete per message would be a transaction per message). What that
+could not publish (the broker
 away, the process killed in between) stays in the table, and the relay's poll publishes it
 once it is older than a grace period, so the two paths never race for fresh rows; the poll
 skips rows this relay saw confirmed and has yet to delete. Several relays (one per replica)
@@ -108,6 +109,7 @@ class OutboxRelay:
         self.grace_s = grace_s
         self.delete_interval_s = delete_interval_s
         self._confirmed: set[int] = set()  # published by `deliver`, not yet deleted
+        self._to_delete = asyncio.Event()
         self.in_flight = in_flight
         self._delivering: dict[asyncio.Task[None], int] = {}  # publishing now: how many messages each
         self.service = service or outbox.schema
@@ -139,6 +141,7 @@ class OutboxRelay:
             log.warning("%d outbox messages left for the relay's poll (%r)", len(written), exc)
             return
         self._confirmed.update(pending.id for pending in written)
+        self._to_delete.set()
         self._published(len(written))
 
     async def run(self) -> None:
@@ -153,9 +156,14 @@ class OutboxRelay:
             await self.delete_confirmed()  # what is not deleted now the next relay's poll sends again
 
     async def _delete_published(self) -> None:
+        """Delete what `deliver` published at once when nothing was deleted lately, else with
+        whatever else was published in the meantime: at most one delete every
+        `delete_interval_s`, and none waits for an interval when messages come one at a time."""
         while True:
-            await asyncio.sleep(self.delete_interval_s)
+            await self._to_delete.wait()
+            self._to_delete.clear()
             await self.delete_confirmed()
+            await asyncio.sleep(self.delete_interval_s)
 
     async def delete_confirmed(self) -> None:
         """Delete, in one statement, the rows `deliver` published; they are tried again next

@@ -47,6 +47,7 @@ async def test_an_application_is_measured_from_submission_to_completion(stack: S
     for queue in ("arcserve.status.submissions", "arcserve.status.results", "arcserve.license-issuer",
                   "arcserve.order-id"):
         assert grew("arcserve_handler_duration_seconds_count", queue=queue, outcome="handled") >= 1, queue
+        assert grew("arcserve_unit_of_work_messages_count", queue=queue) >= 1, queue  # its transactions
     assert grew("arcserve_http_request_duration_seconds_count", service="intake", method="POST",
                 route="/v1/applications", status="202") == 1
     assert grew("arcserve_http_request_duration_seconds_count", service="status", method="GET",
