@@ -54,8 +54,8 @@ test: venv compose-tool browser contract-tools broker database
 unit: venv
 	$(BIN)/python -m pytest tests/unit -q
 
-## bench: the benchmark (tests/bench): throughput, latency, CPU and memory beside the floor, median of 3 runs;
-## its table on stdout, test-output/bench/result.json and latency.png (BENCH_ARGS=--quick for a short look)
+## bench: the benchmark (tests/bench): throughput, latency, CPU and memory beside its two floors (least work, same counts), median of 3 runs;
+## its table and the targets of issue 25 on stdout, test-output/bench/result.json and latency.png (BENCH_ARGS=--quick for a short look, --phases for some)
 bench: export AMQP_URL ?= $(LOCAL_AMQP_URL)
 bench: export DATABASE_URL ?= $(LOCAL_DATABASE_URL)
 bench: venv broker database
