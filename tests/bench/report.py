@@ -47,7 +47,7 @@ def chart(result: dict[str, Any], out: Path) -> Path:
     matplotlib.use("Agg")  # no screen here
     import matplotlib.pyplot as plt
 
-    points = result["median"]["latency"]
+    points = sorted(result["median"]["latency"], key=lambda point: point["offered_per_s"])
     offered = [p["offered_per_s"] for p in points]
     figure, axes = plt.subplots(figsize=(7, 4.2), dpi=110)
     for p, style in (("p50", "o-"), ("p95", "s--"), ("p99", "^-")):
