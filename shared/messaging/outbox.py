@@ -8,10 +8,9 @@ message once the rows are committed, and goes on to the next without waiting for
 broker; at most `in_flight` publishes wait at once), and its rows then deleted with every other
 row confirmed meanwhile: at once after a quiet spell, else one statement for them all every
 `delete_interval_s` (a delete per message would be a transaction per message). What that
-could not publish (the broker
-away, the process killed in between) stays in the table, and the relay's poll publishes it
-once it is older than a grace period, so the two paths never race for fresh rows; the poll
-skips rows this relay saw confirmed and has yet to delete. Several relays (one per replica)
+could not publish (the broker away, the process killed in between) stays in the table, and
+the relay's poll publishes it once it is older than a grace period, so the two paths never
+race for fresh rows; the poll skips rows this relay saw confirmed and has yet to delete. Several relays (one per replica)
 can poll at once: each claims a batch with `FOR UPDATE SKIP LOCKED`, publishes it, and
 deletes it in the same transaction. A crash between confirm and delete publishes a message
 again; consumers' inboxes absorb that.
@@ -175,6 +174,7 @@ class OutboxRelay:
             await self.pool.execute(f"DELETE FROM {self.outbox.table} WHERE id = ANY($1::bigint[])", ids)
         except Exception as exc:
             log.warning("%d published outbox rows not deleted yet (%r)", len(ids), exc)
+            self._to_delete.set()  # tried again after the interval, whether or not more come
             return
         self._confirmed.difference_update(ids)
 

@@ -10,11 +10,16 @@ from collections.abc import Callable
 from typing import Any
 
 import asyncpg
+import pytest
 
-from shared.contracts.envelope import new_event
+from shared.clock import utc_now
+from shared.contracts import catalogue, events
+from shared.contracts.envelope import PoisonMessage, new_event
 from shared.messaging.broker import Broker
+from shared.messaging.delivery import Delivery
 from shared.messaging.inbox import Inbox
 from shared.messaging.outbox import Outbox, OutboxRelay, Outgoing
+from shared.messaging.unit_of_work import Addressing, ConsumeContext, Step, UnitOfWork
 from tests.support.stack import EventTap, Stack, eventually
 
 OUTBOX = Outbox("status")
@@ -121,3 +126,40 @@ async def test_inbox_forgets_handled_messages_after_the_retention_period(stack: 
     finally:
         await conn.execute("DELETE FROM status.inbox WHERE consumer = 'test.consumer'")
         await conn.close()
+
+
+async def test_messages_in_one_unit_of_work_commit_together_a_copy_once_and_a_failure_nothing(
+        new_stack: Callable[..., Any]) -> None:
+    """Group commit on Postgres (shared/messaging/unit_of_work.py): one transaction claims the
+    inbox rows of every message in it and writes every outbox row, a second copy of a message
+    in the same batch is a duplicate, and a batch that fails leaves no row at all."""
+    stack: Stack = await new_stack()
+    pool = await asyncpg.create_pool(stack.settings.database_url, min_size=1, max_size=2)
+    work = UnitOfWork("test.batch", lambda: pool, INBOX, OUTBOX, Addressing("urn:test", stack.topology))
+
+    async def cancel(message: events.OrderIdIssued, ctx: ConsumeContext[None]) -> None:
+        if message.arcserve_order_id == "refused":
+            raise PoisonMessage("invalid_data: refused")
+        ctx.publish(events.OrderIdCancelled(contract_id=message.contract_id, arcserve_order_id=message.arcserve_order_id))
+
+    def step(order_id: str, event_id: str | None = None) -> Step:
+        message = events.OrderIdIssued(contract_id=uuid.uuid4(), arcserve_order_id=order_id)
+        _, event = catalogue.to_event(message, source="urn:test", tenant_id="acme", id=event_id)
+        return Step(Delivery(event, "someone", None), cancel, message)
+
+    async def rows() -> tuple[int, int]:
+        return (await pool.fetchval("SELECT count(*) FROM status.inbox WHERE consumer = 'test.batch'"),
+                await pool.fetchval("SELECT count(*) FROM status.outbox"))
+
+    try:
+        first = step("ARC-1", "m-1")
+        done = await work.run([first, step("ARC-2", "m-2"), Step(first.delivery, cancel, first.message)], [],
+                              now=utc_now())
+        assert done == [True, True, False] and await rows() == (2, 2)
+
+        with pytest.raises(PoisonMessage):
+            await work.run([step("ARC-3", "m-3"), step("refused", "m-4")], [], now=utc_now())
+        assert await rows() == (2, 2)  # neither of the two: the batch rolled back whole
+        assert await work.run([step("ARC-3", "m-3")], [], now=utc_now()) == [True]  # alone, it goes
+    finally:
+        await pool.close()
