@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import time
@@ -353,6 +354,15 @@ def run(build: Callable[[S], Service], boundary: Boundary, model: type[S]) -> No
     run_process(boundary.name, lambda: build(settings), settings)
 
 
+def _freeze_start_up_heap() -> None:
+    """What start-up made (modules, models, schemas, pools) lives as long as the process: out
+    of the collector's sight. Each full collection otherwise walks all of it, and stops the
+    event loop for 40–110 ms mid-load (measured on every service, issue 25), which every
+    message in hand waits out; frozen, a full collection takes under 1 ms."""
+    gc.collect()
+    gc.freeze()
+
+
 def run_process(name: str, make: Callable[[], Runnable], settings: ProcessSettings) -> None:
     """The process part: logs and traces, then `make()`'s start, until SIGTERM or SIGINT,
     then its stop (a drain), the traces flushed, and exit 0."""
@@ -369,6 +379,7 @@ def run_process(name: str, make: Callable[[], Runnable], settings: ProcessSettin
         await asyncio.wait({starting, stop_requested}, return_when=asyncio.FIRST_COMPLETED)
         if starting.done():
             starting.result()  # a start-up error ends the process with its traceback
+            _freeze_start_up_heap()
             await stop_requested
         else:
             starting.cancel()
