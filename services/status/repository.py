@@ -27,7 +27,6 @@ from services.status.domain.model import (
     collect_events,
 )
 from services.status.service import Detail
-from shared import tenancy
 from shared.db.pool import Connection
 
 
@@ -54,11 +53,14 @@ class PostgresRepository:
         self._applications: list[Application] = []
 
     # ---- the write side -----------------------------------------------------------------
-    async def tenant_exists(self, tenant_id: str) -> bool:
-        return await tenancy.is_known(self.conn, tenant_id)
-
-    async def serialize(self, tenant_id: str, application_id: UUID) -> None:
-        await self.conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", f"{tenant_id}/{application_id}")
+    async def hold(self, tenant_id: str, application_id: UUID) -> bool:
+        # The lock first: `decided` must be read after it, in a statement of its own (a
+        # snapshot taken before the lock was granted would miss the decision it waited for).
+        return bool(await self.conn.fetchval(
+            """SELECT EXISTS (SELECT 1 FROM tenancy.tenants WHERE tenant_id = $2)
+               FROM pg_advisory_xact_lock(hashtextextended($1, 0))""",
+            f"{tenant_id}/{application_id}", tenant_id,
+        ))
 
     async def decided(self, tenant_id: str, application_id: UUID) -> bool:
         return bool(await self.conn.fetchval(
@@ -96,12 +98,7 @@ class PostgresRepository:
     async def _track(self, row: asyncpg.Record) -> Contract:
         contract = self._contracts.get(row["contract_id"])
         if contract is None:
-            contract = await self._load(row, [
-                application_from_row(r) for r in await self.conn.fetch(
-                    "SELECT * FROM status.applications WHERE contract_id = $1 AND status = 'processing'",
-                    row["contract_id"],
-                )
-            ])
+            contract = await self._load(row)
             self._contracts[contract.contract_id] = contract
             self._seen[contract.contract_id] = _contract_state(contract)
             self._seen.update({lic.license_id: _license_state(lic) for lic in contract.licenses.values()})
@@ -181,11 +178,7 @@ class PostgresRepository:
             total = await self.conn.fetchval(
                 "SELECT count(*) FROM status.applications WHERE contract_id = $1 AND tenant_id = $2", contract_id, tenant_id
             )
-            still_open = [application_from_row(r) for r in await self.conn.fetch(
-                "SELECT * FROM status.applications WHERE contract_id = $1 AND tenant_id = $2 AND status = 'processing'",
-                contract_id, tenant_id,
-            )]  # what the rules allow now depends on them (R6)
-            return Detail(await self._load(row, still_open), newest[::-1], total)
+            return Detail(await self._load(row), newest[::-1], total)
 
     async def application(self, application_id: UUID, tenant_id: str) -> Application | None:
         row = await self.conn.fetchrow(
@@ -193,11 +186,18 @@ class PostgresRepository:
         )
         return application_from_row(row) if row else None
 
-    async def _load(self, row: asyncpg.Record, applications: list[Application]) -> Contract:
-        contract = contract_from_row(row, applications)
-        for r in await self.conn.fetch(
-            "SELECT * FROM status.licenses WHERE contract_id = $1 ORDER BY position", contract.contract_id
-        ):
+    async def _load(self, row: asyncpg.Record) -> Contract:
+        """The contract of `row` with its keys and its applications still open (what the rules
+        allow now depends on them, R6): one statement, run after the contract's row was
+        locked, so that it sees what the lock's previous holder committed."""
+        held = await self.conn.fetchrow(
+            """SELECT ARRAY(SELECT a FROM status.applications a WHERE a.contract_id = $1 AND a.status = 'processing') AS open,
+                      ARRAY(SELECT l FROM status.licenses l WHERE l.contract_id = $1 ORDER BY l.position) AS licenses""",
+            row["contract_id"],
+        )
+        assert held is not None  # a SELECT without FROM has its one row
+        contract = contract_from_row(row, [application_from_row(a) for a in held["open"]])
+        for r in held["licenses"]:
             contract.licenses[r["license_id"]] = License(
                 license_id=r["license_id"], application_id=r["application_id"], usage=Usage(r["usage"]),
                 license_type=LicenseType(r["license_type"]), vm_count=r["vm_count"], billable=r["billable"],

@@ -36,10 +36,9 @@ class Repository(Protocol):
     """What the service layer needs of storage. Contracts it returns are locked until the
     unit of work ends (one writer per contract); `save` writes what changed."""
 
-    async def tenant_exists(self, tenant_id: str) -> bool: ...
-
-    async def serialize(self, tenant_id: str, application_id: UUID) -> None:
-        """Until the unit of work ends, no other one decides this tenant's application id."""
+    async def hold(self, tenant_id: str, application_id: UUID) -> bool:
+        """Until the unit of work ends, no other one decides this tenant's application id;
+        False if the tenant is not known (both at once: the gate's first round trip)."""
 
     async def decided(self, tenant_id: str, application_id: UUID) -> bool:
         """Whether the tenant's application of this id was decided before (another tenant's
@@ -104,7 +103,7 @@ async def decide(submission: Submission, repo: Repository, calendar: BusinessCal
     what happened. The same application id decided before is not decided again. Who may
     submit for the tenant was judged before (services/status/submitters.py)."""
     role = submission.role
-    if not await repo.tenant_exists(submission.tenant_id):
+    if not await repo.hold(submission.tenant_id, submission.application_id):
         raise UnknownTenant(submission.tenant_id)
     # R12 counts from when the system received the application: the edge's own clock says
     # so; what another publisher claims does not count.
@@ -113,7 +112,6 @@ async def decide(submission: Submission, repo: Repository, calendar: BusinessCal
         submitted_by = Submitter("api_key", submission.api_key_id)
     else:
         submitted_by = Submitter("publisher", submission.publisher)
-    await repo.serialize(submission.tenant_id, submission.application_id)
     if await repo.decided(submission.tenant_id, submission.application_id):
         return []
     application = Application.received(

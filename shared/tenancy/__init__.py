@@ -93,10 +93,6 @@ async def revoke_api_key(conn: Connection, key_id: str) -> ApiKey | None:
     return ApiKey(row["key_id"], row["tenant_id"], row["created_at"], row["revoked_at"]) if row else None
 
 
-async def is_known(conn: Queryable, tenant_id: str) -> bool:
-    return bool(await conn.fetchval("SELECT true FROM tenancy.tenants WHERE tenant_id = $1", tenant_id))
-
-
 async def seed_api_keys(conn: Connection, keys: dict[str, str], pepper: bytes) -> None:
     """Register `{key: tenant}` (ARCSERVE_API_KEYS, for local runs and tests) idempotently.
     A key never moves to another tenant: that would hand one tenant's data to another."""

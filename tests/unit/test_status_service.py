@@ -62,11 +62,8 @@ class FakeRepository:
         self._touched: dict[UUID, Contract] = {}
         self._standalone: list[Application] = []
 
-    async def tenant_exists(self, tenant_id: str) -> bool:
+    async def hold(self, tenant_id: str, application_id: UUID) -> bool:
         return tenant_id in self.tenants
-
-    async def serialize(self, tenant_id: str, application_id: UUID) -> None:
-        return None
 
     async def decided(self, tenant_id: str, application_id: UUID) -> bool:
         return (tenant_id, application_id) in self.applications
