@@ -54,10 +54,10 @@ async def request(accepted: events.NewAccepted, ctx: ConsumeContext[Deps]) -> No
         return
     asked = Request(accepted.contract_id, accepted.application_id, ctx.event.tenantid or "", ctx.now,
                     accepted.expected_completion_at, ctx.deps.simulator.answers_at(ctx.now), current_traceparent())
-    await orders.request(asked)
     if ctx.deps.simulator.due_at_once(asked, ctx.now):
-        ctx.publish(await ctx.deps.simulator.answer(orders, asked, ctx.now, ctx.after_commit))
+        ctx.publish(await ctx.deps.simulator.answer_at_once(orders, asked, ctx.now, ctx.after_commit))
     else:
+        await orders.request(asked)
         ctx.after_commit(ctx.deps.simulator.wake)
 
 

@@ -34,8 +34,9 @@ class Orders(Protocol):
     async def cancel(self, contract_id: UUID, at: datetime) -> None:
         """Mark the contract's order ID cancelled (one cancelled before keeps its time)."""
 
-    async def request(self, request: Request) -> None:
-        """Record the request unless the contract has one."""
+    async def request(self, request: Request, answered_at: datetime | None = None) -> None:
+        """Record the request unless the contract has one; `answered_at`: it is answered in the
+        same unit of work, so it is recorded closed (and one recorded open before is closed)."""
 
     async def to_simulate(self, now: datetime, limit: int) -> list[Request]:
         """Open requests the simulator answers by `now`, oldest first, locked until the unit of
@@ -71,13 +72,15 @@ class PostgresOrders:
             "UPDATE order_id.orders SET cancelled_at = coalesce(cancelled_at, $2) WHERE contract_id = $1", contract_id, at,
         )
 
-    async def request(self, request: Request) -> None:
+    async def request(self, request: Request, answered_at: datetime | None = None) -> None:
         await self.db.execute(
             """INSERT INTO order_id.requests (contract_id, application_id, tenant_id, requested_at, due_at, simulate_at,
-                                                traceparent)
-               VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (contract_id) DO NOTHING""",
+                                                traceparent, fulfilled_at)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+               ON CONFLICT (contract_id) DO UPDATE SET fulfilled_at = EXCLUDED.fulfilled_at
+                   WHERE order_id.requests.fulfilled_at IS NULL AND EXCLUDED.fulfilled_at IS NOT NULL""",
             request.contract_id, request.application_id, request.tenant_id, request.requested_at, request.due_at,
-            request.simulate_at, request.traceparent,
+            request.simulate_at, request.traceparent, answered_at,
         )
 
     async def to_simulate(self, now: datetime, limit: int) -> list[Request]:

@@ -33,8 +33,10 @@ class MemoryOrders:
         self.requests: dict[UUID, Request] = {}
         self.fulfilled_at: dict[UUID, datetime] = {}
 
-    async def request(self, request: Request) -> None:
+    async def request(self, request: Request, answered_at: datetime | None = None) -> None:
         self.requests.setdefault(request.contract_id, request)
+        if answered_at is not None:
+            self.fulfilled_at.setdefault(request.contract_id, answered_at)
 
     async def to_simulate(self, now: datetime, limit: int) -> list[Request]:
         due = [r for r in self.requests.values()
@@ -111,6 +113,8 @@ async def test_with_no_delay_the_simulator_answers_in_the_unit_of_work_that_asks
     assert announced == events.OrderIdIssued(application_id=new.application_id, contract_id=CONTRACT,
                                              arcserve_order_id=value) and application == new.application_id
     assert await simulate(service, orders, T0 + DELAY) == []  # nothing left for it
+    [request] = orders.requests.values()  # recorded, and recorded answered
+    assert request.application_id == new.application_id and orders.fulfilled_at == {CONTRACT: T0}
 
 
 async def test_the_result_stores_and_announces_the_order_id_once_it_is_due():
