@@ -27,6 +27,7 @@ from services.status.domain.model import (
     collect_events,
 )
 from services.status.service import Detail
+from shared import tenancy
 from shared.db.pool import Connection
 
 
@@ -56,11 +57,7 @@ class PostgresRepository:
     async def hold(self, tenant_id: str, application_id: UUID) -> bool:
         # The lock first: `decided` must be read after it, in a statement of its own (a
         # snapshot taken before the lock was granted would miss the decision it waited for).
-        return bool(await self.conn.fetchval(
-            """SELECT EXISTS (SELECT 1 FROM tenancy.tenants WHERE tenant_id = $2)
-               FROM pg_advisory_xact_lock(hashtextextended($1, 0))""",
-            f"{tenant_id}/{application_id}", tenant_id,
-        ))
+        return await tenancy.is_known(self.conn, tenant_id, locking=f"{tenant_id}/{application_id}")
 
     async def decided(self, tenant_id: str, application_id: UUID) -> bool:
         return bool(await self.conn.fetchval(

@@ -93,6 +93,16 @@ async def revoke_api_key(conn: Connection, key_id: str) -> ApiKey | None:
     return ApiKey(row["key_id"], row["tenant_id"], row["created_at"], row["revoked_at"]) if row else None
 
 
+async def is_known(conn: Queryable, tenant_id: str, *, locking: str) -> bool:
+    """Whether the tenant is registered, once the transaction holds the advisory lock named
+    `locking`: both in one round trip (the status gate's first statement)."""
+    return bool(await conn.fetchval(
+        """SELECT EXISTS (SELECT 1 FROM tenancy.tenants WHERE tenant_id = $1)
+           FROM pg_advisory_xact_lock(hashtextextended($2, 0))""",
+        tenant_id, locking,
+    ))
+
+
 async def seed_api_keys(conn: Connection, keys: dict[str, str], pepper: bytes) -> None:
     """Register `{key: tenant}` (ARCSERVE_API_KEYS, for local runs and tests) idempotently.
     A key never moves to another tenant: that would hand one tenant's data to another."""
